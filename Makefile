@@ -1,0 +1,47 @@
+# ThermostatRTOS Platform. `make run` serves on SQLite; `make test` runs every test.
+SHELL := /bin/bash
+CONFIGURATION ?= release
+SWIFT_BUILD_FLAGS ?=
+RUN_PACKAGES := libsqlite3-dev pkg-config
+TEST_PACKAGES := $(RUN_PACKAGES) postgresql python3 libcmocka-dev libcurl4-openssl-dev
+BENCH_PACKAGES := $(TEST_PACKAGES) wrk
+PG_DIR := $(CURDIR)/.build/test-postgres
+
+.PHONY: run build build-release deps test test-swift test-firmware bench clean
+
+deps:
+	@scripts/install-deps.sh $(RUN_PACKAGES)
+
+build: deps
+	swift build -c $(CONFIGURATION) $(SWIFT_BUILD_FLAGS) --product thermostat
+
+run: build
+	mkdir -p var
+	swift run -c $(CONFIGURATION) --skip-build thermostat serve
+
+test: test-swift test-firmware
+
+test-swift:
+	@scripts/install-deps.sh $(TEST_PACKAGES)
+	swift build -c release --product thermostat
+	swift build --build-tests
+	@scripts/test-postgres.sh stop "$(PG_DIR)"; \
+	url=$$(scripts/test-postgres.sh start "$(PG_DIR)") || exit 1; \
+	trap 'scripts/test-postgres.sh stop "$(PG_DIR)"' EXIT; \
+	TEST_DATABASE_URL="$$url" THERMOSTAT_BIN="$(CURDIR)/.build/release/thermostat" \
+		swift test --skip-build
+
+test-firmware:
+	@scripts/install-deps.sh $(TEST_PACKAGES)
+	@if [ -f Firmware/Makefile ]; then $(MAKE) -C Firmware test; fi
+
+bench:
+	@scripts/install-deps.sh $(BENCH_PACKAGES)
+	swift build -c release --product thermostat
+	@scripts/test-postgres.sh stop "$(PG_DIR)-bench"; \
+	url=$$(scripts/test-postgres.sh start "$(PG_DIR)-bench") || exit 1; \
+	trap 'scripts/test-postgres.sh stop "$(PG_DIR)-bench"' EXIT; \
+	BENCH_DATABASE_URL="$$url" python3 scripts/bench.py --binary .build/release/thermostat
+
+clean:
+	rm -rf .build var

@@ -1,0 +1,54 @@
+/// The operating mode a thermostat reports.
+public enum ThermostatMode: String, Sendable, Codable, CaseIterable {
+    case off = "OFF"
+    case heat = "HEAT"
+    case cool = "COOL"
+    case auto = "AUTO"
+}
+
+/// What the thermostat's relay output is doing.
+public enum ThermostatOutput: String, Sendable, Codable, CaseIterable {
+    case off = "OFF"
+    case heatOn = "HEAT_ON"
+    case coolOn = "COOL_ON"
+}
+
+/// One telemetry reading as the firmware sends it (see DESIGN.md, "Telemetry sample").
+public struct TelemetrySample: Sendable, Equatable {
+    public var deviceSerial: String
+    public var timestamp: Timestamp
+    public var mode: ThermostatMode
+    public var tempInside: Double
+    /// Nil for thermostats without an outdoor sensor.
+    public var tempOutside: Double?
+    public var setpoint: Double
+    public var hysteresis: Double
+    public var output: ThermostatOutput
+
+    public init(
+        deviceSerial: String, timestamp: Timestamp, mode: ThermostatMode, tempInside: Double,
+        tempOutside: Double?, setpoint: Double, hysteresis: Double, output: ThermostatOutput
+    ) {
+        self.deviceSerial = deviceSerial
+        self.timestamp = timestamp
+        self.mode = mode
+        self.tempInside = tempInside
+        self.tempOutside = tempOutside
+        self.setpoint = setpoint
+        self.hysteresis = hysteresis
+        self.output = output
+    }
+}
+
+/// The plausibility rules a sample must meet before the platform stores it.
+public enum TelemetryRules {
+    public static let temperatureRange: ClosedRange<Double> = -60...100
+    public static let setpointRange: ClosedRange<Double> = 5...35
+    public static let hysteresisRange: ClosedRange<Double> = 0...10
+    /// How far ahead of the server clock a device clock may run.
+    public static let maximumFutureSkewSeconds: Double = 300
+    /// Samples older than this are refused as implausible (a device with an unset clock).
+    public static let earliestTimestamp = Timestamp(seconds: 946_684_800)
+    public static let maximumSamplesPerRequest = 1000
+    public static let maximumBodyBytes = 256 * 1024
+}

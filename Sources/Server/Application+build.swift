@@ -1,0 +1,122 @@
+import Foundation
+import Hummingbird
+import Logging
+import PlatformCore
+import ServiceLifecycle
+import Storage
+
+/// Builds the whole platform for a configuration: the one wiring used by `thermostat serve`
+/// and by the tests. Pending migrations run before the server accepts connections.
+public func buildApplication(
+    configuration: PlatformConfiguration,
+    store: (any PlatformStore)? = nil,
+    clock: any WallClock = SystemClock(),
+    logger: Logger? = nil
+) async throws -> some ApplicationProtocol {
+    let logger = {
+        var logger = logger ?? Logger(label: "thermostat")
+        logger.logLevel = configuration.logLevel
+        return logger
+    }()
+    let store = try store ?? StoreFactory.open(databaseURL: configuration.databaseURL, logger: logger)
+    let platform = try Platform(configuration: configuration, store: store, clock: clock, logger: logger)
+    var app = Application(
+        router: platform.router(),
+        configuration: ApplicationConfiguration(
+            address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        logger: logger)
+    app.addServices(store, platform.writer, platform.sessionSweeper)
+    app.beforeServerStarts {
+        let applied = try await store.migrate()
+        if !applied.isEmpty {
+            logger.info("applied migrations", metadata: ["versions": "\(applied)", "backend": "\(store.backendName)"])
+        }
+    }
+    return app
+}
+
+/// The parts of a running platform and how they connect.
+struct Platform {
+    let configuration: PlatformConfiguration
+    let store: any PlatformStore
+    let clock: any WallClock
+    let accounts: AccountService
+    let credentials: DeviceCredentialCache
+    let writer: GroupCommitWriter
+    let sessionSweeper: SessionSweeper
+
+    init(configuration: PlatformConfiguration, store: any PlatformStore, clock: any WallClock, logger: Logger) throws {
+        self.configuration = configuration
+        self.store = store
+        self.clock = clock
+        accounts = AccountService(
+            store: store, hasher: PasswordHasher(cost: configuration.bcryptCost),
+            passwordPolicy: PasswordPolicy(commonPasswords: try CommonPasswords.load()), clock: clock,
+            sessionIdleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds)
+        credentials = DeviceCredentialCache(store: store, clock: clock)
+        writer = GroupCommitWriter(
+            store: store, clock: clock, logger: logger,
+            maximumConcurrentCommits: store.backendName == "sqlite" ? 1 : 4)
+        sessionSweeper = SessionSweeper(
+            store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
+    }
+
+    func router() -> Router<AppRequestContext> {
+        let router = Router(context: AppRequestContext.self)
+        router.add(
+            middleware: RequestGuardMiddleware(
+                allowedOrigin: configuration.effectivePublicURL, isProduction: configuration.isProduction))
+        HealthController(store: store, startedAt: .now).addRoutes(to: router)
+
+        let telemetry = TelemetryController(
+            store: store, credentials: credentials, writer: writer,
+            deviceLimiter: RateLimiter(limit: configuration.telemetryRatePerMinute, periodSeconds: 60, clock: clock),
+            clock: clock)
+        telemetry.addIngestRoute(to: router.group("api/telemetry"))
+
+        let api = router.group("api").add(middleware: AuthenticationMiddleware(accounts: accounts))
+        AuthController(
+            accounts: accounts,
+            registerLimiter: RateLimiter(limit: configuration.registerRatePerHour, periodSeconds: 3600, clock: clock),
+            loginLimiter: RateLimiter(limit: configuration.loginRatePerMinute, periodSeconds: 60, clock: clock),
+            secureCookies: configuration.isProduction
+        ).addRoutes(to: api.group("auth"))
+        let authenticated = api.group(context: AuthenticatedContext.self)
+        DeviceController(store: store, credentials: credentials, clock: clock, configuration: configuration)
+            .addRoutes(to: authenticated.group("devices"))
+        telemetry.addQueryRoute(to: authenticated.group("telemetry"))
+        TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
+        return router
+    }
+}
+
+/// Deletes idle sessions every few minutes so the table does not grow without bound.
+struct SessionSweeper: Service {
+    let store: any PlatformStore
+    let clock: any WallClock
+    let idleTimeoutSeconds: Double
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(300))
+            guard !Task.isShuttingDownGracefully, !Task.isCancelled else { break }
+            do {
+                _ = try await store.deleteSessions(idleSince: clock.now().adding(seconds: -idleTimeoutSeconds))
+            } catch {
+                logger.warning("session sweep failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// The bundled list of the most common passwords, refused at registration.
+enum CommonPasswords {
+    static func load() throws -> Set<String> {
+        guard let url = Bundle.module.url(forResource: "common-passwords", withExtension: "txt") else {
+            throw ConfigurationError(variable: "common-passwords.txt", message: "is missing from the bundle")
+        }
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return Set(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) })
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import PlatformCore
+
+/// Every setting of the server, read once from the environment and overridden by command-line
+/// flags. The README documents each variable.
+public struct PlatformConfiguration: Sendable {
+    /// `development` relaxes nothing about security; it only marks a deployment as not ready for
+    /// production (see `thermostat check --deploy`). `production` adds HSTS and Secure cookies.
+    public enum Environment: String, Sendable {
+        case development
+        case production
+    }
+
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var databaseURL = "sqlite:./var/thermostat.sqlite"
+    public var environment = Environment.development
+    public var secretKey: String?
+    /// The URL devices and browsers use to reach the platform; goes into provisioning URIs and is
+    /// the accepted `Origin`. Defaults to `http://host:port`.
+    public var publicURL: String?
+    public var logLevel = Logger.Level.info
+    /// bcrypt work factor (4…31).
+    public var bcryptCost = 12
+    public var sessionIdleTimeoutSeconds: Double = 9000
+    public var telemetryRatePerMinute = 60
+    public var loginRatePerMinute = 5
+    public var registerRatePerHour = 3
+    /// How long a rotated-out device key keeps working.
+    public var keyRotationGraceSeconds: Double = 86_400
+    /// A device counts as online when it reported within this window.
+    public var onlineWindowSeconds: Double = 300
+    /// Set when a reverse proxy in front of the server sets X-Forwarded-For.
+    public var trustForwardedFor = false
+
+    public init() {}
+
+    /// Reads `THERMOSTAT_*` and `DATABASE_URL` from `environment`. Throws on malformed values.
+    public init(environment variables: [String: String]) throws {
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let text = variables[name] else { return nil }
+            guard let value = Int(text), range.contains(value) else {
+                throw ConfigurationError(variable: name, message: "must be an integer in \(range)")
+            }
+            return value
+        }
+        if let host = variables["THERMOSTAT_HOST"] { self.host = host }
+        if let port = try integer("THERMOSTAT_PORT", 0...65535) { self.port = port }
+        if let url = variables["DATABASE_URL"] { databaseURL = url }
+        if let name = variables["THERMOSTAT_ENV"] {
+            guard let value = Environment(rawValue: name) else {
+                throw ConfigurationError(variable: "THERMOSTAT_ENV", message: "must be development or production")
+            }
+            environment = value
+        }
+        secretKey = variables["THERMOSTAT_SECRET_KEY"]
+        publicURL = variables["THERMOSTAT_PUBLIC_URL"]
+        if let level = variables["THERMOSTAT_LOG_LEVEL"] {
+            guard let value = Logger.Level(rawValue: level) else {
+                throw ConfigurationError(variable: "THERMOSTAT_LOG_LEVEL", message: "must be trace, debug, info, notice, warning, error or critical")
+            }
+            logLevel = value
+        }
+        if let cost = try integer("THERMOSTAT_BCRYPT_COST", 4...31) { bcryptCost = cost }
+        if let seconds = try integer("THERMOSTAT_SESSION_IDLE_SECONDS", 60...2_592_000) {
+            sessionIdleTimeoutSeconds = Double(seconds)
+        }
+        if let rate = try integer("THERMOSTAT_TELEMETRY_RATE_PER_MINUTE", 1...10_000_000) { telemetryRatePerMinute = rate }
+        if let rate = try integer("THERMOSTAT_LOGIN_RATE_PER_MINUTE", 1...1_000_000) { loginRatePerMinute = rate }
+        if let rate = try integer("THERMOSTAT_REGISTER_RATE_PER_HOUR", 1...1_000_000) { registerRatePerHour = rate }
+        if let seconds = try integer("THERMOSTAT_KEY_GRACE_SECONDS", 0...31_536_000) {
+            keyRotationGraceSeconds = Double(seconds)
+        }
+        if let flag = variables["THERMOSTAT_TRUST_FORWARDED_FOR"] {
+            trustForwardedFor = ["1", "true", "yes"].contains(flag.lowercased())
+        }
+    }
+
+    /// The base URL put into provisioning URIs.
+    public var effectivePublicURL: String {
+        if let publicURL { return publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
+        return "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+
+    public var isProduction: Bool { environment == .production }
+}
+
+/// A configuration value that cannot be used.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var variable: String
+    public var message: String
+
+    public var description: String { "\(variable) \(message)" }
+}

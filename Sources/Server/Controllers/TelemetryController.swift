@@ -1,0 +1,108 @@
+import Foundation
+import Hummingbird
+import PlatformCore
+import Storage
+
+/// `POST /api/telemetry/ingest/` for devices and `GET /api/telemetry/query/` for people.
+struct TelemetryController {
+    let store: any PlatformStore
+    let credentials: DeviceCredentialCache
+    let writer: GroupCommitWriter
+    let deviceLimiter: RateLimiter
+    let clock: any WallClock
+
+    struct IngestJSON: Encodable {
+        var accepted: Int
+        var duplicates: Int
+    }
+
+    struct QueryJSON<Item: Encodable>: Encodable {
+        var device: String
+        var bucket: String?
+        var samples: [Item]
+        var next: String?
+    }
+
+    static let bucketWidths: [String: Int] = ["1m": 60, "5m": 300, "1h": 3600, "1d": 86_400]
+    static let defaultLimit = 1000
+    static let maximumLimit = 10_000
+
+    func addIngestRoute(to group: RouterGroup<AppRequestContext>) {
+        group.post("ingest/", use: ingest)
+    }
+
+    func addQueryRoute(to group: RouterGroup<AuthenticatedContext>) {
+        group.get("query/", use: query)
+    }
+
+    @Sendable func ingest(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let (serial, key) = try Self.deviceCredentials(request)
+        let credential = try await credentials.authenticate(serial: serial, key: key)
+        try deviceLimiter.acquire(serial)
+        let body = try await request.body.collect(upTo: TelemetryRules.maximumBodyBytes)
+        let payload = try IngestPayload.decode(body.readableBytesView, serial: serial, now: clock.now())
+        let records = payload.samples.map { TelemetryRecord(tenantID: credential.tenantID, sample: $0) }
+        let inserted = try await writer.submit(records)
+        let accepted = inserted.count { $0 }
+        return try jsonResponse(IngestJSON(accepted: accepted, duplicates: inserted.count - accepted))
+    }
+
+    /// Parses `Authorization: Device <serial>:<api_key>`.
+    static func deviceCredentials(_ request: Request) throws -> (String, String) {
+        guard let header = request.headers[.authorization], header.hasPrefix("Device ") else {
+            throw PlatformError(
+                .unauthenticated, code: "device_auth_required",
+                message: "Send Authorization: Device <serial>:<api_key>")
+        }
+        let value = header.dropFirst("Device ".count)
+        guard let colon = value.firstIndex(of: ":") else {
+            throw PlatformError(
+                .unauthenticated, code: "device_auth_required",
+                message: "Send Authorization: Device <serial>:<api_key>")
+        }
+        return (String(value[..<colon]), String(value[value.index(after: colon)...]))
+    }
+
+    @Sendable func query(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        guard let serial = parameters["device"].map(String.init), !serial.isEmpty else {
+            throw PlatformError.invalid("device", "is required", code: "missing_field")
+        }
+        let tenantID = context.identity.tenant.id
+        guard try await store.device(tenantID: tenantID, serial: serial) != nil else {
+            throw PlatformError.notFound("Device")
+        }
+        let now = clock.now()
+        let to = try parameters["to"].map { try Self.timestamp(String($0), field: "to") } ?? now.adding(seconds: 1)
+        let from = try parameters["from"].map { try Self.timestamp(String($0), field: "from") } ?? to.adding(seconds: -86_400)
+        guard from <= to else { throw PlatformError.invalid("from", "must not be after 'to'") }
+        let after = try parameters["after"].map { try Self.timestamp(String($0), field: "after") }
+        var limit = Self.defaultLimit
+        if let text = parameters["limit"] {
+            guard let value = Int(text), (1...Self.maximumLimit).contains(value) else {
+                throw PlatformError.invalid("limit", "must be an integer from 1 to \(Self.maximumLimit)")
+            }
+            limit = value
+        }
+        let range = TelemetryRange(tenantID: tenantID, serial: serial, from: from, to: to, after: after, limit: limit)
+        if let bucketName = parameters["bucket"].map(String.init) {
+            guard let width = Self.bucketWidths[bucketName] else {
+                throw PlatformError.invalid("bucket", "must be one of 1m, 5m, 1h, 1d", code: "invalid_enum")
+            }
+            let buckets = try await store.buckets(range, bucketSeconds: width)
+            let next = buckets.count == limit ? buckets.last?.start.iso8601 : nil
+            return try jsonResponse(
+                QueryJSON(device: serial, bucket: bucketName, samples: buckets.map(BucketJSON.init), next: next))
+        }
+        let samples = try await store.samples(range)
+        let next = samples.count == limit ? samples.last?.timestamp.iso8601 : nil
+        return try jsonResponse(QueryJSON(device: serial, bucket: nil, samples: samples.map(SampleJSON.init), next: next))
+    }
+
+    private static func timestamp(_ text: String, field: String) throws -> Timestamp {
+        guard let value = Timestamp(iso8601: text) else {
+            throw PlatformError.invalid(field, "must be an ISO 8601 date-time with a zone", code: "invalid_timestamp")
+        }
+        return value
+    }
+}

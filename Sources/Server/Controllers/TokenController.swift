@@ -1,0 +1,74 @@
+import Foundation
+import Hummingbird
+import PlatformCore
+import Storage
+
+/// `/api/tokens/`: user API tokens for scripts and the CLI (Bearer), listed and revocable.
+struct TokenController {
+    let accounts: AccountService
+    let store: any PlatformStore
+    let clock: any WallClock
+
+    struct CreateBody: StrictRequestBody {
+        static let fields: Set<String> = ["name"]
+        var name: String
+    }
+
+    struct TokenJSON: Encodable {
+        var id: String
+        var name: String
+        var createdAt: Timestamp
+        var lastUsedAt: Timestamp?
+        var revoked: Bool
+
+        init(_ token: APIToken) {
+            id = token.id.uuidString.lowercased()
+            name = token.name
+            createdAt = token.createdAt
+            lastUsedAt = token.lastUsedAt
+            revoked = token.revokedAt != nil
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, name, revoked
+            case createdAt = "created_at"
+            case lastUsedAt = "last_used_at"
+        }
+    }
+
+    struct CreatedJSON: Encodable {
+        var token: TokenJSON
+        var secret: String
+    }
+
+    struct ListJSON: Encodable {
+        var tokens: [TokenJSON]
+    }
+
+    func addRoutes(to group: RouterGroup<AuthenticatedContext>) {
+        group.get("", use: list)
+        group.post("", use: create)
+        group.delete(":id/", use: revoke)
+    }
+
+    @Sendable func list(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let tokens = try await store.apiTokens(tenantID: context.identity.tenant.id, userID: context.identity.user.id)
+        return try jsonResponse(ListJSON(tokens: tokens.map(TokenJSON.init)))
+    }
+
+    @Sendable func create(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let body = try await request.decodeStrict(CreateBody.self, context: context)
+        let (token, secret) = try await accounts.createAPIToken(for: context.identity, name: body.name)
+        return try jsonResponse(CreatedJSON(token: TokenJSON(token), secret: secret), status: .created)
+    }
+
+    @Sendable func revoke(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
+            try await store.revokeAPIToken(
+                tenantID: context.identity.tenant.id, userID: context.identity.user.id, id: id, at: clock.now())
+        else {
+            throw PlatformError.notFound("Token")
+        }
+        return Response(status: .noContent)
+    }
+}

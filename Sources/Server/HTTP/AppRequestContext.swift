@@ -1,0 +1,57 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import PlatformCore
+
+/// Who is making a request to the user API: a person in one of their tenants.
+public struct Identity: Sendable {
+    /// How the caller proved who they are.
+    public enum Credential: Sendable, Equatable {
+        case session(tokenHash: String)
+        case apiToken(id: UUID)
+    }
+
+    public var user: User
+    public var tenant: Tenant
+    public var role: Role
+    public var credential: Credential
+
+    /// Throws unless the role may change data.
+    func requireWrite() throws(PlatformError) {
+        guard role.canWrite else { throw PlatformError.readOnlyRole }
+    }
+}
+
+/// The request context of every route: the client's address (for rate limits) and, once the
+/// authentication middleware has run, the caller's identity.
+public struct AppRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: String?
+    public var identity: Identity?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress?.ipAddress
+        identity = nil
+    }
+
+    /// Telemetry batches are capped at 256 KiB; nothing else the API accepts comes close.
+    public var maxUploadSize: Int { TelemetryRules.maximumBodyBytes }
+}
+
+/// A context that can only exist for an authenticated caller, so a handler that takes one
+/// cannot forget the check.
+public struct AuthenticatedContext: ChildRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let identity: Identity
+    public let remoteAddress: String?
+
+    public init(context: AppRequestContext) throws {
+        guard let identity = context.identity else { throw PlatformError.unauthenticated }
+        coreContext = context.coreContext
+        self.identity = identity
+        remoteAddress = context.remoteAddress
+    }
+
+    public var maxUploadSize: Int { 64 * 1024 }
+}

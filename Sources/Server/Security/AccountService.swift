@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+import PlatformCore
+import Storage
+
+/// Registration, login, sessions and user API tokens: the rules of who may act as whom.
+struct AccountService: Sendable {
+    let store: any PlatformStore
+    let hasher: PasswordHasher
+    let passwordPolicy: PasswordPolicy
+    let clock: any WallClock
+    let sessionIdleTimeoutSeconds: Double
+    /// Sessions record activity at most this often, so reads do not each cost a write.
+    static let touchIntervalSeconds: Double = 60
+
+    /// Creates a user who owns a new tenant, and a session for them.
+    func register(email rawEmail: String, password: String, tenantName: String?) async throws
+        -> (Membership, User, sessionToken: String)
+    {
+        let email = try IdentifierRules.normalizedEmail(rawEmail)
+        try passwordPolicy.validate(password, email: email)
+        let name = tenantName?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        let displayName = name.isEmpty ? String(email.split(separator: "@")[0]) : name
+        try IdentifierRules.validateName(displayName, field: "tenant_name")
+        let now = clock.now()
+        let user = User(
+            id: UUID(), email: email, passwordHash: try await hasher.hash(password), isPlatformAdmin: false,
+            createdAt: now)
+        let tenant = Tenant(
+            id: UUID(), slug: IdentifierRules.slug(from: displayName), name: displayName, tier: "free", createdAt: now)
+        let membership = try await store.createAccount(user: user, tenant: tenant)
+        let token = try await startSession(userID: user.id, tenantID: membership.tenant.id)
+        return (membership, user, token)
+    }
+
+    /// Checks credentials with the same work for known and unknown emails; one generic error.
+    func login(email rawEmail: String, password: String) async throws -> (Membership, User, sessionToken: String) {
+        let email = (try? IdentifierRules.normalizedEmail(rawEmail)) ?? ""
+        let user = email.isEmpty ? nil : try await store.user(email: email)
+        guard try await hasher.verify(password, hash: user?.passwordHash), let user else {
+            throw PlatformError.invalidCredentials
+        }
+        guard let membership = try await store.memberships(userID: user.id).first else {
+            throw PlatformError.invalidCredentials
+        }
+        let token = try await startSession(userID: user.id, tenantID: membership.tenant.id)
+        return (membership, user, token)
+    }
+
+    private func startSession(userID: UUID, tenantID: UUID) async throws -> String {
+        let token = Secrets.generate(prefix: Secrets.sessionPrefix)
+        let now = clock.now()
+        try await store.createSession(
+            Session(tokenHash: Secrets.hash(token), userID: userID, tenantID: tenantID, createdAt: now, lastSeenAt: now))
+        return token
+    }
+
+    func endSession(token: String) async throws {
+        try await store.deleteSession(tokenHash: Secrets.hash(token))
+    }
+
+    /// The identity behind a session cookie, or nil when it is unknown or idle too long
+    /// (an expired session is deleted).
+    func identity(sessionToken token: String) async throws -> Identity? {
+        let hash = Secrets.hash(token)
+        guard let session = try await store.session(tokenHash: hash) else { return nil }
+        let now = clock.now()
+        let idle = now.secondsSinceEpoch - session.lastSeenAt.secondsSinceEpoch
+        if idle > sessionIdleTimeoutSeconds {
+            try await store.deleteSession(tokenHash: hash)
+            return nil
+        }
+        guard let identity = try await identity(userID: session.userID, tenantID: session.tenantID, .session(tokenHash: hash))
+        else { return nil }
+        if idle > Self.touchIntervalSeconds {
+            try await store.touchSession(tokenHash: hash, at: now)
+        }
+        return identity
+    }
+
+    /// The identity behind a user API token, or nil when it is unknown or revoked.
+    func identity(apiToken token: String) async throws -> Identity? {
+        guard let stored = try await store.apiToken(tokenHash: Secrets.hash(token)), stored.revokedAt == nil else {
+            return nil
+        }
+        let now = clock.now()
+        if stored.lastUsedAt.map({ now.secondsSinceEpoch - $0.secondsSinceEpoch > Self.touchIntervalSeconds }) ?? true {
+            try await store.touchAPIToken(id: stored.id, at: now)
+        }
+        return try await identity(userID: stored.userID, tenantID: stored.tenantID, .apiToken(id: stored.id))
+    }
+
+    private func identity(userID: UUID, tenantID: UUID, _ credential: Identity.Credential) async throws -> Identity? {
+        guard let user = try await store.user(id: userID),
+            let membership = try await store.membership(userID: userID, tenantID: tenantID)
+        else { return nil }
+        return Identity(user: user, tenant: membership.tenant, role: membership.role, credential: credential)
+    }
+
+    /// Creates a user API token; returns it with its secret, shown this once.
+    func createAPIToken(for identity: Identity, name: String) async throws -> (APIToken, secret: String) {
+        try IdentifierRules.validateName(name, field: "name")
+        let secret = Secrets.generate(prefix: Secrets.apiTokenPrefix)
+        let token = APIToken(
+            id: UUID(), tenantID: identity.tenant.id, userID: identity.user.id, name: name,
+            tokenHash: Secrets.hash(secret), createdAt: clock.now())
+        try await store.createAPIToken(token)
+        return (token, secret)
+    }
+
+    /// Creates a platform operator with a tenant of their own.
+    func createPlatformAdmin(email rawEmail: String, password: String) async throws -> User {
+        let email = try IdentifierRules.normalizedEmail(rawEmail)
+        try passwordPolicy.validate(password, email: email)
+        let now = clock.now()
+        let user = User(
+            id: UUID(), email: email, passwordHash: try await hasher.hash(password), isPlatformAdmin: true,
+            createdAt: now)
+        let tenant = Tenant(id: UUID(), slug: "operators", name: "Operators", tier: "pro", createdAt: now)
+        _ = try await store.createAccount(user: user, tenant: tenant)
+        return user
+    }
+}

@@ -1,0 +1,116 @@
+/// The PostgreSQL schema, version by version. Telemetry is partitioned by month on `ts`
+/// (native declarative partitioning) so retention can drop whole partitions; a DEFAULT
+/// partition catches back-filled samples older than the first monthly partition.
+enum PostgresMigrations {
+    static let all: [Migration] = [
+        Migration(
+            version: 1, name: "accounts, devices, telemetry",
+            statements: [
+                """
+                CREATE TABLE tenants (
+                    id uuid PRIMARY KEY,
+                    slug text NOT NULL UNIQUE,
+                    name text NOT NULL,
+                    tier text NOT NULL,
+                    created_at timestamptz NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE users (
+                    id uuid PRIMARY KEY,
+                    email text NOT NULL UNIQUE,
+                    password_hash text NOT NULL,
+                    is_platform_admin boolean NOT NULL DEFAULT false,
+                    created_at timestamptz NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE memberships (
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    role text NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    PRIMARY KEY (tenant_id, user_id)
+                )
+                """,
+                "CREATE INDEX memberships_by_user ON memberships (user_id, created_at)",
+                """
+                CREATE TABLE sessions (
+                    token_hash text PRIMARY KEY,
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at timestamptz NOT NULL,
+                    last_seen_at timestamptz NOT NULL
+                )
+                """,
+                "CREATE INDEX sessions_by_last_seen ON sessions (last_seen_at)",
+                """
+                CREATE TABLE api_tokens (
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id uuid NOT NULL,
+                    user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    name text NOT NULL,
+                    token_hash text NOT NULL UNIQUE,
+                    created_at timestamptz NOT NULL,
+                    last_used_at timestamptz,
+                    revoked_at timestamptz,
+                    PRIMARY KEY (tenant_id, id)
+                )
+                """,
+                """
+                CREATE TABLE devices (
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    serial text NOT NULL UNIQUE,
+                    name text NOT NULL,
+                    location text,
+                    created_at timestamptz NOT NULL,
+                    last_seen timestamptz,
+                    revoked_at timestamptz,
+                    key_hash text NOT NULL,
+                    previous_key_hash text,
+                    previous_key_expires_at timestamptz,
+                    PRIMARY KEY (tenant_id, serial)
+                )
+                """,
+                """
+                CREATE TABLE telemetry (
+                    tenant_id uuid NOT NULL,
+                    device_serial text NOT NULL,
+                    ts timestamptz NOT NULL,
+                    mode text NOT NULL,
+                    temp_inside double precision NOT NULL,
+                    temp_outside double precision,
+                    setpoint double precision NOT NULL,
+                    hysteresis double precision NOT NULL,
+                    output text NOT NULL,
+                    PRIMARY KEY (tenant_id, device_serial, ts)
+                ) PARTITION BY RANGE (ts)
+                """,
+                "CREATE TABLE telemetry_default PARTITION OF telemetry DEFAULT",
+                """
+                CREATE FUNCTION ensure_telemetry_partitions(months_ahead integer) RETURNS integer
+                LANGUAGE plpgsql AS $$
+                DECLARE
+                    month_start date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+                    created integer := 0;
+                    partition_name text;
+                BEGIN
+                    FOR i IN 0..months_ahead LOOP
+                        partition_name := 'telemetry_' || to_char(month_start, 'YYYY_MM');
+                        IF to_regclass(partition_name) IS NULL THEN
+                            EXECUTE format(
+                                'CREATE TABLE %I PARTITION OF telemetry FOR VALUES FROM (%L) TO (%L)',
+                                partition_name,
+                                (month_start::timestamp AT TIME ZONE 'UTC'),
+                                ((month_start + interval '1 month')::timestamp AT TIME ZONE 'UTC'));
+                            created := created + 1;
+                        END IF;
+                        month_start := (month_start + interval '1 month')::date;
+                    END LOOP;
+                    RETURN created;
+                END
+                $$
+                """,
+            ]),
+    ]
+}

@@ -1,0 +1,183 @@
+import Foundation
+import PlatformCore
+import PostgresNIO
+
+extension PostgresStore: AccountStore {
+    public func createAccount(user: User, tenant: Tenant) async throws -> Membership {
+        try await transaction { connection in
+            let existing = try await connection.query(
+                "SELECT 1 FROM users WHERE email = \(user.email) FOR UPDATE", logger: logger)
+            for try await _ in existing {
+                throw PlatformError.conflict("An account with this email already exists", field: "email")
+            }
+            var tenant = tenant
+            var candidate = tenant.slug
+            var suffix = 2
+            while try await connection.query("SELECT 1 FROM tenants WHERE slug = \(candidate)", logger: logger)
+                .decode(Int.self).first(where: { _ in true }) != nil
+            {
+                candidate = "\(tenant.slug)-\(suffix)"
+                suffix += 1
+            }
+            tenant.slug = candidate
+            try await connection.query(
+                """
+                INSERT INTO tenants (id, slug, name, tier, created_at)
+                VALUES (\(tenant.id), \(tenant.slug), \(tenant.name), \(tenant.tier), \(tenant.createdAt))
+                """, logger: logger)
+            do {
+                try await connection.query(
+                    """
+                    INSERT INTO users (id, email, password_hash, is_platform_admin, created_at)
+                    VALUES (\(user.id), \(user.email), \(user.passwordHash), \(user.isPlatformAdmin), \(user.createdAt))
+                    """, logger: logger)
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                throw PlatformError.conflict("An account with this email already exists", field: "email")
+            }
+            try await connection.query(
+                """
+                INSERT INTO memberships (tenant_id, user_id, role, created_at)
+                VALUES (\(tenant.id), \(user.id), \(Role.owner.rawValue), \(user.createdAt))
+                """, logger: logger)
+            return Membership(tenant: tenant, userID: user.id, role: .owner)
+        }
+    }
+
+    private static func user(_ row: (UUID, String, String, Bool, Timestamp)) -> User {
+        User(id: row.0, email: row.1, passwordHash: row.2, isPlatformAdmin: row.3, createdAt: row.4)
+    }
+
+    public func user(email: String) async throws -> User? {
+        try await rows(
+            "SELECT id, email, password_hash, is_platform_admin, created_at FROM users WHERE email = \(email)",
+            as: (UUID, String, String, Bool, Timestamp).self
+        ).first.map(Self.user)
+    }
+
+    public func user(id: UUID) async throws -> User? {
+        try await rows(
+            "SELECT id, email, password_hash, is_platform_admin, created_at FROM users WHERE id = \(id)",
+            as: (UUID, String, String, Bool, Timestamp).self
+        ).first.map(Self.user)
+    }
+
+    public func setPlatformAdmin(userID: UUID, _ isAdmin: Bool) async throws {
+        try await client.query("UPDATE users SET is_platform_admin = \(isAdmin) WHERE id = \(userID)", logger: logger)
+    }
+
+    private typealias MembershipRow = (UUID, String, String, String, Timestamp, UUID, String)
+
+    private static func membership(_ row: MembershipRow) -> Membership {
+        Membership(
+            tenant: Tenant(id: row.0, slug: row.1, name: row.2, tier: row.3, createdAt: row.4),
+            userID: row.5, role: Role(rawValue: row.6) ?? .viewer)
+    }
+
+    public func memberships(userID: UUID) async throws -> [Membership] {
+        try await rows(
+            """
+            SELECT t.id, t.slug, t.name, t.tier, t.created_at, m.user_id, m.role
+            FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+            WHERE m.user_id = \(userID) ORDER BY m.created_at
+            """, as: MembershipRow.self
+        ).map(Self.membership)
+    }
+
+    public func membership(userID: UUID, tenantID: UUID) async throws -> Membership? {
+        try await rows(
+            """
+            SELECT t.id, t.slug, t.name, t.tier, t.created_at, m.user_id, m.role
+            FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+            WHERE m.user_id = \(userID) AND m.tenant_id = \(tenantID)
+            """, as: MembershipRow.self
+        ).first.map(Self.membership)
+    }
+
+    public func tenant(slug: String) async throws -> Tenant? {
+        try await rows(
+            "SELECT id, slug, name, tier, created_at FROM tenants WHERE slug = \(slug)",
+            as: (UUID, String, String, String, Timestamp).self
+        ).first.map { Tenant(id: $0.0, slug: $0.1, name: $0.2, tier: $0.3, createdAt: $0.4) }
+    }
+
+    public func setTier(tenantID: UUID, tier: String) async throws {
+        try await client.query("UPDATE tenants SET tier = \(tier) WHERE id = \(tenantID)", logger: logger)
+    }
+
+    public func createSession(_ session: Session) async throws {
+        try await client.query(
+            """
+            INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, last_seen_at)
+            VALUES (\(session.tokenHash), \(session.tenantID), \(session.userID), \(session.createdAt),
+                \(session.lastSeenAt))
+            """, logger: logger)
+    }
+
+    public func session(tokenHash: String) async throws -> Session? {
+        try await rows(
+            """
+            SELECT token_hash, user_id, tenant_id, created_at, last_seen_at FROM sessions
+            WHERE token_hash = \(tokenHash)
+            """, as: (String, UUID, UUID, Timestamp, Timestamp).self
+        ).first.map { Session(tokenHash: $0.0, userID: $0.1, tenantID: $0.2, createdAt: $0.3, lastSeenAt: $0.4) }
+    }
+
+    public func touchSession(tokenHash: String, at time: Timestamp) async throws {
+        try await client.query(
+            "UPDATE sessions SET last_seen_at = \(time) WHERE token_hash = \(tokenHash)", logger: logger)
+    }
+
+    public func deleteSession(tokenHash: String) async throws {
+        try await client.query("DELETE FROM sessions WHERE token_hash = \(tokenHash)", logger: logger)
+    }
+
+    public func deleteSessions(idleSince cutoff: Timestamp) async throws -> Int {
+        try await changedRows("DELETE FROM sessions WHERE last_seen_at < \(cutoff) RETURNING 1")
+    }
+
+    public func createAPIToken(_ token: APIToken) async throws {
+        try await client.query(
+            """
+            INSERT INTO api_tokens (tenant_id, id, user_id, name, token_hash, created_at)
+            VALUES (\(token.tenantID), \(token.id), \(token.userID), \(token.name), \(token.tokenHash),
+                \(token.createdAt))
+            """, logger: logger)
+    }
+
+    private typealias TokenRow = (UUID, UUID, UUID, String, String, Timestamp, Timestamp?, Timestamp?)
+
+    private static let tokenColumns = "id, tenant_id, user_id, name, token_hash, created_at, last_used_at, revoked_at"
+
+    private static func apiToken(_ row: TokenRow) -> APIToken {
+        APIToken(
+            id: row.0, tenantID: row.1, userID: row.2, name: row.3, tokenHash: row.4, createdAt: row.5,
+            lastUsedAt: row.6, revokedAt: row.7)
+    }
+
+    public func apiToken(tokenHash: String) async throws -> APIToken? {
+        try await rows(
+            "SELECT \(unescaped: Self.tokenColumns) FROM api_tokens WHERE token_hash = \(tokenHash)", as: TokenRow.self
+        ).first.map(Self.apiToken)
+    }
+
+    public func apiTokens(tenantID: UUID, userID: UUID) async throws -> [APIToken] {
+        try await rows(
+            """
+            SELECT \(unescaped: Self.tokenColumns) FROM api_tokens
+            WHERE tenant_id = \(tenantID) AND user_id = \(userID) ORDER BY created_at
+            """, as: TokenRow.self
+        ).map(Self.apiToken)
+    }
+
+    public func revokeAPIToken(tenantID: UUID, userID: UUID, id: UUID, at time: Timestamp) async throws -> Bool {
+        try await changedRows(
+            """
+            UPDATE api_tokens SET revoked_at = \(time)
+            WHERE tenant_id = \(tenantID) AND user_id = \(userID) AND id = \(id) AND revoked_at IS NULL RETURNING 1
+            """) > 0
+    }
+
+    public func touchAPIToken(id: UUID, at time: Timestamp) async throws {
+        try await client.query("UPDATE api_tokens SET last_used_at = \(time) WHERE id = \(id)", logger: logger)
+    }
+}

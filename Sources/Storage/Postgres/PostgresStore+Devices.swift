@@ -1,0 +1,100 @@
+import Foundation
+import PlatformCore
+import PostgresNIO
+
+extension PostgresStore: DeviceStore {
+    public func createDevice(_ device: Device, keyHash: String) async throws {
+        do {
+            try await client.query(
+                """
+                INSERT INTO devices (tenant_id, serial, name, location, created_at, key_hash)
+                VALUES (\(device.tenantID), \(device.serial), \(device.name), \(device.location), \(device.createdAt),
+                    \(keyHash))
+                """, logger: logger)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw PlatformError.conflict("A device with this serial is already registered", field: "serial")
+        }
+    }
+
+    private typealias DeviceRow = (UUID, String, String, String?, Timestamp, Timestamp?, Timestamp?)
+
+    private static func device(_ row: DeviceRow) -> Device {
+        Device(
+            tenantID: row.0, serial: row.1, name: row.2, location: row.3, createdAt: row.4, lastSeen: row.5,
+            revokedAt: row.6)
+    }
+
+    public func devices(tenantID: UUID) async throws -> [Device] {
+        try await rows(
+            """
+            SELECT tenant_id, serial, name, location, created_at, last_seen, revoked_at FROM devices
+            WHERE tenant_id = \(tenantID) ORDER BY serial
+            """, as: DeviceRow.self
+        ).map(Self.device)
+    }
+
+    public func device(tenantID: UUID, serial: String) async throws -> Device? {
+        try await rows(
+            """
+            SELECT tenant_id, serial, name, location, created_at, last_seen, revoked_at FROM devices
+            WHERE tenant_id = \(tenantID) AND serial = \(serial)
+            """, as: DeviceRow.self
+        ).first.map(Self.device)
+    }
+
+    public func credential(serial: String) async throws -> DeviceCredential? {
+        try await rows(
+            """
+            SELECT tenant_id, serial, key_hash, previous_key_hash, previous_key_expires_at, revoked_at IS NOT NULL
+            FROM devices WHERE serial = \(serial)
+            """, as: (UUID, String, String, String?, Timestamp?, Bool).self
+        ).first.map {
+            DeviceCredential(
+                tenantID: $0.0, serial: $0.1, keyHash: $0.2, previousKeyHash: $0.3, previousKeyExpiresAt: $0.4,
+                revoked: $0.5)
+        }
+    }
+
+    public func rotateKey(tenantID: UUID, serial: String, newKeyHash: String, previousValidUntil: Timestamp)
+        async throws -> Bool
+    {
+        try await changedRows(
+            """
+            UPDATE devices SET previous_key_hash = key_hash, previous_key_expires_at = \(previousValidUntil),
+                key_hash = \(newKeyHash), revoked_at = NULL
+            WHERE tenant_id = \(tenantID) AND serial = \(serial) RETURNING 1
+            """) > 0
+    }
+
+    public func revokeDevice(tenantID: UUID, serial: String, at time: Timestamp) async throws -> Bool {
+        try await changedRows(
+            """
+            UPDATE devices SET revoked_at = \(time), previous_key_hash = NULL, previous_key_expires_at = NULL
+            WHERE tenant_id = \(tenantID) AND serial = \(serial) RETURNING 1
+            """) > 0
+    }
+
+    public func updateDevice(tenantID: UUID, serial: String, name: String?, location: String??) async throws -> Bool {
+        let setsLocation = location != nil
+        return try await changedRows(
+            """
+            UPDATE devices SET name = COALESCE(\(name), name),
+                location = CASE WHEN \(setsLocation) THEN \(location ?? nil) ELSE location END
+            WHERE tenant_id = \(tenantID) AND serial = \(serial) RETURNING 1
+            """) > 0
+    }
+
+    public func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool {
+        try await transaction { connection in
+            try await connection.query(
+                "DELETE FROM telemetry WHERE tenant_id = \(tenantID) AND device_serial = \(serial)", logger: logger)
+            var deleted = false
+            for try await _ in try await connection.query(
+                "DELETE FROM devices WHERE tenant_id = \(tenantID) AND serial = \(serial) RETURNING 1", logger: logger)
+            {
+                deleted = true
+            }
+            return deleted
+        }
+    }
+}

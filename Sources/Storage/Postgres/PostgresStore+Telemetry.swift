@@ -1,0 +1,119 @@
+import Foundation
+import PlatformCore
+import PostgresNIO
+
+extension PostgresStore: TelemetryStore {
+    public func insert(_ records: [TelemetryRecord], receivedAt: Timestamp) async throws -> [Bool] {
+        guard !records.isEmpty else { return [] }
+        // Later copies of a key in the same batch are duplicates of the first; the statement
+        // below sees each key once, so RETURNING tells exactly which keys were new.
+        var firstIndex: [SampleKey: Int] = [:]
+        var tenants: [UUID] = [], serials: [String] = [], times: [Timestamp] = [], modes: [String] = []
+        var inside: [Double] = [], outside: [Double] = [], setpoints: [Double] = [], hysteresis: [Double] = []
+        var outputs: [String] = []
+        for (index, record) in records.enumerated() {
+            let sample = record.sample
+            let key = SampleKey(serial: sample.deviceSerial, time: sample.timestamp)
+            guard firstIndex[key] == nil else { continue }
+            firstIndex[key] = index
+            tenants.append(record.tenantID)
+            serials.append(sample.deviceSerial)
+            times.append(sample.timestamp)
+            modes.append(sample.mode.rawValue)
+            inside.append(sample.tempInside)
+            outside.append(sample.tempOutside ?? .nan)
+            setpoints.append(sample.setpoint)
+            hysteresis.append(sample.hysteresis)
+            outputs.append(sample.output.rawValue)
+        }
+        var inserted = [Bool](repeating: false, count: records.count)
+        try await transaction { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO telemetry (tenant_id, device_serial, ts, mode, temp_inside, temp_outside, setpoint,
+                    hysteresis, output)
+                SELECT t, s, ts, m, ti, NULLIF(tout, 'NaN'::float8), sp, h, o
+                FROM unnest(\(tenants), \(serials), \(times), \(modes), \(inside), \(outside), \(setpoints),
+                    \(hysteresis), \(outputs)) AS u(t, s, ts, m, ti, tout, sp, h, o)
+                ON CONFLICT DO NOTHING
+                RETURNING device_serial, ts
+                """, logger: logger)
+            for try await (serial, time) in rows.decode((String, Timestamp).self) {
+                if let index = firstIndex[SampleKey(serial: serial, time: time)] {
+                    inserted[index] = true
+                }
+            }
+            let touchedTenants = Array(Set(zip(tenants, serials).map { TenantDevice(tenant: $0.0, serial: $0.1) }))
+            try await connection.query(
+                """
+                UPDATE devices d SET last_seen = \(receivedAt)
+                FROM unnest(\(touchedTenants.map(\.tenant)), \(touchedTenants.map(\.serial))) AS u(t, s)
+                WHERE d.tenant_id = u.t AND d.serial = u.s
+                """, logger: logger)
+        }
+        return inserted
+    }
+
+    private typealias SampleRow = (Timestamp, String, Double, Double?, Double, Double, String)
+
+    private static func sample(_ row: SampleRow, serial: String) -> TelemetrySample {
+        TelemetrySample(
+            deviceSerial: serial, timestamp: row.0, mode: ThermostatMode(rawValue: row.1) ?? .off, tempInside: row.2,
+            tempOutside: row.3, setpoint: row.4, hysteresis: row.5, output: ThermostatOutput(rawValue: row.6) ?? .off)
+    }
+
+    public func samples(_ range: TelemetryRange) async throws -> [TelemetrySample] {
+        let lower = max(range.from, range.after.map { Timestamp(microseconds: $0.microseconds + 1) } ?? range.from)
+        return try await rows(
+            """
+            SELECT ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output FROM telemetry
+            WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
+                AND ts >= \(lower) AND ts < \(range.to)
+            ORDER BY ts LIMIT \(range.limit)
+            """, as: SampleRow.self
+        ).map { Self.sample($0, serial: range.serial) }
+    }
+
+    public func buckets(_ range: TelemetryRange, bucketSeconds: Int) async throws -> [SampleBucket] {
+        let width = Int64(bucketSeconds) * 1_000_000
+        let lower = max(range.from, range.after.map { Timestamp(microseconds: $0.microseconds + width) } ?? range.from)
+        let interval = "\(bucketSeconds) seconds"
+        return try await rows(
+            """
+            SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket, count(*)::int8,
+                min(temp_inside), avg(temp_inside), max(temp_inside),
+                min(temp_outside), avg(temp_outside), max(temp_outside),
+                min(setpoint), avg(setpoint), max(setpoint)
+            FROM telemetry
+            WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
+                AND ts >= \(lower) AND ts < \(range.to)
+            GROUP BY bucket ORDER BY bucket LIMIT \(range.limit)
+            """,
+            as: (Timestamp, Int64, Double, Double, Double, Double?, Double?, Double?, Double, Double, Double).self
+        ).map { row in
+            SampleBucket(
+                start: row.0, count: Int(row.1), tempInside: Aggregate(min: row.2, avg: row.3, max: row.4),
+                tempOutside: row.6.map { Aggregate(min: row.5 ?? $0, avg: $0, max: row.7 ?? $0) },
+                setpoint: Aggregate(min: row.8, avg: row.9, max: row.10))
+        }
+    }
+
+    public func latest(tenantID: UUID, serial: String) async throws -> TelemetrySample? {
+        try await rows(
+            """
+            SELECT ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output FROM telemetry
+            WHERE tenant_id = \(tenantID) AND device_serial = \(serial) ORDER BY ts DESC LIMIT 1
+            """, as: SampleRow.self
+        ).first.map { Self.sample($0, serial: serial) }
+    }
+}
+
+private struct SampleKey: Hashable {
+    var serial: String
+    var time: Timestamp
+}
+
+private struct TenantDevice: Hashable {
+    var tenant: UUID
+    var serial: String
+}

@@ -1,0 +1,90 @@
+/// The SQLite schema, version by version. Timestamps are INTEGER microseconds since the epoch,
+/// ids are lower-case UUID text.
+enum SQLiteMigrations {
+    static let all: [Migration] = [
+        Migration(
+            version: 1, name: "accounts, devices, telemetry",
+            statements: [
+                """
+                CREATE TABLE tenants (
+                    id TEXT PRIMARY KEY,
+                    slug TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    tier TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY,
+                    email TEXT NOT NULL UNIQUE,
+                    password_hash TEXT NOT NULL,
+                    is_platform_admin INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE memberships (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    role TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, user_id)
+                )
+                """,
+                "CREATE INDEX memberships_by_user ON memberships (user_id, created_at)",
+                """
+                CREATE TABLE sessions (
+                    token_hash TEXT PRIMARY KEY,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at INTEGER NOT NULL,
+                    last_seen_at INTEGER NOT NULL
+                )
+                """,
+                "CREATE INDEX sessions_by_last_seen ON sessions (last_seen_at)",
+                """
+                CREATE TABLE api_tokens (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id TEXT NOT NULL,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL,
+                    last_used_at INTEGER,
+                    revoked_at INTEGER,
+                    PRIMARY KEY (tenant_id, id)
+                )
+                """,
+                """
+                CREATE TABLE devices (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    serial TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    location TEXT,
+                    created_at INTEGER NOT NULL,
+                    last_seen INTEGER,
+                    revoked_at INTEGER,
+                    key_hash TEXT NOT NULL,
+                    previous_key_hash TEXT,
+                    previous_key_expires_at INTEGER,
+                    PRIMARY KEY (tenant_id, serial)
+                )
+                """,
+                """
+                CREATE TABLE telemetry (
+                    tenant_id TEXT NOT NULL,
+                    device_serial TEXT NOT NULL,
+                    ts INTEGER NOT NULL,
+                    mode TEXT NOT NULL,
+                    temp_inside REAL NOT NULL,
+                    temp_outside REAL,
+                    setpoint REAL NOT NULL,
+                    hysteresis REAL NOT NULL,
+                    output TEXT NOT NULL,
+                    PRIMARY KEY (tenant_id, device_serial, ts)
+                ) WITHOUT ROWID
+                """,
+            ]),
+    ]
+}

@@ -1,0 +1,133 @@
+import Foundation
+import PlatformCore
+import ServiceLifecycle
+
+/// Users, tenants, memberships, sessions and API tokens.
+public protocol AccountStore: Sendable {
+    /// Creates a user and a tenant it owns, atomically. Throws a conflict for a taken email.
+    func createAccount(user: User, tenant: Tenant) async throws -> Membership
+    func user(email: String) async throws -> User?
+    func user(id: UUID) async throws -> User?
+    func setPlatformAdmin(userID: UUID, _ isAdmin: Bool) async throws
+    /// The user's memberships, oldest first.
+    func memberships(userID: UUID) async throws -> [Membership]
+    func membership(userID: UUID, tenantID: UUID) async throws -> Membership?
+    func tenant(slug: String) async throws -> Tenant?
+    func setTier(tenantID: UUID, tier: String) async throws
+
+    func createSession(_ session: Session) async throws
+    func session(tokenHash: String) async throws -> Session?
+    func touchSession(tokenHash: String, at time: Timestamp) async throws
+    func deleteSession(tokenHash: String) async throws
+    /// Deletes sessions idle since before `cutoff`; returns how many.
+    func deleteSessions(idleSince cutoff: Timestamp) async throws -> Int
+
+    func createAPIToken(_ token: APIToken) async throws
+    func apiToken(tokenHash: String) async throws -> APIToken?
+    func apiTokens(tenantID: UUID, userID: UUID) async throws -> [APIToken]
+    /// Revokes a token of this tenant and user; false when there is none.
+    func revokeAPIToken(tenantID: UUID, userID: UUID, id: UUID, at time: Timestamp) async throws -> Bool
+    func touchAPIToken(id: UUID, at time: Timestamp) async throws
+}
+
+/// Devices and their credentials.
+public protocol DeviceStore: Sendable {
+    /// Registers a device. Throws a conflict when the serial exists in any tenant.
+    func createDevice(_ device: Device, keyHash: String) async throws
+    func devices(tenantID: UUID) async throws -> [Device]
+    func device(tenantID: UUID, serial: String) async throws -> Device?
+    /// Looks a credential up by serial across tenants; the ingest path authenticates with it.
+    func credential(serial: String) async throws -> DeviceCredential?
+    /// Installs a new key; the current one stays valid until `previousValidUntil`.
+    func rotateKey(tenantID: UUID, serial: String, newKeyHash: String, previousValidUntil: Timestamp) async throws
+        -> Bool
+    func revokeDevice(tenantID: UUID, serial: String, at time: Timestamp) async throws -> Bool
+    func updateDevice(tenantID: UUID, serial: String, name: String?, location: String??) async throws -> Bool
+    /// Deletes the device and all of its telemetry.
+    func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool
+}
+
+/// One sample on its way into storage, tagged with its tenant.
+public struct TelemetryRecord: Sendable, Equatable {
+    public var tenantID: UUID
+    public var sample: TelemetrySample
+
+    public init(tenantID: UUID, sample: TelemetrySample) {
+        self.tenantID = tenantID
+        self.sample = sample
+    }
+}
+
+/// min / avg / max of one measurement over a bucket.
+public struct Aggregate: Sendable, Equatable {
+    public var min: Double
+    public var avg: Double
+    public var max: Double
+
+    public init(min: Double, avg: Double, max: Double) {
+        self.min = min
+        self.avg = avg
+        self.max = max
+    }
+}
+
+/// Aggregated telemetry for one time bucket.
+public struct SampleBucket: Sendable, Equatable {
+    public var start: Timestamp
+    public var count: Int
+    public var tempInside: Aggregate
+    public var tempOutside: Aggregate?
+    public var setpoint: Aggregate
+
+    public init(start: Timestamp, count: Int, tempInside: Aggregate, tempOutside: Aggregate?, setpoint: Aggregate) {
+        self.start = start
+        self.count = count
+        self.tempInside = tempInside
+        self.tempOutside = tempOutside
+        self.setpoint = setpoint
+    }
+}
+
+/// A time-range query for one device: samples in `[from, to)` strictly after `after`.
+public struct TelemetryRange: Sendable, Equatable {
+    public var tenantID: UUID
+    public var serial: String
+    public var from: Timestamp
+    public var to: Timestamp
+    public var after: Timestamp?
+    public var limit: Int
+
+    public init(tenantID: UUID, serial: String, from: Timestamp, to: Timestamp, after: Timestamp? = nil, limit: Int) {
+        self.tenantID = tenantID
+        self.serial = serial
+        self.from = from
+        self.to = to
+        self.after = after
+        self.limit = limit
+    }
+}
+
+/// Telemetry persistence.
+public protocol TelemetryStore: Sendable {
+    /// Inserts the records in one transaction, skipping those whose (tenant, device, timestamp)
+    /// already exists, and updates each device's `last_seen` to `receivedAt`. Returns, for each
+    /// record in order, whether it was newly stored. Returns only after the commit.
+    func insert(_ records: [TelemetryRecord], receivedAt: Timestamp) async throws -> [Bool]
+    func samples(_ range: TelemetryRange) async throws -> [TelemetrySample]
+    /// Buckets of `bucketSeconds` aligned to the Unix epoch; `after` is a bucket start.
+    func buckets(_ range: TelemetryRange, bucketSeconds: Int) async throws -> [SampleBucket]
+    func latest(tenantID: UUID, serial: String) async throws -> TelemetrySample?
+}
+
+/// Everything the platform persists, behind one handle per backend. As a `Service` it owns
+/// its connections: `run()` must be running while the store is used, and closes them on
+/// graceful shutdown.
+public protocol PlatformStore: AccountStore, DeviceStore, TelemetryStore, Service {
+    /// Applies pending migrations; returns the versions applied.
+    @discardableResult
+    func migrate() async throws -> [Int]
+    /// Cheap round trip for health checks.
+    func ping() async throws
+    /// A short name of the backend for logs and `/health/`.
+    var backendName: String { get }
+}
