@@ -98,13 +98,14 @@ struct SessionSweeper: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(300))
-            guard !Task.isShuttingDownGracefully, !Task.isCancelled else { break }
-            do {
-                _ = try await store.deleteSessions(idleSince: clock.now().adding(seconds: -idleTimeoutSeconds))
-            } catch {
-                logger.warning("session sweep failed", metadata: ["error": "\(error)"])
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(300))
+                do {
+                    _ = try await store.deleteSessions(idleSince: clock.now().adding(seconds: -idleTimeoutSeconds))
+                } catch {
+                    logger.warning("session sweep failed", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

@@ -32,12 +32,15 @@ public final class PostgresStore: PlatformStore, Sendable {
 
     /// `migrate()` creates the partitions a start needs; this keeps them ahead while running.
     private func maintainPartitions() async {
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            guard (try? await Task.sleep(for: .seconds(3600))) != nil else { return }
-            do {
-                try await ensurePartitions()
-            } catch {
-                logger.warning("telemetry partition maintenance failed", metadata: ["error": "\(String(reflecting: error))"])
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(3600))
+                do {
+                    try await self.ensurePartitions()
+                } catch {
+                    self.logger.warning(
+                        "telemetry partition maintenance failed", metadata: ["error": "\(String(reflecting: error))"])
+                }
             }
         }
     }

@@ -1,0 +1,128 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import PlatformCore
+import Server
+import Storage
+import StorageTesting
+import Testing
+
+/// Runs the real application (the same `buildApplication` as `thermostat serve`) in process, on
+/// a fresh database of the given backend, with a clock the test controls.
+enum TestPlatform {
+    static func configuration(_ adjust: (inout PlatformConfiguration) -> Void = { _ in }) -> PlatformConfiguration {
+        var configuration = PlatformConfiguration()
+        configuration.bcryptCost = 4
+        configuration.logLevel = .warning
+        configuration.registerRatePerHour = 1000
+        configuration.loginRatePerMinute = 1000
+        configuration.telemetryRatePerMinute = 100_000
+        adjust(&configuration)
+        return configuration
+    }
+
+    static func run(
+        _ backend: Backend = .sqlite,
+        clock: ManualClock = ManualClock(),
+        configure: (inout PlatformConfiguration) -> Void = { _ in },
+        _ test: @Sendable (any TestClientProtocol, any PlatformStore) async throws -> Void
+    ) async throws {
+        let configuration = configuration(configure)
+        let store = try StoreFactory.open(databaseURL: try await TestDatabase.makeURL(backend), logger: TestPlatformLog.logger)
+        let app = try await buildApplication(configuration: configuration, store: store, clock: clock)
+        try await app.test(.router) { client in
+            try await test(client, store)
+        }
+    }
+}
+
+enum TestPlatformLog {
+    static let logger: Logger = {
+        var logger = Logger(label: "server-tests")
+        logger.logLevel = .warning
+        return logger
+    }()
+}
+
+/// A signed-in person in a test: the session cookie and their tenant.
+struct TestUser: Sendable {
+    var cookie: String
+    var tenantID: String
+    var email: String
+}
+
+/// A registered device and its secret key.
+struct TestDevice: Sendable {
+    var serial: String
+    var key: String
+
+    var authorization: String { "Device \(serial):\(key)" }
+}
+
+extension TestClientProtocol {
+    func json(
+        _ uri: String, method: HTTPRequest.Method = .get, body: String? = nil, cookie: String? = nil,
+        headers extra: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var headers = extra
+        if body != nil, headers[.contentType] == nil { headers[.contentType] = "application/json" }
+        if let cookie { headers[.cookie] = "thermostat_session=\(cookie)" }
+        return try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+    }
+
+    func register(_ email: String = "owner-\(UUID().uuidString.prefix(8))@example.com", tenant: String = "Acme")
+        async throws -> TestUser
+    {
+        let response = try await json(
+            "/api/auth/register/", method: .post,
+            body: #"{"email":"\#(email)","password":"Corr3ct-Horse-Battery","tenant_name":"\#(tenant)"}"#)
+        #expect(response.status == .created)
+        let body = try response.object()
+        return TestUser(
+            cookie: try #require(response.sessionCookie), tenantID: try #require((body["tenant"] as? [String: Any])?["id"] as? String),
+            email: email)
+    }
+
+    func registerDevice(_ user: TestUser, serial: String = "TH-\(UUID().uuidString.prefix(8))") async throws -> TestDevice {
+        let response = try await json(
+            "/api/devices/register/", method: .post, body: #"{"serial":"\#(serial)","name":"Hall"}"#, cookie: user.cookie)
+        #expect(response.status == .created)
+        return TestDevice(serial: serial, key: try #require(try response.object()["api_key"] as? String))
+    }
+
+    func ingest(_ device: TestDevice, _ body: String) async throws -> TestResponse {
+        try await json("/api/telemetry/ingest/", method: .post, body: body, headers: [.authorization: device.authorization])
+    }
+}
+
+extension TestResponse {
+    func object() throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], "body: \(String(buffer: body))")
+    }
+
+    var errorCode: String? { ((try? object())?["error"] as? [String: Any])?["code"] as? String }
+    var errorField: String? { ((try? object())?["error"] as? [String: Any])?["field"] as? String }
+
+    var sessionCookie: String? {
+        guard let header = headers[.setCookie], header.hasPrefix("thermostat_session=") else { return nil }
+        let value = header.dropFirst("thermostat_session=".count).prefix { $0 != ";" }
+        return value.isEmpty ? nil : String(value)
+    }
+}
+
+/// Telemetry JSON as the firmware sends it.
+enum SampleJSON {
+    static func make(
+        serial: String, at timestamp: Timestamp, inside: Double = 20.5, mode: String = "HEAT", extra: String = ""
+    ) -> String {
+        #"{"device_id":"\#(serial)","mode":"\#(mode)","temp_inside_c":\#(inside),"temp_outside_c":3.5,"setpoint_c":21,"hysteresis_c":0.5,"output":"HEAT_ON","timestamp":"\#(timestamp.iso8601)"\#(extra)}"#
+    }
+
+    static func batch(serial: String, from start: Timestamp, count: Int, stepSeconds: Double = 60) -> String {
+        let samples = (0..<count).map { make(serial: serial, at: start.adding(seconds: Double($0) * stepSeconds), inside: 15 + Double($0 % 10)) }
+        return #"{"samples":[\#(samples.joined(separator: ","))]}"#
+    }
+}
