@@ -33,7 +33,9 @@ test-swift:
 
 test-firmware:
 	@scripts/install-deps.sh $(TEST_PACKAGES)
-	@if [ -f Firmware/Makefile ]; then $(MAKE) -C Firmware test; fi
+	$(MAKE) -C Firmware test sim
+	swift build -c release --product thermostat
+	THERMOSTAT_BIN="$(CURDIR)/.build/release/thermostat" $(MAKE) -C Firmware e2e
 
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)

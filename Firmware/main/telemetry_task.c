@@ -1,0 +1,126 @@
+/*
+ * Telemetry: a sample every CONFIG_THERMOSTAT_SAMPLE_INTERVAL_S once SNTP set the
+ * clock, buffered in the shared ring, uploaded oldest first while Wi-Fi is up.
+ * A 401 raises APP_EVENT_REPROVISION; the network task then asks for a new payload.
+ */
+#include <time.h>
+
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+
+#include "esp_log.h"
+#include "esp_random.h"
+#include "esp_timer.h"
+#include "sdkconfig.h"
+
+#include "app_state.h"
+#include "http_transport.h"
+#include "tasks.h"
+#include "thermostat/uplink.h"
+
+#define POLL_MS 1000
+#define BACKOFF_BASE_MS 2000u
+#define BACKOFF_MAX_MS 300000u
+#define SAMPLE_JSON_MAX 320u
+#define EARLIEST_VALID_TIME 1704067200 /* 2024-01-01T00:00:00Z: an earlier clock is not set */
+
+static const char *TAG = "telemetry";
+static char body[CONFIG_THERMOSTAT_UPLOAD_BATCH * SAMPLE_JSON_MAX + TH_UPLINK_BODY_MIN];
+
+static uint32_t hardware_random(void *ctx)
+{
+    (void)ctx;
+    return esp_random();
+}
+
+static uint64_t monotonic_ms(void)
+{
+    return (uint64_t)(esp_timer_get_time() / 1000);
+}
+
+static void record_sample(app_state_t *app)
+{
+    const time_t now = time(NULL);
+    if (now < EARLIEST_VALID_TIME) {
+        return;
+    }
+    app_state_lock(app);
+    const th_sample_t sample = {
+        .timestamp = (int64_t)now,
+        .mode = app->control.mode,
+        .output = app->output,
+        .temp_inside_c = app->inside.celsius,
+        .temp_outside_c = app->outside.celsius,
+        .setpoint_c = app->control.setpoint_c,
+        .hysteresis_c = app->control.hysteresis_c,
+    };
+    const bool plausible = th_reading_plausible(&app->control, app->inside) &&
+                           th_reading_plausible(&app->control, app->outside);
+    if (plausible) {
+        th_ring_push(&app->ring, &sample);
+    }
+    app_state_unlock(app);
+    if (!plausible) {
+        ESP_LOGW(TAG, "sample skipped: a temperature sensor is faulty");
+    }
+}
+
+static void upload(app_state_t *app, th_uplink_t *uplink)
+{
+    th_uplink_result_t result;
+    do {
+        result = th_uplink_poll(uplink, monotonic_ms());
+    } while (result == TH_UPLINK_SENT || result == TH_UPLINK_DISCARDED);
+    if (result == TH_UPLINK_STOPPED) {
+        xEventGroupSetBits(app->events, APP_EVENT_REPROVISION);
+    }
+}
+
+void telemetry_task(void *arg)
+{
+    app_state_t *app = arg;
+    http_transport_t transport = {NULL, NULL};
+    th_uplink_t uplink;
+
+    xEventGroupWaitBits(app->events, APP_EVENT_PROVISIONED, pdFALSE, pdTRUE, portMAX_DELAY);
+    const th_uplink_config_t cfg = {
+        .credentials = &app->credentials,
+        .ring = &app->ring,
+        .post = http_transport_post,
+        .post_ctx = &transport,
+        .random = hardware_random,
+        .random_ctx = NULL,
+        .body_buf = body,
+        .body_cap = sizeof body,
+        .batch_max = CONFIG_THERMOSTAT_UPLOAD_BATCH,
+        .backoff_base_ms = BACKOFF_BASE_MS,
+        .backoff_max_ms = BACKOFF_MAX_MS,
+        .lock = app_state_lock,
+        .unlock = app_state_unlock,
+        .lock_ctx = app,
+    };
+    if (th_uplink_init(&uplink, &cfg) != TH_OK) {
+        ESP_LOGE(TAG, "uplink configuration rejected; telemetry disabled");
+        vTaskDelete(NULL);
+    }
+
+    uint64_t next_sample_ms = 0;
+    bool was_up = false;
+    for (;;) {
+        const EventBits_t events = xEventGroupGetBits(app->events);
+        const uint64_t now = monotonic_ms();
+        if ((events & APP_EVENT_TIME_SYNCED) && now >= next_sample_ms) {
+            record_sample(app);
+            next_sample_ms = now + CONFIG_THERMOSTAT_SAMPLE_INTERVAL_S * 1000u;
+        }
+        const bool up = (events & APP_EVENT_WIFI_UP) != 0;
+        if (up && !was_up) {
+            th_uplink_network_up(&uplink, now);
+        }
+        was_up = up;
+        if (up) {
+            upload(app, &uplink);
+        }
+        vTaskDelay(pdMS_TO_TICKS(POLL_MS));
+    }
+}
