@@ -79,7 +79,7 @@ struct Platform {
             accounts: accounts,
             registerLimiter: RateLimiter(limit: configuration.registerRatePerHour, periodSeconds: 3600, clock: clock),
             loginLimiter: RateLimiter(limit: configuration.loginRatePerMinute, periodSeconds: 60, clock: clock),
-            secureCookies: configuration.isProduction
+            secureCookies: configuration.isProduction, trustForwardedFor: configuration.trustForwardedFor
         ).addRoutes(to: api.group("auth"))
         let authenticated = api.group(context: AuthenticatedContext.self)
         DeviceController(store: store, credentials: credentials, clock: clock, configuration: configuration)

@@ -31,7 +31,8 @@ public struct PlatformConfiguration: Sendable {
     public var keyRotationGraceSeconds: Double = 86_400
     /// A device counts as online when it reported within this window.
     public var onlineWindowSeconds: Double = 300
-    /// Set when a reverse proxy in front of the server sets X-Forwarded-For.
+    /// Set when a reverse proxy in front of the server sets X-Forwarded-For: login and
+    /// registration limits then count its first address instead of the proxy's.
     public var trustForwardedFor = false
 
     public init() {}

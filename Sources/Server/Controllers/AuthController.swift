@@ -8,6 +8,7 @@ struct AuthController {
     let registerLimiter: RateLimiter
     let loginLimiter: RateLimiter
     let secureCookies: Bool
+    let trustForwardedFor: Bool
 
     struct RegisterBody: StrictRequestBody {
         static let fields: Set<String> = ["email", "password", "tenant_name"]
@@ -40,7 +41,7 @@ struct AuthController {
     }
 
     @Sendable func register(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try registerLimiter.acquire(context.remoteAddress ?? "unknown")
+        try registerLimiter.acquire(clientAddress(request, context))
         let body = try await request.decodeStrict(RegisterBody.self, context: context)
         let (membership, user, token) = try await accounts.register(
             email: body.email, password: body.password, tenantName: body.tenantName)
@@ -51,7 +52,7 @@ struct AuthController {
     }
 
     @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try loginLimiter.acquire(context.remoteAddress ?? "unknown")
+        try loginLimiter.acquire(clientAddress(request, context))
         let body = try await request.decodeStrict(LoginBody.self, context: context)
         if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
             try await accounts.endSession(token: old)
@@ -82,6 +83,17 @@ struct AuthController {
             AccountJSON(
                 user: UserJSON(identity.user),
                 tenant: TenantJSON(Membership(tenant: identity.tenant, userID: identity.user.id, role: identity.role))))
+    }
+
+    /// The address rate limits count against: the peer, or behind a trusted proxy the first
+    /// address of `X-Forwarded-For`.
+    private func clientAddress(_ request: Request, _ context: AppRequestContext) -> String {
+        if trustForwardedFor, let forwarded = request.headers[.xForwardedFor],
+            let first = forwarded.split(separator: ",").first?.trimmingCharacters(in: .whitespaces), !first.isEmpty
+        {
+            return first
+        }
+        return context.remoteAddress ?? "unknown"
     }
 
     private func sessionCookie(_ token: String) -> Cookie {

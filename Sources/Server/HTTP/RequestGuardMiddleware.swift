@@ -67,4 +67,5 @@ extension HTTPField.Name {
     static let xContentTypeOptions = Self("X-Content-Type-Options")!
     static let xFrameOptions = Self("X-Frame-Options")!
     static let referrerPolicy = Self("Referrer-Policy")!
+    static let xForwardedFor = Self("X-Forwarded-For")!
 }

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Ingest benchmark: the release server under wrk, on SQLite and PostgreSQL.
+
+For each backend it measures, in the same run and with the same client settings:
+  * the baseline, GET /health/;
+  * single-sample ingest (the firmware's form) from many simulated devices;
+  * batch ingest, 100 samples per request.
+Committed samples are counted in the database afterwards, not taken from wrk.
+Prints a Markdown table; BENCHMARKS.md keeps the figures and this exact command.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base, path, body=None, headers=None):
+    request = urllib.request.Request(base + path, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", **(headers or {})},
+                                     method="GET" if body is None else "POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, dict(response.headers), json.loads(response.read() or b"{}")
+
+
+class Server:
+    def __init__(self, binary, database, log):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, THERMOSTAT_TELEMETRY_RATE_PER_MINUTE="10000000", THERMOSTAT_BCRYPT_COST="4",
+                   THERMOSTAT_LOG_LEVEL="warning")
+        self.process = subprocess.Popen([binary, "serve", "--port", str(self.port), "--database", database],
+                                        env=env, stdout=log, stderr=log)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if call(self.base, "/health/")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("server did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def wrk(base, script, seconds, connections, threads, env):
+    output = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", script,
+         base + ("/health/" if script.endswith("health.lua") else "/api/telemetry/ingest/")],
+        env=dict(os.environ, **env), capture_output=True, text=True, check=True).stdout
+    match = re.search(r"BENCH requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) non2xx=(\d+) errors=(\d+)", output)
+    if not match:
+        raise SystemExit("wrk printed no summary:\n" + output)
+    requests, duration, p50, p99, non2xx, errors = map(int, match.groups())
+    return {"requests": requests, "seconds": duration / 1e6, "rps": requests / (duration / 1e6),
+            "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "non2xx": non2xx, "errors": errors}
+
+
+def count_samples(database):
+    if database.startswith("sqlite:"):
+        out = subprocess.run(["sqlite3", database[len("sqlite:"):], "SELECT count(*) FROM telemetry"],
+                             capture_output=True, text=True, check=True).stdout
+    else:
+        out = subprocess.run(["psql", database.split("?")[0], "-At", "-c", "SELECT count(*) FROM telemetry"],
+                             capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
+
+
+def run_backend(name, database, args, work):
+    log = open(os.path.join(work, f"{name}-server.log"), "w")
+    server = Server(args.binary, database, log)
+    try:
+        _, headers, _ = call(server.base, "/api/auth/register/",
+                             {"email": "load-test@example.com", "password": "Bench-Passw0rd!", "tenant_name": "Bench"})
+        cookie = headers["Set-Cookie"].split(";")[0]
+        devices_file = os.path.join(work, f"{name}-devices.txt")
+        with open(devices_file, "w") as out:
+            for index in range(args.devices):
+                _, _, body = call(server.base, "/api/devices/register/", {"serial": f"BENCH-{index:04d}"},
+                                  {"Cookie": cookie})
+                out.write(f"BENCH-{index:04d} {body['api_key']}\n")
+        results = {}
+        common = {"BENCH_DEVICES": devices_file}
+        health = os.path.join(HERE, "bench", "health.lua")
+        ingest = os.path.join(HERE, "bench", "ingest.lua")
+        wrk(server.base, health, 2, args.connections, args.threads, common)  # warm-up
+        results["health"] = wrk(server.base, health, args.seconds, args.connections, args.threads, common)
+        before = count_samples(database)
+        epoch = int(time.time()) - 86400
+        results["single"] = wrk(server.base, ingest, args.seconds, args.connections, args.threads,
+                                dict(common, BENCH_BATCH="1", BENCH_BASE_EPOCH=str(epoch)))
+        after_single = count_samples(database)
+        results["single"]["committed"] = after_single - before
+        results["batch"] = wrk(server.base, ingest, args.seconds, args.connections, args.threads,
+                               dict(common, BENCH_BATCH="100", BENCH_BASE_EPOCH=str(epoch - 86400)))
+        results["batch"]["committed"] = count_samples(database) - after_single
+        return results
+    finally:
+        server.stop()
+        log.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--devices", type=int, default=64)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="thermostat-bench-")
+    backends = []
+    if args.backend in ("sqlite", "both"):
+        backends.append(("sqlite", f"sqlite:{work}/bench.sqlite"))
+    if args.backend in ("postgres", "both"):
+        url = os.environ.get("BENCH_DATABASE_URL")
+        if not url:
+            raise SystemExit("BENCH_DATABASE_URL is not set (make bench starts a cluster)")
+        backends.append(("postgres", url))
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, {args.devices} devices, "
+          f"{os.cpu_count()} cores shared by server, database and load generator\n")
+    print("| backend | workload | requests/s | samples/s committed | p50 ms | p99 ms | vs /health/ | non-2xx |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, database in backends:
+        results = run_backend(name, database, args, work)
+        baseline = results["health"]["rps"]
+        for workload, label in (("health", "GET /health/ (baseline)"), ("single", "ingest, 1 sample/request"),
+                                ("batch", "ingest, 100 samples/request")):
+            r = results[workload]
+            committed = r.get("committed")
+            samples = f"{committed / r['seconds']:,.0f}" if committed is not None else "–"
+            print(f"| {name} | {label} | {r['rps']:,.0f} | {samples} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                  f"{r['rps'] / baseline:.0%} | {r['non2xx'] + r['errors']} |")
+        sys.stdout.flush()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
