@@ -41,7 +41,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         self = parsed
     }
 
-    private static func parse(_ s: UnsafeBufferPointer<UInt8>) -> Timestamp? {
+    /// Parses RFC 3339 bytes; see `init?(iso8601:)`.
+    static func parse(_ s: UnsafeBufferPointer<UInt8>) -> Timestamp? {
         var i = 0
         func digits(_ count: Int) -> Int? {
             guard i + count <= s.count else { return nil }
