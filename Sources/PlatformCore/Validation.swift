@@ -2,8 +2,14 @@ import Foundation
 
 /// Rules for names and identifiers people choose.
 public enum IdentifierRules {
-    /// Device serials: 1–64 characters of letters, digits, `.`, `_`, `-`.
+    /// Words that are path segments of the device API and so cannot be serials.
+    static let reservedSerials: Set<String> = ["register"]
+
+    /// Device serials: 1–64 characters of letters, digits, `.`, `_`, `-`; not a reserved word.
     public static func validateSerial(_ serial: String, field: String = "serial") throws(PlatformError) {
+        if reservedSerials.contains(serial.lowercased()) {
+            throw .invalid(field, "'\(serial)' is reserved")
+        }
         guard (1...64).contains(serial.utf8.count),
             serial.utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") })
         else {
@@ -11,13 +17,14 @@ public enum IdentifierRules {
         }
     }
 
-    /// A display name: 1–100 characters, no control characters.
-    public static func validateName(_ name: String, field: String) throws(PlatformError) {
+    /// A display name: 1–100 characters without control characters; returns it trimmed.
+    public static func validName(_ name: String, field: String) throws(PlatformError) -> String {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard (1...100).contains(trimmed.count), !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         else {
             throw .invalid(field, "must be 1–100 characters without control characters")
         }
+        return trimmed
     }
 
     /// A plausible email address (one `@`, a dotted domain, ≤ 254 characters), lower-cased.

@@ -38,7 +38,8 @@ public protocol DeviceStore: Sendable {
     func device(tenantID: UUID, serial: String) async throws -> Device?
     /// Looks a credential up by serial across tenants; the ingest path authenticates with it.
     func credential(serial: String) async throws -> DeviceCredential?
-    /// Installs a new key; the current one stays valid until `previousValidUntil`.
+    /// Installs a new key; the current one stays valid until `previousValidUntil` — unless the
+    /// device was revoked, whose keys never come back.
     func rotateKey(tenantID: UUID, serial: String, newKeyHash: String, previousValidUntil: Timestamp) async throws
         -> Bool
     func revokeDevice(tenantID: UUID, serial: String, at time: Timestamp) async throws -> Bool

@@ -87,13 +87,19 @@ struct AuthTests {
             let rotated = try #require(ok.sessionCookie)
             #expect(rotated != user.cookie, "login issues a new session id")
             let wrongPassword = try await client.json(
-                "/api/auth/login/", method: .post, body: #"{"email":"bob@example.com","password":"Wrong-Passw0rd!"}"#)
+                "/api/auth/login/", method: .post, body: #"{"email":"bob@example.com","password":"Wrong-Passw0rd!"}"#,
+                cookie: rotated)
+            #expect(try await client.json("/api/devices/", cookie: rotated).status == .ok, "a mistyped password keeps the session")
             let unknownEmail = try await client.json(
                 "/api/auth/login/", method: .post, body: #"{"email":"nobody@example.com","password":"Wrong-Passw0rd!"}"#)
             #expect(wrongPassword.status == .unauthorized)
             #expect(unknownEmail.status == .unauthorized)
             #expect(String(buffer: wrongPassword.body) == String(buffer: unknownEmail.body))
             #expect(try await client.json("/api/auth/login/", method: .post, body: #"{"email":"bob@example.com"}"#).status == .unprocessableContent)
+            let staleHeader = try await client.json(
+                "/api/auth/login/", method: .post, body: #"{"email":"bob@example.com","password":"Corr3ct-Horse-Battery"}"#,
+                headers: [.authorization: "Device TH-1:thk_x"])
+            #expect(staleHeader.status == .ok, "a non-Bearer Authorization header is not a user credential")
         }
     }
 

@@ -47,6 +47,7 @@ struct DeviceTests {
                 (#"{"serial":123}"#, .unprocessableContent, "serial"),
                 (#"{"serial":"TH-1","colour":"red"}"#, .unprocessableContent, "colour"),
                 (#"{"serial":"TH-1","name":""}"#, .unprocessableContent, "name"),
+                (#"{"serial":"register"}"#, .unprocessableContent, "serial"),
             ]
             for (body, status, field) in cases {
                 let response = try await client.json("/api/devices/register/", method: .post, body: body, cookie: user.cookie)
@@ -94,7 +95,7 @@ struct DeviceTests {
             let user = try await client.register()
             let device = try await client.registerDevice(user)
             let renamed = try await client.json(
-                "/api/devices/\(device.serial)/", method: .patch, body: #"{"name":"Kitchen","location":"Ground floor"}"#,
+                "/api/devices/\(device.serial)/", method: .patch, body: #"{"name":"  Kitchen ","location":"Ground floor"}"#,
                 cookie: user.cookie)
             #expect(renamed.status == .ok)
             let body = try #require(try renamed.object()["device"] as? [String: Any])
@@ -138,6 +139,16 @@ struct DeviceTests {
             let revoked = try await client.ingest(new, SampleJSON.make(serial: old.serial, at: clock.now()))
             #expect(revoked.status == .unauthorized)
             #expect(revoked.errorCode == "invalid_device_credentials")
+            let rotatedAfterRevoke = try await client.json(
+                "/api/devices/\(old.serial)/rotate-key/", method: .post, body: #"{"grace_seconds":600}"#, cookie: user.cookie)
+            #expect(rotatedAfterRevoke.status == .ok)
+            #expect((try rotatedAfterRevoke.object()["previous_key_valid_until"]) == nil)
+            let fresh = TestDevice(serial: old.serial, key: try #require(try rotatedAfterRevoke.object()["api_key"] as? String))
+            clock.advance(seconds: 1)
+            let revived = try await client.ingest(new, SampleJSON.make(serial: old.serial, at: clock.now()))
+            #expect(revived.status == .unauthorized, "rotating a revoked device must not bring its revoked key back")
+            #expect(revived.headers[.wwwAuthenticate]?.hasPrefix("Device") == true)
+            #expect(try await client.ingest(fresh, SampleJSON.make(serial: old.serial, at: clock.now())).status == .ok)
             let badGrace = try await client.json(
                 "/api/devices/\(old.serial)/rotate-key/", method: .post, body: #"{"grace_seconds":-1}"#, cookie: user.cookie)
             #expect(badGrace.status == .unprocessableContent)

@@ -54,10 +54,10 @@ struct AuthController {
     @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
         try loginLimiter.acquire(clientAddress(request, context))
         let body = try await request.decodeStrict(LoginBody.self, context: context)
+        let (membership, user, token) = try await accounts.login(email: body.email, password: body.password)
         if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
             try await accounts.endSession(token: old)
         }
-        let (membership, user, token) = try await accounts.login(email: body.email, password: body.password)
         var response = try jsonResponse(AccountJSON(user: UserJSON(user), tenant: TenantJSON(membership)))
         response.setCookie(sessionCookie(token))
         return response

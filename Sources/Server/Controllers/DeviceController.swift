@@ -87,12 +87,11 @@ struct DeviceController {
         try context.identity.requireWrite()
         let body = try await request.decodeStrict(RegisterBody.self, context: context)
         try IdentifierRules.validateSerial(body.serial)
-        let name = body.name ?? body.serial
-        try IdentifierRules.validateName(name, field: "name")
-        if let location = body.location { try IdentifierRules.validateName(location, field: "location") }
+        let name = try IdentifierRules.validName(body.name ?? body.serial, field: "name")
+        let location = try body.location.map { try IdentifierRules.validName($0, field: "location") }
         let key = Secrets.generate(prefix: Secrets.deviceKeyPrefix)
         let device = Device(
-            tenantID: context.identity.tenant.id, serial: body.serial, name: name, location: body.location,
+            tenantID: context.identity.tenant.id, serial: body.serial, name: name, location: location,
             createdAt: clock.now())
         try await store.createDevice(device, keyHash: Secrets.hash(key))
         credentials.invalidate(serial: device.serial)
@@ -122,11 +121,11 @@ struct DeviceController {
         try context.identity.requireWrite()
         let serial = try serialParameter(context)
         let body = try await request.decodeStrict(UpdateBody.self, context: context)
-        if let name = body.name { try IdentifierRules.validateName(name, field: "name") }
-        if let location = body.location { try IdentifierRules.validateName(location, field: "location") }
-        let location: String?? = body.clearsLocation ? .some(nil) : body.location.map { .some($0) }
+        let name = try body.name.map { try IdentifierRules.validName($0, field: "name") }
+        let newLocation = try body.location.map { try IdentifierRules.validName($0, field: "location") }
+        let location: String?? = body.clearsLocation ? .some(nil) : newLocation.map { .some($0) }
         guard try await store.updateDevice(
-            tenantID: context.identity.tenant.id, serial: serial, name: body.name, location: location)
+            tenantID: context.identity.tenant.id, serial: serial, name: name, location: location)
         else { throw PlatformError.notFound("Device") }
         return try await show(request, context: context)
     }
@@ -144,8 +143,7 @@ struct DeviceController {
     @Sendable func rotateKey(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         try context.identity.requireWrite()
         let serial = try serialParameter(context)
-        let hasBody = (request.headers[.contentLength].flatMap { Int($0) } ?? 0) > 0
-        let body = hasBody ? try await request.decodeStrict(RotateBody.self, context: context) : RotateBody()
+        let body = try await request.decodeStrictIfPresent(RotateBody.self, context: context) ?? RotateBody()
         if let grace = body.graceSeconds, !(0...31_536_000).contains(grace) {
             throw PlatformError.invalid("grace_seconds", "must be between 0 and 31536000")
         }
@@ -158,11 +156,13 @@ struct DeviceController {
         else { throw PlatformError.notFound("Device") }
         credentials.invalidate(serial: serial)
         let device = try await ownDevice(context)
+        let latest = try await store.latest(tenantID: device.tenantID, serial: serial)
+        let previousKeyValidUntil = try await store.credential(serial: serial)?.previousKeyExpiresAt
         return try jsonResponse(
             KeyJSON(
-                device: json(device, latest: nil), apiKey: key,
+                device: json(device, latest: latest), apiKey: key,
                 provisioningURI: ProvisioningURI.make(baseURL: configuration.effectivePublicURL, serial: serial, key: key),
-                previousKeyValidUntil: grace > 0 ? validUntil : nil))
+                previousKeyValidUntil: previousKeyValidUntil))
     }
 
     @Sendable func revoke(_ request: Request, context: AuthenticatedContext) async throws -> Response {

@@ -35,7 +35,7 @@ public struct AppRequestContext: RequestContext {
         identity = nil
     }
 
-    /// Telemetry batches are capped at 256 KiB; nothing else the API accepts comes close.
+    /// Telemetry batches are capped at 256 KiB, the largest body anything accepts.
     public var maxUploadSize: Int { TelemetryRules.maximumBodyBytes }
 }
 
@@ -52,6 +52,4 @@ public struct AuthenticatedContext: ChildRequestContext {
         self.identity = identity
         remoteAddress = context.remoteAddress
     }
-
-    public var maxUploadSize: Int { 64 * 1024 }
 }

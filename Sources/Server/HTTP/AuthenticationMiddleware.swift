@@ -2,8 +2,9 @@ import Hummingbird
 import PlatformCore
 
 /// Resolves the caller of the user API from a `Bearer` user token or the session cookie and
-/// stores it in the context. A presented but invalid token is refused at once; a missing or
-/// expired session leaves the context anonymous, and `AuthenticatedContext` turns that into a 401.
+/// stores it in the context. A presented but invalid Bearer token is refused at once; other
+/// `Authorization` schemes are not user credentials and are ignored; a missing or expired
+/// session leaves the context anonymous, and `AuthenticatedContext` turns that into a 401.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     static let sessionCookieName = "thermostat_session"
@@ -14,11 +15,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         async throws -> Response
     {
         var context = context
-        if let authorization = request.headers[.authorization] {
-            guard authorization.hasPrefix("Bearer ") else {
-                throw PlatformError(
-                    .unauthenticated, code: "invalid_token", message: "Authorization must be 'Bearer <token>'")
-            }
+        if let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") {
             let token = String(authorization.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
             guard let identity = try await accounts.identity(apiToken: token) else {
                 throw PlatformError(.unauthenticated, code: "invalid_token", message: "The API token is invalid or revoked")

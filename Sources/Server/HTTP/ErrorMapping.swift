@@ -27,8 +27,6 @@ enum ErrorMapping {
             return PlatformError(.notFound, code: "not_found", message: message ?? "No such resource")
         case .contentTooLarge:
             return PlatformError(.payloadTooLarge, code: "payload_too_large", message: "Request body is too large")
-        case .methodNotAllowed:
-            return PlatformError(.badRequest, code: "method_not_allowed", message: "Method not allowed")
         case .unauthorized:
             return .unauthenticated
         case .badRequest:
@@ -64,7 +62,12 @@ enum ErrorMapping {
             headers[.retryAfter] = String(seconds)
         }
         if error.kind == .unauthenticated {
-            headers[.wwwAuthenticate] = "Bearer realm=\"thermostat\""
+            headers[.wwwAuthenticate] =
+                error.code.hasPrefix("device_") || error.code == "invalid_device_credentials"
+                ? "Device realm=\"thermostat\"" : "Bearer realm=\"thermostat\""
+        }
+        if error.kind == .unavailable {
+            headers[.retryAfter] = "1"
         }
         let body = ErrorBody(error: .init(code: error.code, message: error.message, field: error.field))
         do {

@@ -5,15 +5,30 @@ import NIOCore
 import PlatformCore
 
 /// Strict JSON request decoding: malformed JSON is a 400, unknown fields, wrong types and
-/// missing fields are a 422 naming the field, and bodies over the context's limit are a 413.
+/// missing fields are a 422 naming the field, and bodies over 64 KiB are a 413.
 protocol StrictRequestBody: Decodable {
     /// Every field the body may contain.
     static var fields: Set<String> { get }
 }
 
+/// No JSON API body other than telemetry comes close to this.
+private let strictBodyLimit = 64 * 1024
+
 extension Request {
     func decodeStrict<Body: StrictRequestBody>(_ type: Body.Type, context: some RequestContext) async throws -> Body {
-        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        let buffer = try await body.collect(upTo: strictBodyLimit)
+        return try Self.decodeStrict(type, from: buffer)
+    }
+
+    /// Like `decodeStrict`, but an empty body (an optional one left out) is nil.
+    func decodeStrictIfPresent<Body: StrictRequestBody>(_ type: Body.Type, context: some RequestContext) async throws
+        -> Body?
+    {
+        let buffer = try await body.collect(upTo: strictBodyLimit)
+        return buffer.readableBytes == 0 ? nil : try Self.decodeStrict(type, from: buffer)
+    }
+
+    private static func decodeStrict<Body: StrictRequestBody>(_ type: Body.Type, from buffer: ByteBuffer) throws -> Body {
         let data = Data(buffer: buffer, byteTransferStrategy: .noCopy)
         guard let object = try? JSONSerialization.jsonObject(with: data) else {
             throw PlatformError.malformed("Request body is not valid JSON")
@@ -29,13 +44,13 @@ extension Request {
         } catch let error as PlatformError {
             throw error
         } catch let DecodingError.typeMismatch(_, context) {
-            throw PlatformError.invalid(Self.path(context.codingPath), "has the wrong type", code: "wrong_type")
+            throw PlatformError.invalid(path(context.codingPath), "has the wrong type", code: "wrong_type")
         } catch let DecodingError.valueNotFound(_, context) {
-            throw PlatformError.invalid(Self.path(context.codingPath), "must not be null", code: "missing_field")
+            throw PlatformError.invalid(path(context.codingPath), "must not be null", code: "missing_field")
         } catch let DecodingError.keyNotFound(key, context) {
-            throw PlatformError.invalid(Self.path(context.codingPath + [key]), "is required", code: "missing_field")
+            throw PlatformError.invalid(path(context.codingPath + [key]), "is required", code: "missing_field")
         } catch let DecodingError.dataCorrupted(context) {
-            throw PlatformError.invalid(Self.path(context.codingPath), context.debugDescription, code: "invalid_field")
+            throw PlatformError.invalid(path(context.codingPath), context.debugDescription, code: "invalid_field")
         }
     }
 

@@ -20,8 +20,8 @@ struct AccountService: Sendable {
         let email = try IdentifierRules.normalizedEmail(rawEmail)
         try passwordPolicy.validate(password, email: email)
         let name = tenantName?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        let displayName = name.isEmpty ? String(email.split(separator: "@")[0]) : name
-        try IdentifierRules.validateName(displayName, field: "tenant_name")
+        let displayName = try IdentifierRules.validName(
+            name.isEmpty ? String(email.split(separator: "@")[0]) : name, field: "tenant_name")
         let now = clock.now()
         let user = User(
             id: UUID(), email: email, passwordHash: try await hasher.hash(password), isPlatformAdmin: false,
@@ -99,7 +99,7 @@ struct AccountService: Sendable {
 
     /// Creates a user API token; returns it with its secret, shown this once.
     func createAPIToken(for identity: Identity, name: String) async throws -> (APIToken, secret: String) {
-        try IdentifierRules.validateName(name, field: "name")
+        let name = try IdentifierRules.validName(name, field: "name")
         let secret = Secrets.generate(prefix: Secrets.apiTokenPrefix)
         let token = APIToken(
             id: UUID(), tenantID: identity.tenant.id, userID: identity.user.id, name: name,

@@ -60,7 +60,9 @@ extension PostgresStore: DeviceStore {
     {
         try await changedRows(
             """
-            UPDATE devices SET previous_key_hash = key_hash, previous_key_expires_at = \(previousValidUntil),
+            UPDATE devices SET
+                previous_key_hash = CASE WHEN revoked_at IS NULL THEN key_hash END,
+                previous_key_expires_at = CASE WHEN revoked_at IS NULL THEN \(previousValidUntil) END,
                 key_hash = \(newKeyHash), revoked_at = NULL
             WHERE tenant_id = \(tenantID) AND serial = \(serial) RETURNING 1
             """) > 0

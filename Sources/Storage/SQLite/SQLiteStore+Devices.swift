@@ -69,8 +69,10 @@ extension SQLiteStore: DeviceStore {
         try await pool.write { db in
             try db.execute(
                 sql: """
-                    UPDATE devices SET previous_key_hash = key_hash, previous_key_expires_at = ?, key_hash = ?,
-                        revoked_at = NULL
+                    UPDATE devices SET
+                        previous_key_hash = CASE WHEN revoked_at IS NULL THEN key_hash END,
+                        previous_key_expires_at = CASE WHEN revoked_at IS NULL THEN ? END,
+                        key_hash = ?, revoked_at = NULL
                     WHERE tenant_id = ? AND serial = ?
                     """,
                 arguments: [previousValidUntil.microseconds, newKeyHash, tenantID.databaseText, serial])
