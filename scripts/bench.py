@@ -114,6 +114,10 @@ def run_backend(name, database, args, work):
     finally:
         server.stop()
         log.close()
+        with open(os.path.join(work, f"{name}-server.log")) as server_log:
+            problems = [line.rstrip() for line in server_log if "error" in line or "warning" in line]
+        for line in problems[:5]:
+            print(f"server log ({name}): {line}", file=sys.stderr)
 
 
 def main():

@@ -1,0 +1,59 @@
+/*
+ * The sandbox's C half. Everything that can raise a Lua error (and so longjmp) lives here, so
+ * no Swift frame ever sits between a lua_pcall and the error that unwinds to it: the count
+ * hook, the capped allocator, and the replacement library functions. Swift calls only the
+ * functions below, which never raise.
+ */
+#ifndef CLUA_SHIM_H
+#define CLUA_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+
+/* Why the last protected call was stopped by the sandbox rather than by the script. */
+typedef enum {
+    TSB_ABORT_NONE = 0,
+    TSB_ABORT_BUDGET = 1,
+    TSB_ABORT_DEADLINE = 2,
+    TSB_ABORT_MEMORY = 3,
+} tsb_abort_reason;
+
+/* Creates a sandboxed state: safe libraries only, capped memory, captured print. NULL on OOM. */
+lua_State *tsb_open(size_t memory_limit, size_t log_limit_bytes);
+
+/* Closes a state made by tsb_open and frees its sandbox bookkeeping. */
+void tsb_close(lua_State *L);
+
+/* Loads a text chunk (never bytecode) named `name`; pushes the function or an error message. */
+int tsb_load(lua_State *L, const char *source, size_t length, const char *name);
+
+/*
+ * lua_pcall under the sandbox: the memory cap is enforced, the count hook stops the call after
+ * `instruction_budget` instructions or at `deadline_ns` (CLOCK_MONOTONIC), and an error value
+ * that is not a string is turned into a message. Returns the lua_pcall status.
+ */
+int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget, int64_t deadline_ns);
+
+/* Why the last tsb_pcall was aborted by the sandbox (TSB_ABORT_NONE for a script's own error). */
+tsb_abort_reason tsb_last_abort(lua_State *L);
+
+/* Bytes currently allocated by the state. */
+size_t tsb_memory_in_use(lua_State *L);
+
+/* The captured print output since the last call, lines separated by '\n'; `dropped` counts
+   lines that did not fit. The pointer is valid until the next sandbox call. */
+const char *tsb_take_log(lua_State *L, size_t *length, size_t *dropped);
+
+/* Registers the source of a module that `require(name)` may load. Never raises. */
+int tsb_register_module(lua_State *L, const char *name, const char *source, size_t length);
+
+/* Monotonic clock in nanoseconds, for deadlines. */
+int64_t tsb_now_ns(void);
+
+/* Wrappers for Lua macros that Swift cannot import. */
+int tsb_registry_index(void);
+void tsb_pop(lua_State *L, int n);
+const char *tsb_tostring(lua_State *L, int index, size_t *length);
+
+#endif

@@ -1,0 +1,437 @@
+#define _POSIX_C_SOURCE 200809L
+#include "CLuaShim.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Instructions between two runs of the count hook. */
+#define HOOK_STEP 1000
+/* Upper bounds for C library loops the count hook cannot see. */
+#define MAX_REP_COUNT 1000000
+#define MAX_MOVE_COUNT 1000000
+#define MAX_PATTERN_LENGTH 256
+#define MAX_PATTERN_COST 1e8
+#define MAX_LOG_LINE 1024
+
+static const char *const SOURCES_KEY = "tsb.sources";
+static const char *const LOADED_KEY = "tsb.loaded";
+
+typedef struct {
+    size_t used;
+    size_t limit;
+    int enforce;
+    int64_t budget_left;
+    int64_t deadline_ns;
+    tsb_abort_reason abort;
+    char *log;
+    size_t log_length;
+    size_t log_limit;
+    size_t log_dropped;
+    size_t log_taken;
+} tsb_state;
+
+static tsb_state *state_of(lua_State *L) {
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return (tsb_state *)ud;
+}
+
+int64_t tsb_now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* The allocator: counts every byte and, only while a sandboxed call runs (where Lua turns a
+   refusal into a catchable memory error), refuses to grow past the cap. */
+static void *tsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    tsb_state *s = (tsb_state *)ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        s->used -= old;
+        return NULL;
+    }
+    if (s->enforce && nsize > old && s->used - old + nsize > s->limit) {
+        s->abort = TSB_ABORT_MEMORY;
+        return NULL;
+    }
+    void *grown = realloc(ptr, nsize);
+    if (grown == NULL) return NULL;
+    s->used = s->used - old + nsize;
+    return grown;
+}
+
+static int tsb_panic(lua_State *L) {
+    const char *message = lua_tostring(L, -1);
+    fprintf(stderr, "lua sandbox: unprotected error: %s\n", message ? message : "(not a string)");
+    abort();
+    return 0;
+}
+
+static void tsb_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    tsb_state *s = state_of(L);
+    s->budget_left -= HOOK_STEP;
+    if (s->budget_left < 0) {
+        s->abort = TSB_ABORT_BUDGET;
+        lua_sethook(L, tsb_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "instruction budget exhausted");
+    }
+    if (tsb_now_ns() > s->deadline_ns) {
+        s->abort = TSB_ABORT_DEADLINE;
+        lua_sethook(L, tsb_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "time limit exceeded");
+    }
+}
+
+/* Message handler: any error value becomes a string message. */
+static int tsb_message_handler(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TSTRING) return 1;
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_pushliteral(L, "message");
+        if (lua_rawget(L, 1) == LUA_TSTRING) return 1;
+        lua_pop(L, 1);
+    }
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    return 1;
+}
+
+/* ---- replacement library functions ---- */
+
+static int tsb_print(lua_State *L) {
+    tsb_state *s = state_of(L);
+    int n = lua_gettop(L);
+    luaL_Buffer line;
+    luaL_buffinit(L, &line);
+    for (int i = 1; i <= n; i++) {
+        size_t length;
+        const char *text = luaL_tolstring(L, i, &length);
+        if (i > 1) luaL_addchar(&line, '\t');
+        luaL_addlstring(&line, text, length);
+        lua_pop(L, 1);
+    }
+    luaL_pushresult(&line);
+    size_t length;
+    const char *text = lua_tolstring(L, -1, &length);
+    if (length > MAX_LOG_LINE) length = MAX_LOG_LINE;
+    if (s->log_length + length + 1 > s->log_limit) {
+        s->log_dropped++;
+        return 0;
+    }
+    memcpy(s->log + s->log_length, text, length);
+    s->log_length += length;
+    s->log[s->log_length++] = '\n';
+    return 0;
+}
+
+static int tsb_collectgarbage(lua_State *L) {
+    const char *option = luaL_optstring(L, 1, "count");
+    if (strcmp(option, "count") != 0) return luaL_error(L, "collectgarbage: only \"count\" is allowed");
+    lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT) + (lua_Number)lua_gc(L, LUA_GCCOUNTB) / 1024);
+    return 1;
+}
+
+static int tsb_load_function(lua_State *L) {
+    size_t length;
+    const char *source = luaL_checklstring(L, 1, &length);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    int has_env = !lua_isnone(L, 4);
+    if (luaL_loadbufferx(L, source, length, name, "t") == LUA_OK) {
+        if (has_env) {
+            lua_pushvalue(L, 4);
+            if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+        }
+        return 1;
+    }
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+static int tsb_setmetatable(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL) return luaL_error(L, "__gc metamethods are not allowed in the sandbox");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int tsb_require(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+    if (lua_getfield(L, -1, name) != LUA_TNIL) {
+        if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) return luaL_error(L, "module '%s' requires itself", name);
+        return 1;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, SOURCES_KEY);
+    if (lua_getfield(L, -1, name) != LUA_TSTRING) {
+        return luaL_error(L, "module '%s' is not available (only built-in plugins can be required)", name);
+    }
+    size_t length;
+    const char *source = lua_tolstring(L, -1, &length);
+    lua_pushlightuserdata(L, (void *)LOADED_KEY);
+    lua_setfield(L, -4, name);
+    lua_pushfstring(L, "=%s", name);
+    if (luaL_loadbufferx(L, source, length, lua_tostring(L, -1), "t") != LUA_OK) return lua_error(L);
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -6, name);
+    return 1;
+}
+
+static int tsb_string_rep(lua_State *L) {
+    size_t length, separator_length = 0;
+    luaL_checklstring(L, 1, &length);
+    lua_Integer count = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &separator_length);
+    if (count > MAX_REP_COUNT) return luaL_error(L, "string.rep: count %I is over the sandbox limit", count);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* Backtracking pattern matching runs in C, where the count hook cannot stop it. Each
+   quantifier can multiply the work by the subject's length, so refuse calls whose worst case
+   (length + 1) ^ (quantifiers + 1) is beyond a fixed bound. */
+static int pattern_quantifiers(const char *pattern, size_t length) {
+    int count = 0;
+    for (size_t i = 0; i < length; i++) {
+        char c = pattern[i];
+        if (c == '%') {
+            i++;
+        } else if (c == '[') {
+            i++;
+            if (i < length && pattern[i] == '^') i++;
+            if (i < length && pattern[i] == ']') i++;
+            while (i < length && pattern[i] != ']') {
+                if (pattern[i] == '%') i++;
+                i++;
+            }
+        } else if (c == '*' || c == '+' || c == '-' || c == '?') {
+            count++;
+        }
+    }
+    return count;
+}
+
+static int tsb_checked_pattern(lua_State *L) {
+    size_t subject_length, pattern_length;
+    luaL_checklstring(L, 1, &subject_length);
+    const char *pattern = luaL_checklstring(L, 2, &pattern_length);
+    if (pattern_length > MAX_PATTERN_LENGTH) return luaL_error(L, "pattern longer than %d bytes", MAX_PATTERN_LENGTH);
+    int quantifiers = pattern_quantifiers(pattern, pattern_length);
+    double cost = 1;
+    for (int i = 0; i <= quantifiers && cost <= MAX_PATTERN_COST; i++) cost *= (double)subject_length + 1;
+    if (cost > MAX_PATTERN_COST) {
+        return luaL_error(L, "pattern with %d quantifiers is too costly for a %d-byte subject", quantifiers,
+                          (int)subject_length);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int tsb_table_move(lua_State *L) {
+    lua_Integer first = luaL_checkinteger(L, 2);
+    lua_Integer last = luaL_checkinteger(L, 3);
+    if (last >= first && (lua_Unsigned)last - (lua_Unsigned)first >= MAX_MOVE_COUNT) {
+        return luaL_error(L, "table.move: range is over the sandbox limit");
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* Replaces table[name] with `wrapper`, which gets the original as its upvalue. */
+static void wrap_field(lua_State *L, int table, const char *name, lua_CFunction wrapper) {
+    lua_getfield(L, table, name);
+    lua_pushcclosure(L, wrapper, 1);
+    lua_setfield(L, table, name);
+}
+
+static int open_sandbox(lua_State *L) {
+    static const luaL_Reg libraries[] = {
+        {LUA_GNAME, luaopen_base},        {LUA_TABLIBNAME, luaopen_table}, {LUA_STRLIBNAME, luaopen_string},
+        {LUA_MATHLIBNAME, luaopen_math}, {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_COLIBNAME, luaopen_coroutine},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *library = libraries; library->func; library++) {
+        luaL_requiref(L, library->name, library->func, 1);
+        lua_pop(L, 1);
+    }
+    lua_pushglobaltable(L);
+    int globals = lua_gettop(L);
+    static const char *const removed[] = {"dofile", "loadfile", "warn", NULL};
+    for (const char *const *name = removed; *name; name++) {
+        lua_pushnil(L);
+        lua_setfield(L, globals, *name);
+    }
+    lua_pushcfunction(L, tsb_print);
+    lua_setfield(L, globals, "print");
+    lua_pushcfunction(L, tsb_collectgarbage);
+    lua_setfield(L, globals, "collectgarbage");
+    lua_pushcfunction(L, tsb_load_function);
+    lua_setfield(L, globals, "load");
+    lua_pushcfunction(L, tsb_require);
+    lua_setfield(L, globals, "require");
+    wrap_field(L, globals, "setmetatable", tsb_setmetatable);
+
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+    int full_os = lua_gettop(L);
+    lua_createtable(L, 0, 3);
+    static const char *const kept[] = {"time", "date", "clock", NULL};
+    for (const char *const *name = kept; *name; name++) {
+        lua_getfield(L, full_os, *name);
+        lua_setfield(L, -2, *name);
+    }
+    lua_setfield(L, globals, "os");
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "string");
+    int string_table = lua_gettop(L);
+    lua_pushnil(L);
+    lua_setfield(L, string_table, "dump");
+    wrap_field(L, string_table, "rep", tsb_string_rep);
+    static const char *const patterns[] = {"find", "match", "gmatch", "gsub", NULL};
+    for (const char *const *name = patterns; *name; name++) wrap_field(L, string_table, *name, tsb_checked_pattern);
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "table");
+    wrap_field(L, lua_gettop(L), "move", tsb_table_move);
+    lua_pop(L, 1);
+
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, SOURCES_KEY);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+    lua_pop(L, 1);
+    return 0;
+}
+
+lua_State *tsb_open(size_t memory_limit, size_t log_limit_bytes) {
+    tsb_state *s = calloc(1, sizeof(tsb_state));
+    if (s == NULL) return NULL;
+    s->limit = memory_limit;
+    s->log_limit = log_limit_bytes;
+    s->log = malloc(log_limit_bytes > 0 ? log_limit_bytes : 1);
+    lua_State *L = s->log ? lua_newstate(tsb_alloc, s) : NULL;
+    if (L == NULL) {
+        free(s->log);
+        free(s);
+        return NULL;
+    }
+    lua_atpanic(L, tsb_panic);
+    lua_pushcfunction(L, open_sandbox);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        tsb_close(L);
+        return NULL;
+    }
+    lua_sethook(L, tsb_hook, LUA_MASKCOUNT, HOOK_STEP);
+    return L;
+}
+
+void tsb_close(lua_State *L) {
+    tsb_state *s = state_of(L);
+    s->enforce = 0;
+    lua_close(L);
+    free(s->log);
+    free(s);
+}
+
+int tsb_load(lua_State *L, const char *source, size_t length, const char *name) {
+    tsb_state *s = state_of(L);
+    s->enforce = 1;
+    s->abort = TSB_ABORT_NONE;
+    int status = luaL_loadbufferx(L, source, length, name, "t");
+    s->enforce = 0;
+    return status;
+}
+
+int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget, int64_t deadline_ns) {
+    tsb_state *s = state_of(L);
+    int function_index = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, tsb_message_handler);
+    lua_insert(L, function_index);
+    s->budget_left = instruction_budget;
+    s->deadline_ns = deadline_ns;
+    s->abort = TSB_ABORT_NONE;
+    lua_sethook(L, tsb_hook, LUA_MASKCOUNT, HOOK_STEP);
+    s->enforce = 1;
+    int status = lua_pcall(L, nargs, nresults, function_index);
+    s->enforce = 0;
+    lua_remove(L, function_index);
+    if (status == LUA_ERRMEM) s->abort = TSB_ABORT_MEMORY;
+    if (status == LUA_OK) s->abort = TSB_ABORT_NONE;
+    return status;
+}
+
+tsb_abort_reason tsb_last_abort(lua_State *L) { return state_of(L)->abort; }
+
+size_t tsb_memory_in_use(lua_State *L) { return state_of(L)->used; }
+
+const char *tsb_take_log(lua_State *L, size_t *length, size_t *dropped) {
+    tsb_state *s = state_of(L);
+    *length = s->log_length;
+    *dropped = s->log_dropped;
+    s->log_length = 0;
+    s->log_dropped = 0;
+    return s->log;
+}
+
+static int register_module(lua_State *L) {
+    const char *name = lua_touserdata(L, 1);
+    const char *source = lua_touserdata(L, 2);
+    size_t length = (size_t)lua_tointeger(L, 3);
+    lua_getfield(L, LUA_REGISTRYINDEX, SOURCES_KEY);
+    lua_pushlstring(L, source, length);
+    lua_setfield(L, -2, name);
+    lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+    lua_pushnil(L);
+    lua_setfield(L, -2, name);
+    return 0;
+}
+
+int tsb_register_module(lua_State *L, const char *name, const char *source, size_t length) {
+    lua_pushcfunction(L, register_module);
+    lua_pushlightuserdata(L, (void *)name);
+    lua_pushlightuserdata(L, (void *)source);
+    lua_pushinteger(L, (lua_Integer)length);
+    int status = lua_pcall(L, 3, 0, 0);
+    if (status != LUA_OK) lua_pop(L, 1);
+    return status;
+}
+
+int tsb_registry_index(void) { return LUA_REGISTRYINDEX; }
+
+void tsb_pop(lua_State *L, int n) { lua_pop(L, n); }
+
+const char *tsb_tostring(lua_State *L, int index, size_t *length) {
+    if (lua_type(L, index) != LUA_TSTRING) {
+        *length = 0;
+        return NULL;
+    }
+    return lua_tolstring(L, index, length);
+}
