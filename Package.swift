@@ -23,6 +23,16 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
+        // Debian's liblua5.4 headers and library.
+        .systemLibrary(
+            name: "CLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]
+        ),
+        // The sandbox's C half: everything that may raise a Lua error (hook, allocator, safe library).
+        .target(name: "CLuaShim", dependencies: ["CLua"]),
+        // One safe Lua VM: limits, safe library set, value bridging.
+        .target(name: "LuaSandbox", dependencies: ["CLua", "CLuaShim"], swiftSettings: swiftSettings),
         // Domain types and rules: pure Swift, no I/O.
         .target(
             name: "PlatformCore",
@@ -74,6 +84,7 @@ let package = Package(
             path: "Tests/StorageTesting",
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "LuaSandboxTests", dependencies: ["LuaSandbox"], swiftSettings: swiftSettings),
         .testTarget(name: "PlatformCoreTests", dependencies: ["PlatformCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting"], swiftSettings: swiftSettings),
         .testTarget(

@@ -384,7 +384,7 @@ int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget,
     s->enforce = 0;
     lua_remove(L, function_index);
     if (status == LUA_ERRMEM) s->abort = TSB_ABORT_MEMORY;
-    if (status == LUA_OK) s->abort = TSB_ABORT_NONE;
+    if (status == LUA_OK && s->abort == TSB_ABORT_MEMORY) s->abort = TSB_ABORT_NONE;
     return status;
 }
 

@@ -35,7 +35,9 @@ int tsb_load(lua_State *L, const char *source, size_t length, const char *name);
  */
 int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget, int64_t deadline_ns);
 
-/* Why the last tsb_pcall was aborted by the sandbox (TSB_ABORT_NONE for a script's own error). */
+/* Why the last tsb_pcall was aborted by the sandbox (TSB_ABORT_NONE for a script's own error).
+   A budget or deadline stop is reported even when the script caught the error (with pcall or
+   coroutine.resume) and returned normally: the call still ran out of its limits. */
 tsb_abort_reason tsb_last_abort(lua_State *L);
 
 /* Bytes currently allocated by the state. */
