@@ -86,6 +86,7 @@ struct Platform {
             .addRoutes(to: authenticated.group("devices"))
         telemetry.addQueryRoute(to: authenticated.group("telemetry"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
+        MemberController(store: store, clock: clock).addRoutes(to: authenticated.group("tenant/members"))
         return router
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -36,6 +37,17 @@ enum TestPlatform {
         try await app.test(.router) { client in
             try await test(client, store)
         }
+    }
+}
+
+extension TestPlatform {
+    /// A user API token made directly in the store, for acting as a user in another tenant.
+    static func apiToken(store: any PlatformStore, user: User, tenantID: UUID) async throws -> String {
+        let secret = "tht_test_\(UUID().uuidString)"
+        let hash = SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        try await store.createAPIToken(
+            APIToken(id: UUID(), tenantID: tenantID, userID: user.id, name: "test", tokenHash: hash, createdAt: Timestamp(Date())))
+        return secret
     }
 }
 

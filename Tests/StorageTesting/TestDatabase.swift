@@ -53,6 +53,14 @@ public enum TestDatabase {
         }
     }
 
+    /// Drops a database made by `makeURL(.postgres)`, disconnecting its clients.
+    public static func dropPostgresDatabase(_ url: String) async throws {
+        guard let admin = postgresAdminURL, let name = URLComponents(string: url)?.path.dropFirst() else {
+            throw TestDatabaseError.postgresUnavailable
+        }
+        try await adminQuery("DROP DATABASE \(name) WITH (FORCE)", adminURL: admin)
+    }
+
     static let logger: Logger = {
         var logger = Logger(label: "test-database")
         logger.logLevel = .warning
@@ -60,6 +68,10 @@ public enum TestDatabase {
     }()
 
     private static func createDatabase(named name: String, adminURL: String) async throws {
+        try await adminQuery("CREATE DATABASE \(name)", adminURL: adminURL)
+    }
+
+    private static func adminQuery(_ sql: String, adminURL: String) async throws {
         guard let components = URLComponents(string: adminURL) else { throw TestDatabaseError.postgresUnavailable }
         let configuration = PostgresClient.Configuration(
             host: components.host ?? "127.0.0.1", port: components.port ?? 5432, username: components.user ?? "postgres",
@@ -68,7 +80,7 @@ public enum TestDatabase {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+            try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
         }
     }
 }

@@ -51,6 +51,14 @@ struct StoreConformanceTests {
             let secondMembership = try await store.createAccount(user: second, tenant: sameName)
             #expect(secondMembership.tenant.slug == "acme-2")
 
+            try await store.setMembership(tenantID: tenant.id, userID: second.id, role: .viewer, at: Self.epoch.adding(seconds: 60))
+            #expect(try await store.membership(userID: second.id, tenantID: tenant.id)?.role == .viewer)
+            try await store.setMembership(tenantID: tenant.id, userID: second.id, role: .member, at: Self.epoch)
+            let members = try await store.members(tenantID: tenant.id)
+            #expect(members.map(\.0.email) == ["owner@example.com", "second@example.com"])
+            #expect(members.map(\.1) == [.owner, .member])
+            #expect(try await store.memberships(userID: second.id).map(\.tenant.slug) == ["acme-2", "acme"])
+
             try await store.setPlatformAdmin(userID: user.id, true)
             #expect(try await store.user(id: user.id)?.isPlatformAdmin == true)
             try await store.setTier(tenantID: tenant.id, tier: "pro")

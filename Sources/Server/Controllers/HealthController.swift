@@ -9,6 +9,9 @@ struct HealthController {
     let store: any PlatformStore
     let startedAt: ContinuousClock.Instant
     static let version = "0.1.0"
+    /// A database that does not answer within this long counts as unreachable: a load balancer
+    /// needs a prompt answer more than a patient one.
+    static let pingTimeout: Duration = .seconds(2)
 
     struct HealthJSON: Encodable {
         var status: String
@@ -30,7 +33,15 @@ struct HealthController {
     @Sendable func health(_ request: Request, context: AppRequestContext) async throws -> Response {
         let reachable: Bool
         do {
-            try await store.ping()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await store.ping() }
+                group.addTask {
+                    try await Task.sleep(for: Self.pingTimeout)
+                    throw PlatformError(.unavailable, code: "database_timeout", message: "The database did not answer in time")
+                }
+                defer { group.cancelAll() }
+                try await group.next()
+            }
             reachable = true
         } catch {
             context.logger.warning("health check: database unreachable", metadata: ["error": "\(error)"])

@@ -100,6 +100,23 @@ extension PostgresStore: AccountStore {
         ).first.map { Tenant(id: $0.0, slug: $0.1, name: $0.2, tier: $0.3, createdAt: $0.4) }
     }
 
+    public func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws {
+        try await client.query(
+            """
+            INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES (\(tenantID), \(userID), \(role.rawValue), \(time))
+            ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role
+            """, logger: logger)
+    }
+
+    public func members(tenantID: UUID) async throws -> [(User, Role)] {
+        try await rows(
+            """
+            SELECT u.id, u.email, u.password_hash, u.is_platform_admin, u.created_at, m.role
+            FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = \(tenantID) ORDER BY m.created_at
+            """, as: (UUID, String, String, Bool, Timestamp, String).self
+        ).map { (Self.user(($0.0, $0.1, $0.2, $0.3, $0.4)), Role(rawValue: $0.5) ?? .viewer) }
+    }
+
     public func setTier(tenantID: UUID, tier: String) async throws {
         try await client.query("UPDATE tenants SET tier = \(tier) WHERE id = \(tenantID)", logger: logger)
     }

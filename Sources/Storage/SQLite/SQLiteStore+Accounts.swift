@@ -101,6 +101,30 @@ extension SQLiteStore: AccountStore {
         }
     }
 
+    public func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role
+                    """,
+                arguments: [tenantID.databaseText, userID.databaseText, role.rawValue, time.microseconds])
+        }
+    }
+
+    public func members(tenantID: UUID) async throws -> [(User, Role)] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT u.*, m.role FROM memberships m JOIN users u ON u.id = m.user_id
+                    WHERE m.tenant_id = ? ORDER BY m.created_at
+                    """,
+                arguments: [tenantID.databaseText]
+            ).map { (Self.user(from: $0), Role(rawValue: $0["role"]) ?? .viewer) }
+        }
+    }
+
     public func setTier(tenantID: UUID, tier: String) async throws {
         try await pool.write { db in
             try db.execute(sql: "UPDATE tenants SET tier = ? WHERE id = ?", arguments: [tier, tenantID.databaseText])
