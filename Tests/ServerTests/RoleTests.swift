@@ -11,10 +11,12 @@ import Testing
 struct RoleTests {
     @Test(arguments: Backend.available)
     func viewersReadButCannotChangeAnything(_ backend: Backend) async throws {
-        try await TestPlatform.run(backend) { client, store in
+        let clock = ManualClock()
+        try await TestPlatform.run(backend, clock: clock) { client, store in
             let owner = try await client.register("owner@example.com")
             let device = try await client.registerDevice(owner, serial: "TH-SHARED")
             let guest = try await client.register("guest@example.com", tenant: "Guest Home")
+            clock.advance(seconds: 1)
             let added = try await client.json(
                 "/api/tenant/members/", method: .post, body: #"{"email":"guest@example.com","role":"viewer"}"#, cookie: owner.cookie)
             #expect(added.status == .ok)
