@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "CLuaShim", dependencies: ["CLua"]),
         // One safe Lua VM: limits, safe library set, value bridging.
         .target(name: "LuaSandbox", dependencies: ["CLua", "CLuaShim"], swiftSettings: swiftSettings),
+        // The four script hooks, built-in plugins and tier policies, on top of the sandbox.
+        .target(name: "Scripting", dependencies: ["LuaSandbox", "PlatformCore"], swiftSettings: swiftSettings),
         // Domain types and rules: pure Swift, no I/O.
         .target(
             name: "PlatformCore",
@@ -56,6 +58,8 @@ let package = Package(
             dependencies: [
                 "PlatformCore",
                 "Storage",
+                "Scripting",
+                "LuaSandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -84,7 +88,10 @@ let package = Package(
             path: "Tests/StorageTesting",
             swiftSettings: swiftSettings
         ),
+        // `make bench`: the cost of one ingest transform call across the Swift/Lua boundary.
+        .executableTarget(name: "LuaBenchmark", dependencies: ["Scripting", "LuaSandbox", "PlatformCore"], swiftSettings: swiftSettings),
         .testTarget(name: "LuaSandboxTests", dependencies: ["LuaSandbox"], swiftSettings: swiftSettings),
+        .testTarget(name: "ScriptingTests", dependencies: ["Scripting"], swiftSettings: swiftSettings),
         .testTarget(name: "PlatformCoreTests", dependencies: ["PlatformCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting"], swiftSettings: swiftSettings),
         .testTarget(

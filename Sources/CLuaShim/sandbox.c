@@ -73,6 +73,18 @@ static int tsb_panic(lua_State *L) {
     return 0;
 }
 
+/* Raises `message` prefixed with the running Lua function's chunk and line. Inside a hook,
+   luaL_error would name the caller instead (level 1), so look at level 0 here. */
+static int raise_here(lua_State *L, const char *message) {
+    lua_Debug ar;
+    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+        lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, message);
+    } else {
+        lua_pushstring(L, message);
+    }
+    return lua_error(L);
+}
+
 static void tsb_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     tsb_state *s = state_of(L);
@@ -80,12 +92,12 @@ static void tsb_hook(lua_State *L, lua_Debug *ar) {
     if (s->budget_left < 0) {
         s->abort = TSB_ABORT_BUDGET;
         lua_sethook(L, tsb_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "instruction budget exhausted");
+        raise_here(L, "instruction budget exhausted");
     }
     if (tsb_now_ns() > s->deadline_ns) {
         s->abort = TSB_ABORT_DEADLINE;
         lua_sethook(L, tsb_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "time limit exceeded");
+        raise_here(L, "time limit exceeded");
     }
 }
 

@@ -9,7 +9,7 @@ import Server
 struct Thermostat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "ThermostatRTOS Platform: hosted service for ESP32 thermostats.",
-        subcommands: [Serve.self, Migrate.self, CreateAdmin.self, Check.self, TenantCommand.self])
+        subcommands: [Serve.self, Migrate.self, CreateAdmin.self, Check.self, TenantCommand.self, ScriptCommand.self])
 }
 
 /// Flags shared by every command; each overrides its environment variable.
@@ -123,6 +123,53 @@ struct TenantCommand: AsyncParsableCommand {
             let configuration = try options.resolve()
             try await Operations(configuration: configuration).setTier(slug: slug, tier: tier)
             print("Tenant \(slug) is now on the \(tier) tier.")
+        }
+    }
+}
+
+struct ScriptCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "script", abstract: "Work with Lua scripts.", subcommands: [CheckScript.self])
+
+    struct CheckScript: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check",
+            abstract: "Compile and validate a script; with --sample, run it on one sample. Non-zero exit on failure.")
+
+        @Argument(help: "The Lua file.")
+        var file: String
+
+        @Option(help: "ingest, alert, export or storage_policy.")
+        var hook: String
+
+        @Option(help: "One telemetry sample as JSON, to run the script on.")
+        var sample: String?
+
+        @Option(help: "The script's configuration as a JSON object (ctx.config).")
+        var config: String?
+
+        @Option(help: "Folder of built-in plugins (THERMOSTAT_PLUGINS_DIR, default ./Plugins).")
+        var plugins: String?
+
+        @Option(help: "Folder of tier policies (THERMOSTAT_POLICIES_DIR, default ./Policies).")
+        var policies: String?
+
+        func run() async throws {
+            let environment = ProcessInfo.processInfo.environment
+            let source: String
+            do {
+                source = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw ValidationError("Cannot read \(file): \(error.localizedDescription)")
+            }
+            let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+            let check = ScriptCheck(
+                source: source, name: name, hook: hook, sampleJSON: sample, configJSON: config,
+                pluginsDirectory: URL(fileURLWithPath: plugins ?? environment["THERMOSTAT_PLUGINS_DIR"] ?? "Plugins"),
+                policiesDirectory: URL(fileURLWithPath: policies ?? environment["THERMOSTAT_POLICIES_DIR"] ?? "Policies"))
+            let (lines, passed) = check.run()
+            lines.forEach { print($0) }
+            if !passed { throw ExitCode(1) }
         }
     }
 }

@@ -154,6 +154,14 @@ import Testing
         }
     }
 
+    @Test func budgetErrorsNameTheLine() throws {
+        let vm = try LuaVM()
+        let module = try vm.load(chunk: "return { f = function()\n  local x = 0\n  while true do x = x + 1 end\nend }", name: "spin")
+        #expect(throws: LuaError(kind: .budgetExhausted, message: "instruction budget exhausted", chunk: "spin", line: 3)) {
+            try vm.call("f", in: module, [])
+        }
+    }
+
     @Test func budgetResetsBetweenCalls() throws {
         var limits = LuaLimits()
         limits.instructionBudget = 100_000
