@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CONFIGURATION ?= release
 SWIFT_BUILD_FLAGS ?=
-RUN_PACKAGES := libsqlite3-dev pkg-config
+RUN_PACKAGES := libsqlite3-dev liblua5.4-dev pkg-config
 TEST_PACKAGES := $(RUN_PACKAGES) postgresql python3 libcmocka-dev libcurl4-openssl-dev
 BENCH_PACKAGES := $(TEST_PACKAGES) wrk
 PG_DIR := $(CURDIR)/.build/test-postgres
@@ -40,6 +40,8 @@ test-firmware:
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	swift build -c release --product thermostat
+	swift build -c release --product LuaBenchmark
+	.build/release/LuaBenchmark 1000000
 	@scripts/test-postgres.sh stop "$(PG_DIR)-bench"; \
 	url=$$(scripts/test-postgres.sh start "$(PG_DIR)-bench") || exit 1; \
 	trap 'scripts/test-postgres.sh stop "$(PG_DIR)-bench"' EXIT; \

@@ -17,6 +17,9 @@ public final class LuaVM {
     public let limits: LuaLimits
     private let state: OpaquePointer
 
+    /// The raw state, for the fast-path call API in this module.
+    var rawState: OpaquePointer { state }
+
     public init(limits: LuaLimits = LuaLimits()) throws(LuaError) {
         guard let state = tsb_open(limits.memoryBytes, limits.logBytes) else {
             throw LuaError(kind: .memoryExhausted, message: "could not create a Lua VM")
@@ -119,7 +122,7 @@ public final class LuaVM {
 
     // MARK: Internals
 
-    private func protectedCall(arguments: Int32, results: Int32) throws(LuaError) {
+    func protectedCall(arguments: Int32, results: Int32) throws(LuaError) {
         let deadline = tsb_now_ns() + limits.wallClock.nanoseconds
         let status = tsb_pcall(state, arguments, results, limits.instructionBudget, deadline)
         let text: String
@@ -142,6 +145,11 @@ public final class LuaVM {
 
     /// Pushes `module[name]` without invoking metamethods; returns its Lua type.
     @discardableResult
+    func rawPushField(_ name: String, of module: LuaModule) -> Int32 {
+        pushField(name, of: module)
+    }
+
+    @discardableResult
     private func pushField(_ name: String, of module: LuaModule) -> Int32 {
         lua_rawgeti(state, tsb_registry_index(), lua_Integer(module.reference))
         pushString(name)
@@ -151,20 +159,20 @@ public final class LuaVM {
         return type
     }
 
-    private func message(at index: Int32) -> String {
+    func message(at index: Int32) -> String {
         var length = 0
         guard let pointer = tsb_tostring(state, index, &length) else { return "(no message)" }
         return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
     }
 
-    private func pushString(_ string: String) {
+    func pushString(_ string: String) {
         var string = string
         string.withUTF8 { bytes in
             _ = bytes.withMemoryRebound(to: CChar.self) { lua_pushlstring(state, $0.baseAddress, $0.count) }
         }
     }
 
-    private func push(_ value: LuaValue, depth: Int, budget: inout Int) throws(LuaError) {
+    func push(_ value: LuaValue, depth: Int, budget: inout Int) throws(LuaError) {
         budget -= 1
         guard budget >= 0 else { throw LuaError(kind: .bridging, message: "value has more than \(limits.maximumElements) elements") }
         guard depth <= limits.maximumDepth, lua_checkstack(state, 4) != 0 else {
@@ -192,7 +200,7 @@ public final class LuaVM {
         }
     }
 
-    private func value(at index: Int32, depth: Int, budget: inout Int, visiting: Set<UnsafeRawPointer>) throws(LuaError)
+    func value(at index: Int32, depth: Int, budget: inout Int, visiting: Set<UnsafeRawPointer>) throws(LuaError)
         -> LuaValue
     {
         budget -= 1

@@ -107,19 +107,55 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     /// RFC 3339 in UTC with millisecond or microsecond precision as needed, e.g.
-    /// `2026-11-29T07:00:00Z` or `2026-11-29T07:00:00.250Z`.
+    /// `2026-11-29T07:00:00Z` or `2026-11-29T07:00:00.250Z`. Written into one buffer: it is on
+    /// the query, export and scripting hot paths.
     public var iso8601: String {
         let totalSeconds = microseconds >= 0 ? microseconds / 1_000_000 : (microseconds - 999_999) / 1_000_000
         let micros = Int(microseconds - totalSeconds * 1_000_000)
         let days = totalSeconds >= 0 ? totalSeconds / 86_400 : (totalSeconds - 86_399) / 86_400
         let secondOfDay = Int(totalSeconds - days * 86_400)
         let (year, month, day) = civilFromDays(Int(days))
-        var out = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T"
-        out += pad(secondOfDay / 3600, 2) + ":" + pad(secondOfDay / 60 % 60, 2) + ":" + pad(secondOfDay % 60, 2)
-        if micros != 0 {
-            out += micros % 1000 == 0 ? "." + pad(micros / 1000, 3) : "." + pad(micros, 6)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            var index = 0
+            func digits(_ value: Int, _ width: Int) {
+                var value = value
+                var position = index + width - 1
+                while position >= index {
+                    buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                    position -= 1
+                }
+                index += width
+            }
+            func byte(_ character: Unicode.Scalar) {
+                buffer[index] = UInt8(ascii: character)
+                index += 1
+            }
+            if year < 0 || year > 9999 {
+                for character in String(year).utf8 {
+                    buffer[index] = character
+                    index += 1
+                }
+            } else {
+                digits(year, 4)
+            }
+            byte("-")
+            digits(month, 2)
+            byte("-")
+            digits(day, 2)
+            byte("T")
+            digits(secondOfDay / 3600, 2)
+            byte(":")
+            digits(secondOfDay / 60 % 60, 2)
+            byte(":")
+            digits(secondOfDay % 60, 2)
+            if micros != 0 {
+                byte(".")
+                if micros % 1000 == 0 { digits(micros / 1000, 3) } else { digits(micros, 6) }
+            }
+            byte("Z")
+            return index
         }
-        return out + "Z"
     }
 
     public var description: String { iso8601 }
@@ -143,10 +179,6 @@ extension Timestamp: Codable {
     }
 }
 
-private func pad(_ value: Int, _ width: Int) -> String {
-    let digits = String(value)
-    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
-}
 
 private func isLeap(_ year: Int) -> Bool { (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 }
 

@@ -6,6 +6,8 @@ public struct LoadedScript: Sendable, Hashable {
     public let name: String
     public let hook: ScriptHook
     let module: LuaModule
+    /// The hook's required functions, resolved once for the hot path.
+    let functions: [String: LuaFunction]
 }
 
 /// What an ingest transform decided about a sample.
@@ -99,7 +101,11 @@ public final class ScriptRunner {
                 throw .contract("\(hook.rawValue) scripts must return a table with a string '\(field)'")
             }
         }
-        return LoadedScript(name: name, hook: hook, module: module)
+        var functions: [String: LuaFunction] = [:]
+        for function in hook.requiredFunctions {
+            functions[function] = try? vm.function(function, in: module)
+        }
+        return LoadedScript(name: name, hook: hook, module: module, functions: functions)
     }
 
     public func load(plugin: Plugin) throws(ScriptError) -> LoadedScript {
@@ -111,18 +117,32 @@ public final class ScriptRunner {
         vm.unload(script.module)
     }
 
-    /// Runs an ingest `transform(sample, ctx)`.
+    /// Runs an ingest `transform(sample, ctx)`. This is the per-sample hot path, so the sample
+    /// and the context are written to and read from the Lua stack directly.
     public func transform(_ script: LoadedScript, sample: TelemetrySample, context: ScriptContext) throws(ScriptError)
         -> IngestOutcome
     {
-        let results = try call("transform", script, [SampleBridge.value(sample), context.luaValue])
-        switch results.first ?? .nil {
-        case .nil:
-            let reason = results.dropFirst().first?.stringValue ?? "rejected by \(script.name)"
-            return .reject(reason)
-        case let value:
-            return .accept(try SampleBridge.sample(value, original: sample))
+        guard let function = script.functions["transform"] else { throw .contract("not an ingest script") }
+        let outcome: Result<IngestOutcome, ScriptError>
+        do {
+            outcome = try vm.call(
+                function,
+                arguments: { arguments throws(LuaError) in
+                    SampleBridge.push(sample, to: arguments)
+                    try context.push(to: arguments)
+                    return 2
+                },
+                results: { results throws(LuaError) in
+                    if results.isNil(0) {
+                        let reason = try results.value(1).stringValue ?? "rejected by \(script.name)"
+                        return .success(.reject(reason))
+                    }
+                    return Result { () throws(ScriptError) in .accept(try SampleBridge.sample(results, original: sample)) }
+                })
+        } catch {
+            throw .lua(error)
         }
+        return try outcome.get()
     }
 
     /// Runs an alert `evaluate(sample, state, ctx)`; returns the alerts and the new state.

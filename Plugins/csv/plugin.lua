@@ -1,0 +1,54 @@
+-- Export: RFC 4180 CSV. Lines end in CRLF as the RFC says (config.newline = "\n" for Unix
+-- tools); config.separator = ";" suits spreadsheets in locales with a decimal comma. A field
+-- is quoted when it contains the separator, a double quote, CR or LF, with quotes doubled.
+-- A missing temp_outside_c is an empty field.
+
+local DEFAULTS = {
+  separator = ",",
+  newline = "\r\n",
+}
+
+local COLUMNS = {
+  "device_id", "timestamp", "mode", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c", "output",
+}
+
+local function settings(ctx)
+  local merged = {}
+  for key, value in pairs(DEFAULTS) do merged[key] = value end
+  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
+  return merged
+end
+
+-- The shortest decimal that reads back as the same number: 21.1, not 21.100000000000001.
+local function number(value)
+  if math.type(value) == "integer" then return string.format("%d", value) end
+  local text = string.format("%.15g", value)
+  if tonumber(text) ~= value then text = string.format("%.17g", value) end
+  return text
+end
+
+local function field(value, separator)
+  if value == nil then return "" end
+  if type(value) == "number" then return number(value) end
+  local text = tostring(value)
+  if text:find(separator, 1, true) or text:find('["\r\n]') then
+    return '"' .. text:gsub('"', '""') .. '"'
+  end
+  return text
+end
+
+local M = { content_type = "text/csv", extension = "csv" }
+
+function M.header(ctx)
+  local cfg = settings(ctx)
+  return table.concat(COLUMNS, cfg.separator) .. cfg.newline
+end
+
+function M.row(sample, ctx)
+  local cfg = settings(ctx)
+  local fields = {}
+  for i, column in ipairs(COLUMNS) do fields[i] = field(sample[column], cfg.separator) end
+  return table.concat(fields, cfg.separator) .. cfg.newline
+end
+
+return M

@@ -1,0 +1,59 @@
+-- Export: InfluxDB line protocol, one sample a line:
+--   thermostat,device=TH-1 temp_inside_c=20.5,setpoint_c=21,hysteresis_c=0.5,mode="HEAT",output="HEAT_ON" 1795849200000000000
+-- Numbers without an `i` suffix are floats in line protocol, which is what the temperatures
+-- are. A missing temp_outside_c is left out (line protocol has no null).
+
+local DEFAULTS = {
+  measurement = "thermostat",
+}
+
+local function settings(ctx)
+  local merged = {}
+  for key, value in pairs(DEFAULTS) do merged[key] = value end
+  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
+  return merged
+end
+
+local function number(value)
+  if math.type(value) == "integer" then return string.format("%d", value) end
+  local text = string.format("%.15g", value)
+  if tonumber(text) ~= value then text = string.format("%.17g", value) end
+  return text
+end
+
+-- Measurements escape commas and spaces; tag keys and values also escape equals signs.
+local function measurement(text) return (text:gsub("[, ]", "\\%0")) end
+local function tag(text) return (text:gsub("[,= ]", "\\%0")) end
+local function string_field(text) return '"' .. text:gsub('["\\]', "\\%0") .. '"' end
+
+-- Epoch nanoseconds as an integer string. A double holds epoch seconds only to about 0.2 µs,
+-- so time * 1e9 would invent digits; platform timestamps are whole microseconds, so split
+-- off the whole seconds, round the fraction to microseconds and print both as integers.
+local function nanoseconds(time)
+  local seconds = math.floor(time)
+  local micros = math.floor((time - seconds) * 1e6 + 0.5)
+  if micros == 1000000 then seconds, micros = seconds + 1, 0 end
+  return string.format("%d%06d000", seconds, micros)
+end
+
+local NUMBER_FIELDS = { "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c" }
+local STRING_FIELDS = { "mode", "output" }
+
+local M = { content_type = "text/plain", extension = "lp" }
+
+M.nanoseconds = nanoseconds
+
+function M.row(sample, ctx)
+  local cfg = settings(ctx)
+  local fields = {}
+  for _, name in ipairs(NUMBER_FIELDS) do
+    if sample[name] ~= nil then fields[#fields + 1] = name .. "=" .. number(sample[name]) end
+  end
+  for _, name in ipairs(STRING_FIELDS) do
+    fields[#fields + 1] = name .. "=" .. string_field(sample[name])
+  end
+  return string.format("%s,device=%s %s %s\n", measurement(cfg.measurement), tag(sample.device_id),
+    table.concat(fields, ","), nanoseconds(sample.time))
+end
+
+return M
