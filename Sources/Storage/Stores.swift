@@ -124,10 +124,33 @@ public protocol TelemetryStore: Sendable {
     func latest(tenantID: UUID, serial: String) async throws -> TelemetrySample?
 }
 
+/// Tenants' versioned Lua scripts.
+public protocol ScriptStore: Sendable {
+    /// Stores a new version of the tenant's script `name` (creating the script on first
+    /// upload). Versions count up from 1 per script. A name already used for another hook is a
+    /// conflict. The new version is never active.
+    func addScriptVersion(
+        tenantID: UUID, name: String, hook: String, source: String, sha256: String, configJSON: String, authorID: UUID,
+        at time: Timestamp
+    ) async throws -> (Script, ScriptVersion)
+    func scripts(tenantID: UUID) async throws -> [Script]
+    func script(tenantID: UUID, id: UUID) async throws -> Script?
+    func scriptVersions(tenantID: UUID, scriptID: UUID) async throws -> [ScriptVersion]
+    /// Makes `version` the active one and clears failures and quarantine; false when the
+    /// script or version does not exist in this tenant.
+    func activateScript(tenantID: UUID, scriptID: UUID, version: Int) async throws -> Bool
+    /// Active scripts of one hook with their active versions.
+    func activeScripts(tenantID: UUID, hook: String) async throws -> [(Script, ScriptVersion)]
+    /// Records a failure (or, with `error` nil, a success that resets the count).
+    func recordScriptOutcome(
+        tenantID: UUID, scriptID: UUID, failureCount: Int, error: String?, input: String?, quarantinedUntil: Timestamp?
+    ) async throws
+}
+
 /// Everything the platform persists, behind one handle per backend. As a `Service` it owns
 /// its connections: `run()` must be running while the store is used, and closes them on
 /// graceful shutdown.
-public protocol PlatformStore: AccountStore, DeviceStore, TelemetryStore, Service {
+public protocol PlatformStore: AccountStore, DeviceStore, TelemetryStore, ScriptStore, Service {
     /// Applies pending migrations; returns the versions applied.
     @discardableResult
     func migrate() async throws -> [Int]

@@ -51,3 +51,14 @@ import Testing
         #expect(Role.viewer < Role.owner)
     }
 }
+
+@Suite struct QuarantinePolicyTests {
+    @Test func windowsGrowAndAreCapped() {
+        #expect(QuarantinePolicy.window(afterFailures: 1) == nil)
+        #expect(QuarantinePolicy.window(afterFailures: 2) == nil)
+        #expect(QuarantinePolicy.window(afterFailures: 3) == 60)
+        #expect(QuarantinePolicy.window(afterFailures: 4) == 120)
+        #expect(QuarantinePolicy.window(afterFailures: 6) == 480)
+        #expect(QuarantinePolicy.window(afterFailures: 40) == 86_400)
+    }
+}

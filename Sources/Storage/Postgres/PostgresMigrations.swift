@@ -112,5 +112,39 @@ enum PostgresMigrations {
                 $$
                 """,
             ]),
+        Migration(
+            version: 2, name: "scripts",
+            statements: [
+                """
+                CREATE TABLE scripts (
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id uuid NOT NULL,
+                    name text NOT NULL,
+                    hook text NOT NULL,
+                    active_version integer,
+                    failure_count integer NOT NULL DEFAULT 0,
+                    quarantined_until timestamptz,
+                    last_error text,
+                    last_failure_input text,
+                    created_at timestamptz NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    UNIQUE (tenant_id, name)
+                )
+                """,
+                """
+                CREATE TABLE script_versions (
+                    tenant_id uuid NOT NULL,
+                    script_id uuid NOT NULL,
+                    version integer NOT NULL,
+                    source text NOT NULL,
+                    sha256 text NOT NULL,
+                    config text NOT NULL,
+                    author_id uuid NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    PRIMARY KEY (tenant_id, script_id, version),
+                    FOREIGN KEY (tenant_id, script_id) REFERENCES scripts (tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+            ]),
     ]
 }

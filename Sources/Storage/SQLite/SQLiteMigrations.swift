@@ -86,5 +86,39 @@ enum SQLiteMigrations {
                 ) WITHOUT ROWID
                 """,
             ]),
+        Migration(
+            version: 2, name: "scripts",
+            statements: [
+                """
+                CREATE TABLE scripts (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    hook TEXT NOT NULL,
+                    active_version INTEGER,
+                    failure_count INTEGER NOT NULL DEFAULT 0,
+                    quarantined_until INTEGER,
+                    last_error TEXT,
+                    last_failure_input TEXT,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    UNIQUE (tenant_id, name)
+                )
+                """,
+                """
+                CREATE TABLE script_versions (
+                    tenant_id TEXT NOT NULL,
+                    script_id TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    source TEXT NOT NULL,
+                    sha256 TEXT NOT NULL,
+                    config TEXT NOT NULL,
+                    author_id TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, script_id, version),
+                    FOREIGN KEY (tenant_id, script_id) REFERENCES scripts (tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+            ]),
     ]
 }
