@@ -7,9 +7,12 @@ import Foundation
 /// rejected whole. Syntax errors win over field errors, so malformed JSON is always a 400.
 public struct IngestPayload: Sendable {
     public var samples: [TelemetrySample]
+    /// Whether the body was `{"samples": [...]}` (errors then name `samples[i]`).
+    public var isBatch: Bool
 
-    public init(samples: [TelemetrySample]) {
+    public init(samples: [TelemetrySample], isBatch: Bool) {
         self.samples = samples
+        self.isBatch = isBatch
     }
 
     /// Decodes and validates a request body for the device `serial` at server time `now`.
@@ -44,6 +47,6 @@ public struct IngestPayload: Sendable {
                 throw .invalid(prefix + "timestamp", "is before 2000-01-01", code: "timestamp_too_old")
             }
         }
-        return IngestPayload(samples: decoded.samples)
+        return IngestPayload(samples: decoded.samples, isBatch: decoded.isBatch)
     }
 }

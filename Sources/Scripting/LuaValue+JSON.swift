@@ -40,3 +40,18 @@ extension LuaValue {
         return out + "\""
     }
 }
+
+extension LuaValue {
+    /// The value as a `JSONValue`, for API responses.
+    public var jsonValue: JSONValue {
+        switch self {
+        case .nil: .null
+        case .bool(let flag): .bool(flag)
+        case .integer(let number): .number(Double(number))
+        case .number(let number): number.isFinite ? .number(number) : .null
+        case .string(let text): .string(text)
+        case .array(let items): .array(items.map(\.jsonValue))
+        case .table(let fields): .object(fields.mapValues(\.jsonValue))
+        }
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PlatformCore
+import Scripting
 import ServiceLifecycle
 import Storage
 
@@ -44,6 +45,8 @@ struct Platform {
     let credentials: DeviceCredentialCache
     let writer: GroupCommitWriter
     let sessionSweeper: SessionSweeper
+    let catalog: PluginCatalog
+    let scripts: ScriptEngine
 
     init(configuration: PlatformConfiguration, store: any PlatformStore, clock: any WallClock, logger: Logger) throws {
         self.configuration = configuration
@@ -57,6 +60,10 @@ struct Platform {
         writer = GroupCommitWriter(
             store: store, clock: clock, logger: logger,
             maximumConcurrentCommits: store.backendName == "sqlite" ? 1 : 4)
+        catalog = try PluginCatalog.load(
+            pluginsDirectory: URL(fileURLWithPath: configuration.pluginsDirectory),
+            policiesDirectory: URL(fileURLWithPath: configuration.policiesDirectory))
+        scripts = ScriptEngine(store: store, catalog: catalog, clock: clock, logger: logger)
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
     }
@@ -69,7 +76,7 @@ struct Platform {
         HealthController(store: store, startedAt: .now).addRoutes(to: router)
 
         let telemetry = TelemetryController(
-            store: store, credentials: credentials, writer: writer,
+            store: store, credentials: credentials, writer: writer, scripts: scripts,
             deviceLimiter: RateLimiter(limit: configuration.telemetryRatePerMinute, periodSeconds: 60, clock: clock),
             clock: clock)
         telemetry.addIngestRoute(to: router.group("api/telemetry"))
@@ -87,6 +94,8 @@ struct Platform {
         telemetry.addQueryRoute(to: authenticated.group("telemetry"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
         MemberController(store: store, clock: clock).addRoutes(to: authenticated.group("tenant/members"))
+        ScriptController(store: store, catalog: catalog, engine: scripts, clock: clock)
+            .addRoutes(scripts: authenticated.group("scripts"), plugins: authenticated.group("plugins"))
         return router
     }
 }

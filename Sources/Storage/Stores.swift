@@ -13,6 +13,7 @@ public protocol AccountStore: Sendable {
     func memberships(userID: UUID) async throws -> [Membership]
     func membership(userID: UUID, tenantID: UUID) async throws -> Membership?
     func tenant(slug: String) async throws -> Tenant?
+    func tenant(id: UUID) async throws -> Tenant?
     /// Adds a user to a tenant with a role, or changes the role of a member.
     func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws
     /// The tenant's members with their roles, oldest first.

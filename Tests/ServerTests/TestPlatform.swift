@@ -14,6 +14,9 @@ import Testing
 /// Runs the real application (the same `buildApplication` as `thermostat serve`) in process, on
 /// a fresh database of the given backend, with a clock the test controls.
 enum TestPlatform {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
     static func configuration(_ adjust: (inout PlatformConfiguration) -> Void = { _ in }) -> PlatformConfiguration {
         var configuration = PlatformConfiguration()
         configuration.bcryptCost = 4
@@ -21,6 +24,8 @@ enum TestPlatform {
         configuration.registerRatePerHour = 1000
         configuration.loginRatePerMinute = 1000
         configuration.telemetryRatePerMinute = 100_000
+        configuration.pluginsDirectory = repositoryRoot.appendingPathComponent("Plugins").path
+        configuration.policiesDirectory = repositoryRoot.appendingPathComponent("Policies").path
         adjust(&configuration)
         return configuration
     }

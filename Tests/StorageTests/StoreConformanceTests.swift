@@ -42,6 +42,8 @@ struct StoreConformanceTests {
             #expect(try await store.memberships(userID: user.id) == [membership])
             #expect(try await store.membership(userID: user.id, tenantID: tenant.id) == membership)
             #expect(try await store.tenant(slug: "acme") == tenant)
+            #expect(try await store.tenant(id: tenant.id) == tenant)
+            #expect(try await store.tenant(id: UUID()) == nil)
 
             let (duplicate, otherTenant) = Self.account("owner@example.com", tenantName: "Other")
             await #expect(throws: PlatformError.self) { try await store.createAccount(user: duplicate, tenant: otherTenant) }

@@ -31,6 +31,10 @@ public struct PlatformConfiguration: Sendable {
     public var keyRotationGraceSeconds: Double = 86_400
     /// A device counts as online when it reported within this window.
     public var onlineWindowSeconds: Double = 300
+    /// Built-in Lua plugins (`<name>/manifest.json` + `plugin.lua`).
+    public var pluginsDirectory = "Plugins"
+    /// Tier storage policies (`<tier>.lua`).
+    public var policiesDirectory = "Policies"
     /// Set when a reverse proxy in front of the server sets X-Forwarded-For: login and
     /// registration limits then count its first address instead of the proxy's.
     public var trustForwardedFor = false
@@ -73,6 +77,8 @@ public struct PlatformConfiguration: Sendable {
         if let seconds = try integer("THERMOSTAT_KEY_GRACE_SECONDS", 0...31_536_000) {
             keyRotationGraceSeconds = Double(seconds)
         }
+        if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }
+        if let folder = variables["THERMOSTAT_POLICIES_DIR"] { policiesDirectory = folder }
         if let flag = variables["THERMOSTAT_TRUST_FORWARDED_FOR"] {
             trustForwardedFor = ["1", "true", "yes"].contains(flag.lowercased())
         }

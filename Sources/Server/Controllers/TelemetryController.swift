@@ -8,6 +8,7 @@ struct TelemetryController {
     let store: any PlatformStore
     let credentials: DeviceCredentialCache
     let writer: GroupCommitWriter
+    let scripts: ScriptEngine
     let deviceLimiter: RateLimiter
     let clock: any WallClock
 
@@ -41,7 +42,8 @@ struct TelemetryController {
         try deviceLimiter.acquire(serial)
         let body = try await request.body.collect(upTo: TelemetryRules.maximumBodyBytes)
         let payload = try IngestPayload.decode(body.readableBytesView, serial: serial, now: clock.now())
-        let records = payload.samples.map { TelemetryRecord(tenantID: credential.tenantID, sample: $0) }
+        let samples = try await scripts.transform(payload.samples, tenantID: credential.tenantID, isBatch: payload.isBatch)
+        let records = samples.map { TelemetryRecord(tenantID: credential.tenantID, sample: $0) }
         let inserted = try await writer.submit(records)
         let accepted = inserted.count { $0 }
         return try jsonResponse(IngestJSON(accepted: accepted, duplicates: inserted.count - accepted))

@@ -117,6 +117,13 @@ extension PostgresStore: AccountStore {
         ).map { (Self.user(($0.0, $0.1, $0.2, $0.3, $0.4)), Role(rawValue: $0.5) ?? .viewer) }
     }
 
+    public func tenant(id: UUID) async throws -> Tenant? {
+        try await rows(
+            "SELECT id, slug, name, tier, created_at FROM tenants WHERE id = \(id)",
+            as: (UUID, String, String, String, Timestamp).self
+        ).first.map { Tenant(id: $0.0, slug: $0.1, name: $0.2, tier: $0.3, createdAt: $0.4) }
+    }
+
     public func setTier(tenantID: UUID, tier: String) async throws {
         try await client.query("UPDATE tenants SET tier = \(tier) WHERE id = \(tenantID)", logger: logger)
     }

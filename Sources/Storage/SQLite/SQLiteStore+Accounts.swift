@@ -93,12 +93,19 @@ extension SQLiteStore: AccountStore {
 
     public func tenant(slug: String) async throws -> Tenant? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE slug = ?", arguments: [slug]).map { row in
-                Tenant(
-                    id: row.uuid("id"), slug: row["slug"], name: row["name"], tier: row["tier"],
-                    createdAt: row.timestamp("created_at"))
-            }
+            try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE slug = ?", arguments: [slug]).map(Self.tenant(from:))
         }
+    }
+
+    public func tenant(id: UUID) async throws -> Tenant? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [id.databaseText]).map(Self.tenant(from:))
+        }
+    }
+
+    private static func tenant(from row: Row) -> Tenant {
+        Tenant(
+            id: row.uuid("id"), slug: row["slug"], name: row["name"], tier: row["tier"], createdAt: row.timestamp("created_at"))
     }
 
     public func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws {

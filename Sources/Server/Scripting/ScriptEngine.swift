@@ -1,0 +1,254 @@
+import Foundation
+import LuaSandbox
+import Logging
+import PlatformCore
+import Scripting
+import Storage
+import Synchronization
+
+/// Runs tenants' active scripts. Each tenant gets its own VM (so tenants never see each
+/// other's globals or share a memory cap) inside an actor, so one task at a time uses it; the
+/// most recently used tenants stay loaded. Activation in this process reloads a tenant at
+/// once; a short time-to-live picks up activations made by other processes.
+final class ScriptEngine: Sendable {
+    private let store: any PlatformStore
+    private let catalog: PluginCatalog
+    private let clock: any WallClock
+    private let logger: Logger
+    private let tenants = Mutex<[UUID: CachedTenant]>([:])
+    static let capacity = 256
+    static let timeToLiveSeconds: Double = 10
+
+    private struct CachedTenant {
+        var scripts: TenantScripts
+        var loadedAt: Timestamp
+        var lastUsed: Timestamp
+    }
+
+    init(store: any PlatformStore, catalog: PluginCatalog, clock: any WallClock, logger: Logger) {
+        self.store = store
+        self.catalog = catalog
+        self.clock = clock
+        self.logger = logger
+    }
+
+    func invalidate(tenantID: UUID) {
+        _ = tenants.withLock { $0.removeValue(forKey: tenantID) }
+    }
+
+    /// Runs the tenant's active ingest scripts over `samples` in name order. A rejection fails
+    /// the whole request (422 naming the script); a script that fails leaves the sample as it
+    /// was (nothing is lost) and the failure is recorded, quarantining a script that keeps
+    /// failing.
+    func transform(_ samples: [TelemetrySample], tenantID: UUID, isBatch: Bool) async throws -> [TelemetrySample] {
+        let scripts = try await tenantScripts(tenantID)
+        guard await scripts.hasIngestScripts else { return samples }
+        let run = await scripts.transform(samples, now: clock.now())
+        for outcome in run.outcomes {
+            try await record(outcome, tenantID: tenantID)
+            await scripts.noteOutcome(outcome)
+        }
+        if let rejection = run.rejection {
+            throw PlatformError(
+                .validation, code: "rejected_by_script",
+                message: "Rejected by ingest script '\(rejection.script)': \(rejection.reason)",
+                field: isBatch ? "samples[\(rejection.index)]" : nil)
+        }
+        return run.samples
+    }
+
+    private func record(_ outcome: ScriptOutcome, tenantID: UUID) async throws {
+        if let error = outcome.error {
+            logger.notice(
+                "ingest script failed; raw sample kept",
+                metadata: ["script": "\(outcome.scriptName)", "error": "\(error)", "failures": "\(outcome.failureCount)"])
+        }
+        let quarantine = QuarantinePolicy.window(afterFailures: outcome.failureCount).map { clock.now().adding(seconds: $0) }
+        try await store.recordScriptOutcome(
+            tenantID: tenantID, scriptID: outcome.scriptID, failureCount: outcome.failureCount, error: outcome.error,
+            input: outcome.input, quarantinedUntil: quarantine)
+    }
+
+    /// Runs one version of a script on samples in a fresh VM, without touching any state.
+    func dryRun(script: Script, version: ScriptVersion, samples: [TelemetrySample], tenant: Tenant, now: Timestamp) async throws
+        -> DryRunReport
+    {
+        guard let hook = ScriptHook(rawValue: script.hook) else { throw PlatformError.notFound("Script") }
+        let runner = try ScriptRunner(catalog: catalog)
+        let loaded: LoadedScript
+        do {
+            loaded = try runner.load(source: version.source, name: script.name, hook: hook)
+        } catch {
+            return DryRunReport(results: [], logs: runner.drainLog(), errors: [error.description])
+        }
+        let config = (try? LuaValue(jsonText: version.configJSON)) ?? .table([:])
+        var results: [JSONValue] = []
+        var errors: [String] = []
+        var state: LuaValue = .table([:])
+        func context(for sample: TelemetrySample?) -> ScriptContext {
+            ScriptContext(
+                tenantID: tenant.id.uuidString.lowercased(), tenantSlug: tenant.slug, tier: tenant.tier,
+                deviceSerial: sample?.deviceSerial, deviceName: sample?.deviceSerial, now: now, config: config)
+        }
+        do {
+            switch hook {
+            case .ingest:
+                for sample in samples {
+                    switch try runner.transform(loaded, sample: sample, context: context(for: sample)) {
+                    case .accept(let output):
+                        results.append(.object(["outcome": .string("accepted"), "sample": SampleBridge.value(output).jsonValue]))
+                    case .reject(let reason):
+                        results.append(.object(["outcome": .string("rejected"), "reason": .string(reason)]))
+                    }
+                }
+            case .alert:
+                for sample in samples {
+                    let (alerts, newState) = try runner.evaluate(loaded, sample: sample, state: state, context: context(for: sample))
+                    state = newState
+                    results.append(
+                        .object([
+                            "timestamp": .string(sample.timestamp.iso8601),
+                            "alerts": .array(alerts.map { .object(["severity": .string($0.severity), "message": .string($0.message), "key": .string($0.key)]) }),
+                            "state": state.jsonValue,
+                        ]))
+                }
+            case .export:
+                let output = try runner.export(loaded, samples: samples, context: context(for: samples.first))
+                results.append(.object(["output": .string(output)]))
+            case .storagePolicy:
+                let limits = try runner.limits(loaded, context: context(for: nil))
+                results.append(
+                    .object([
+                        "max_devices": .number(Double(limits.maxDevices)), "max_samples": .number(Double(limits.maxSamples)),
+                        "retention_days": .number(Double(limits.retentionDays)),
+                        "ingest_per_minute": .number(Double(limits.ingestPerMinute)),
+                    ]))
+            }
+        } catch {
+            errors.append(error.description)
+        }
+        return DryRunReport(results: results, logs: runner.drainLog(), errors: errors)
+    }
+
+    private func tenantScripts(_ tenantID: UUID) async throws -> TenantScripts {
+        let now = clock.now()
+        if let cached = tenants.withLock({ table -> TenantScripts? in
+            guard var entry = table[tenantID], now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds
+            else { return nil }
+            entry.lastUsed = now
+            table[tenantID] = entry
+            return entry.scripts
+        }) {
+            return cached
+        }
+        guard let tenant = try await store.tenant(id: tenantID) else { throw PlatformError.notFound("Tenant") }
+        let active = try await store.activeScripts(tenantID: tenantID, hook: ScriptHook.ingest.rawValue)
+        let scripts = try TenantScripts(tenant: tenant, catalog: catalog, ingest: active)
+        tenants.withLock { table in
+            if table.count >= Self.capacity, let oldest = table.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
+                table.removeValue(forKey: oldest)
+            }
+            table[tenantID] = CachedTenant(scripts: scripts, loadedAt: now, lastUsed: now)
+        }
+        return scripts
+    }
+}
+
+/// What one ingest script did to one request, to be recorded.
+struct ScriptOutcome: Sendable {
+    var scriptID: UUID
+    var scriptName: String
+    var failureCount: Int
+    var error: String?
+    var input: String?
+}
+
+/// One tenant's VM and its loaded active scripts; the actor makes it single-task.
+actor TenantScripts {
+    private struct ActiveScript {
+        var script: Script
+        var loaded: LoadedScript?
+        var config: LuaValue
+        var loadError: String?
+    }
+
+    private let tenant: Tenant
+    private let runner: ScriptRunner
+    private var ingest: [ActiveScript]
+
+    init(tenant: Tenant, catalog: PluginCatalog, ingest active: [(Script, ScriptVersion)]) throws {
+        self.tenant = tenant
+        let runner = try ScriptRunner(catalog: catalog)
+        ingest = active.map { script, version in
+            let config = (try? LuaValue(jsonText: version.configJSON)) ?? .table([:])
+            do {
+                let loaded = try runner.load(source: version.source, name: script.name, hook: .ingest)
+                return ActiveScript(script: script, loaded: loaded, config: config)
+            } catch {
+                return ActiveScript(script: script, loaded: nil, config: config, loadError: "\(error)")
+            }
+        }
+        self.runner = runner
+    }
+
+    var hasIngestScripts: Bool { !ingest.isEmpty }
+
+    struct Run: Sendable {
+        var samples: [TelemetrySample]
+        var outcomes: [ScriptOutcome]
+        var rejection: (script: String, reason: String, index: Int)?
+    }
+
+    func transform(_ samples: [TelemetrySample], now: Timestamp) -> Run {
+        var output = samples
+        var outcomes: [ScriptOutcome] = []
+        let tenantID = tenant.id.uuidString.lowercased()
+        for active in ingest {
+            if let until = active.script.quarantinedUntil, until > now { continue }
+            var failure: (String, String)?
+            for index in output.indices where failure == nil {
+                let sample = output[index]
+                guard let loaded = active.loaded else {
+                    failure = (active.loadError ?? "the script does not load", SampleBridge.value(sample).jsonText)
+                    break
+                }
+                let context = ScriptContext(
+                    tenantID: tenantID, tenantSlug: tenant.slug, tier: tenant.tier, deviceSerial: sample.deviceSerial,
+                    deviceName: sample.deviceSerial, now: now, config: active.config)
+                do {
+                    switch try runner.transform(loaded, sample: sample, context: context) {
+                    case .accept(let transformed):
+                        output[index] = transformed
+                    case .reject(let reason):
+                        _ = runner.drainLog()
+                        return Run(samples: samples, outcomes: outcomes, rejection: (active.script.name, reason, index))
+                    }
+                } catch {
+                    failure = (error.description, SampleBridge.value(sample).jsonText)
+                }
+            }
+            if let (error, input) = failure {
+                outcomes.append(
+                    ScriptOutcome(
+                        scriptID: active.script.id, scriptName: active.script.name,
+                        failureCount: active.script.failureCount + 1, error: error, input: input))
+            } else if active.script.failureCount > 0 {
+                outcomes.append(
+                    ScriptOutcome(scriptID: active.script.id, scriptName: active.script.name, failureCount: 0, error: nil, input: nil))
+            }
+        }
+        _ = runner.drainLog()
+        return Run(samples: output, outcomes: outcomes, rejection: nil)
+    }
+
+    /// Keeps the cached failure state in step with what was recorded.
+    func noteOutcome(_ outcome: ScriptOutcome) {
+        guard let index = ingest.firstIndex(where: { $0.script.id == outcome.scriptID }) else { return }
+        ingest[index].script.failureCount = outcome.failureCount
+        if outcome.error == nil {
+            ingest[index].script.quarantinedUntil = nil
+        } else if let window = QuarantinePolicy.window(afterFailures: outcome.failureCount) {
+            ingest[index].script.quarantinedUntil = Timestamp(Date()).adding(seconds: window)
+        }
+    }
+}

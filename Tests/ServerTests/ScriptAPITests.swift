@@ -1,0 +1,154 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import PlatformCore
+import Storage
+import StorageTesting
+import Testing
+
+@Suite("Script API and ingest hook")
+struct ScriptAPITests {
+    static let addOne = #"return { transform = function(s, ctx) s.temp_inside_c = s.temp_inside_c + (ctx.config.offset or 1) return s end }"#
+
+    static func upload(_ client: any TestClientProtocol, _ user: TestUser, name: String, hook: String = "ingest", source: String, config: String? = nil)
+        async throws -> TestResponse
+    {
+        let body: [String: Any] = ["name": name, "hook": hook, "source": source]
+        var json = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+        if let config { json = String(json.dropLast()) + #","config":\#(config)}"# }
+        return try await client.json("/api/scripts/", method: .post, body: json, cookie: user.cookie)
+    }
+
+    @Test(arguments: Backend.available)
+    func uploadActivateAndTransformOnIngest(_ backend: Backend) async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(backend, clock: clock) { client, store in
+            let user = try await client.register()
+            let device = try await client.registerDevice(user)
+            let uploaded = try await Self.upload(client, user, name: "calibrate", source: Self.addOne, config: #"{"offset":2}"#)
+            #expect(uploaded.status == .created)
+            let script = try #require(try uploaded.object()["script"] as? [String: Any])
+            let id = try #require(script["id"] as? String)
+            #expect(script["version"] as? Int == 1)
+            #expect(script["status"] as? String == "inactive")
+
+            #expect(try await client.ingest(device, SampleJSON.make(serial: device.serial, at: clock.now(), inside: 20)).status == .ok)
+            let activated = try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: user.cookie)
+            #expect(activated.status == .ok)
+            #expect((try activated.object()["script"] as? [String: Any])?["status"] as? String == "active")
+            clock.advance(seconds: 1)
+            #expect(try await client.ingest(device, SampleJSON.make(serial: device.serial, at: clock.now(), inside: 20)).status == .ok)
+            let latest = try await store.latest(tenantID: UUID(uuidString: user.tenantID)!, serial: device.serial)
+            #expect(latest?.tempInside == 22, "the active script transformed the sample before the commit")
+
+            let list = try await client.json("/api/scripts/", cookie: user.cookie)
+            #expect((try list.object()["scripts"] as? [[String: Any]])?.first?["active_version"] as? Int == 1)
+            let shown = try await client.json("/api/scripts/\(id)/", cookie: user.cookie)
+            #expect((try shown.object()["versions"] as? [[String: Any]])?.first?["sha256"] is String)
+        }
+    }
+
+    @Test func badUploadsAreRejectedAndNeverReplaceTheActiveVersion() async throws {
+        try await TestPlatform.run { client, _ in
+            let user = try await client.register()
+            let good = try await Self.upload(client, user, name: "calibrate", source: Self.addOne)
+            let id = try #require((try good.object()["script"] as? [String: Any])?["id"] as? String)
+            #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: user.cookie).status == .ok)
+            let cases: [(String, String, String)] = [
+                ("ingest", "return {\n transform = function(s)\n  return s +\n end }", "line"),
+                ("ingest", "return { evaluate = function() end }", "transform"),
+                ("alert", "return 5", "table"),
+                ("ingest", "while true do end", "budget"),
+                ("ingest", "string.dump(print)", "dump"),
+            ]
+            for (hook, source, expected) in cases {
+                let response = try await Self.upload(client, user, name: "calibrate", hook: hook, source: source)
+                #expect(response.status == .unprocessableContent || response.status == .conflict, "\(source)")
+                if response.status == .unprocessableContent {
+                    let message = ((try response.object()["error"] as? [String: Any])?["message"] as? String) ?? ""
+                    #expect(message.localizedCaseInsensitiveContains(expected) || response.errorField == "source", "\(message)")
+                }
+            }
+            let shown = try await client.json("/api/scripts/\(id)/", cookie: user.cookie)
+            let versions = try #require(try shown.object()["versions"] as? [[String: Any]])
+            #expect(versions.count == 1, "failed uploads store nothing")
+            #expect((try shown.object()["script"] as? [String: Any])?["active_version"] as? Int == 1)
+            #expect(try await Self.upload(client, user, name: "x", hook: "cron", source: "return {}").status == .unprocessableContent)
+            #expect(try await Self.upload(client, user, name: "x", source: Self.addOne, config: "[1]").status == .unprocessableContent)
+            #expect(try await client.json("/api/scripts/", method: .post, body: #"{"name":"x","hook":"ingest","source":"return {}","extra":1}"#, cookie: user.cookie).status == .unprocessableContent)
+            #expect(try await client.json("/api/scripts/").status == .unauthorized)
+        }
+    }
+
+    @Test func rejectionsFailIngestAndFailuresKeepTheRawSample() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock) { client, store in
+            let user = try await client.register()
+            let device = try await client.registerDevice(user)
+            let tenantID = UUID(uuidString: user.tenantID)!
+            let rejecting = try await Self.upload(
+                client, user, name: "a-reject-hot",
+                source: #"return { transform = function(s) if s.temp_inside_c > 30 then return nil, "too hot" end return s end }"#)
+            let failing = try await Self.upload(
+                client, user, name: "b-broken", source: #"return { transform = function(s) error("broken on purpose") end }"#)
+            for response in [rejecting, failing] {
+                let id = try #require((try response.object()["script"] as? [String: Any])?["id"] as? String)
+                #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: user.cookie).status == .ok)
+            }
+            let hot = try await client.ingest(device, SampleJSON.make(serial: device.serial, at: clock.now(), inside: 35))
+            #expect(hot.status == .unprocessableContent)
+            #expect(hot.errorCode == "rejected_by_script")
+            #expect(((try hot.object()["error"] as? [String: Any])?["message"] as? String)?.contains("a-reject-hot") == true)
+
+            for second in 1...3 {
+                clock.advance(seconds: 1)
+                let response = try await client.ingest(device, SampleJSON.make(serial: device.serial, at: clock.now(), inside: Double(20 + second)))
+                #expect(response.status == .ok, "a failing script never loses the sample")
+            }
+            #expect(try await store.latest(tenantID: tenantID, serial: device.serial)?.tempInside == 23)
+            let scripts = try await store.scripts(tenantID: tenantID)
+            let broken = try #require(scripts.first { $0.name == "b-broken" })
+            #expect(broken.failureCount == 3)
+            #expect(broken.lastError?.contains("broken on purpose") == true)
+            #expect(broken.lastFailureInput?.contains("temp_inside_c") == true)
+            #expect(broken.quarantinedUntil != nil, "three failures in a row quarantine the script")
+            let listed = try await client.json("/api/scripts/", cookie: user.cookie)
+            let entry = try #require((try listed.object()["scripts"] as? [[String: Any]])?.first { $0["name"] as? String == "b-broken" })
+            #expect(entry["status"] as? String == "quarantined")
+            #expect(entry["quarantined_until"] is String)
+        }
+    }
+
+    @Test func dryRunUsesASampleOrRecentData() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock) { client, _ in
+            let user = try await client.register()
+            let device = try await client.registerDevice(user)
+            for second in 0..<3 {
+                _ = try await client.ingest(device, SampleJSON.make(serial: device.serial, at: clock.now().adding(seconds: Double(-second)), inside: 20))
+            }
+            let uploaded = try await Self.upload(
+                client, user, name: "threshold-check", hook: "alert",
+                source: #"return { evaluate = function(s, state) print("seen", s.temp_inside_c) state.n = (state.n or 0) + 1 return { { severity = "warning", message = "n=" .. state.n, key = "n" } }, state end }"#)
+            let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+            let byDevice = try await client.json(
+                "/api/scripts/\(id)/dry-run/", method: .post, body: #"{"device":"\#(device.serial)","limit":3}"#, cookie: user.cookie)
+            #expect(byDevice.status == .ok)
+            let report = try byDevice.object()
+            #expect((report["results"] as? [Any])?.count == 3)
+            #expect((report["logs"] as? [String])?.first == "seen\t20.0")
+            #expect((report["errors"] as? [Any])?.isEmpty == true)
+            let bySample = try await client.json(
+                "/api/scripts/\(id)/dry-run/", method: .post,
+                body: #"{"sample":\#(SampleJSON.make(serial: device.serial, at: clock.now()))}"#, cookie: user.cookie)
+            #expect((try bySample.object()["results"] as? [Any])?.count == 1)
+            #expect(try await client.json("/api/scripts/\(id)/dry-run/", method: .post, body: #"{"limit":3}"#, cookie: user.cookie).status == .unprocessableContent)
+            let other = try await client.register()
+            #expect(try await client.json("/api/scripts/\(id)/", cookie: other.cookie).status == .notFound)
+            #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: other.cookie).status == .notFound)
+            let plugins = try await client.json("/api/plugins/", cookie: user.cookie)
+            #expect(plugins.status == .ok)
+            #expect(((try plugins.object()["policies"] as? [[String: Any]])?.compactMap { $0["name"] as? String }) == ["free", "pro", "standard"])
+        }
+    }
+}
