@@ -109,7 +109,16 @@ def run_backend(name, database, args, work):
         results["single"]["committed"] = after_single - before
         results["batch"] = wrk(server.base, ingest, args.seconds, args.connections, args.threads,
                                dict(common, BENCH_BATCH="100", BENCH_BASE_EPOCH=str(epoch - 86400)))
-        results["batch"]["committed"] = count_samples(database) - after_single
+        after_batch = count_samples(database)
+        results["batch"]["committed"] = after_batch - after_single
+        _, _, uploaded = call(server.base, "/api/scripts/", {
+            "name": "bench-transform", "hook": "ingest",
+            "source": "return { transform = function(s, ctx) s.temp_inside_c = s.temp_inside_c + 0.5 return s end }"},
+            {"Cookie": cookie})
+        call(server.base, f"/api/scripts/{uploaded['script']['id']}/activate/", {}, {"Cookie": cookie})
+        results["scripted"] = wrk(server.base, ingest, args.seconds, args.connections, args.threads,
+                                  dict(common, BENCH_BATCH="1", BENCH_BASE_EPOCH=str(epoch - 2 * 86400)))
+        results["scripted"]["committed"] = count_samples(database) - after_batch
         return results
     finally:
         server.stop()
@@ -146,12 +155,15 @@ def main():
         results = run_backend(name, database, args, work)
         baseline = results["health"]["rps"]
         for workload, label in (("health", "GET /health/ (baseline)"), ("single", "ingest, 1 sample/request"),
-                                ("batch", "ingest, 100 samples/request")):
+                                ("batch", "ingest, 100 samples/request"),
+                                ("scripted", "ingest, 1 sample/request, Lua transform active")):
             r = results[workload]
             committed = r.get("committed")
             samples = f"{committed / r['seconds']:,.0f}" if committed is not None else "–"
             print(f"| {name} | {label} | {r['rps']:,.0f} | {samples} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                   f"{r['rps'] / baseline:.0%} | {r['non2xx'] + r['errors']} |")
+        print(f"| {name} | Lua transform active vs none | | "
+              f"{results['scripted']['rps'] / results['single']['rps']:.0%} | | | | |")
         sys.stdout.flush()
     shutil.rmtree(work, ignore_errors=True)
 

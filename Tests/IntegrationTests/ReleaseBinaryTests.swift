@@ -186,6 +186,20 @@ struct ReleaseBinaryTests {
         #expect(sqliteInProduction.status == 0)
         #expect(sqliteInProduction.output.contains("WARNING"))
         #expect(try Self.run(["serve", "--port", "99999"]).status != 0)
+
+        let script = folder.appendingPathComponent("celsius.lua")
+        try "return { transform = function(s) s.temp_inside_c = s.temp_inside_c - 1 return s end }"
+            .write(to: script, atomically: true, encoding: .utf8)
+        let sample = #"{"device_id":"TH-1","mode":"HEAT","temp_inside_c":20.5,"setpoint_c":21,"hysteresis_c":0.5,"output":"HEAT_ON","timestamp":"2026-01-01T00:00:00Z"}"#
+        let checked = try Self.run(["script", "check", script.path, "--hook", "ingest", "--sample", sample])
+        #expect(checked.status == 0, "\(checked.output)")
+        #expect(checked.output.contains(#""temp_inside_c":19.5"#))
+        #expect(try Self.run(["script", "check", script.path, "--hook", "alert"]).status != 0, "wrong hook")
+        let broken = folder.appendingPathComponent("broken.lua")
+        try "return {\n transform = function(s)\n  return s +\n end }".write(to: broken, atomically: true, encoding: .utf8)
+        let failed = try Self.run(["script", "check", broken.path, "--hook", "ingest"])
+        #expect(failed.status != 0)
+        #expect(failed.output.contains("broken:4"), "\(failed.output)")
     }
 
     static func run(_ arguments: [String], stdin: String = "", environment extra: [String: String] = [:]) throws

@@ -119,6 +119,33 @@ struct ScriptAPITests {
         }
     }
 
+    @Test func aRunawayScriptDoesNotHurtOtherTenants() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock) { client, store in
+            let attacker = try await client.register()
+            let victim = try await client.register()
+            let attackerDevice = try await client.registerDevice(attacker)
+            let victimDevice = try await client.registerDevice(victim)
+            let hostile = [
+                "while true do end", "local t = {} while true do t[#t + 1] = ('x'):rep(1e5) end",
+                "return string.find(string.rep('a', 1e5), '.-.-.-.-b')", "local function f() return f() + 1 end return f()",
+            ]
+            for (index, body) in hostile.enumerated() {
+                let uploaded = try await Self.upload(
+                    client, attacker, name: "evil-\(index)", source: "return { transform = function(s)\n\(body)\nend }")
+                let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+                #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: attacker.cookie).status == .ok)
+            }
+            clock.advance(seconds: 1)
+            let attacked = try await client.ingest(attackerDevice, SampleJSON.make(serial: attackerDevice.serial, at: clock.now()))
+            #expect(attacked.status == .ok, "the raw sample is stored even though every script failed")
+            let failures = try await store.scripts(tenantID: UUID(uuidString: attacker.tenantID)!).map(\.failureCount)
+            #expect(failures == [1, 1, 1, 1])
+            #expect(try await client.ingest(victimDevice, SampleJSON.make(serial: victimDevice.serial, at: clock.now())).status == .ok)
+            #expect(try await client.json("/health/").status == .ok)
+        }
+    }
+
     @Test func dryRunUsesASampleOrRecentData() async throws {
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock) { client, _ in
