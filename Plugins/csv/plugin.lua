@@ -12,11 +12,12 @@ local COLUMNS = {
   "device_id", "timestamp", "mode", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c", "output",
 }
 
-local function settings(ctx)
-  local merged = {}
-  for key, value in pairs(DEFAULTS) do merged[key] = value end
-  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
-  return merged
+-- config[key], or the default when the config leaves it out (false stays false). A lookup
+-- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
+local function setting(config, key)
+  local value = config[key]
+  if value == nil then return DEFAULTS[key] end
+  return value
 end
 
 -- The shortest decimal that reads back as the same number: 21.1, not 21.100000000000001.
@@ -40,15 +41,16 @@ end
 local M = { content_type = "text/csv", extension = "csv" }
 
 function M.header(ctx)
-  local cfg = settings(ctx)
-  return table.concat(COLUMNS, cfg.separator) .. cfg.newline
+  local config = ctx.config or {}
+  return table.concat(COLUMNS, setting(config, "separator")) .. setting(config, "newline")
 end
 
 function M.row(sample, ctx)
-  local cfg = settings(ctx)
+  local config = ctx.config or {}
+  local separator = setting(config, "separator")
   local fields = {}
-  for i, column in ipairs(COLUMNS) do fields[i] = field(sample[column], cfg.separator) end
-  return table.concat(fields, cfg.separator) .. cfg.newline
+  for i, column in ipairs(COLUMNS) do fields[i] = field(sample[column], separator) end
+  return table.concat(fields, separator) .. setting(config, "newline")
 end
 
 return M

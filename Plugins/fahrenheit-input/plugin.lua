@@ -12,12 +12,12 @@ local DEFAULTS = {
   decimals = 2,
 }
 
--- The script's config over the defaults (shallow: a list in the config replaces the default list).
-local function settings(ctx)
-  local merged = {}
-  for key, value in pairs(DEFAULTS) do merged[key] = value end
-  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
-  return merged
+-- config[key], or the default when the config leaves it out (false stays false). A lookup
+-- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
+local function setting(config, key)
+  local value = config[key]
+  if value == nil then return DEFAULTS[key] end
+  return value
 end
 
 local function round(value, decimals)
@@ -31,15 +31,16 @@ local M = {}
 function M.fahrenheit_to_celsius(f) return (f - 32) * 5 / 9 end
 
 function M.transform(sample, ctx)
-  local cfg = settings(ctx)
-  for _, field in ipairs(cfg.fields) do
+  local config = ctx.config or {}
+  local decimals = setting(config, "decimals")
+  for _, field in ipairs(setting(config, "fields")) do
     local f = sample[field]
     -- temp_outside_c is absent on thermostats without an outdoor sensor.
-    if type(f) == "number" then sample[field] = round(M.fahrenheit_to_celsius(f), cfg.decimals) end
+    if type(f) == "number" then sample[field] = round(M.fahrenheit_to_celsius(f), decimals) end
   end
-  for _, field in ipairs(cfg.delta_fields) do
+  for _, field in ipairs(setting(config, "delta_fields")) do
     local f = sample[field]
-    if type(f) == "number" then sample[field] = round(f * 5 / 9, cfg.decimals) end
+    if type(f) == "number" then sample[field] = round(f * 5 / 9, decimals) end
   end
   return sample
 end

@@ -7,11 +7,12 @@ local DEFAULTS = {
   measurement = "thermostat",
 }
 
-local function settings(ctx)
-  local merged = {}
-  for key, value in pairs(DEFAULTS) do merged[key] = value end
-  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
-  return merged
+-- config[key], or the default when the config leaves it out (false stays false). A lookup
+-- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
+local function setting(config, key)
+  local value = config[key]
+  if value == nil then return DEFAULTS[key] end
+  return value
 end
 
 local function number(value)
@@ -44,16 +45,16 @@ local M = { content_type = "text/plain", extension = "lp" }
 M.nanoseconds = nanoseconds
 
 function M.row(sample, ctx)
-  local cfg = settings(ctx)
+  local name = measurement(setting(ctx.config or {}, "measurement"))
   local fields = {}
-  for _, name in ipairs(NUMBER_FIELDS) do
-    if sample[name] ~= nil then fields[#fields + 1] = name .. "=" .. number(sample[name]) end
+  for _, field in ipairs(NUMBER_FIELDS) do
+    if sample[field] ~= nil then fields[#fields + 1] = field .. "=" .. number(sample[field]) end
   end
-  for _, name in ipairs(STRING_FIELDS) do
-    fields[#fields + 1] = name .. "=" .. string_field(sample[name])
+  for _, field in ipairs(STRING_FIELDS) do
+    fields[#fields + 1] = field .. "=" .. string_field(sample[field])
   end
-  return string.format("%s,device=%s %s %s\n", measurement(cfg.measurement), tag(sample.device_id),
-    table.concat(fields, ","), nanoseconds(sample.time))
+  return string.format("%s,device=%s %s %s\n", name, tag(sample.device_id), table.concat(fields, ","),
+    nanoseconds(sample.time))
 end
 
 return M

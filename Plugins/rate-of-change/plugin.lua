@@ -16,37 +16,40 @@ local DEFAULTS = {
   severity = "warning",
 }
 
-local function settings(ctx)
-  local merged = {}
-  for key, value in pairs(DEFAULTS) do merged[key] = value end
-  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
-  return merged
+-- config[key], or the default when the config leaves it out (false stays false). A lookup
+-- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
+local function setting(config, key)
+  local value = config[key]
+  if value == nil then return DEFAULTS[key] end
+  return value
 end
 
 local M = {}
 
 function M.evaluate(sample, state, ctx)
-  local cfg = settings(ctx)
-  local value, time = sample[cfg.field], sample.time
+  local config = ctx.config or {}
+  local field = setting(config, "field")
+  local value, time = sample[field], sample.time
   if type(value) ~= "number" then return {}, state end
   if state.time == nil or time < state.time then
     return {}, { time = time, value = value }
   end
   local elapsed = time - state.time
-  if elapsed <= 0 or elapsed < cfg.min_interval_minutes * 60 then
+  if elapsed <= 0 or elapsed < setting(config, "min_interval_minutes") * 60 then
     return {}, state
   end
 
   local rate = (value - state.value) / elapsed * 3600
-  local fast = math.abs(rate) > cfg.max_c_per_hour
+  local limit = setting(config, "max_c_per_hour")
+  local fast = math.abs(rate) > limit
   local alerts = {}
   if fast and not state.active then
     alerts[1] = {
-      severity = cfg.severity,
+      severity = setting(config, "severity"),
       message = string.format("%s: %s %s at %.1f °C/h (%g -> %g °C in %.0f min; limit %g °C/h)",
-        sample.device_id, cfg.field, rate > 0 and "rising" or "falling", math.abs(rate),
-        state.value, value, elapsed / 60, cfg.max_c_per_hour),
-      key = string.format("rate-of-change:%s:%s", sample.device_id, cfg.field),
+        sample.device_id, field, rate > 0 and "rising" or "falling", math.abs(rate),
+        state.value, value, elapsed / 60, limit),
+      key = string.format("rate-of-change:%s:%s", sample.device_id, field),
     }
   end
   return alerts, { time = time, value = value, active = fast or nil }

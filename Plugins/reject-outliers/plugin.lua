@@ -20,33 +20,36 @@ local DEFAULTS = {
   max_setpoint_gap_c = false,
 }
 
-local function settings(ctx)
-  local merged = {}
-  for key, value in pairs(DEFAULTS) do merged[key] = value end
-  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
-  return merged
+-- config[key], or the default when the config leaves it out (false stays false). A lookup
+-- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
+local function setting(config, key)
+  local value = config[key]
+  if value == nil then return DEFAULTS[key] end
+  return value
 end
 
--- Written as "not inside" so that NaN, which compares false with everything, is rejected too.
-local function outside(value, min, max)
-  return not ((not min or value >= min) and (not max or value <= max))
+-- nil when value lies within [min, max] (a false bound is open), else the reason. Written as
+-- "not within" so that NaN, which compares false with everything, is rejected too.
+local function out_of_range(field, value, min, max)
+  if not ((not min or value >= min) and (not max or value <= max)) then
+    return string.format("%s %g °C is outside the plausible range %s to %s °C",
+      field, value, tostring(min or "-inf"), tostring(max or "inf"))
+  end
 end
 
 local M = {}
 
 function M.transform(sample, ctx)
-  local cfg = settings(ctx)
+  local config = ctx.config or {}
   local inside = sample.temp_inside_c
-  if outside(inside, cfg.min_c, cfg.max_c) then
-    return nil, string.format("temp_inside_c %g °C is outside the plausible range %s to %s °C",
-      inside, tostring(cfg.min_c or "-inf"), tostring(cfg.max_c or "inf"))
-  end
+  local reason = out_of_range("temp_inside_c", inside, setting(config, "min_c"), setting(config, "max_c"))
+  if reason then return nil, reason end
   local outdoor = sample.temp_outside_c
-  if outdoor ~= nil and outside(outdoor, cfg.outside_min_c, cfg.outside_max_c) then
-    return nil, string.format("temp_outside_c %g °C is outside the plausible range %s to %s °C",
-      outdoor, tostring(cfg.outside_min_c or "-inf"), tostring(cfg.outside_max_c or "inf"))
+  if outdoor ~= nil then
+    reason = out_of_range("temp_outside_c", outdoor, setting(config, "outside_min_c"), setting(config, "outside_max_c"))
+    if reason then return nil, reason end
   end
-  local gap = cfg.max_setpoint_gap_c
+  local gap = setting(config, "max_setpoint_gap_c")
   if gap and sample.mode ~= "OFF" and math.abs(inside - sample.setpoint_c) > gap then
     return nil, string.format("temp_inside_c %g °C is more than %g °C from the setpoint %g °C",
       inside, gap, sample.setpoint_c)

@@ -18,18 +18,20 @@ local DEFAULTS = {
   severity = "warning",
 }
 
-local function settings(ctx)
-  local merged = {}
-  for key, value in pairs(DEFAULTS) do merged[key] = value end
-  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
-  return merged
+-- config[key], or the default when the config leaves it out (false stays false). A lookup
+-- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
+local function setting(config, key)
+  local value = config[key]
+  if value == nil then return DEFAULTS[key] end
+  return value
 end
 
 local M = {}
 
 function M.evaluate(sample, state, ctx)
-  local cfg = settings(ctx)
-  local limit = cfg.max_silence_minutes * 60
+  local config = ctx.config or {}
+  local minutes, severity = setting(config, "max_silence_minutes"), setting(config, "severity")
+  local limit = minutes * 60
   local last, time = state.last_time, sample.time
   local key = "stale-device:" .. sample.device_id
 
@@ -37,9 +39,9 @@ function M.evaluate(sample, state, ctx)
     local alerts = {}
     if last and time - last > limit and state.reported ~= last then
       alerts[1] = {
-        severity = cfg.severity,
+        severity = severity,
         message = string.format("%s sent nothing for %d minutes before %s (limit %g)",
-          sample.device_id, (time - last) // 60, sample.timestamp, cfg.max_silence_minutes),
+          sample.device_id, (time - last) // 60, sample.timestamp, minutes),
         key = key,
       }
     end
@@ -49,9 +51,9 @@ function M.evaluate(sample, state, ctx)
   if time == last and ctx.now - last > limit and state.reported ~= last then
     state.reported = last
     return { {
-      severity = cfg.severity,
+      severity = severity,
       message = string.format("%s has sent nothing for %d minutes (last sample %s, limit %g)",
-        sample.device_id, (ctx.now - last) // 60, sample.timestamp, cfg.max_silence_minutes),
+        sample.device_id, (ctx.now - last) // 60, sample.timestamp, minutes),
       key = key,
     } }, state
   end

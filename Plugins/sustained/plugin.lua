@@ -15,18 +15,20 @@ local DEFAULTS = {
   severity = "warning",
 }
 
-local function settings(ctx)
-  local merged = {}
-  for key, value in pairs(DEFAULTS) do merged[key] = value end
-  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
-  return merged
+-- config[key], or the default when the config leaves it out (false stays false). A lookup
+-- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
+local function setting(config, key)
+  local value = config[key]
+  if value == nil then return DEFAULTS[key] end
+  return value
 end
 
 local M = {}
 
 function M.evaluate(sample, state, ctx)
-  local cfg = settings(ctx)
-  local value, time = sample[cfg.field], sample.time
+  local config = ctx.config or {}
+  local field, minutes = setting(config, "field"), setting(config, "minutes")
+  local value, time = sample[field], sample.time
   local alerts = {}
   if type(value) ~= "number" then return alerts, state end
 
@@ -37,19 +39,20 @@ function M.evaluate(sample, state, ctx)
     end
     local held = state[name] or { since = time }
     state[name] = held
-    if not held.alerted and time - held.since >= cfg.minutes * 60 then
+    if not held.alerted and time - held.since >= minutes * 60 then
       held.alerted = true
       alerts[#alerts + 1] = {
-        severity = cfg.severity,
+        severity = setting(config, "severity"),
         message = string.format("%s: %s has been %s %g °C for %.0f minutes (now %g °C)",
-          sample.device_id, cfg.field, word, limit, (time - held.since) / 60, value),
-        key = string.format("sustained:%s:%s%s%g", sample.device_id, cfg.field, name == "above" and ">" or "<", limit),
+          sample.device_id, field, word, limit, (time - held.since) / 60, value),
+        key = string.format("sustained:%s:%s%s%g", sample.device_id, field, name == "above" and ">" or "<", limit),
       }
     end
   end
 
-  track("above", cfg.above_c, cfg.above_c and value > cfg.above_c, "above")
-  track("below", cfg.below_c, cfg.below_c and value < cfg.below_c, "below")
+  local above, below = setting(config, "above_c"), setting(config, "below_c")
+  track("above", above, above and value > above, "above")
+  track("below", below, below and value < below, "below")
   return alerts, state
 end
 

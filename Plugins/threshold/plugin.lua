@@ -17,18 +17,20 @@ local DEFAULTS = {
   severity = "warning",
 }
 
-local function settings(ctx)
-  local merged = {}
-  for key, value in pairs(DEFAULTS) do merged[key] = value end
-  for key, value in pairs(ctx and ctx.config or {}) do merged[key] = value end
-  return merged
+-- config[key], or the default when the config leaves it out (false stays false). A lookup
+-- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
+local function setting(config, key)
+  local value = config[key]
+  if value == nil then return DEFAULTS[key] end
+  return value
 end
 
 local M = {}
 
 function M.evaluate(sample, state, ctx)
-  local cfg = settings(ctx)
-  local value = sample[cfg.field]
+  local config = ctx.config or {}
+  local field = setting(config, "field")
+  local value = sample[field]
   local alerts = {}
   if type(value) ~= "number" then return alerts, state end
 
@@ -38,18 +40,19 @@ function M.evaluate(sample, state, ctx)
     elseif not state[name] and beyond then
       state[name] = true
       alerts[#alerts + 1] = {
-        severity = cfg.severity,
-        message = string.format("%s: %s is %g °C, %s %g °C", sample.device_id, cfg.field, value, word, limit),
+        severity = setting(config, "severity"),
+        message = string.format("%s: %s is %g °C, %s %g °C", sample.device_id, field, value, word, limit),
         -- The key names the condition, so two threshold rules with different bounds never
         -- share a key.
-        key = string.format("threshold:%s:%s%s%g", sample.device_id, cfg.field, name == "high" and ">" or "<", limit),
+        key = string.format("threshold:%s:%s%s%g", sample.device_id, field, name == "high" and ">" or "<", limit),
       }
     elseif state[name] and back then
       state[name] = nil
     end
   end
 
-  local high, low, hysteresis = cfg.high_c, cfg.low_c, cfg.hysteresis_c
+  local high, low = setting(config, "high_c"), setting(config, "low_c")
+  local hysteresis = setting(config, "hysteresis_c")
   check("high", high, high and value > high, high and value < high - hysteresis, "above")
   check("low", low, low and value < low, low and value > low + hysteresis, "below")
   return alerts, state

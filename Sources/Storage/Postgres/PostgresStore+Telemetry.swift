@@ -26,7 +26,33 @@ extension PostgresStore: TelemetryStore {
             hysteresis.append(sample.hysteresis)
             outputs.append(sample.output.rawValue)
         }
-        var inserted = [Bool](repeating: false, count: records.count)
+        let touchedDevices = Set(zip(tenants, serials).map { TenantDevice(tenant: $0.0, serial: $0.1) })
+            .sorted { ($0.tenant.uuidString, $0.serial) < ($1.tenant.uuidString, $1.serial) }
+        // Concurrent group commits touch overlapping devices; a deadlock between them is
+        // retried (the whole transaction rolled back first, so nothing is half-applied).
+        for attempt in 1...Self.deadlockRetries {
+            do {
+                return try await insertOnce(
+                    recordCount: records.count, firstIndex: firstIndex, columns: (tenants, serials, times, modes, inside, outside, setpoints, hysteresis, outputs),
+                    touchedDevices: touchedDevices, receivedAt: receivedAt)
+            } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState]) && attempt < Self.deadlockRetries {
+                logger.notice("telemetry commit retried after a deadlock", metadata: ["attempt": "\(attempt)"])
+            }
+        }
+        preconditionFailure("the last attempt returns or throws")
+    }
+
+    static var deadlockRetries: Int { 3 }
+
+    private typealias Columns = (
+        [UUID], [String], [Timestamp], [String], [Double], [Double], [Double], [Double], [String]
+    )
+
+    private func insertOnce(
+        recordCount: Int, firstIndex: [SampleKey: Int], columns: Columns, touchedDevices: [TenantDevice], receivedAt: Timestamp
+    ) async throws -> [Bool] {
+        let (tenants, serials, times, modes, inside, outside, setpoints, hysteresis, outputs) = columns
+        var inserted = [Bool](repeating: false, count: recordCount)
         try await transaction { connection in
             let rows = try await connection.query(
                 """
@@ -43,12 +69,19 @@ extension PostgresStore: TelemetryStore {
                     inserted[index] = true
                 }
             }
-            let touchedTenants = Array(Set(zip(tenants, serials).map { TenantDevice(tenant: $0.0, serial: $0.1) }))
+            // Lock the device rows in one global order before updating them, so two commits
+            // never wait on each other's rows in opposite orders.
             try await connection.query(
                 """
+                WITH locked AS (
+                    SELECT d.tenant_id, d.serial FROM devices d
+                    JOIN unnest(\(touchedDevices.map(\.tenant)), \(touchedDevices.map(\.serial))) AS u(t, s)
+                        ON d.tenant_id = u.t AND d.serial = u.s
+                    ORDER BY d.tenant_id, d.serial
+                    FOR UPDATE OF d
+                )
                 UPDATE devices d SET last_seen = \(receivedAt)
-                FROM unnest(\(touchedTenants.map(\.tenant)), \(touchedTenants.map(\.serial))) AS u(t, s)
-                WHERE d.tenant_id = u.t AND d.serial = u.s
+                FROM locked WHERE d.tenant_id = locked.tenant_id AND d.serial = locked.serial
                 """, logger: logger)
         }
         return inserted

@@ -1,0 +1,407 @@
+import Foundation
+import LuaSandbox
+import PlatformCore
+import Scripting
+import Testing
+
+/// The built-in plugins (Plugins/) and tier policies (Policies/) of this repository, run
+/// through `ScriptRunner` the way the server runs them.
+@Suite struct PluginTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let start = Timestamp(iso8601: "2026-11-29T07:00:00Z")!
+
+    static func catalog() throws -> PluginCatalog {
+        try PluginCatalog.load(
+            pluginsDirectory: repository.appendingPathComponent("Plugins"),
+            policiesDirectory: repository.appendingPathComponent("Policies"))
+    }
+
+    /// A runner with the catalog registered for `require`, and the named plugin or policy loaded.
+    static func load(_ name: String) throws -> (ScriptRunner, LoadedScript, Plugin) {
+        let catalog = try catalog()
+        let plugin = try #require(catalog.plugins[name] ?? catalog.policies[name], "\(name) is in the catalog")
+        let runner = try ScriptRunner(catalog: catalog)
+        return (runner, try runner.load(plugin: plugin), plugin)
+    }
+
+    /// `ctx` with the plugin's manifest defaults and `overrides` on top, as the server builds
+    /// `ctx.config`.
+    static func context(_ plugin: Plugin, _ overrides: [String: LuaValue] = [:], now: Timestamp = start) -> ScriptContext {
+        guard case .table(var config) = plugin.defaultConfig else { return context(.table(overrides), now: now) }
+        config.merge(overrides) { $1 }
+        return context(.table(config), now: now)
+    }
+
+    static func context(_ config: LuaValue = .table([:]), now: Timestamp = start) -> ScriptContext {
+        ScriptContext(
+            tenantID: "tenant-1", tenantSlug: "acme", tier: "standard", deviceSerial: "TH-1", deviceName: "Hall", now: now,
+            config: config)
+    }
+
+    static func sample(
+        minute: Double = 0, inside: Double = 20.5, outside: Double? = nil, setpoint: Double = 21, hysteresis: Double = 0.5,
+        mode: ThermostatMode = .heat, output: ThermostatOutput = .heatOn, serial: String = "TH-1"
+    ) -> TelemetrySample {
+        TelemetrySample(
+            deviceSerial: serial, timestamp: start.adding(seconds: minute * 60), mode: mode, tempInside: inside,
+            tempOutside: outside, setpoint: setpoint, hysteresis: hysteresis, output: output)
+    }
+
+    /// Feeds one device's samples to an alert rule as the server does: the state persisted as
+    /// JSON between calls, `ctx.now` the sample's time unless a timer run passes another.
+    struct AlertRun {
+        let runner: ScriptRunner
+        let script: LoadedScript
+        let plugin: Plugin
+        let overrides: [String: LuaValue]
+        var state: LuaValue = .table([:])
+
+        init(_ name: String, _ overrides: [String: LuaValue] = [:]) throws {
+            let (runner, script, plugin) = try PluginTests.load(name)
+            self.runner = runner
+            self.script = script
+            self.plugin = plugin
+            self.overrides = overrides
+        }
+
+        mutating func feed(_ sample: TelemetrySample, now: Timestamp? = nil) throws -> [ScriptAlert] {
+            let context = PluginTests.context(plugin, overrides, now: now ?? sample.timestamp)
+            let result = try runner.evaluate(script, sample: sample, state: state, context: context)
+            state = try LuaValue(jsonText: result.state.jsonText)
+            return result.alerts
+        }
+
+        /// How many alerts a sample at `minute` reading `inside` raises; `nowMinute` makes it a
+        /// timer run at that minute.
+        mutating func count(minute: Double, inside: Double, nowMinute: Double? = nil) throws -> Int {
+            let now = nowMinute.map { PluginTests.start.adding(seconds: $0 * 60) }
+            return try feed(PluginTests.sample(minute: minute, inside: inside), now: now).count
+        }
+    }
+
+    // MARK: The catalog
+
+    @Test func everyPluginAndPolicyLoadsAndKeepsItsHookContract() throws {
+        let catalog = try Self.catalog()
+        let expected: [String: ScriptHook] = [
+            "fahrenheit-input": .ingest, "reject-outliers": .ingest, "threshold": .alert, "rate-of-change": .alert,
+            "sustained": .alert, "stale-device": .alert, "csv": .export, "ndjson": .export, "influx-line-protocol": .export,
+        ]
+        #expect(catalog.plugins.mapValues(\.hook) == expected)
+        #expect(Set(catalog.policies.keys) == ["free", "standard", "pro"])
+        let runner = try ScriptRunner(catalog: catalog)
+        for plugin in catalog.plugins.values {
+            #expect(plugin.version == "1.0.0" && !plugin.description.isEmpty, "\(plugin.name)")
+            guard case .table = plugin.defaultConfig else {
+                Issue.record("\(plugin.name): the manifest's config must be an object")
+                continue
+            }
+            _ = try runner.load(plugin: plugin)
+        }
+        for policy in catalog.policies.values {
+            #expect(policy.hook == .storagePolicy)
+            _ = try runner.load(plugin: policy)
+        }
+        let exports = [
+            ("csv", "text/csv", "csv"), ("ndjson", "application/x-ndjson", "ndjson"),
+            ("influx-line-protocol", "text/plain", "lp"),
+        ]
+        for (name, contentType, fileExtension) in exports {
+            let script = try runner.load(plugin: #require(catalog.plugins[name]))
+            #expect(try runner.contentType(script) == (contentType, fileExtension), "\(name)")
+        }
+    }
+
+    /// Each plugin also carries its defaults in Lua (a script that `require`s it may pass a
+    /// config without them); they must agree with the manifest.
+    @Test func luaDefaultsMatchTheManifest() throws {
+        let readings: [(minute: Double, inside: Double, outside: Double?)] = [
+            (0, 20.5, -3), (10, 29, 61), (20, 35, nil), (25, 9.7, nil), (45, 80, nil), (200, 28.5, nil), (260, -40, nil),
+        ]
+        for plugin in try Self.catalog().plugins.values {
+            // A °F device reports a °F setpoint; the transformed sample must still be valid.
+            let setpoint = plugin.name == "fahrenheit-input" ? 70.0 : 21.0
+            let samples = readings.map { Self.sample(minute: $0.minute, inside: $0.inside, outside: $0.outside, setpoint: setpoint) }
+            let (runner, script, _) = try Self.load(plugin.name)
+            var outputs: [String] = []
+            for context in [Self.context(.table([:])), Self.context(plugin)] {
+                var output = ""
+                switch plugin.hook {
+                case .ingest:
+                    for sample in samples {
+                        let outcome = try runner.transform(script, sample: sample, context: context)
+                        output += "\(outcome)\n"
+                    }
+                case .alert:
+                    var state: LuaValue = .table([:])
+                    for sample in samples {
+                        let result = try runner.evaluate(script, sample: sample, state: state, context: context)
+                        state = result.state
+                        output += "\(result.alerts) \(state.jsonText)\n"
+                    }
+                case .export:
+                    output = try runner.export(script, samples: samples, context: context)
+                case .storagePolicy:
+                    Issue.record("\(plugin.name): policies are not plugins")
+                }
+                outputs.append(output)
+            }
+            #expect(outputs[0] == outputs[1], "\(plugin.name): the Lua defaults and the manifest's config differ")
+        }
+    }
+
+    // MARK: Ingest
+
+    @Test func fahrenheitInputConvertsToCelsius() throws {
+        let (runner, script, plugin) = try Self.load("fahrenheit-input")
+        let raw = Self.sample(inside: 68, outside: 32, setpoint: 71.6, hysteresis: 1)
+        #expect(
+            try runner.transform(script, sample: raw, context: Self.context(plugin))
+                == .accept(Self.sample(inside: 20, outside: 0, setpoint: 22, hysteresis: 0.56)),
+            "68 °F is 20 °C exactly; a difference of 1 °F is 5/9 °C (no offset), rounded to 2 decimals")
+
+        let exact = Self.context(plugin, ["decimals": false])
+        #expect(
+            try runner.transform(script, sample: Self.sample(inside: -4, setpoint: 50, hysteresis: 1), context: exact)
+                == .accept(Self.sample(inside: -20, setpoint: 10, hysteresis: 5.0 / 9.0)),
+            "without an outdoor sensor temp_outside_c stays absent")
+
+        let insideOnly = Self.context(plugin, ["fields": ["temp_inside_c"], "delta_fields": []])
+        #expect(try runner.transform(script, sample: Self.sample(inside: 50), context: insideOnly) == .accept(Self.sample(inside: 10)))
+    }
+
+    @Test func rejectOutliersRefusesImplausibleReadings() throws {
+        let (runner, script, plugin) = try Self.load("reject-outliers")
+        func transform(_ sample: TelemetrySample, _ overrides: [String: LuaValue] = [:]) throws -> IngestOutcome {
+            try runner.transform(script, sample: sample, context: Self.context(plugin, overrides))
+        }
+        #expect(
+            try transform(Self.sample(inside: 80)) == .reject("temp_inside_c 80 °C is outside the plausible range -30 to 60 °C"))
+        #expect(try transform(Self.sample(inside: 21, outside: -5)) == .accept(Self.sample(inside: 21, outside: -5)))
+        guard case .reject(let reason) = try transform(Self.sample(inside: 21, outside: -127)) else {
+            Issue.record("a disconnected outdoor sensor was accepted")
+            return
+        }
+        #expect(reason.hasPrefix("temp_outside_c -127 °C"))
+
+        let far = Self.sample(inside: 45, setpoint: 20)
+        #expect(try transform(far) == .accept(far), "the setpoint check is off by default")
+        #expect(
+            try transform(far, ["max_setpoint_gap_c": 15])
+                == .reject("temp_inside_c 45 °C is more than 15 °C from the setpoint 20 °C"))
+        let idle = Self.sample(inside: 45, setpoint: 20, mode: .off, output: .off)
+        #expect(try transform(idle, ["max_setpoint_gap_c": 15]) == .accept(idle), "a thermostat that is OFF controls nothing")
+        #expect(try transform(Self.sample(inside: 80), ["max_c": false]) == .accept(Self.sample(inside: 80)), "false switches a bound off")
+    }
+
+    // MARK: Alerts
+
+    @Test func thresholdRaisesOnceAndClearsOnlyPastTheHysteresis() throws {
+        var run = try AlertRun("threshold", ["high_c": 25, "low_c": 15, "hysteresis_c": 1, "severity": "critical"])
+        #expect(try run.count(minute: 0, inside: 24) == 0)
+        let high = ScriptAlert(
+            severity: "critical", message: "TH-1: temp_inside_c is 25.5 °C, above 25 °C", key: "threshold:TH-1:temp_inside_c>25")
+        #expect(try run.feed(Self.sample(minute: 1, inside: 25.5)) == [high])
+        #expect(try run.count(minute: 2, inside: 26) == 0, "still above: quiet")
+        #expect(try run.count(minute: 3, inside: 24.5) == 0, "below high but within the hysteresis: not cleared")
+        #expect(try run.count(minute: 4, inside: 25.2) == 0, "so going back above does not raise again")
+        #expect(try run.count(minute: 5, inside: 23.9) == 0, "below high - hysteresis: cleared")
+        #expect(run.state == .array([]), "no active condition left")
+        #expect(try run.count(minute: 6, inside: 25.1) == 1, "the next crossing raises again")
+
+        #expect(try run.feed(Self.sample(minute: 7, inside: 14)).map(\.key) == ["threshold:TH-1:temp_inside_c<15"])
+        #expect(try run.count(minute: 8, inside: 15.5) == 0)
+        #expect(try run.count(minute: 9, inside: 14.5) == 0, "within the hysteresis of low")
+        #expect(try run.count(minute: 10, inside: 16.1) == 0)
+        #expect(try run.count(minute: 11, inside: 14.9) == 1)
+    }
+
+    @Test func thresholdSkipsSamplesWithoutTheField() throws {
+        var run = try AlertRun("threshold", ["field": "temp_outside_c", "low_c": -10])
+        #expect(try run.feed(Self.sample(outside: nil)).isEmpty)
+        #expect(try run.feed(Self.sample(minute: 1, outside: -12)).map(\.key) == ["threshold:TH-1:temp_outside_c<-10"])
+    }
+
+    @Test func rateOfChangeAlertsOnFastChangesBetweenSamples() throws {
+        var run = try AlertRun("rate-of-change", ["max_c_per_hour": 3])
+        #expect(try run.count(minute: 0, inside: 20) == 0, "the first sample only sets the reference")
+        #expect(try run.count(minute: 1, inside: 20.1) == 0, "closer than min_interval_minutes: not compared")
+        #expect(try run.count(minute: 10, inside: 20.4) == 0, "2.4 °C/h")
+        let rising = ScriptAlert(
+            severity: "warning", message: "TH-1: temp_inside_c rising at 3.6 °C/h (20.4 -> 21 °C in 10 min; limit 3 °C/h)",
+            key: "rate-of-change:TH-1:temp_inside_c")
+        #expect(try run.feed(Self.sample(minute: 20, inside: 21)) == [rising])
+        #expect(try run.count(minute: 30, inside: 21.6) == 0, "still too fast: raised once")
+        #expect(try run.count(minute: 40, inside: 21.7) == 0, "slow again: re-armed")
+        #expect(try run.feed(Self.sample(minute: 50, inside: 20)).map { $0.message.contains("falling at 10.2 °C/h") } == [true])
+        #expect(try run.count(minute: 5, inside: 30) == 0, "an older sample restarts from itself")
+    }
+
+    @Test func sustainedFiresOnlyAfterTheConditionHeldForTheMinutes() throws {
+        var run = try AlertRun("sustained", ["above_c": 28, "minutes": 15])
+        #expect(try run.count(minute: 0, inside: 29) == 0)
+        #expect(try run.count(minute: 5, inside: 29) == 0)
+        #expect(try run.count(minute: 14.9, inside: 29.5) == 0)
+        let held = ScriptAlert(
+            severity: "warning", message: "TH-1: temp_inside_c has been above 28 °C for 15 minutes (now 29 °C)",
+            key: "sustained:TH-1:temp_inside_c>28")
+        #expect(try run.feed(Self.sample(minute: 15, inside: 29)) == [held])
+        #expect(try run.count(minute: 20, inside: 29) == 0, "once per episode")
+        #expect(try run.count(minute: 25, inside: 27) == 0, "the condition breaks")
+        #expect(try run.count(minute: 30, inside: 29) == 0, "a new episode starts")
+        #expect(try run.count(minute: 40, inside: 29) == 0)
+        #expect(try run.count(minute: 45, inside: 29) == 1)
+
+        var below = try AlertRun("sustained", ["above_c": false, "below_c": 16, "minutes": 10])
+        #expect(try below.count(minute: 0, inside: 15) == 0)
+        #expect(try below.feed(Self.sample(minute: 10, inside: 15)).map(\.key) == ["sustained:TH-1:temp_inside_c<16"])
+    }
+
+    @Test func staleDeviceAlertsOnTheTimerAndOnGaps() throws {
+        var run = try AlertRun("stale-device", ["max_silence_minutes": 60])
+        #expect(try run.count(minute: 0, inside: 20) == 0, "a new sample records the time")
+        #expect(try run.count(minute: 0, inside: 20, nowMinute: 30) == 0, "timer run within the limit")
+        let silent = ScriptAlert(
+            severity: "warning", message: "TH-1 has sent nothing for 120 minutes (last sample 2026-11-29T07:00:00Z, limit 60)",
+            key: "stale-device:TH-1")
+        #expect(try run.feed(Self.sample(minute: 0), now: Self.start.adding(seconds: 120 * 60)) == [silent])
+        #expect(try run.count(minute: 0, inside: 20, nowMinute: 180) == 0, "one alert per silence")
+        #expect(try run.count(minute: 180, inside: 20) == 0, "back online: the timer already reported this silence")
+        #expect(try run.count(minute: 185, inside: 20) == 0)
+        #expect(
+            try run.feed(Self.sample(minute: 360)).map(\.message)
+                == ["TH-1 sent nothing for 175 minutes before 2026-11-29T13:00:00Z (limit 60)"], "a gap no timer saw")
+        #expect(try run.count(minute: 300, inside: 20, nowMinute: 361) == 0, "a late, older sample says nothing")
+    }
+
+    @Test func aUserScriptCanRequireAndWrapAPlugin() throws {
+        let runner = try ScriptRunner(catalog: Self.catalog())
+        let script = try runner.load(
+            source: """
+                local threshold = require("threshold")
+                return {
+                  evaluate = function(sample, state, ctx)
+                    if sample.mode == "OFF" then return {}, state end
+                    local alerts
+                    alerts, state = threshold.evaluate(sample, state, { config = { high_c = 22, low_c = false } })
+                    for _, alert in ipairs(alerts) do alert.severity = "critical" end
+                    return alerts, state
+                  end,
+                }
+                """, name: "hot-office", hook: .alert)
+        let off = Self.sample(inside: 23, mode: .off, output: .off)
+        #expect(try runner.evaluate(script, sample: off, state: [:], context: Self.context()).alerts.isEmpty)
+        let hot = try runner.evaluate(script, sample: Self.sample(inside: 23), state: [:], context: Self.context())
+        #expect(hot.alerts.map(\.severity) == ["critical"])
+        #expect(hot.alerts.map(\.key) == ["threshold:TH-1:temp_inside_c>22"])
+        #expect(hot.state == ["high": true])
+
+        #expect {
+            _ = try runner.load(source: "local io = require('io') return { evaluate = print }", name: "escape", hook: .alert)
+        } throws: { error in
+            guard case ScriptError.lua(let lua) = error else { return false }
+            return lua.chunk == "escape" && lua.line == 1 && lua.message.contains("only built-in plugins can be required")
+        }
+    }
+
+    // MARK: Exports
+
+    static let exportSamples = [
+        sample(outside: -3.25),
+        TelemetrySample(
+            deviceSerial: #"odd,"serial""#, timestamp: start.adding(seconds: 60.25), mode: .auto, tempInside: 21.1,
+            tempOutside: nil, setpoint: 22, hysteresis: 0.5, output: .off),
+    ]
+
+    @Test func csvHasAHeaderAndQuotesOnlyWhereNeeded() throws {
+        let (runner, script, plugin) = try Self.load("csv")
+        #expect(
+            try runner.export(script, samples: Self.exportSamples, context: Self.context(plugin))
+                == "device_id,timestamp,mode,temp_inside_c,temp_outside_c,setpoint_c,hysteresis_c,output\r\n"
+                + "TH-1,2026-11-29T07:00:00Z,HEAT,20.5,-3.25,21,0.5,HEAT_ON\r\n"
+                + #""odd,""serial""",2026-11-29T07:01:00.250Z,AUTO,21.1,,22,0.5,OFF"# + "\r\n")
+        let semicolons = Self.context(plugin, ["separator": ";", "newline": "\n"])
+        #expect(
+            try runner.export(script, samples: [Self.exportSamples[0]], context: semicolons)
+                == "device_id;timestamp;mode;temp_inside_c;temp_outside_c;setpoint_c;hysteresis_c;output\n"
+                + "TH-1;2026-11-29T07:00:00Z;HEAT;20.5;-3.25;21;0.5;HEAT_ON\n")
+    }
+
+    @Test func ndjsonLinesAreJSONObjectsOfTheSample() throws {
+        let (runner, script, plugin) = try Self.load("ndjson")
+        let samples = Self.exportSamples + [Self.sample(inside: 0.1 + 0.2, serial: "q\"\\\n\u{1}é")]
+        let output = try runner.export(script, samples: samples, context: Self.context(plugin))
+        #expect(output.hasSuffix("\n"))
+        let lines = output.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == samples.count)
+        #expect(
+            lines.first.map { String($0) }
+                == #"{"device_id":"TH-1","timestamp":"2026-11-29T07:00:00Z","mode":"HEAT","temp_inside_c":20.5,"#
+                + #""temp_outside_c":-3.25,"setpoint_c":21,"hysteresis_c":0.5,"output":"HEAT_ON"}"#)
+        for (line, sample) in zip(lines, samples) {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+            // JSONSerialization rounds some doubles on Linux; JSONDecoder reads them exactly.
+            let exact = try JSONDecoder().decode([String: JSONValue].self, from: Data(line.utf8))
+            func number(_ key: String) -> Double? {
+                guard case .number(let number) = exact[key] else { return nil }
+                return number
+            }
+            #expect(object.count == 8)
+            #expect(object["device_id"] as? String == sample.deviceSerial)
+            #expect(object["timestamp"] as? String == sample.timestamp.iso8601)
+            #expect(object["mode"] as? String == sample.mode.rawValue)
+            #expect(object["output"] as? String == sample.output.rawValue)
+            #expect(number("temp_inside_c") == sample.tempInside, "numbers round-trip exactly")
+            #expect(number("setpoint_c") == sample.setpoint)
+            #expect(number("hysteresis_c") == sample.hysteresis)
+            if let outside = sample.tempOutside {
+                #expect(number("temp_outside_c") == outside)
+            } else {
+                #expect(object["temp_outside_c"] is NSNull)
+            }
+        }
+    }
+
+    @Test func influxLineProtocolWithNanosecondTimestamps() throws {
+        let (runner, script, plugin) = try Self.load("influx-line-protocol")
+        var precise = Self.sample(inside: 21, mode: .cool, output: .coolOn, serial: "lab 1,a=b")
+        precise.timestamp = Timestamp(microseconds: Self.start.microseconds + 123_456)
+        #expect(
+            try runner.export(script, samples: [Self.exportSamples[0], precise], context: Self.context(plugin))
+                == "thermostat,device=TH-1 temp_inside_c=20.5,temp_outside_c=-3.25,setpoint_c=21,hysteresis_c=0.5,"
+                + #"mode="HEAT",output="HEAT_ON" 1795935600000000000"# + "\n"
+                + #"thermostat,device=lab\ 1\,a\=b temp_inside_c=21,setpoint_c=21,hysteresis_c=0.5,"#
+                + #"mode="COOL",output="COOL_ON" 1795935600123456000"# + "\n")
+        var endOfSecond = Self.sample()
+        endOfSecond.timestamp = Timestamp(microseconds: Self.start.microseconds + 999_999)
+        #expect(try runner.export(script, samples: [endOfSecond], context: Self.context()).hasSuffix(" 1795935600999999000\n"))
+    }
+
+    // MARK: Policies
+
+    @Test(arguments: [
+        ("free", TierLimits(
+            maxDevices: 3, maxSamples: 100_000, retentionDays: 30, ingestPerMinute: 60,
+            downsample: [.init(afterDays: 7, resolution: "1h")]), QuotaAction.reject),
+        ("standard", TierLimits(
+            maxDevices: 25, maxSamples: 5_000_000, retentionDays: 365, ingestPerMinute: 120,
+            downsample: [.init(afterDays: 30, resolution: "5m"), .init(afterDays: 180, resolution: "1h")]), .dropOldest),
+        ("pro", TierLimits(
+            maxDevices: 500, maxSamples: 200_000_000, retentionDays: 1825, ingestPerMinute: 600,
+            downsample: [.init(afterDays: 365, resolution: "5m")]), .dropOldest),
+    ])
+    func tierPolicy(_ tier: String, _ expected: TierLimits, _ overSamples: QuotaAction) throws {
+        let (runner, script, _) = try Self.load(tier)
+        let limits = try runner.limits(script, context: Self.context())
+        #expect(limits == expected)
+        let devices = Int64(limits.maxDevices)
+        let samples = Int64(limits.maxSamples)
+        let tooManySamples: LuaValue = ["devices": .integer(devices), "samples": .integer(samples + 1)]
+        #expect(try runner.onOverQuota(script, usage: tooManySamples, limits: limits, context: Self.context()) == overSamples)
+        let tooManyDevices: LuaValue = ["devices": .integer(devices + 1), "samples": 0]
+        #expect(
+            try runner.onOverQuota(script, usage: tooManyDevices, limits: limits, context: Self.context()) == .reject,
+            "dropping old samples cannot make room for another device")
+    }
+}
