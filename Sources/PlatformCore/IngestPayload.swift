@@ -16,23 +16,25 @@ public struct IngestPayload: Sendable {
     }
 
     /// Decodes and validates a request body for the device `serial` at server time `now`.
-    public static func decode(_ body: some Collection<UInt8>, serial: String, now: Timestamp) throws(PlatformError)
-        -> IngestPayload
-    {
+    /// With `checksRanges` false the plausible-range checks are left to the caller, who runs
+    /// them after ingest scripts (which may convert units) with `TelemetryRules.checkRanges`.
+    public static func decode(
+        _ body: some Collection<UInt8>, serial: String, now: Timestamp, checksRanges: Bool = true
+    ) throws(PlatformError) -> IngestPayload {
         let result: Result<IngestPayload, PlatformError>? = body.withContiguousStorageIfAvailable { bytes in
-            Result { () throws(PlatformError) in try decode(bytes: bytes, serial: serial, now: now) }
+            Result { () throws(PlatformError) in try decode(bytes: bytes, serial: serial, now: now, checksRanges: checksRanges) }
         }
         if let result { return try result.get() }
         let copy = Array(body)
         return try copy.withUnsafeBufferPointer { bytes throws(PlatformError) in
-            try decode(bytes: bytes, serial: serial, now: now)
+            try decode(bytes: bytes, serial: serial, now: now, checksRanges: checksRanges)
         }
     }
 
-    private static func decode(bytes: UnsafeBufferPointer<UInt8>, serial: String, now: Timestamp) throws(PlatformError)
-        -> IngestPayload
+    private static func decode(bytes: UnsafeBufferPointer<UInt8>, serial: String, now: Timestamp, checksRanges: Bool)
+        throws(PlatformError) -> IngestPayload
     {
-        var parser = TelemetryJSONParser(bytes: bytes)
+        var parser = TelemetryJSONParser(bytes: bytes, checksRanges: checksRanges)
         let decoded = try parser.parseBody()
         let latest = now.adding(seconds: TelemetryRules.maximumFutureSkewSeconds)
         for (index, sample) in decoded.samples.enumerated() {

@@ -51,4 +51,21 @@ public enum TelemetryRules {
     public static let earliestTimestamp = Timestamp(seconds: 946_684_800)
     public static let maximumSamplesPerRequest = 1000
     public static let maximumBodyBytes = 256 * 1024
+
+    /// The plausible-range checks alone, for samples that ingest scripts produced or kept.
+    public static func checkRanges(_ samples: [TelemetrySample], isBatch: Bool) throws(PlatformError) {
+        for (index, sample) in samples.enumerated() {
+            let prefix = isBatch ? "samples[\(index)]." : ""
+            let checks: [(String, Double?, ClosedRange<Double>)] = [
+                ("temp_inside_c", sample.tempInside, temperatureRange), ("temp_outside_c", sample.tempOutside, temperatureRange),
+                ("setpoint_c", sample.setpoint, setpointRange), ("hysteresis_c", sample.hysteresis, hysteresisRange),
+            ]
+            for (field, value, range) in checks {
+                if let value, !(value.isFinite && range.contains(value)) {
+                    throw .invalid(
+                        prefix + field, "must be between \(range.lowerBound) and \(range.upperBound)", code: "out_of_range")
+                }
+            }
+        }
+    }
 }

@@ -146,6 +146,29 @@ struct ScriptAPITests {
         }
     }
 
+    @Test func fahrenheitDevicesWorkThroughTheBuiltInPlugin() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock) { client, store in
+            let user = try await client.register()
+            let device = try await client.registerDevice(user)
+            let fahrenheit = #"{"device_id":"\#(device.serial)","mode":"HEAT","temp_inside_c":68,"temp_outside_c":32,"setpoint_c":70.7,"hysteresis_c":0.9,"output":"HEAT_ON","timestamp":"\#(clock.now().iso8601)"}"#
+            #expect(try await client.ingest(device, fahrenheit).status == .unprocessableContent, "°F is out of range without the plugin")
+            let uploaded = try await Self.upload(client, user, name: "fahrenheit", source: #"return require("fahrenheit-input")"#)
+            let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+            #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: user.cookie).status == .ok)
+            #expect(try await client.ingest(device, fahrenheit).status == .ok)
+            let stored = try #require(try await store.latest(tenantID: UUID(uuidString: user.tenantID)!, serial: device.serial))
+            #expect(stored.tempInside == 20)
+            #expect(stored.tempOutside == 0)
+            #expect(abs(stored.setpoint - 21.5) < 1e-9)
+            #expect(abs(stored.hysteresis - 0.5) < 1e-9)
+            clock.advance(seconds: 1)
+            let absurd = #"{"device_id":"\#(device.serial)","mode":"HEAT","temp_inside_c":500,"setpoint_c":70,"hysteresis_c":1,"output":"OFF","timestamp":"\#(clock.now().iso8601)"}"#
+            let rejected = try await client.ingest(device, absurd)
+            #expect(rejected.status == .unprocessableContent, "ranges still apply after the scripts")
+        }
+    }
+
     @Test func dryRunUsesASampleOrRecentData() async throws {
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock) { client, _ in

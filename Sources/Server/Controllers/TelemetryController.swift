@@ -41,8 +41,13 @@ struct TelemetryController {
         let credential = try await credentials.authenticate(serial: serial, key: key)
         try deviceLimiter.acquire(serial)
         let body = try await request.body.collect(upTo: TelemetryRules.maximumBodyBytes)
-        let payload = try IngestPayload.decode(body.readableBytesView, serial: serial, now: clock.now())
-        let samples = try await scripts.transform(payload.samples, tenantID: credential.tenantID, isBatch: payload.isBatch)
+        let scripted = try await scripts.hasIngestScripts(tenantID: credential.tenantID)
+        let payload = try IngestPayload.decode(body.readableBytesView, serial: serial, now: clock.now(), checksRanges: !scripted)
+        var samples = payload.samples
+        if scripted {
+            samples = try await scripts.transform(samples, tenantID: credential.tenantID, isBatch: payload.isBatch)
+            try TelemetryRules.checkRanges(samples, isBatch: payload.isBatch)
+        }
         let records = samples.map { TelemetryRecord(tenantID: credential.tenantID, sample: $0) }
         let inserted = try await writer.submit(records)
         let accepted = inserted.count { $0 }

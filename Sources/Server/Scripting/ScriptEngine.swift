@@ -40,6 +40,11 @@ final class ScriptEngine: Sendable {
     /// the whole request (422 naming the script); a script that fails leaves the sample as it
     /// was (nothing is lost) and the failure is recorded, quarantining a script that keeps
     /// failing.
+    /// Whether the tenant has active ingest scripts (then ranges are checked after them).
+    func hasIngestScripts(tenantID: UUID) async throws -> Bool {
+        await (try tenantScripts(tenantID)).hasIngestScripts
+    }
+
     func transform(_ samples: [TelemetrySample], tenantID: UUID, isBatch: Bool) async throws -> [TelemetrySample] {
         let scripts = try await tenantScripts(tenantID)
         guard await scripts.hasIngestScripts else { return samples }
