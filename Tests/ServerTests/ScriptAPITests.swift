@@ -169,6 +169,26 @@ struct ScriptAPITests {
         }
     }
 
+    @Test func aScriptFailingOnOneSampleLeavesTheWholeBatchUntouched() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock) { client, store in
+            let user = try await client.register()
+            let device = try await client.registerDevice(user)
+            let uploaded = try await Self.upload(
+                client, user, name: "fragile",
+                source: #"return { transform = function(s) if s.temp_inside_c > 25 then error("cannot handle") end s.temp_inside_c = s.temp_inside_c + 1 return s end }"#)
+            let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+            #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: user.cookie).status == .ok)
+            let batch = #"{"samples":[\#(SampleJSON.make(serial: device.serial, at: clock.now().adding(seconds: -1), inside: 20)),\#(SampleJSON.make(serial: device.serial, at: clock.now(), inside: 30))]}"#
+            #expect(try await client.ingest(device, batch).status == .ok)
+            let stored = try await store.samples(
+                TelemetryRange(
+                    tenantID: UUID(uuidString: user.tenantID)!, serial: device.serial, from: clock.now().adding(seconds: -10),
+                    to: clock.now().adding(seconds: 1), limit: 10))
+            #expect(stored.map(\.tempInside) == [20, 30], "no half-converted batch")
+        }
+    }
+
     @Test func dryRunUsesASampleOrRecentData() async throws {
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock) { client, _ in

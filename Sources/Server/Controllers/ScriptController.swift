@@ -116,7 +116,7 @@ struct ScriptController {
         let versions = try await store.scriptVersions(tenantID: script.tenantID, scriptID: script.id)
         guard let version = versions.first(where: { $0.version == (body.version ?? script.activeVersion ?? versions.last?.version) })
         else { throw PlatformError.invalid("version", "no such version of this script", code: "unknown_version") }
-        let samples = try await dryRunSamples(body, context: context)
+        let samples = try await dryRunSamples(body, script: script, context: context)
         let tenant = context.identity.tenant
         let report = try await engine.dryRun(
             script: script, version: version, samples: samples, tenant: tenant, now: clock.now())
@@ -127,7 +127,7 @@ struct ScriptController {
         func json(_ plugin: Plugin) -> PluginJSON {
             PluginJSON(
                 name: plugin.name, hook: plugin.hook.rawValue, version: plugin.version, description: plugin.description,
-                config: plugin.defaultConfig.jsonText)
+                config: plugin.defaultConfig.jsonValue)
         }
         return try jsonResponse(
             PluginsJSON(
@@ -135,13 +135,18 @@ struct ScriptController {
                 policies: catalog.policies.values.sorted { $0.name < $1.name }.map(json)))
     }
 
-    private func dryRunSamples(_ body: DryRunBody, context: AuthenticatedContext) async throws -> [TelemetrySample] {
+    private func dryRunSamples(_ body: DryRunBody, script: Script, context: AuthenticatedContext) async throws
+        -> [TelemetrySample]
+    {
         if let sample = body.sample {
             let data = try JSONEncoder().encode(sample)
             guard case .object(let fields) = sample, case .string(let serial) = fields["device_id"] ?? .null else {
                 throw PlatformError.invalid("sample", "must be a telemetry sample object with a device_id")
             }
-            return try IngestPayload.decode(Array(data), serial: serial, now: clock.now()).samples
+            // An ingest script may convert units, so its input is range-checked only after it ran.
+            return try IngestPayload.decode(
+                Array(data), serial: serial, now: clock.now(), checksRanges: script.hook != ScriptHook.ingest.rawValue
+            ).samples
         }
         guard let serial = body.device else {
             throw PlatformError.invalid("sample", "give a sample, or a device whose recent samples to use", code: "missing_field")

@@ -81,7 +81,7 @@ struct PluginJSON: Encodable {
     var hook: String
     var version: String
     var description: String
-    var config: String
+    var config: JSONValue
 }
 
 struct PluginsJSON: Encodable {

@@ -36,22 +36,22 @@ final class ScriptEngine: Sendable {
         _ = tenants.withLock { $0.removeValue(forKey: tenantID) }
     }
 
-    /// Runs the tenant's active ingest scripts over `samples` in name order. A rejection fails
-    /// the whole request (422 naming the script); a script that fails leaves the sample as it
-    /// was (nothing is lost) and the failure is recorded, quarantining a script that keeps
-    /// failing.
     /// Whether the tenant has active ingest scripts (then ranges are checked after them).
     func hasIngestScripts(tenantID: UUID) async throws -> Bool {
         await (try tenantScripts(tenantID)).hasIngestScripts
     }
 
+    /// Runs the tenant's active ingest scripts over `samples` in name order. A rejection fails
+    /// the whole request (422 naming the script); a script that fails on any sample leaves the
+    /// whole request as it was before that script (nothing is lost, nothing half-converted)
+    /// and the failure is recorded, quarantining a script that keeps failing.
     func transform(_ samples: [TelemetrySample], tenantID: UUID, isBatch: Bool) async throws -> [TelemetrySample] {
         let scripts = try await tenantScripts(tenantID)
         guard await scripts.hasIngestScripts else { return samples }
         let run = await scripts.transform(samples, now: clock.now())
         for outcome in run.outcomes {
             try await record(outcome, tenantID: tenantID)
-            await scripts.noteOutcome(outcome)
+            await scripts.noteOutcome(outcome, now: clock.now())
         }
         if let rejection = run.rejection {
             throw PlatformError(
@@ -210,6 +210,7 @@ actor TenantScripts {
         let tenantID = tenant.id.uuidString.lowercased()
         for active in ingest {
             if let until = active.script.quarantinedUntil, until > now { continue }
+            let beforeScript = output
             var failure: (String, String)?
             for index in output.indices where failure == nil {
                 let sample = output[index]
@@ -233,6 +234,7 @@ actor TenantScripts {
                 }
             }
             if let (error, input) = failure {
+                output = beforeScript
                 outcomes.append(
                     ScriptOutcome(
                         scriptID: active.script.id, scriptName: active.script.name,
@@ -247,13 +249,13 @@ actor TenantScripts {
     }
 
     /// Keeps the cached failure state in step with what was recorded.
-    func noteOutcome(_ outcome: ScriptOutcome) {
+    func noteOutcome(_ outcome: ScriptOutcome, now: Timestamp) {
         guard let index = ingest.firstIndex(where: { $0.script.id == outcome.scriptID }) else { return }
         ingest[index].script.failureCount = outcome.failureCount
         if outcome.error == nil {
             ingest[index].script.quarantinedUntil = nil
         } else if let window = QuarantinePolicy.window(afterFailures: outcome.failureCount) {
-            ingest[index].script.quarantinedUntil = Timestamp(Date()).adding(seconds: window)
+            ingest[index].script.quarantinedUntil = now.adding(seconds: window)
         }
     }
 }

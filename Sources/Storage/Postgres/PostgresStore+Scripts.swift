@@ -33,7 +33,7 @@ extension PostgresStore: ScriptStore {
             }
             guard let script = found else { throw PlatformError.notFound("Script") }
             guard script.hook == hook else {
-                throw PlatformError.conflict("A \(script.hook) script with this name exists", field: "hook")
+                throw PlatformError.conflict("This name is taken by a script for the \(script.hook) hook", field: "hook")
             }
             var latest = 0
             for try await value in try await connection.query(

@@ -15,7 +15,7 @@ extension SQLiteStore: ScriptStore {
             {
                 script = Self.script(from: row)
                 guard script.hook == hook else {
-                    throw PlatformError.conflict("A \(script.hook) script with this name exists", field: "hook")
+                    throw PlatformError.conflict("This name is taken by a script for the \(script.hook) hook", field: "hook")
                 }
             } else {
                 script = Script(id: UUID(), tenantID: tenantID, name: name, hook: hook, createdAt: time)
