@@ -165,8 +165,10 @@ struct ScriptCommand: AsyncParsableCommand {
             let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
             let check = ScriptCheck(
                 source: source, name: name, hook: hook, sampleJSON: sample, configJSON: config,
-                pluginsDirectory: URL(fileURLWithPath: plugins ?? environment["THERMOSTAT_PLUGINS_DIR"] ?? "Plugins"),
-                policiesDirectory: URL(fileURLWithPath: policies ?? environment["THERMOSTAT_POLICIES_DIR"] ?? "Policies"))
+                pluginsDirectory: try PlatformConfiguration.locateFolder(
+                    plugins ?? environment["THERMOSTAT_PLUGINS_DIR"] ?? "Plugins", variable: "THERMOSTAT_PLUGINS_DIR"),
+                policiesDirectory: try PlatformConfiguration.locateFolder(
+                    policies ?? environment["THERMOSTAT_POLICIES_DIR"] ?? "Policies", variable: "THERMOSTAT_POLICIES_DIR"))
             let (lines, passed) = check.run()
             lines.forEach { print($0) }
             if !passed { throw ExitCode(1) }

@@ -113,7 +113,8 @@ struct ReleaseBinaryTests {
     @Test func secretsNeverReachTheDatabaseOrTheLogs() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secrets-\(UUID().uuidString)")
         let server = try ServerProcess(
-            database: "sqlite:\(folder.path)/db.sqlite", environment: ["THERMOSTAT_LOG_LEVEL": "trace"])
+            database: "sqlite:\(folder.path)/db.sqlite", environment: ["THERMOSTAT_LOG_LEVEL": "trace"],
+            workingDirectory: FileManager.default.temporaryDirectory)
         try await server.waitUntilHealthy()
         let session = try await Self.signUp(server, email: "secret-keeper@example.com")
         let ingest = try await HTTP.request(

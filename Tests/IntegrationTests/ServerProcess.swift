@@ -15,7 +15,8 @@ final class ServerProcess: @unchecked Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    init(database: String, port: Int? = nil, environment extra: [String: String] = [:]) throws {
+    /// `workingDirectory` nil keeps the test's; another one checks the binary finds its folders.
+    init(database: String, port: Int? = nil, environment extra: [String: String] = [:], workingDirectory: URL? = nil) throws {
         self.port = try port ?? Self.freePort()
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("thermostat-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -27,6 +28,7 @@ final class ServerProcess: @unchecked Sendable {
         environment["THERMOSTAT_TELEMETRY_RATE_PER_MINUTE"] = "100000"
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
+        if let workingDirectory { process.currentDirectoryURL = workingDirectory }
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log
         process.standardError = log

@@ -84,6 +84,27 @@ public struct PlatformConfiguration: Sendable {
         }
     }
 
+    /// Finds a folder the server ships with (`Plugins`, `Policies`): an absolute path as given,
+    /// else relative to the working directory, else next to the executable or in one of its
+    /// parent folders (so `.build/release/thermostat` finds the repository's folders from
+    /// anywhere). Throws a clear error when it is nowhere.
+    public static func locateFolder(_ path: String, variable: String) throws -> URL {
+        let files = FileManager.default
+        var isDirectory: ObjCBool = false
+        if path.hasPrefix("/") || (files.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue) {
+            return URL(fileURLWithPath: path)
+        }
+        let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        var folder = executable.resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            let candidate = folder.appendingPathComponent(path)
+            if files.fileExists(atPath: candidate.path, isDirectory: &isDirectory), isDirectory.boolValue { return candidate }
+            folder = folder.deletingLastPathComponent()
+        }
+        throw ConfigurationError(
+            variable: variable, message: "names a folder '\(path)' that exists neither here nor beside the executable")
+    }
+
     /// The base URL put into provisioning URIs.
     public var effectivePublicURL: String {
         if let publicURL { return publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
