@@ -8,8 +8,11 @@
 #include <string.h>
 #include <time.h>
 
-/* Instructions between two runs of the count hook. */
-#define HOOK_STEP 1000
+/* Instructions between two runs of the count hook: small enough that a few slow instructions
+   (copying megabyte strings) cannot overshoot the deadline by much. */
+#define HOOK_STEP 100
+/* Nested pattern calls (gsub callbacks calling gsub …) each take C stack. */
+#define MAX_PATTERN_NESTING 16
 /* Upper bounds for C library loops the count hook cannot see. */
 #define MAX_REP_COUNT 1000000
 #define MAX_MOVE_COUNT 1000000
@@ -32,6 +35,7 @@ typedef struct {
     size_t log_limit;
     size_t log_dropped;
     size_t log_taken;
+    int pattern_nesting;
 } tsb_state;
 
 static tsb_state *state_of(lua_State *L) {
@@ -39,6 +43,8 @@ static tsb_state *state_of(lua_State *L) {
     lua_getallocf(L, &ud);
     return (tsb_state *)ud;
 }
+
+static int load_text(lua_State *L, const char *source, size_t length, const char *name);
 
 int64_t tsb_now_ns(void) {
     struct timespec now;
@@ -153,7 +159,7 @@ static int tsb_load_function(lua_State *L) {
     const char *source = luaL_checklstring(L, 1, &length);
     const char *name = luaL_optstring(L, 2, "=(load)");
     int has_env = !lua_isnone(L, 4);
-    if (luaL_loadbufferx(L, source, length, name, "t") == LUA_OK) {
+    if (load_text(L, source, length, name) == LUA_OK) {
         if (has_env) {
             lua_pushvalue(L, 4);
             if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
@@ -194,7 +200,7 @@ static int tsb_require(lua_State *L) {
     lua_pushlightuserdata(L, (void *)LOADED_KEY);
     lua_setfield(L, -4, name);
     lua_pushfstring(L, "=%s", name);
-    if (luaL_loadbufferx(L, source, length, lua_tostring(L, -1), "t") != LUA_OK) return lua_error(L);
+    if (load_text(L, source, length, lua_tostring(L, -1)) != LUA_OK) return lua_error(L);
     lua_call(L, 0, 1);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -253,10 +259,72 @@ static int tsb_checked_pattern(lua_State *L) {
         return luaL_error(L, "pattern with %d quantifiers is too costly for a %d-byte subject", quantifiers,
                           (int)subject_length);
     }
+    tsb_state *s = state_of(L);
+    if (s->pattern_nesting >= MAX_PATTERN_NESTING) return luaL_error(L, "pattern calls nested too deeply");
+    s->pattern_nesting++;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    s->pattern_nesting--;
+    return lua_gettop(L);
+}
+
+/* Table functions loop in C up to the table's length, which a __len metamethod can make
+   enormous; refuse lengths no real table within the memory cap could have. */
+static int tsb_checked_length(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TTABLE && luaL_len(L, 1) > MAX_MOVE_COUNT) {
+        return luaL_error(L, "table length is over the sandbox limit");
+    }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* xpcall's message handler runs while Lua handles the error, with hooks off: a handler that
+   loops would never be stopped. This xpcall runs the handler after the error has unwound,
+   as an ordinary call that the count hook sees. */
+static int tsb_xpcall(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+    int base = n + 1;
+    if (lua_pcall(L, n - 2, LUA_MULTRET, 0) == LUA_OK) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, base);
+        return lua_gettop(L) - base + 1;
+    }
+    lua_pushvalue(L, 2);
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* To-be-closed variables of a coroutine killed by an error run while Lua handles that error,
+   with hooks off; the sandbox refuses the `<close>` attribute instead. */
+static int has_close_attribute(const char *source, size_t length) {
+    for (size_t i = 0; i < length; i++) {
+        if (source[i] != '<') continue;
+        size_t j = i + 1;
+        while (j < length && (source[j] == ' ' || source[j] == '\t')) j++;
+        if (j + 5 <= length && memcmp(source + j, "close", 5) == 0) {
+            j += 5;
+            while (j < length && (source[j] == ' ' || source[j] == '\t')) j++;
+            if (j < length && source[j] == '>') return 1;
+        }
+    }
+    return 0;
+}
+
+static int load_text(lua_State *L, const char *source, size_t length, const char *name) {
+    if (has_close_attribute(source, length)) {
+        lua_pushfstring(L, "%s: the <close> attribute is not allowed in the sandbox", name[0] == '=' ? name + 1 : name);
+        return LUA_ERRSYNTAX;
+    }
+    return luaL_loadbufferx(L, source, length, name, "t");
 }
 
 static int tsb_table_move(lua_State *L) {
@@ -304,6 +372,8 @@ static int open_sandbox(lua_State *L) {
     lua_pushcfunction(L, tsb_require);
     lua_setfield(L, globals, "require");
     wrap_field(L, globals, "setmetatable", tsb_setmetatable);
+    lua_pushcfunction(L, tsb_xpcall);
+    lua_setfield(L, globals, "xpcall");
 
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
     int full_os = lua_gettop(L);
@@ -327,6 +397,8 @@ static int open_sandbox(lua_State *L) {
 
     lua_getglobal(L, "table");
     wrap_field(L, lua_gettop(L), "move", tsb_table_move);
+    static const char *const length_bound[] = {"insert", "remove", "sort", "concat", "unpack", NULL};
+    for (const char *const *name = length_bound; *name; name++) wrap_field(L, lua_gettop(L), *name, tsb_checked_length);
     lua_pop(L, 1);
 
     lua_pushliteral(L, "");
@@ -377,7 +449,7 @@ int tsb_load(lua_State *L, const char *source, size_t length, const char *name) 
     tsb_state *s = state_of(L);
     s->enforce = 1;
     s->abort = TSB_ABORT_NONE;
-    int status = luaL_loadbufferx(L, source, length, name, "t");
+    int status = load_text(L, source, length, name);
     s->enforce = 0;
     return status;
 }
@@ -390,6 +462,9 @@ int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget,
     s->budget_left = instruction_budget;
     s->deadline_ns = deadline_ns;
     s->abort = TSB_ABORT_NONE;
+    s->pattern_nesting = 0;
+    /* Garbage left by earlier calls must not make this one fail at the cap. */
+    if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
     lua_sethook(L, tsb_hook, LUA_MASKCOUNT, HOOK_STEP);
     s->enforce = 1;
     int status = lua_pcall(L, nargs, nresults, function_index);

@@ -154,6 +154,35 @@ import Testing
         }
     }
 
+    @Test func errorHandlingPathsStayUnderTheLimits() throws {
+        try Self.expectFailure("return xpcall(function() while true do end end, function() while true do end end)", [.budgetExhausted])
+        try Self.expectFailure("return xpcall(function() error('x') end, function() while true do end end)", [.budgetExhausted])
+        let (_, handled) = try Self.run("return xpcall(function(a) error(a .. '!') end, function(e) return 'handled ' .. e end, 'boom')")
+        #expect(try handled.get().first == false)
+        #expect(try handled.get().last?.stringValue?.hasSuffix("handled hostile:2: boom!") == true)
+        let (_, fine) = try Self.run("return xpcall(function(a, b) return a + b end, print, 1, 2)")
+        #expect(try fine.get() == [true, 3])
+        #expect(throws: LuaError.self, "to-be-closed variables run with hooks off when a coroutine dies, so they are refused") {
+            _ = try Self.run(
+                "local co = coroutine.wrap(function() local x <close> = setmetatable({}, { __close = function() while true do end end }) error('die') end) co()")
+        }
+        let (_, built) = try Self.run("local f, message = load('local x <' .. 'close> = nil') return f == nil, message")
+        #expect(try built.get().first == true)
+        #expect(try built.get().last?.stringValue?.contains("<close>") == true, "load() refuses code built at run time too")
+        let vm = try LuaVM()
+        #expect(throws: LuaError.self) { try vm.load(chunk: "local x < close > = nil return {}", name: "closer") }
+    }
+
+    @Test func fakeLengthsCannotDriveCLoops() throws {
+        for function in ["table.insert(t, 1, 'x')", "table.remove(t, 1)", "table.sort(t)", "table.concat(t)", "table.unpack(t)"] {
+            try Self.expectFailure(
+                "local t = setmetatable({}, { __len = function() return 1e15 end }) \(function)", [.runtime])
+        }
+        try Self.expectFailure(
+            "local function f(s) return (s:gsub('.', function(c) return f(c .. c) end)) end return f('ab')",
+            [.runtime, .memoryExhausted, .budgetExhausted])
+    }
+
     @Test func budgetErrorsNameTheLine() throws {
         let vm = try LuaVM()
         let module = try vm.load(chunk: "return { f = function()\n  local x = 0\n  while true do x = x + 1 end\nend }", name: "spin")
