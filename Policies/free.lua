@@ -9,6 +9,7 @@ return {
       max_samples = 100000,
       retention_days = 30,
       ingest_per_minute = 60,
+      script_memory_mb = 8,
       downsample = { { after_days = 7, resolution = "1h" } },
     }
   end,

@@ -11,6 +11,7 @@ return {
       max_samples = 200000000,
       retention_days = 1825,
       ingest_per_minute = 600,
+      script_memory_mb = 32,
       downsample = { { after_days = 365, resolution = "5m" } },
     }
   end,

@@ -12,6 +12,7 @@ return {
       max_samples = 5000000,
       retention_days = 365,
       ingest_per_minute = 120,
+      script_memory_mb = 16,
       downsample = {
         { after_days = 30, resolution = "5m" },
         { after_days = 180, resolution = "1h" },

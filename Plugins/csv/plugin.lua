@@ -3,22 +3,9 @@
 -- is quoted when it contains the separator, a double quote, CR or LF, with quotes doubled.
 -- A missing temp_outside_c is an empty field.
 
-local DEFAULTS = {
-  separator = ",",
-  newline = "\r\n",
-}
-
 local COLUMNS = {
   "device_id", "timestamp", "mode", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c", "output",
 }
-
--- config[key], or the default when the config leaves it out (false stays false). A lookup
--- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
-local function setting(config, key)
-  local value = config[key]
-  if value == nil then return DEFAULTS[key] end
-  return value
-end
 
 -- The shortest decimal that reads back as the same number: 21.1, not 21.100000000000001.
 local function number(value)
@@ -41,16 +28,16 @@ end
 local M = { content_type = "text/csv", extension = "csv" }
 
 function M.header(ctx)
-  local config = ctx.config or {}
-  return table.concat(COLUMNS, setting(config, "separator")) .. setting(config, "newline")
+  local config = ctx.config
+  return table.concat(COLUMNS, config.separator) .. config.newline
 end
 
 function M.row(sample, ctx)
-  local config = ctx.config or {}
-  local separator = setting(config, "separator")
+  local config = ctx.config
+  local separator = config.separator
   local fields = {}
   for i, column in ipairs(COLUMNS) do fields[i] = field(sample[column], separator) end
-  return table.concat(fields, separator) .. setting(config, "newline")
+  return table.concat(fields, separator) .. config.newline
 end
 
 return M

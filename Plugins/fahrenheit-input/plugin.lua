@@ -6,20 +6,6 @@
 --                      2 is far below any thermostat sensor's resolution and keeps values
 --                      such as 71.6 °F -> 22 instead of 21.999999999999996.
 
-local DEFAULTS = {
-  fields = { "temp_inside_c", "temp_outside_c", "setpoint_c" },
-  delta_fields = { "hysteresis_c" },
-  decimals = 2,
-}
-
--- config[key], or the default when the config leaves it out (false stays false). A lookup
--- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
-local function setting(config, key)
-  local value = config[key]
-  if value == nil then return DEFAULTS[key] end
-  return value
-end
-
 local function round(value, decimals)
   if not decimals then return value end
   local scale = 10 ^ decimals
@@ -31,14 +17,14 @@ local M = {}
 function M.fahrenheit_to_celsius(f) return (f - 32) * 5 / 9 end
 
 function M.transform(sample, ctx)
-  local config = ctx.config or {}
-  local decimals = setting(config, "decimals")
-  for _, field in ipairs(setting(config, "fields")) do
+  local config = ctx.config
+  local decimals = config.decimals
+  for _, field in ipairs(config.fields) do
     local f = sample[field]
     -- temp_outside_c is absent on thermostats without an outdoor sensor.
     if type(f) == "number" then sample[field] = round(M.fahrenheit_to_celsius(f), decimals) end
   end
-  for _, field in ipairs(setting(config, "delta_fields")) do
+  for _, field in ipairs(config.delta_fields) do
     local f = sample[field]
     if type(f) == "number" then sample[field] = round(f * 5 / 9, decimals) end
   end

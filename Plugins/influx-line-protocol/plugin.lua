@@ -3,18 +3,6 @@
 -- Numbers without an `i` suffix are floats in line protocol, which is what the temperatures
 -- are. A missing temp_outside_c is left out (line protocol has no null).
 
-local DEFAULTS = {
-  measurement = "thermostat",
-}
-
--- config[key], or the default when the config leaves it out (false stays false). A lookup
--- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
-local function setting(config, key)
-  local value = config[key]
-  if value == nil then return DEFAULTS[key] end
-  return value
-end
-
 local function number(value)
   if math.type(value) == "integer" then return string.format("%d", value) end
   local text = string.format("%.15g", value)
@@ -45,7 +33,7 @@ local M = { content_type = "text/plain", extension = "lp" }
 M.nanoseconds = nanoseconds
 
 function M.row(sample, ctx)
-  local name = measurement(setting(ctx.config or {}, "measurement"))
+  local name = measurement(ctx.config.measurement)
   local fields = {}
   for _, field in ipairs(NUMBER_FIELDS) do
     if sample[field] ~= nil then fields[#fields + 1] = field .. "=" .. number(sample[field]) end

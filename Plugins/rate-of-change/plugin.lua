@@ -9,43 +9,28 @@
 --
 -- state: { time = <epoch seconds>, value = <reading>, active = true while too fast }
 
-local DEFAULTS = {
-  field = "temp_inside_c",
-  max_c_per_hour = 5,
-  min_interval_minutes = 5,
-  severity = "warning",
-}
-
--- config[key], or the default when the config leaves it out (false stays false). A lookup
--- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
-local function setting(config, key)
-  local value = config[key]
-  if value == nil then return DEFAULTS[key] end
-  return value
-end
-
 local M = {}
 
 function M.evaluate(sample, state, ctx)
-  local config = ctx.config or {}
-  local field = setting(config, "field")
+  local config = ctx.config
+  local field = config.field
   local value, time = sample[field], sample.time
   if type(value) ~= "number" then return {}, state end
   if state.time == nil or time < state.time then
     return {}, { time = time, value = value }
   end
   local elapsed = time - state.time
-  if elapsed <= 0 or elapsed < setting(config, "min_interval_minutes") * 60 then
+  if elapsed <= 0 or elapsed < config.min_interval_minutes * 60 then
     return {}, state
   end
 
   local rate = (value - state.value) / elapsed * 3600
-  local limit = setting(config, "max_c_per_hour")
+  local limit = config.max_c_per_hour
   local fast = math.abs(rate) > limit
   local alerts = {}
   if fast and not state.active then
     alerts[1] = {
-      severity = setting(config, "severity"),
+      severity = config.severity,
       message = string.format("%s: %s %s at %.1f °C/h (%g -> %g °C in %.0f min; limit %g °C/h)",
         sample.device_id, field, rate > 0 and "rising" or "falling", math.abs(rate),
         state.value, value, elapsed / 60, limit),

@@ -12,22 +12,6 @@
 --                                         rejection would hide.
 -- Any bound may be false to switch it off.
 
-local DEFAULTS = {
-  min_c = -30,
-  max_c = 60,
-  outside_min_c = -60,
-  outside_max_c = 60,
-  max_setpoint_gap_c = false,
-}
-
--- config[key], or the default when the config leaves it out (false stays false). A lookup
--- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
-local function setting(config, key)
-  local value = config[key]
-  if value == nil then return DEFAULTS[key] end
-  return value
-end
-
 -- nil when value lies within [min, max] (a false bound is open), else the reason. Written as
 -- "not within" so that NaN, which compares false with everything, is rejected too.
 local function out_of_range(field, value, min, max)
@@ -40,16 +24,16 @@ end
 local M = {}
 
 function M.transform(sample, ctx)
-  local config = ctx.config or {}
+  local config = ctx.config
   local inside = sample.temp_inside_c
-  local reason = out_of_range("temp_inside_c", inside, setting(config, "min_c"), setting(config, "max_c"))
+  local reason = out_of_range("temp_inside_c", inside, config.min_c, config.max_c)
   if reason then return nil, reason end
   local outdoor = sample.temp_outside_c
   if outdoor ~= nil then
-    reason = out_of_range("temp_outside_c", outdoor, setting(config, "outside_min_c"), setting(config, "outside_max_c"))
+    reason = out_of_range("temp_outside_c", outdoor, config.outside_min_c, config.outside_max_c)
     if reason then return nil, reason end
   end
-  local gap = setting(config, "max_setpoint_gap_c")
+  local gap = config.max_setpoint_gap_c
   if gap and sample.mode ~= "OFF" and math.abs(inside - sample.setpoint_c) > gap then
     return nil, string.format("temp_inside_c %g °C is more than %g °C from the setpoint %g °C",
       inside, gap, sample.setpoint_c)

@@ -13,24 +13,11 @@
 --
 -- state: { last_time = <epoch seconds>, reported = <last_time whose silence was reported> }
 
-local DEFAULTS = {
-  max_silence_minutes = 60,
-  severity = "warning",
-}
-
--- config[key], or the default when the config leaves it out (false stays false). A lookup
--- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
-local function setting(config, key)
-  local value = config[key]
-  if value == nil then return DEFAULTS[key] end
-  return value
-end
-
 local M = {}
 
 function M.evaluate(sample, state, ctx)
-  local config = ctx.config or {}
-  local minutes, severity = setting(config, "max_silence_minutes"), setting(config, "severity")
+  local config = ctx.config
+  local minutes, severity = config.max_silence_minutes, config.severity
   local limit = minutes * 60
   local last, time = state.last_time, sample.time
   local key = "stale-device:" .. sample.device_id

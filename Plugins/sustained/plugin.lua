@@ -7,27 +7,11 @@
 --
 -- state: { above = { since = <epoch seconds>, alerted = true? }, below = { ... } }
 
-local DEFAULTS = {
-  field = "temp_inside_c",
-  above_c = 28,
-  below_c = false,
-  minutes = 30,
-  severity = "warning",
-}
-
--- config[key], or the default when the config leaves it out (false stays false). A lookup
--- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
-local function setting(config, key)
-  local value = config[key]
-  if value == nil then return DEFAULTS[key] end
-  return value
-end
-
 local M = {}
 
 function M.evaluate(sample, state, ctx)
-  local config = ctx.config or {}
-  local field, minutes = setting(config, "field"), setting(config, "minutes")
+  local config = ctx.config
+  local field, minutes = config.field, config.minutes
   local value, time = sample[field], sample.time
   local alerts = {}
   if type(value) ~= "number" then return alerts, state end
@@ -42,7 +26,7 @@ function M.evaluate(sample, state, ctx)
     if not held.alerted and time - held.since >= minutes * 60 then
       held.alerted = true
       alerts[#alerts + 1] = {
-        severity = setting(config, "severity"),
+        severity = config.severity,
         message = string.format("%s: %s has been %s %g °C for %.0f minutes (now %g °C)",
           sample.device_id, field, word, limit, (time - held.since) / 60, value),
         key = string.format("sustained:%s:%s%s%g", sample.device_id, field, name == "above" and ">" or "<", limit),
@@ -50,7 +34,7 @@ function M.evaluate(sample, state, ctx)
     end
   end
 
-  local above, below = setting(config, "above_c"), setting(config, "below_c")
+  local above, below = config.above_c, config.below_c
   track("above", above, above and value > above, "above")
   track("below", below, below and value < below, "below")
   return alerts, state

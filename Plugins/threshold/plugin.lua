@@ -9,27 +9,11 @@
 -- (false switches a bound off), hysteresis_c, severity ("warning" or "critical").
 -- state:  { high = true } / { low = true } while a condition is active.
 
-local DEFAULTS = {
-  field = "temp_inside_c",
-  high_c = 28,
-  low_c = 10,
-  hysteresis_c = 0.5,
-  severity = "warning",
-}
-
--- config[key], or the default when the config leaves it out (false stays false). A lookup
--- rather than a merged copy: this runs for every sample, and ctx.config stays untouched.
-local function setting(config, key)
-  local value = config[key]
-  if value == nil then return DEFAULTS[key] end
-  return value
-end
-
 local M = {}
 
 function M.evaluate(sample, state, ctx)
-  local config = ctx.config or {}
-  local field = setting(config, "field")
+  local config = ctx.config
+  local field = config.field
   local value = sample[field]
   local alerts = {}
   if type(value) ~= "number" then return alerts, state end
@@ -40,7 +24,7 @@ function M.evaluate(sample, state, ctx)
     elseif not state[name] and beyond then
       state[name] = true
       alerts[#alerts + 1] = {
-        severity = setting(config, "severity"),
+        severity = config.severity,
         message = string.format("%s: %s is %g °C, %s %g °C", sample.device_id, field, value, word, limit),
         -- The key names the condition, so two threshold rules with different bounds never
         -- share a key.
@@ -51,8 +35,8 @@ function M.evaluate(sample, state, ctx)
     end
   end
 
-  local high, low = setting(config, "high_c"), setting(config, "low_c")
-  local hysteresis = setting(config, "hysteresis_c")
+  local high, low = config.high_c, config.low_c
+  local hysteresis = config.hysteresis_c
   check("high", high, high and value > high, high and value < high - hysteresis, "above")
   check("low", low, low and value < low, low and value > low + hysteresis, "below")
   return alerts, state

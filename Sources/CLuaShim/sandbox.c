@@ -22,6 +22,9 @@
 
 static const char *const SOURCES_KEY = "tsb.sources";
 static const char *const LOADED_KEY = "tsb.loaded";
+/* While tsb_trace_requires is on: the names passed to require, in the order of their first
+   call (as an array), and each name as a key, so a name is recorded once. */
+static const char *const REQUIRED_KEY = "tsb.required";
 
 typedef struct {
     size_t used;
@@ -185,6 +188,18 @@ static int tsb_setmetatable(lua_State *L) {
 
 static int tsb_require(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, REQUIRED_KEY) == LUA_TTABLE) {
+        lua_pushvalue(L, 1);
+        if (lua_rawget(L, -2) == LUA_TNIL) {
+            lua_pushvalue(L, 1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, -4);
+            lua_pushvalue(L, 1);
+            lua_rawseti(L, -3, (lua_Integer)lua_rawlen(L, -3) + 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
     if (lua_getfield(L, -1, name) != LUA_TNIL) {
         if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) return luaL_error(L, "module '%s' requires itself", name);
@@ -510,6 +525,100 @@ int tsb_register_module(lua_State *L, const char *name, const char *source, size
     if (status != LUA_OK) lua_pop(L, 1);
     return status;
 }
+
+static int make_layout(lua_State *L) {
+    const char *const *names = lua_touserdata(L, 1);
+    int count = (int)lua_tointeger(L, 2);
+    lua_createtable(L, count, 0);
+    for (int i = 0; i < count; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+    return 1;
+}
+
+int tsb_record_layout(lua_State *L, const char *const *names, int count) {
+    lua_pushcfunction(L, make_layout);
+    lua_pushlightuserdata(L, (void *)names);
+    lua_pushinteger(L, count);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    int reference = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return reference;
+}
+
+void tsb_make_record(lua_State *L, int layout, int count) {
+    int first = lua_gettop(L) - count + 1;
+    lua_createtable(L, 0, count);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, layout);
+    for (int i = 0; i < count; i++) {
+        if (lua_type(L, first + i) == LUA_TNIL) continue;
+        lua_rawgeti(L, -1, i + 1);
+        lua_pushvalue(L, first + i);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 1);
+    lua_replace(L, first);
+    lua_settop(L, first);
+}
+
+void tsb_set_record_field(lua_State *L, int table_index, int layout, int field) {
+    table_index = lua_absindex(L, table_index);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, layout);
+    lua_rawgeti(L, -1, field + 1);
+    lua_rotate(L, -3, -1);
+    lua_rawset(L, table_index);
+    lua_pop(L, 1);
+}
+
+void tsb_read_record(lua_State *L, int table_index, int layout, int count, tsb_field *fields) {
+    table_index = lua_absindex(L, table_index);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, layout);
+    for (int i = 0; i < count; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        int type = lua_rawget(L, table_index);
+        fields[i].type = type;
+        fields[i].number = type == LUA_TNUMBER ? lua_tonumberx(L, -1, NULL) : 0;
+        fields[i].string = NULL;
+        fields[i].length = 0;
+        if (type == LUA_TSTRING) fields[i].string = lua_tolstring(L, -1, &fields[i].length);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+void tsb_trace_requires(lua_State *L, int on) {
+    if (on) {
+        lua_newtable(L);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, REQUIRED_KEY);
+}
+
+int tsb_required_count(lua_State *L) {
+    int count = 0;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, REQUIRED_KEY) == LUA_TTABLE) count = (int)lua_rawlen(L, -1);
+    lua_pop(L, 1);
+    return count;
+}
+
+const char *tsb_required_name(lua_State *L, int index, size_t *length) {
+    const char *name = NULL;
+    *length = 0;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, REQUIRED_KEY) == LUA_TTABLE) {
+        if (lua_rawgeti(L, -1, index + 1) == LUA_TSTRING) name = lua_tolstring(L, -1, length);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return name;
+}
+
+void tsb_collect_garbage(lua_State *L) { lua_gc(L, LUA_GCCOLLECT); }
 
 int tsb_registry_index(void) { return LUA_REGISTRYINDEX; }
 

@@ -35,6 +35,11 @@ public final class LuaVM {
     /// Bytes the VM currently holds.
     public var memoryInUse: Int { tsb_memory_in_use(state) }
 
+    /// Runs a full garbage collection now.
+    public func collectGarbage() {
+        tsb_collect_garbage(state)
+    }
+
     /// Makes `source` loadable by `require(name)` from scripts in this VM.
     public func registerModule(name: String, source: String) throws(LuaError) {
         let status = source.withCString { sourcePointer in
@@ -45,11 +50,24 @@ public final class LuaVM {
         guard status == LUA_OK else { throw LuaError(kind: .memoryExhausted, message: "could not register module \(name)") }
     }
 
+    /// The module names the chunk of the last `load(chunk:name:)` passed to `require` while it
+    /// ran, each once, in the order of their first call.
+    public private(set) var requiredByLastLoad: [String] = []
+
     /// Compiles and runs a chunk (text only, never bytecode) and keeps the table it returns.
     /// `name` appears in error messages (`name:12: …`).
     public func load(chunk source: String, name: String) throws(LuaError) -> LuaModule {
         let top = lua_gettop(state)
-        defer { lua_settop(state, top) }
+        tsb_trace_requires(state, 1)
+        defer {
+            requiredByLastLoad = (0..<tsb_required_count(state)).map { index in
+                var length = 0
+                let pointer = tsb_required_name(state, index, &length)
+                return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+            }
+            tsb_trace_requires(state, 0)
+            lua_settop(state, top)
+        }
         let status = source.withCString { sourcePointer in
             "=\(name)".withCString { tsb_load(state, sourcePointer, source.utf8.count, $0) }
         }

@@ -471,15 +471,30 @@ private struct SampleFields {
 }
 
 extension ThermostatMode {
-    init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
-        guard let mode = Self.allCases.first(where: { $0.rawValue.utf8.elementsEqual(bytes) }) else { return nil }
+    /// The mode whose raw value is exactly these UTF-8 bytes, without building a `String`.
+    public init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard let mode = Self.allCases.first(where: { $0.rawValue.hasUTF8(bytes) }) else { return nil }
         self = mode
     }
 }
 
 extension ThermostatOutput {
-    init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
-        guard let output = Self.allCases.first(where: { $0.rawValue.utf8.elementsEqual(bytes) }) else { return nil }
+    /// The output whose raw value is exactly these UTF-8 bytes, without building a `String`.
+    public init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard let output = Self.allCases.first(where: { $0.rawValue.hasUTF8(bytes) }) else { return nil }
         self = output
+    }
+}
+
+extension String {
+    /// Whether the string's UTF-8 is exactly `bytes`: a length check, then a byte loop over
+    /// the contiguous storage of the literal raw values of the enums above (the generic
+    /// `elementsEqual` showed up in profiles of the scripting hot path).
+    fileprivate func hasUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard utf8.count == bytes.count else { return false }
+        return utf8.withContiguousStorageIfAvailable { own in
+            for index in own.indices where own[index] != bytes[index] { return false }
+            return true
+        } ?? utf8.elementsEqual(bytes)
     }
 }

@@ -110,52 +110,66 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// `2026-11-29T07:00:00Z` or `2026-11-29T07:00:00.250Z`. Written into one buffer: it is on
     /// the query, export and scripting hot paths.
     public var iso8601: String {
+        String(unsafeUninitializedCapacity: Self.maximumISO8601Length) { writeISO8601(into: $0) }
+    }
+
+    /// Calls `body` with the `iso8601` text's UTF-8 in a stack buffer, without making a
+    /// `String` (a heap allocation for text this long).
+    public func withISO8601Bytes(_ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.maximumISO8601Length) { buffer in
+            let count = writeISO8601(into: buffer)
+            body(UnsafeBufferPointer(rebasing: buffer[..<count]))
+        }
+    }
+
+    private static let maximumISO8601Length = 40
+
+    /// Writes the `iso8601` text into `buffer`; returns its length.
+    private func writeISO8601(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let totalSeconds = microseconds >= 0 ? microseconds / 1_000_000 : (microseconds - 999_999) / 1_000_000
         let micros = Int(microseconds - totalSeconds * 1_000_000)
         let days = totalSeconds >= 0 ? totalSeconds / 86_400 : (totalSeconds - 86_399) / 86_400
         let secondOfDay = Int(totalSeconds - days * 86_400)
         let (year, month, day) = civilFromDays(Int(days))
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            var index = 0
-            func digits(_ value: Int, _ width: Int) {
-                var value = value
-                var position = index + width - 1
-                while position >= index {
-                    buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
-                    value /= 10
-                    position -= 1
-                }
-                index += width
+        var index = 0
+        func digits(_ value: Int, _ width: Int) {
+            var value = value
+            var position = index + width - 1
+            while position >= index {
+                buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+                position -= 1
             }
-            func byte(_ character: Unicode.Scalar) {
-                buffer[index] = UInt8(ascii: character)
+            index += width
+        }
+        func byte(_ character: Unicode.Scalar) {
+            buffer[index] = UInt8(ascii: character)
+            index += 1
+        }
+        if year < 0 || year > 9999 {
+            for character in String(year).utf8 {
+                buffer[index] = character
                 index += 1
             }
-            if year < 0 || year > 9999 {
-                for character in String(year).utf8 {
-                    buffer[index] = character
-                    index += 1
-                }
-            } else {
-                digits(year, 4)
-            }
-            byte("-")
-            digits(month, 2)
-            byte("-")
-            digits(day, 2)
-            byte("T")
-            digits(secondOfDay / 3600, 2)
-            byte(":")
-            digits(secondOfDay / 60 % 60, 2)
-            byte(":")
-            digits(secondOfDay % 60, 2)
-            if micros != 0 {
-                byte(".")
-                if micros % 1000 == 0 { digits(micros / 1000, 3) } else { digits(micros, 6) }
-            }
-            byte("Z")
-            return index
+        } else {
+            digits(year, 4)
         }
+        byte("-")
+        digits(month, 2)
+        byte("-")
+        digits(day, 2)
+        byte("T")
+        digits(secondOfDay / 3600, 2)
+        byte(":")
+        digits(secondOfDay / 60 % 60, 2)
+        byte(":")
+        digits(secondOfDay % 60, 2)
+        if micros != 0 {
+            byte(".")
+            if micros % 1000 == 0 { digits(micros / 1000, 3) } else { digits(micros, 6) }
+        }
+        byte("Z")
+        return index
     }
 
     public var description: String { iso8601 }

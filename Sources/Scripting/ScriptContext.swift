@@ -27,23 +27,10 @@ public struct ScriptContext: Sendable, Equatable {
 
     var tenantValue: LuaValue { ["id": .string(tenantID), "slug": .string(tenantSlug), "tier": .string(tier)] }
 
-    /// Pushes the `ctx` table (the same shape as `luaValue`) without building a `LuaValue`.
-    func push(to arguments: LuaArguments) throws(LuaError) {
-        arguments.newTable(fieldCapacity: 5)
-        arguments.newTable(fieldCapacity: 3)
-        arguments.set("id", tenantID)
-        arguments.set("slug", tenantSlug)
-        arguments.set("tier", tier)
-        arguments.setTable("tenant")
-        if let deviceSerial {
-            arguments.newTable(fieldCapacity: 2)
-            arguments.set("serial", deviceSerial)
-            arguments.set("name", deviceName ?? deviceSerial)
-            arguments.setTable("device")
-        }
-        arguments.set("now", now.secondsSinceEpoch)
-        arguments.set("now_iso", now.iso8601)
-        try arguments.set("config", config)
+    /// Whether `other` differs from this context only in the device and the time, so a `ctx`
+    /// table built for one can be reused for the other after updating those.
+    func hasSameScope(as other: ScriptContext) -> Bool {
+        tenantID == other.tenantID && tenantSlug == other.tenantSlug && tier == other.tier && config == other.config
     }
 
     var luaValue: LuaValue {
@@ -70,44 +57,56 @@ public enum SampleBridge {
         return .table(fields)
     }
 
-    /// Pushes the sample table (the same shape as `value(_:)`) without building a `LuaValue`.
-    static func push(_ sample: TelemetrySample, to arguments: LuaArguments) {
-        arguments.newTable(fieldCapacity: 9)
-        arguments.set("device_id", sample.deviceSerial)
-        arguments.set("timestamp", sample.timestamp.iso8601)
-        arguments.set("time", sample.timestamp.secondsSinceEpoch)
-        arguments.set("mode", sample.mode.rawValue)
-        arguments.set("temp_inside_c", sample.tempInside)
-        if let outside = sample.tempOutside { arguments.set("temp_outside_c", outside) }
-        arguments.set("setpoint_c", sample.setpoint)
-        arguments.set("hysteresis_c", sample.hysteresis)
-        arguments.set("output", sample.output.rawValue)
+    /// The fields of the sample table, in the order `push` writes them.
+    static let fieldNames = [
+        "device_id", "timestamp", "time", "mode", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c", "output",
+    ]
+
+    /// The fields a transform may change, in the order `sample(_:layout:original:)` reads them.
+    static let writableFieldNames = ["mode", "output", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c"]
+
+    /// Pushes the sample table (the same shape as `value(_:)`) in one record write.
+    static func push(_ sample: TelemetrySample, layout: LuaRecordLayout, to arguments: LuaArguments) {
+        arguments.push(sample.deviceSerial)
+        sample.timestamp.withISO8601Bytes { arguments.push(utf8: $0) }
+        arguments.push(sample.timestamp.secondsSinceEpoch)
+        arguments.push(sample.mode.rawValue)
+        arguments.push(sample.tempInside)
+        if let outside = sample.tempOutside { arguments.push(outside) } else { arguments.pushNil() }
+        arguments.push(sample.setpoint)
+        arguments.push(sample.hysteresis)
+        arguments.push(sample.output.rawValue)
+        arguments.makeRecord(layout)
     }
 
     /// Reads a transformed sample from result 0 in place. The device and the timestamp cannot
     /// be changed by a script (they identify the sample); everything else is validated like
     /// ingest input.
-    static func sample(_ results: LuaResults, original: TelemetrySample) throws(ScriptError) -> TelemetrySample {
+    static func sample(_ results: LuaResults, layout: LuaRecordLayout, original: TelemetrySample) throws(ScriptError)
+        -> TelemetrySample
+    {
         guard results.isTable(0) else { throw .contract("transform must return the sample table, or nil and a reason") }
-        func number(_ field: StaticString, _ range: ClosedRange<Double>) throws(ScriptError) -> Double {
-            guard let number = results.number(field, in: 0), number.isFinite, range.contains(number) else {
-                throw .contract("transform returned an invalid \(field)")
+        return try results.readRecord(layout, in: 0) { fields throws(ScriptError) in
+            func number(_ field: Int, _ range: ClosedRange<Double>) throws(ScriptError) -> Double {
+                guard let number = fields.number(field), number.isFinite, range.contains(number) else {
+                    throw .contract("transform returned an invalid \(writableFieldNames[field])")
+                }
+                return number
             }
-            return number
+            var sample = original
+            guard let mode = fields.bytes(0).flatMap(ThermostatMode.init(utf8:)) else {
+                throw .contract("transform returned an invalid mode")
+            }
+            guard let output = fields.bytes(1).flatMap(ThermostatOutput.init(utf8:)) else {
+                throw .contract("transform returned an invalid output")
+            }
+            sample.mode = mode
+            sample.output = output
+            sample.tempInside = try number(2, TelemetryRules.temperatureRange)
+            sample.tempOutside = fields.isNil(3) ? nil : try number(3, TelemetryRules.temperatureRange)
+            sample.setpoint = try number(4, TelemetryRules.setpointRange)
+            sample.hysteresis = try number(5, TelemetryRules.hysteresisRange)
+            return sample
         }
-        var sample = original
-        guard let mode = results.string("mode", in: 0).flatMap(ThermostatMode.init(rawValue:)) else {
-            throw .contract("transform returned an invalid mode")
-        }
-        guard let output = results.string("output", in: 0).flatMap(ThermostatOutput.init(rawValue:)) else {
-            throw .contract("transform returned an invalid output")
-        }
-        sample.mode = mode
-        sample.output = output
-        sample.tempInside = try number("temp_inside_c", TelemetryRules.temperatureRange)
-        sample.tempOutside = results.has("temp_outside_c", in: 0) ? try number("temp_outside_c", TelemetryRules.temperatureRange) : nil
-        sample.setpoint = try number("setpoint_c", TelemetryRules.setpointRange)
-        sample.hysteresis = try number("hysteresis_c", TelemetryRules.hysteresisRange)
-        return sample
     }
 }

@@ -8,6 +8,19 @@ public struct LoadedScript: Sendable, Hashable {
     let module: LuaModule
     /// The hook's required functions, resolved once for the hot path.
     let functions: [String: LuaFunction]
+    /// The configuration defaults of the built-in plugins the script is or `require`s; its own
+    /// config is laid over them in `ctx.config`.
+    public let defaultConfig: [String: LuaValue]
+
+    /// `config` over the defaults, key by key; a key set to nil (JSON null) takes the default.
+    func resolvedConfig(_ config: LuaValue) -> LuaValue {
+        guard !defaultConfig.isEmpty else { return config }
+        switch config {
+        case .table(let own): return .table(defaultConfig.merging(own.filter { $0.value != .nil }) { $1 })
+        case .array(let items) where items.isEmpty: return .table(defaultConfig)
+        default: return config
+        }
+    }
 }
 
 /// What an ingest transform decided about a sample.
@@ -47,21 +60,33 @@ public struct TierLimits: Sendable, Equatable {
     public var retentionDays: Int
     public var ingestPerMinute: Int
     public var downsample: [Downsample]
+    /// Memory cap of the tier's tenant VMs in MiB (`script_memory_mb`); nil keeps the server's
+    /// default.
+    public var scriptMemoryMegabytes: Int?
+    /// The range a policy may choose `script_memory_mb` from.
+    public static let scriptMemoryMegabytesRange = 2...256
 
-    public init(maxDevices: Int, maxSamples: Int, retentionDays: Int, ingestPerMinute: Int, downsample: [Downsample]) {
+    public init(
+        maxDevices: Int, maxSamples: Int, retentionDays: Int, ingestPerMinute: Int, downsample: [Downsample],
+        scriptMemoryMegabytes: Int? = nil
+    ) {
         self.maxDevices = maxDevices
         self.maxSamples = maxSamples
         self.retentionDays = retentionDays
         self.ingestPerMinute = ingestPerMinute
         self.downsample = downsample
+        self.scriptMemoryMegabytes = scriptMemoryMegabytes
     }
 
-    var luaValue: LuaValue {
-        [
+    /// The limits as the policy's Lua table (and so as JSON).
+    public var luaValue: LuaValue {
+        var fields: [String: LuaValue] = [
             "max_devices": .integer(Int64(maxDevices)), "max_samples": .integer(Int64(maxSamples)),
             "retention_days": .integer(Int64(retentionDays)), "ingest_per_minute": .integer(Int64(ingestPerMinute)),
             "downsample": .array(downsample.map { ["after_days": .integer(Int64($0.afterDays)), "resolution": .string($0.resolution)] }),
         ]
+        if let scriptMemoryMegabytes { fields["script_memory_mb"] = .integer(Int64(scriptMemoryMegabytes)) }
+        return .table(fields)
     }
 }
 
@@ -75,16 +100,74 @@ public enum QuotaAction: String, Sendable {
 /// `require`. Not thread-safe, like the VM it owns: one task at a time.
 public final class ScriptRunner {
     private let vm: LuaVM
+    private let catalog: PluginCatalog
+    private let layouts: Layouts
+    /// `ctx` tables of the ingest hot path, per script and device; see `pushContext`.
+    private var contexts: [LuaModule: CachedContexts] = [:]
+    /// Devices whose `ctx` one script keeps before the cache starts over.
+    public static let cachedDevicesPerScript = 256
 
-    public init(catalog: PluginCatalog, limits: LuaLimits = LuaLimits()) throws {
-        vm = try LuaVM(limits: limits)
-        for plugin in catalog.plugins.values {
-            try vm.registerModule(name: plugin.name, source: plugin.source)
+    private struct Layouts {
+        let sample: LuaRecordLayout
+        let transformed: LuaRecordLayout
+        let context: LuaRecordLayout
+        let tenant: LuaRecordLayout
+        let device: LuaRecordLayout
+    }
+
+    /// One script's `ctx` tables: one per device, all for the same tenant and config.
+    private final class CachedContexts {
+        let scope: ScriptContext
+        var devices: [String: CachedDevice] = [:]
+
+        init(scope: ScriptContext) {
+            self.scope = scope
         }
     }
 
+    private final class CachedDevice {
+        let reference: LuaReference
+        let name: String?
+        var now: Timestamp
+
+        init(reference: LuaReference, name: String?, now: Timestamp) {
+            self.reference = reference
+            self.name = name
+            self.now = now
+        }
+    }
+
+    public init(catalog: PluginCatalog, limits: LuaLimits = LuaLimits()) throws {
+        vm = try LuaVM(limits: limits)
+        self.catalog = catalog
+        for plugin in catalog.plugins.values {
+            try vm.registerModule(name: plugin.name, source: plugin.source)
+        }
+        layouts = Layouts(
+            sample: try vm.recordLayout(SampleBridge.fieldNames),
+            transformed: try vm.recordLayout(SampleBridge.writableFieldNames),
+            context: try vm.recordLayout(["tenant", "device", "now", "now_iso", "config"]),
+            tenant: try vm.recordLayout(["id", "slug", "tier"]),
+            device: try vm.recordLayout(["serial", "name"]))
+    }
+
     /// Compiles `source`, runs its chunk and checks the returned table keeps `hook`'s contract.
+    /// The defaults of the plugins the chunk `require`s become the script's config defaults.
     public func load(source: String, name: String, hook: ScriptHook) throws(ScriptError) -> LoadedScript {
+        try load(source: source, name: name, hook: hook, ownDefaults: [:])
+    }
+
+    /// Loads a built-in plugin or tier policy, with its manifest's config defaults.
+    public func load(plugin: Plugin) throws(ScriptError) -> LoadedScript {
+        guard case .table(let defaults) = plugin.defaultConfig else {
+            return try load(source: plugin.source, name: plugin.name, hook: plugin.hook, ownDefaults: [:])
+        }
+        return try load(source: plugin.source, name: plugin.name, hook: plugin.hook, ownDefaults: defaults)
+    }
+
+    private func load(source: String, name: String, hook: ScriptHook, ownDefaults: [String: LuaValue]) throws(ScriptError)
+        -> LoadedScript
+    {
         let module: LuaModule
         do {
             module = try vm.load(chunk: source, name: name)
@@ -105,15 +188,18 @@ public final class ScriptRunner {
         for function in hook.requiredFunctions {
             functions[function] = try? vm.function(function, in: module)
         }
-        return LoadedScript(name: name, hook: hook, module: module, functions: functions)
+        var defaults: [String: LuaValue] = [:]
+        for required in vm.requiredByLastLoad {
+            guard case .table(let pluginDefaults) = catalog.plugins[required]?.defaultConfig else { continue }
+            defaults.merge(pluginDefaults) { $1 }
+        }
+        defaults.merge(ownDefaults) { $1 }
+        return LoadedScript(name: name, hook: hook, module: module, functions: functions, defaultConfig: defaults)
     }
 
-    public func load(plugin: Plugin) throws(ScriptError) -> LoadedScript {
-        try load(source: plugin.source, name: plugin.name, hook: plugin.hook)
-    }
-
-    /// Frees a script's table in the VM.
+    /// Frees a script's table (and its cached `ctx` tables) in the VM.
     public func unload(_ script: LoadedScript) {
+        forgetContexts(of: script.module)
         vm.unload(script.module)
     }
 
@@ -128,8 +214,8 @@ public final class ScriptRunner {
             outcome = try vm.call(
                 function,
                 arguments: { arguments throws(LuaError) in
-                    SampleBridge.push(sample, to: arguments)
-                    try context.push(to: arguments)
+                    SampleBridge.push(sample, layout: layouts.sample, to: arguments)
+                    try pushContext(context, for: script, to: arguments)
                     return 2
                 },
                 results: { results throws(LuaError) in
@@ -137,7 +223,7 @@ public final class ScriptRunner {
                         let reason = try results.value(1).stringValue ?? "rejected by \(script.name)"
                         return .success(.reject(reason))
                     }
-                    return Result { () throws(ScriptError) in .accept(try SampleBridge.sample(results, original: sample)) }
+                    return Result { () throws(ScriptError) in .accept(try SampleBridge.sample(results, layout: layouts.transformed, original: sample)) }
                 })
         } catch {
             throw .lua(error)
@@ -145,11 +231,69 @@ public final class ScriptRunner {
         return try outcome.get()
     }
 
+    /// Pushes `ctx` for a transform. Building it is most of a trivial transform's cost, so each
+    /// script keeps one table per device in the VM and only `now` and `now_iso` are rewritten
+    /// when the time moves. The tables are rebuilt when the tenant or the config changes. A
+    /// script sees the same `ctx` table again on the next call for that device, like it sees
+    /// its own module-level variables again; changes it makes to `ctx` are its own business.
+    private func pushContext(_ context: ScriptContext, for script: LoadedScript, to arguments: LuaArguments) throws(LuaError) {
+        let module = script.module
+        var cache = contexts[module]
+        if let existing = cache, !existing.scope.hasSameScope(as: context) || existing.devices.count >= Self.cachedDevicesPerScript {
+            forgetContexts(of: module)
+            cache = nil
+        }
+        let serial = context.deviceSerial ?? ""
+        if let cached = cache?.devices[serial], cached.name == context.deviceName {
+            arguments.push(cached.reference)
+            if cached.now != context.now {
+                arguments.push(context.now.secondsSinceEpoch)
+                arguments.setField(2, of: layouts.context)
+                context.now.withISO8601Bytes { arguments.push(utf8: $0) }
+                arguments.setField(3, of: layouts.context)
+                cached.now = context.now
+            }
+            return
+        }
+        let reference = try vm.makeReference { arguments throws(LuaError) in
+            arguments.push(context.tenantID)
+            arguments.push(context.tenantSlug)
+            arguments.push(context.tier)
+            arguments.makeRecord(layouts.tenant)
+            if let deviceSerial = context.deviceSerial {
+                arguments.push(deviceSerial)
+                arguments.push(context.deviceName ?? deviceSerial)
+                arguments.makeRecord(layouts.device)
+            } else {
+                arguments.pushNil()
+            }
+            arguments.push(context.now.secondsSinceEpoch)
+            context.now.withISO8601Bytes { arguments.push(utf8: $0) }
+            try arguments.push(script.resolvedConfig(context.config))
+            arguments.makeRecord(layouts.context)
+        }
+        let scripts: CachedContexts
+        if let cache {
+            scripts = cache
+        } else {
+            scripts = CachedContexts(scope: context)
+            contexts[module] = scripts
+        }
+        if let previous = scripts.devices[serial] { vm.release(previous.reference) }
+        scripts.devices[serial] = CachedDevice(reference: reference, name: context.deviceName, now: context.now)
+        arguments.push(reference)
+    }
+
+    private func forgetContexts(of module: LuaModule) {
+        guard let cached = contexts.removeValue(forKey: module) else { return }
+        for device in cached.devices.values { vm.release(device.reference) }
+    }
+
     /// Runs an alert `evaluate(sample, state, ctx)`; returns the alerts and the new state.
     public func evaluate(_ script: LoadedScript, sample: TelemetrySample, state: LuaValue, context: ScriptContext)
         throws(ScriptError) -> (alerts: [ScriptAlert], state: LuaValue)
     {
-        let results = try call("evaluate", script, [SampleBridge.value(sample), state, context.luaValue])
+        let results = try call("evaluate", script, [SampleBridge.value(sample), state, ctx(context, script)])
         var alerts: [ScriptAlert] = []
         switch results.first ?? .nil {
         case .nil: break
@@ -175,7 +319,7 @@ public final class ScriptRunner {
     public func export(_ script: LoadedScript, samples: [TelemetrySample], context: ScriptContext) throws(ScriptError)
         -> String
     {
-        let ctx = context.luaValue
+        let ctx = ctx(context, script)
         var output = ""
         if vm.hasFunction("header", in: script.module) {
             output += try text(call("header", script, [ctx]), from: "header")
@@ -225,10 +369,20 @@ public final class ScriptRunner {
         } else {
             throw .contract("downsample must be an array of steps")
         }
+        var scriptMemory: Int?
+        if let value = result["script_memory_mb"], value != .nil {
+            let range = TierLimits.scriptMemoryMegabytesRange
+            guard let megabytes = value.doubleValue, megabytes.rounded() == megabytes,
+                Double(range.lowerBound)...Double(range.upperBound) ~= megabytes
+            else {
+                throw .contract("script_memory_mb must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            scriptMemory = Int(megabytes)
+        }
         return TierLimits(
             maxDevices: try integer("max_devices"), maxSamples: try integer("max_samples"),
             retentionDays: try integer("retention_days"), ingestPerMinute: try integer("ingest_per_minute"),
-            downsample: downsample)
+            downsample: downsample, scriptMemoryMegabytes: scriptMemory)
     }
 
     /// Runs a storage policy's `on_over_quota(usage, limits)`.
@@ -242,9 +396,24 @@ public final class ScriptRunner {
         return action
     }
 
+    /// Bytes the runner's VM currently holds.
+    public var memoryInUse: Int { vm.memoryInUse }
+
+    /// Runs a full garbage collection of the runner's VM now.
+    public func collectGarbage() {
+        vm.collectGarbage()
+    }
+
     /// The scripts' `print` output since the last drain.
     public func drainLog() -> [String] {
         vm.drainLog()
+    }
+
+    /// `ctx` as a value, with the script's config over its defaults.
+    private func ctx(_ context: ScriptContext, _ script: LoadedScript) -> LuaValue {
+        var context = context
+        context.config = script.resolvedConfig(context.config)
+        return context.luaValue
     }
 
     private func call(_ function: String, _ script: LoadedScript, _ arguments: [LuaValue]) throws(ScriptError) -> [LuaValue] {

@@ -113,9 +113,9 @@ import Testing
         }
     }
 
-    /// Each plugin also carries its defaults in Lua (a script that `require`s it may pass a
-    /// config without them); they must agree with the manifest.
-    @Test func luaDefaultsMatchTheManifest() throws {
+    /// Plugins keep no defaults of their own: the runner lays a script's config over the
+    /// manifest's, so an empty config must behave exactly like the manifest's full one.
+    @Test func anEmptyConfigMeansTheManifestDefaults() throws {
         let readings: [(minute: Double, inside: Double, outside: Double?)] = [
             (0, 20.5, -3), (10, 29, 61), (20, 35, nil), (25, 9.7, nil), (45, 80, nil), (200, 28.5, nil), (260, -40, nil),
         ]
@@ -284,15 +284,20 @@ import Testing
                   evaluate = function(sample, state, ctx)
                     if sample.mode == "OFF" then return {}, state end
                     local alerts
-                    alerts, state = threshold.evaluate(sample, state, { config = { high_c = 22, low_c = false } })
+                    assert(ctx.config.hysteresis_c == 0.5 and ctx.config.field == "temp_inside_c", "threshold's defaults")
+                    alerts, state = threshold.evaluate(sample, state, ctx)
                     for _, alert in ipairs(alerts) do alert.severity = "critical" end
                     return alerts, state
                   end,
                 }
                 """, name: "hot-office", hook: .alert)
+        #expect(script.defaultConfig == (try Self.catalog().plugins["threshold"]?.defaultConfig).flatMap {
+            if case .table(let fields) = $0 { fields } else { nil }
+        })
+        let context = Self.context(["high_c": 22, "low_c": false, "severity": .nil])
         let off = Self.sample(inside: 23, mode: .off, output: .off)
-        #expect(try runner.evaluate(script, sample: off, state: [:], context: Self.context()).alerts.isEmpty)
-        let hot = try runner.evaluate(script, sample: Self.sample(inside: 23), state: [:], context: Self.context())
+        #expect(try runner.evaluate(script, sample: off, state: [:], context: context).alerts.isEmpty)
+        let hot = try runner.evaluate(script, sample: Self.sample(inside: 23), state: [:], context: context)
         #expect(hot.alerts.map(\.severity) == ["critical"])
         #expect(hot.alerts.map(\.key) == ["threshold:TH-1:temp_inside_c>22"])
         #expect(hot.state == ["high": true])
@@ -383,13 +388,14 @@ import Testing
     @Test(arguments: [
         ("free", TierLimits(
             maxDevices: 3, maxSamples: 100_000, retentionDays: 30, ingestPerMinute: 60,
-            downsample: [.init(afterDays: 7, resolution: "1h")]), QuotaAction.reject),
+            downsample: [.init(afterDays: 7, resolution: "1h")], scriptMemoryMegabytes: 8), QuotaAction.reject),
         ("standard", TierLimits(
             maxDevices: 25, maxSamples: 5_000_000, retentionDays: 365, ingestPerMinute: 120,
-            downsample: [.init(afterDays: 30, resolution: "5m"), .init(afterDays: 180, resolution: "1h")]), .dropOldest),
+            downsample: [.init(afterDays: 30, resolution: "5m"), .init(afterDays: 180, resolution: "1h")],
+            scriptMemoryMegabytes: 16), .dropOldest),
         ("pro", TierLimits(
             maxDevices: 500, maxSamples: 200_000_000, retentionDays: 1825, ingestPerMinute: 600,
-            downsample: [.init(afterDays: 365, resolution: "5m")]), .dropOldest),
+            downsample: [.init(afterDays: 365, resolution: "5m")], scriptMemoryMegabytes: 32), .dropOldest),
     ])
     func tierPolicy(_ tier: String, _ expected: TierLimits, _ overSamples: QuotaAction) throws {
         let (runner, script, _) = try Self.load(tier)

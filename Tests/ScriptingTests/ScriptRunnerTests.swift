@@ -55,6 +55,81 @@ import Testing
         #expect(try runner.transform(script, sample: hot, context: Self.context) == .reject("too warm for Hall"))
     }
 
+    /// `ctx` tables are kept per script and device between transforms; what a call sees must
+    /// still be exactly its own device, time, tenant and config.
+    @Test func cachedContextFollowsTheDeviceTimeTenantAndConfig() throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(
+            source: """
+                return { transform = function(s, ctx)
+                  print(ctx.device.serial, ctx.device.name, ctx.now_iso, ctx.tenant.slug, ctx.tenant.tier, ctx.config.limit)
+                  assert(ctx.now == math.floor(ctx.now) or ctx.now_iso:find("%."), "now and now_iso agree")
+                  return s
+                end }
+                """, name: "t", hook: .ingest)
+        func line(serial: String, name: String?, second: Double, slug: String = "acme", limit: LuaValue = 25) throws -> String {
+            var sample = Self.sample
+            sample.deviceSerial = serial
+            var context = Self.context
+            context.deviceSerial = serial
+            context.deviceName = name
+            context.tenantSlug = slug
+            context.now = Self.context.now.adding(seconds: second)
+            context.config = ["limit": limit]
+            _ = try runner.transform(script, sample: sample, context: context)
+            return runner.drainLog().joined(separator: "|")
+        }
+        #expect(try line(serial: "TH-1", name: "Hall", second: 0) == "TH-1\tHall\t2026-11-29T07:01:00Z\tacme\tfree\t25")
+        #expect(try line(serial: "TH-1", name: "Hall", second: 0.5) == "TH-1\tHall\t2026-11-29T07:01:00.500Z\tacme\tfree\t25")
+        #expect(try line(serial: "TH-2", name: nil, second: 0.5) == "TH-2\tTH-2\t2026-11-29T07:01:00.500Z\tacme\tfree\t25")
+        #expect(try line(serial: "TH-1", name: "Kitchen", second: 1) == "TH-1\tKitchen\t2026-11-29T07:01:01Z\tacme\tfree\t25")
+        #expect(try line(serial: "TH-1", name: "Kitchen", second: 1, slug: "renamed") == "TH-1\tKitchen\t2026-11-29T07:01:01Z\trenamed\tfree\t25")
+        #expect(try line(serial: "TH-1", name: "Kitchen", second: 1, limit: 30) == "TH-1\tKitchen\t2026-11-29T07:01:01Z\tacme\tfree\t30")
+        for device in 0..<(ScriptRunner.cachedDevicesPerScript + 10) {
+            #expect(try line(serial: "D-\(device)", name: nil, second: 2).hasPrefix("D-\(device)\tD-\(device)\t"))
+        }
+        #expect(try line(serial: "TH-1", name: "Hall", second: 3) == "TH-1\tHall\t2026-11-29T07:01:03Z\tacme\tfree\t25")
+    }
+
+    @Test func unloadingAScriptFreesItsCachedContexts() throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let source = "return { transform = function(s, ctx) return s end }"
+        var context = Self.context
+        let warm = try runner.load(source: source, name: "t", hook: .ingest)
+        _ = try runner.transform(warm, sample: Self.sample, context: context)
+        runner.unload(warm)
+        let baseline = runner.memoryInUse
+        for round in 0..<20 {
+            let script = try runner.load(source: source, name: "t", hook: .ingest)
+            for device in 0..<50 {
+                context.deviceSerial = "R\(round)-D\(device)"
+                _ = try runner.transform(script, sample: Self.sample, context: context)
+            }
+            runner.unload(script)
+        }
+        runner.collectGarbage()
+        #expect(runner.memoryInUse < baseline + 64 * 1024, "20 rounds × 50 devices of ctx tables were released")
+    }
+
+    @Test(arguments: ["0", "1", "257", "16.5", "'16'"])
+    func policyMemoryCapMustBeAWholeNumberOfMebibytesInRange(_ value: String) throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let policy = try runner.load(
+            source: """
+                return {
+                  limits = function() return { max_devices = 1, max_samples = 1, retention_days = 1, ingest_per_minute = 1,
+                    downsample = {}, script_memory_mb = \(value) } end,
+                  on_over_quota = function() return "reject" end,
+                }
+                """, name: "p", hook: .storagePolicy)
+        #expect {
+            _ = try runner.limits(policy, context: Self.context)
+        } throws: { error in
+            guard case ScriptError.contract(let message) = error else { return false }
+            return message.contains("script_memory_mb")
+        }
+    }
+
     @Test(arguments: [
         "return { transform = function(s) s.mode = 'WARM' return s end }",
         "return { transform = function(s) s.temp_inside_c = 500 return s end }",

@@ -189,6 +189,28 @@ struct ScriptAPITests {
         }
     }
 
+    @Test func theScriptMemoryCapFollowsTheTenantsTier() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock) { client, store in
+            let user = try await client.register()
+            let device = try await client.registerDevice(user)
+            let hungry = #"return { transform = function(s) local held = {} for i = 1, 12 do held[i] = string.rep(string.char(64 + i, 65), 1000000) end return s end }"#
+            let uploaded = try await Self.upload(client, user, name: "hungry", source: hungry)
+            let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+            func dryRunErrors() async throws -> [String] {
+                let response = try await client.json(
+                    "/api/scripts/\(id)/dry-run/", method: .post,
+                    body: #"{"sample":\#(SampleJSON.make(serial: device.serial, at: clock.now()))}"#, cookie: user.cookie)
+                #expect(response.status == .ok)
+                return try response.object()["errors"] as? [String] ?? ["no errors array"]
+            }
+            let onFree = try await dryRunErrors()
+            #expect(onFree.count == 1 && onFree[0].contains("memory"), "24 MB is over the free tier's 8 MiB: \(onFree)")
+            try await store.setTier(tenantID: UUID(uuidString: user.tenantID)!, tier: "pro")
+            #expect(try await dryRunErrors() == [], "the pro tier's VMs may hold 32 MiB")
+        }
+    }
+
     @Test func dryRunUsesASampleOrRecentData() async throws {
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock) { client, _ in

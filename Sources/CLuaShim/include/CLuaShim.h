@@ -53,6 +53,47 @@ int tsb_register_module(lua_State *L, const char *name, const char *source, size
 /* Monotonic clock in nanoseconds, for deadlines. */
 int64_t tsb_now_ns(void);
 
+/*
+ * Flat records: tables with a fixed set of string keys, written and read in one call each
+ * instead of one API call (and one C-string key lookup) per field. A layout interns the field
+ * names once, as an array in the registry; it returns the registry reference (LUA_NOREF when
+ * out of memory).
+ */
+int tsb_record_layout(lua_State *L, const char *const *names, int count);
+
+/* Replaces the top `count` values (one per layout field, in order; nil for an absent field)
+   by a new table holding them. */
+void tsb_make_record(lua_State *L, int layout, int count);
+
+/* Pops the value on top of the stack into field `field` (0-based) of the table at
+   `table_index`, without metamethods. */
+void tsb_set_record_field(lua_State *L, int table_index, int layout, int field);
+
+/* One field read by tsb_read_record: its Lua type, and its number or string (the string stays
+   valid while the table it came from stays on the stack). */
+typedef struct {
+    int type;
+    double number;
+    const char *string;
+    size_t length;
+} tsb_field;
+
+/* Reads the layout's first `count` fields of the table at `table_index` without metamethods. */
+void tsb_read_record(lua_State *L, int table_index, int layout, int count, tsb_field *fields);
+
+/* Starts (on != 0) or stops recording the names scripts pass to require. Starting clears
+   the record. */
+void tsb_trace_requires(lua_State *L, int on);
+
+/* How many names the record holds (each once, in the order of their first require), and
+   name `index` (0-based). The name
+   stays valid while tracing is on (the record holds it). */
+int tsb_required_count(lua_State *L);
+const char *tsb_required_name(lua_State *L, int index, size_t *length);
+
+/* A full garbage collection (no finalizers run: the sandbox refuses __gc). */
+void tsb_collect_garbage(lua_State *L);
+
 /* Wrappers for Lua macros that Swift cannot import. */
 int tsb_registry_index(void);
 void tsb_pop(lua_State *L, int n);

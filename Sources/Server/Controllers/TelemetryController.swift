@@ -41,11 +41,12 @@ struct TelemetryController {
         let credential = try await credentials.authenticate(serial: serial, key: key)
         try deviceLimiter.acquire(serial)
         let body = try await request.body.collect(upTo: TelemetryRules.maximumBodyBytes)
-        let scripted = try await scripts.hasIngestScripts(tenantID: credential.tenantID)
-        let payload = try IngestPayload.decode(body.readableBytesView, serial: serial, now: clock.now(), checksRanges: !scripted)
+        let ingestScripts = try await scripts.ingestScripts(tenantID: credential.tenantID)
+        let payload = try IngestPayload.decode(
+            body.readableBytesView, serial: serial, now: clock.now(), checksRanges: ingestScripts == nil)
         var samples = payload.samples
-        if scripted {
-            samples = try await scripts.transform(samples, tenantID: credential.tenantID, isBatch: payload.isBatch)
+        if let ingestScripts {
+            samples = try await scripts.transform(samples, with: ingestScripts, isBatch: payload.isBatch)
             try TelemetryRules.checkRanges(samples, isBatch: payload.isBatch)
         }
         let records = samples.map { TelemetryRecord(tenantID: credential.tenantID, sample: $0) }

@@ -36,22 +36,21 @@ final class ScriptEngine: Sendable {
         _ = tenants.withLock { $0.removeValue(forKey: tenantID) }
     }
 
-    /// Whether the tenant has active ingest scripts (then ranges are checked after them).
-    func hasIngestScripts(tenantID: UUID) async throws -> Bool {
-        await (try tenantScripts(tenantID)).hasIngestScripts
+    /// The tenant's loaded ingest scripts, or nil when it has none active (then ingest checks
+    /// ranges while parsing; with scripts, ranges are checked after them).
+    func ingestScripts(tenantID: UUID) async throws -> TenantScripts? {
+        let scripts = try await tenantScripts(tenantID)
+        return scripts.hasIngestScripts ? scripts : nil
     }
 
     /// Runs the tenant's active ingest scripts over `samples` in name order. A rejection fails
     /// the whole request (422 naming the script); a script that fails on any sample leaves the
     /// whole request as it was before that script (nothing is lost, nothing half-converted)
     /// and the failure is recorded, quarantining a script that keeps failing.
-    func transform(_ samples: [TelemetrySample], tenantID: UUID, isBatch: Bool) async throws -> [TelemetrySample] {
-        let scripts = try await tenantScripts(tenantID)
-        guard await scripts.hasIngestScripts else { return samples }
+    func transform(_ samples: [TelemetrySample], with scripts: TenantScripts, isBatch: Bool) async throws -> [TelemetrySample] {
         let run = await scripts.transform(samples, now: clock.now())
         for outcome in run.outcomes {
-            try await record(outcome, tenantID: tenantID)
-            await scripts.noteOutcome(outcome, now: clock.now())
+            try await record(outcome, tenantID: scripts.tenantID)
         }
         if let rejection = run.rejection {
             throw PlatformError(
@@ -79,7 +78,7 @@ final class ScriptEngine: Sendable {
         -> DryRunReport
     {
         guard let hook = ScriptHook(rawValue: script.hook) else { throw PlatformError.notFound("Script") }
-        let runner = try ScriptRunner(catalog: catalog)
+        let runner = try ScriptRunner(catalog: catalog, limits: luaLimits(for: tenant))
         let loaded: LoadedScript
         do {
             loaded = try runner.load(source: version.source, name: script.name, hook: hook)
@@ -121,18 +120,33 @@ final class ScriptEngine: Sendable {
                 let output = try runner.export(loaded, samples: samples, context: context(for: samples.first))
                 results.append(.object(["output": .string(output)]))
             case .storagePolicy:
-                let limits = try runner.limits(loaded, context: context(for: nil))
-                results.append(
-                    .object([
-                        "max_devices": .number(Double(limits.maxDevices)), "max_samples": .number(Double(limits.maxSamples)),
-                        "retention_days": .number(Double(limits.retentionDays)),
-                        "ingest_per_minute": .number(Double(limits.ingestPerMinute)),
-                    ]))
+                results.append(try runner.limits(loaded, context: context(for: nil)).luaValue.jsonValue)
             }
         } catch {
             errors.append(error.description)
         }
         return DryRunReport(results: results, logs: runner.drainLog(), errors: errors)
+    }
+
+    /// The sandbox limits of a tenant's VMs: the defaults, with the memory cap its tier's
+    /// storage policy sets (`script_memory_mb`). A tier without a policy, or a policy that
+    /// fails, keeps the default cap.
+    func luaLimits(for tenant: Tenant) -> LuaLimits {
+        var limits = LuaLimits()
+        guard let policy = catalog.policies[tenant.tier] else { return limits }
+        do {
+            let runner = try ScriptRunner(catalog: catalog)
+            let loaded = try runner.load(plugin: policy)
+            let context = ScriptContext(
+                tenantID: tenant.id.uuidString.lowercased(), tenantSlug: tenant.slug, tier: tenant.tier, deviceSerial: nil,
+                deviceName: nil, now: clock.now(), config: .table([:]))
+            if let megabytes = try runner.limits(loaded, context: context).scriptMemoryMegabytes {
+                limits.memoryBytes = megabytes * 1024 * 1024
+            }
+        } catch {
+            logger.error("tier policy failed; default script limits apply", metadata: ["tier": "\(tenant.tier)", "error": "\(error)"])
+        }
+        return limits
     }
 
     private func tenantScripts(_ tenantID: UUID) async throws -> TenantScripts {
@@ -148,7 +162,7 @@ final class ScriptEngine: Sendable {
         }
         guard let tenant = try await store.tenant(id: tenantID) else { throw PlatformError.notFound("Tenant") }
         let active = try await store.activeScripts(tenantID: tenantID, hook: ScriptHook.ingest.rawValue)
-        let scripts = try TenantScripts(tenant: tenant, catalog: catalog, ingest: active)
+        let scripts = try TenantScripts(tenant: tenant, catalog: catalog, limits: luaLimits(for: tenant), ingest: active)
         tenants.withLock { table in
             if table.count >= Self.capacity, let oldest = table.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
                 table.removeValue(forKey: oldest)
@@ -180,10 +194,13 @@ actor TenantScripts {
     private let tenant: Tenant
     private let runner: ScriptRunner
     private var ingest: [ActiveScript]
+    nonisolated let tenantID: UUID
+    /// Fixed at load: activations build a new `TenantScripts`.
+    nonisolated let hasIngestScripts: Bool
 
-    init(tenant: Tenant, catalog: PluginCatalog, ingest active: [(Script, ScriptVersion)]) throws {
+    init(tenant: Tenant, catalog: PluginCatalog, limits: LuaLimits, ingest active: [(Script, ScriptVersion)]) throws {
         self.tenant = tenant
-        let runner = try ScriptRunner(catalog: catalog)
+        let runner = try ScriptRunner(catalog: catalog, limits: limits)
         ingest = active.map { script, version in
             let config = (try? LuaValue(jsonText: version.configJSON)) ?? .table([:])
             do {
@@ -194,9 +211,9 @@ actor TenantScripts {
             }
         }
         self.runner = runner
+        tenantID = tenant.id
+        hasIngestScripts = !ingest.isEmpty
     }
-
-    var hasIngestScripts: Bool { !ingest.isEmpty }
 
     struct Run: Sendable {
         var samples: [TelemetrySample]
@@ -227,6 +244,7 @@ actor TenantScripts {
                         output[index] = transformed
                     case .reject(let reason):
                         _ = runner.drainLog()
+                        for outcome in outcomes { noteOutcome(outcome, now: now) }
                         return Run(samples: samples, outcomes: outcomes, rejection: (active.script.name, reason, index))
                     }
                 } catch {
@@ -245,11 +263,12 @@ actor TenantScripts {
             }
         }
         _ = runner.drainLog()
+        for outcome in outcomes { noteOutcome(outcome, now: now) }
         return Run(samples: output, outcomes: outcomes, rejection: nil)
     }
 
-    /// Keeps the cached failure state in step with what was recorded.
-    func noteOutcome(_ outcome: ScriptOutcome, now: Timestamp) {
+    /// Keeps the cached failure state in step with what is recorded.
+    private func noteOutcome(_ outcome: ScriptOutcome, now: Timestamp) {
         guard let index = ingest.firstIndex(where: { $0.script.id == outcome.scriptID }) else { return }
         ingest[index].script.failureCount = outcome.failureCount
         if outcome.error == nil {
