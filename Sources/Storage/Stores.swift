@@ -122,7 +122,15 @@ public protocol TelemetryStore: Sendable {
     func samples(_ range: TelemetryRange) async throws -> [TelemetrySample]
     /// Buckets of `bucketSeconds` aligned to the Unix epoch; `after` is a bucket start.
     func buckets(_ range: TelemetryRange, bucketSeconds: Int) async throws -> [SampleBucket]
-    func latest(tenantID: UUID, serial: String) async throws -> TelemetrySample?
+    /// The device's newest `limit` samples, oldest first.
+    func recentSamples(tenantID: UUID, serial: String, limit: Int) async throws -> [TelemetrySample]
+}
+
+extension TelemetryStore {
+    /// The device's newest sample.
+    public func latest(tenantID: UUID, serial: String) async throws -> TelemetrySample? {
+        try await recentSamples(tenantID: tenantID, serial: serial, limit: 1).last
+    }
 }
 
 /// Tenants' versioned Lua scripts.
@@ -140,6 +148,9 @@ public protocol ScriptStore: Sendable {
     /// Makes `version` the active one and clears failures and quarantine; false when the
     /// script or version does not exist in this tenant.
     func activateScript(tenantID: UUID, scriptID: UUID, version: Int) async throws -> Bool
+    /// Leaves the script with no active version (its versions and failure history stay);
+    /// false when the script does not exist in this tenant.
+    func deactivateScript(tenantID: UUID, scriptID: UUID) async throws -> Bool
     /// Active scripts of one hook with their active versions.
     func activeScripts(tenantID: UUID, hook: String) async throws -> [(Script, ScriptVersion)]
     /// Records a failure (or, with `error` nil, a success that resets the count).

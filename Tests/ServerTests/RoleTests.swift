@@ -29,7 +29,15 @@ struct RoleTests {
             let viewer: HTTPFields = [.authorization: "Bearer \(token)"]
             #expect(try await client.json("/api/devices/", headers: viewer).status == .ok)
             #expect(try await client.json("/api/telemetry/query/?device=TH-SHARED", headers: viewer).status == .ok)
+            let uploaded = try await ScriptAPITests.upload(client, owner, name: "keep", source: ScriptAPITests.addOne)
+            let scriptID = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+            #expect(try await client.json("/api/scripts/", headers: viewer).status == .ok)
+            #expect(try await client.json("/api/scripts/\(scriptID)/", headers: viewer).status == .ok)
+            #expect(try await client.json("/api/plugins/", headers: viewer).status == .ok)
             let writes: [(String, HTTPRequest.Method, String?)] = [
+                ("/api/scripts/", .post, #"{"name":"mine","hook":"ingest","source":"return { transform = function(s) return s end }"}"#),
+                ("/api/scripts/\(scriptID)/activate/", .post, nil),
+                ("/api/scripts/\(scriptID)/deactivate/", .post, nil),
                 ("/api/devices/register/", .post, #"{"serial":"TH-VIEWER"}"#),
                 ("/api/devices/TH-SHARED/", .patch, #"{"name":"Mine"}"#),
                 ("/api/devices/TH-SHARED/rotate-key/", .post, nil),
@@ -78,6 +86,7 @@ struct RoleTests {
             try await TestDatabase.dropPostgresDatabase(url)
             let down = try await client.json("/health/")
             #expect(down.status == .serviceUnavailable)
+            #expect(down.headers[.retryAfter] == "1")
             #expect(try down.object()["database"] as? String == "unreachable")
         }
     }

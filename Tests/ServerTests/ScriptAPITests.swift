@@ -45,6 +45,20 @@ struct ScriptAPITests {
             #expect((try list.object()["scripts"] as? [[String: Any]])?.first?["active_version"] as? Int == 1)
             let shown = try await client.json("/api/scripts/\(id)/", cookie: user.cookie)
             #expect((try shown.object()["versions"] as? [[String: Any]])?.first?["sha256"] is String)
+
+            let other = try await client.register()
+            #expect(try await client.json("/api/scripts/\(id)/deactivate/", method: .post, cookie: other.cookie).status == .notFound)
+            #expect(try await client.json("/api/scripts/\(id)/deactivate/", method: .post).status == .unauthorized)
+            #expect(
+                try await client.json("/api/scripts/\(id)/deactivate/", method: .post, body: #"{"now":true}"#, cookie: user.cookie).status
+                    == .unprocessableContent)
+            let deactivated = try await client.json("/api/scripts/\(id)/deactivate/", method: .post, cookie: user.cookie)
+            #expect(deactivated.status == .ok)
+            #expect((try deactivated.object()["script"] as? [String: Any])?["status"] as? String == "inactive")
+            clock.advance(seconds: 1)
+            #expect(try await client.ingest(device, SampleJSON.make(serial: device.serial, at: clock.now(), inside: 20)).status == .ok)
+            let raw = try await store.latest(tenantID: UUID(uuidString: user.tenantID)!, serial: device.serial)
+            #expect(raw?.tempInside == 20, "a deactivated script no longer runs")
         }
     }
 
@@ -217,7 +231,8 @@ struct ScriptAPITests {
             let user = try await client.register()
             let device = try await client.registerDevice(user)
             for second in 0..<3 {
-                _ = try await client.ingest(device, SampleJSON.make(serial: device.serial, at: clock.now().adding(seconds: Double(-second)), inside: 20))
+                _ = try await client.ingest(
+                    device, SampleJSON.make(serial: device.serial, at: clock.now().adding(seconds: Double(-second)), inside: 20 + Double(second)))
             }
             let uploaded = try await Self.upload(
                 client, user, name: "threshold-check", hook: "alert",
@@ -228,7 +243,10 @@ struct ScriptAPITests {
             #expect(byDevice.status == .ok)
             let report = try byDevice.object()
             #expect((report["results"] as? [Any])?.count == 3)
-            #expect((report["logs"] as? [String])?.first == "seen\t20.0")
+            #expect((report["logs"] as? [String])?.first == "seen\t22.0", "oldest first")
+            let newestTwo = try await client.json(
+                "/api/scripts/\(id)/dry-run/", method: .post, body: #"{"device":"\#(device.serial)","limit":2}"#, cookie: user.cookie)
+            #expect((try newestTwo.object()["logs"] as? [String]) == ["seen\t21.0", "seen\t20.0"], "the device's newest samples")
             #expect((report["errors"] as? [Any])?.isEmpty == true)
             let bySample = try await client.json(
                 "/api/scripts/\(id)/dry-run/", method: .post,
@@ -238,6 +256,7 @@ struct ScriptAPITests {
             let other = try await client.register()
             #expect(try await client.json("/api/scripts/\(id)/", cookie: other.cookie).status == .notFound)
             #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: other.cookie).status == .notFound)
+            #expect(try await client.json("/api/plugins/").status == .unauthorized)
             let plugins = try await client.json("/api/plugins/", cookie: user.cookie)
             #expect(plugins.status == .ok)
             #expect(((try plugins.object()["policies"] as? [[String: Any]])?.compactMap { $0["name"] as? String }) == ["free", "pro", "standard"])

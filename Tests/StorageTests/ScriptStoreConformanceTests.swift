@@ -69,6 +69,11 @@ struct ScriptStoreConformanceTests {
             #expect(try await store.activateScript(tenantID: tenant.id, scriptID: script.id, version: 1), "activation is also the rollback")
             let rolledBack = try #require(try await store.script(tenantID: tenant.id, id: script.id))
             #expect(rolledBack.activeVersion == 1 && rolledBack.failureCount == 0 && rolledBack.quarantinedUntil == nil)
+            #expect(!(try await store.deactivateScript(tenantID: otherTenant.id, scriptID: script.id)), "another tenant's script")
+            #expect(try await store.deactivateScript(tenantID: tenant.id, scriptID: script.id))
+            #expect(try await store.script(tenantID: tenant.id, id: script.id)?.activeVersion == nil)
+            #expect(try await store.activeScripts(tenantID: tenant.id, hook: "ingest").isEmpty)
+            #expect(try await store.scriptVersions(tenantID: tenant.id, scriptID: script.id).count == 2, "versions stay")
             _ = otherScript
         }
     }

@@ -228,6 +228,10 @@ struct StoreConformanceTests {
 
             #expect(try await store.latest(tenantID: tenant.id, serial: "TH-1")?.tempInside == 9)
             #expect(try await store.latest(tenantID: otherTenant.id, serial: "TH-1") == nil)
+            let recent = try await store.recentSamples(tenantID: tenant.id, serial: "TH-1", limit: 3)
+            #expect(recent.map(\.tempInside) == [7, 8, 9], "the newest samples, oldest first")
+            #expect(try await store.recentSamples(tenantID: tenant.id, serial: "TH-1", limit: 100).count == 10)
+            #expect(try await store.recentSamples(tenantID: otherTenant.id, serial: "TH-1", limit: 3).isEmpty)
         }
     }
 }

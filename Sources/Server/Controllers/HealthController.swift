@@ -12,6 +12,8 @@ struct HealthController {
     /// A database that does not answer within this long counts as unreachable: a load balancer
     /// needs a prompt answer more than a patient one.
     static let pingTimeout: Duration = .seconds(2)
+    /// How soon a client may ask again after a 503.
+    static let retryAfterSeconds = "1"
 
     struct HealthJSON: Encodable {
         var status: String
@@ -52,6 +54,6 @@ struct HealthController {
             HealthJSON(
                 status: reachable ? "ok" : "unavailable", database: reachable ? "ok" : "unreachable",
                 backend: store.backendName, version: Self.version, uptimeSeconds: uptime),
-            status: reachable ? .ok : .serviceUnavailable)
+            status: reachable ? .ok : .serviceUnavailable, headers: reachable ? [:] : [.retryAfter: Self.retryAfterSeconds])
     }
 }

@@ -7,7 +7,7 @@ import Scripting
 import Storage
 
 /// `/api/scripts/` and `/api/plugins/`: tenants' Lua scripts — upload (validated, never active
-/// on upload), list, show, activate or roll back, dry-run — and the built-in plugins and tier
+/// on upload), list, show, activate or roll back, deactivate, dry-run — and the built-in plugins and tier
 /// policies. Changes need an owner or admin; every member may read.
 struct ScriptController {
     let store: any PlatformStore
@@ -28,6 +28,10 @@ struct ScriptController {
         var version: Int?
     }
 
+    struct DeactivateBody: StrictRequestBody {
+        static let fields: Set<String> = []
+    }
+
     struct DryRunBody: StrictRequestBody {
         static let fields: Set<String> = ["version", "sample", "device", "limit"]
         var version: Int?
@@ -41,6 +45,7 @@ struct ScriptController {
         scripts.post("", use: upload)
         scripts.get(":id/", use: show)
         scripts.post(":id/activate/", use: activate)
+        scripts.post(":id/deactivate/", use: deactivate)
         scripts.post(":id/dry-run/", use: dryRun)
         plugins.get("", use: listPlugins)
     }
@@ -110,6 +115,21 @@ struct ScriptController {
         return try jsonResponse(["script": ScriptJSON(updated, latestVersion: versions.last?.version, now: clock.now())])
     }
 
+    /// Turns a script off: it stops running, its versions stay, and activating a version turns
+    /// it on again.
+    @Sendable func deactivate(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try requireAdministrator(context)
+        let script = try await ownScript(context)
+        _ = try await request.decodeStrictIfPresent(DeactivateBody.self, context: context)
+        guard try await store.deactivateScript(tenantID: script.tenantID, scriptID: script.id) else {
+            throw PlatformError.notFound("Script")
+        }
+        engine.invalidate(tenantID: script.tenantID)
+        let updated = try await ownScript(context)
+        let latest = try await store.scriptVersions(tenantID: script.tenantID, scriptID: script.id).last?.version
+        return try jsonResponse(["script": ScriptJSON(updated, latestVersion: latest, now: clock.now())])
+    }
+
     @Sendable func dryRun(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let script = try await ownScript(context)
         let body = try await request.decodeStrictIfPresent(DryRunBody.self, context: context) ?? DryRunBody()
@@ -155,15 +175,7 @@ struct ScriptController {
         guard (1...100).contains(limit) else { throw PlatformError.invalid("limit", "must be from 1 to 100") }
         let tenantID = context.identity.tenant.id
         guard try await store.device(tenantID: tenantID, serial: serial) != nil else { throw PlatformError.notFound("Device") }
-        let now = clock.now()
-        var samples: [TelemetrySample] = []
-        var from = now.adding(seconds: -86_400)
-        while samples.count < limit, from > now.adding(seconds: -86_400 * 366) {
-            samples = try await store.samples(
-                TelemetryRange(tenantID: tenantID, serial: serial, from: from, to: now.adding(seconds: 1), limit: 10_000))
-            from = from.adding(seconds: -86_400 * 30)
-        }
-        return Array(samples.suffix(limit))
+        return try await store.recentSamples(tenantID: tenantID, serial: serial, limit: limit)
     }
 
     private func requireAdministrator(_ context: AuthenticatedContext) throws {

@@ -96,6 +96,14 @@ extension PostgresStore: ScriptStore {
             """) > 0
     }
 
+    public func deactivateScript(tenantID: UUID, scriptID: UUID) async throws -> Bool {
+        try await changedRows(
+            """
+            UPDATE scripts SET active_version = NULL, quarantined_until = NULL
+            WHERE tenant_id = \(tenantID) AND id = \(scriptID) RETURNING 1
+            """) > 0
+    }
+
     public func activeScripts(tenantID: UUID, hook: String) async throws -> [(Script, ScriptVersion)] {
         try await rows(
             """

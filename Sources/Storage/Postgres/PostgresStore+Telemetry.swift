@@ -131,13 +131,13 @@ extension PostgresStore: TelemetryStore {
         }
     }
 
-    public func latest(tenantID: UUID, serial: String) async throws -> TelemetrySample? {
+    public func recentSamples(tenantID: UUID, serial: String, limit: Int) async throws -> [TelemetrySample] {
         try await rows(
             """
             SELECT ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output FROM telemetry
-            WHERE tenant_id = \(tenantID) AND device_serial = \(serial) ORDER BY ts DESC LIMIT 1
+            WHERE tenant_id = \(tenantID) AND device_serial = \(serial) ORDER BY ts DESC LIMIT \(limit)
             """, as: SampleRow.self
-        ).first.map { Self.sample($0, serial: serial) }
+        ).reversed().map { Self.sample($0, serial: serial) }
     }
 }
 

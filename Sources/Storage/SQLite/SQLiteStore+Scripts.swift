@@ -97,6 +97,15 @@ extension SQLiteStore: ScriptStore {
         }
     }
 
+    public func deactivateScript(tenantID: UUID, scriptID: UUID) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE scripts SET active_version = NULL, quarantined_until = NULL WHERE tenant_id = ? AND id = ?",
+                arguments: [tenantID.databaseText, scriptID.databaseText])
+            return db.changesCount > 0
+        }
+    }
+
     public func activeScripts(tenantID: UUID, hook: String) async throws -> [(Script, ScriptVersion)] {
         try await pool.read { db in
             try Row.fetchAll(

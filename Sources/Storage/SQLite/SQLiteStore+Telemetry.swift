@@ -76,16 +76,16 @@ extension SQLiteStore: TelemetryStore {
         }
     }
 
-    public func latest(tenantID: UUID, serial: String) async throws -> TelemetrySample? {
+    public func recentSamples(tenantID: UUID, serial: String, limit: Int) async throws -> [TelemetrySample] {
         try await pool.read { db in
-            try Row.fetchOne(
+            try Row.fetchAll(
                 db,
                 sql: """
                     SELECT ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output FROM telemetry
-                    WHERE tenant_id = ? AND device_serial = ? ORDER BY ts DESC LIMIT 1
+                    WHERE tenant_id = ? AND device_serial = ? ORDER BY ts DESC LIMIT ?
                     """,
-                arguments: [tenantID.databaseText, serial]
-            ).map { Self.sample(from: $0, serial: serial) }
+                arguments: [tenantID.databaseText, serial, limit]
+            ).reversed().map { Self.sample(from: $0, serial: serial) }
         }
     }
 }
