@@ -60,11 +60,7 @@ struct Platform {
         writer = GroupCommitWriter(
             store: store, clock: clock, logger: logger,
             maximumConcurrentCommits: store.backendName == "sqlite" ? 1 : 4)
-        catalog = try PluginCatalog.load(
-            pluginsDirectory: try PlatformConfiguration.locateFolder(
-                configuration.pluginsDirectory, variable: "THERMOSTAT_PLUGINS_DIR"),
-            policiesDirectory: try PlatformConfiguration.locateFolder(
-                configuration.policiesDirectory, variable: "THERMOSTAT_POLICIES_DIR"))
+        catalog = try configuration.loadCatalog()
         scripts = ScriptEngine(store: store, catalog: catalog, clock: clock, logger: logger)
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)

@@ -33,8 +33,9 @@ public struct Operations: Sendable {
     }
 
     public func setTier(slug: String, tier: String) async throws {
-        guard ["free", "standard", "pro"].contains(tier) else {
-            throw PlatformError.invalid("tier", "must be free, standard or pro")
+        let tiers = try configuration.loadCatalog().policies.keys.sorted()
+        guard tiers.contains(tier) else {
+            throw PlatformError.invalid("tier", "must be one of the tiers in Policies/: \(tiers.joined(separator: ", "))")
         }
         try await withStore { store in
             try await store.migrate()

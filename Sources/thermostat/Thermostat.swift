@@ -116,7 +116,7 @@ struct TenantCommand: AsyncParsableCommand {
         @Argument(help: "The tenant's slug.")
         var slug: String
 
-        @Argument(help: "The tier: free, standard or pro.")
+        @Argument(help: "The tier: a policy in Policies/ (free, standard and pro ship with the server).")
         var tier: String
 
         func run() async throws {

@@ -9,6 +9,8 @@ import Testing
 @Suite("Release binary", .enabled(if: ServerProcess.binary != nil), .serialized)
 struct ReleaseBinaryTests {
     static let password = "Corr3ct-Horse-Battery-Staple"
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     struct Session {
         var cookie: String
@@ -166,6 +168,14 @@ struct ReleaseBinaryTests {
 
         #expect(try Self.run(["tenant", "set-tier", "operators", "standard", "--database", database]).status == 0)
         #expect(try Self.run(["tenant", "set-tier", "operators", "platinum", "--database", database]).status != 0)
+        let policies = FileManager.default.temporaryDirectory.appendingPathComponent("policies-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: policies) }
+        try FileManager.default.copyItem(
+            at: Self.repositoryRoot.appendingPathComponent("Policies/free.lua"), to: policies.appendingPathComponent("lab.lua"))
+        let lab = try Self.run(
+            ["tenant", "set-tier", "operators", "lab", "--database", database], environment: ["THERMOSTAT_POLICIES_DIR": policies.path])
+        #expect(lab.status == 0, "a tier is any policy in the policies folder: \(lab.output)")
         #expect(try Self.run(["tenant", "set-tier", "nobody", "pro", "--database", database]).status != 0)
 
         let insecure = try Self.run(["check", "--deploy"], environment: ["THERMOSTAT_ENV": "development"])

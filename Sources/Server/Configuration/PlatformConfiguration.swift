@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PlatformCore
+import Scripting
 
 /// Every setting of the server, read once from the environment and overridden by command-line
 /// flags. The README documents each variable.
@@ -103,6 +104,13 @@ public struct PlatformConfiguration: Sendable {
         }
         throw ConfigurationError(
             variable: variable, message: "names a folder '\(path)' that exists neither here nor beside the executable")
+    }
+
+    /// The built-in plugins and tier policies from the configured folders, loaded and checked.
+    func loadCatalog() throws -> PluginCatalog {
+        try PluginCatalog.load(
+            pluginsDirectory: try Self.locateFolder(pluginsDirectory, variable: "THERMOSTAT_PLUGINS_DIR"),
+            policiesDirectory: try Self.locateFolder(policiesDirectory, variable: "THERMOSTAT_POLICIES_DIR"))
     }
 
     /// The base URL put into provisioning URIs.
