@@ -115,13 +115,18 @@ public final class ScriptRunner {
         let device: LuaRecordLayout
     }
 
-    /// One script's `ctx` tables: one per device, all for the same tenant and config.
+    /// One script's `ctx` tables: one per device, all sharing one `tenant` and one `config`
+    /// table (so a large config is held once, not once per device).
     private final class CachedContexts {
         let scope: ScriptContext
+        let tenant: LuaReference
+        let config: LuaReference
         var devices: [String: CachedDevice] = [:]
 
-        init(scope: ScriptContext) {
+        init(scope: ScriptContext, tenant: LuaReference, config: LuaReference) {
             self.scope = scope
+            self.tenant = tenant
+            self.config = config
         }
     }
 
@@ -238,13 +243,13 @@ public final class ScriptRunner {
     /// its own module-level variables again; changes it makes to `ctx` are its own business.
     private func pushContext(_ context: ScriptContext, for script: LoadedScript, to arguments: LuaArguments) throws(LuaError) {
         let module = script.module
-        var cache = contexts[module]
-        if let existing = cache, !existing.scope.hasSameScope(as: context) || existing.devices.count >= Self.cachedDevicesPerScript {
+        if let existing = contexts[module],
+            !existing.scope.hasSameScope(as: context) || existing.devices.count >= Self.cachedDevicesPerScript
+        {
             forgetContexts(of: module)
-            cache = nil
         }
         let serial = context.deviceSerial ?? ""
-        if let cached = cache?.devices[serial], cached.name == context.deviceName {
+        if let cached = contexts[module]?.devices[serial], cached.name == context.deviceName {
             arguments.push(cached.reference)
             if cached.now != context.now {
                 arguments.push(context.now.secondsSinceEpoch)
@@ -255,11 +260,14 @@ public final class ScriptRunner {
             }
             return
         }
+        let scripts: CachedContexts
+        if let existing = contexts[module] {
+            scripts = existing
+        } else {
+            scripts = try makeContexts(context, for: script)
+        }
         let reference = try vm.makeReference { arguments throws(LuaError) in
-            arguments.push(context.tenantID)
-            arguments.push(context.tenantSlug)
-            arguments.push(context.tier)
-            arguments.makeRecord(layouts.tenant)
+            arguments.push(scripts.tenant)
             if let deviceSerial = context.deviceSerial {
                 arguments.push(deviceSerial)
                 arguments.push(context.deviceName ?? deviceSerial)
@@ -269,24 +277,39 @@ public final class ScriptRunner {
             }
             arguments.push(context.now.secondsSinceEpoch)
             context.now.withISO8601Bytes { arguments.push(utf8: $0) }
-            try arguments.push(script.resolvedConfig(context.config))
+            arguments.push(scripts.config)
             arguments.makeRecord(layouts.context)
-        }
-        let scripts: CachedContexts
-        if let cache {
-            scripts = cache
-        } else {
-            scripts = CachedContexts(scope: context)
-            contexts[module] = scripts
         }
         if let previous = scripts.devices[serial] { vm.release(previous.reference) }
         scripts.devices[serial] = CachedDevice(reference: reference, name: context.deviceName, now: context.now)
         arguments.push(reference)
     }
 
+    /// Builds a script's shared `tenant` and `config` tables and starts its cache.
+    private func makeContexts(_ context: ScriptContext, for script: LoadedScript) throws(LuaError) -> CachedContexts {
+        let tenant = try vm.makeReference { arguments throws(LuaError) in
+            arguments.push(context.tenantID)
+            arguments.push(context.tenantSlug)
+            arguments.push(context.tier)
+            arguments.makeRecord(layouts.tenant)
+        }
+        let config: LuaReference
+        do {
+            config = try vm.makeReference { arguments throws(LuaError) in try arguments.push(script.resolvedConfig(context.config)) }
+        } catch {
+            vm.release(tenant)
+            throw error
+        }
+        let cache = CachedContexts(scope: context, tenant: tenant, config: config)
+        contexts[script.module] = cache
+        return cache
+    }
+
     private func forgetContexts(of module: LuaModule) {
         guard let cached = contexts.removeValue(forKey: module) else { return }
         for device in cached.devices.values { vm.release(device.reference) }
+        vm.release(cached.tenant)
+        vm.release(cached.config)
     }
 
     /// Runs an alert `evaluate(sample, state, ctx)`; returns the alerts and the new state.

@@ -91,6 +91,22 @@ import Testing
         #expect(try line(serial: "TH-1", name: "Hall", second: 3) == "TH-1\tHall\t2026-11-29T07:01:03Z\tacme\tfree\t25")
     }
 
+    /// A config is one table per script, shared by the ctx of every device: a large config
+    /// times many devices must not fill the VM.
+    @Test func aLargeConfigIsHeldOncePerScript() throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(
+            source: "return { transform = function(s, ctx) assert(ctx.config.key_19999 == 19999) return s end }", name: "t",
+            hook: .ingest)
+        var context = Self.context
+        context.config = .table(Dictionary(uniqueKeysWithValues: (0..<20_000).map { ("key_\($0)", LuaValue.integer(Int64($0))) }))
+        for device in 0..<ScriptRunner.cachedDevicesPerScript {
+            context.deviceSerial = "D-\(device)"
+            _ = try runner.transform(script, sample: Self.sample, context: context)
+        }
+        #expect(runner.memoryInUse < 8 * 1024 * 1024, "\(runner.memoryInUse) bytes for 256 devices")
+    }
+
     @Test func unloadingAScriptFreesItsCachedContexts() throws {
         let runner = try ScriptRunner(catalog: PluginCatalog())
         let source = "return { transform = function(s, ctx) return s end }"

@@ -225,6 +225,21 @@ struct ScriptAPITests {
         }
     }
 
+    @Test func aStoragePolicyDryRunsWithoutSamples() async throws {
+        try await TestPlatform.run { client, _ in
+            let user = try await client.register()
+            let source = #"return { limits = function(t) return { max_devices = t.tier == "free" and 2 or 9, max_samples = 10, retention_days = 1, ingest_per_minute = 5, downsample = {}, script_memory_mb = 4 } end, on_over_quota = function() return "reject" end }"#
+            let uploaded = try await Self.upload(client, user, name: "tiny", hook: "storage_policy", source: source)
+            let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+            let response = try await client.json("/api/scripts/\(id)/dry-run/", method: .post, cookie: user.cookie)
+            #expect(response.status == .ok)
+            let limits = try #require((try response.object()["results"] as? [[String: Any]])?.first)
+            #expect(limits["max_devices"] as? Int == 2, "the policy saw the tenant's tier")
+            #expect(limits["script_memory_mb"] as? Int == 4)
+            #expect((try response.object()["errors"] as? [Any])?.isEmpty == true)
+        }
+    }
+
     @Test func dryRunUsesASampleOrRecentData() async throws {
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock) { client, _ in

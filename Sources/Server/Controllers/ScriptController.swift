@@ -136,7 +136,8 @@ struct ScriptController {
         let versions = try await store.scriptVersions(tenantID: script.tenantID, scriptID: script.id)
         guard let version = versions.first(where: { $0.version == (body.version ?? script.activeVersion ?? versions.last?.version) })
         else { throw PlatformError.invalid("version", "no such version of this script", code: "unknown_version") }
-        let samples = try await dryRunSamples(body, script: script, context: context)
+        let needsSamples = script.hook != ScriptHook.storagePolicy.rawValue || body.sample != nil || body.device != nil
+        let samples = needsSamples ? try await dryRunSamples(body, script: script, context: context) : []
         let tenant = context.identity.tenant
         let report = try await engine.dryRun(
             script: script, version: version, samples: samples, tenant: tenant, now: clock.now())
