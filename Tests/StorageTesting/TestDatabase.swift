@@ -71,17 +71,20 @@ public enum TestDatabase {
         try await adminQuery("CREATE DATABASE \(name)", adminURL: adminURL)
     }
 
+    /// One statement on a connection of its own (no pool to start and stop).
     private static func adminQuery(_ sql: String, adminURL: String) async throws {
         guard let components = URLComponents(string: adminURL) else { throw TestDatabaseError.postgresUnavailable }
-        let configuration = PostgresClient.Configuration(
+        let configuration = PostgresConnection.Configuration(
             host: components.host ?? "127.0.0.1", port: components.port ?? 5432, username: components.user ?? "postgres",
             password: components.password, database: String(components.path.dropFirst()), tls: .disable)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        do {
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
         }
+        try await connection.close()
     }
 }
 

@@ -3,6 +3,7 @@ import Logging
 import PlatformCore
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// The production backend: PostgreSQL 15+ through a pooled PostgresNIO client.
 ///
@@ -12,6 +13,9 @@ public final class PostgresStore: PlatformStore, Sendable {
     let client: PostgresClient
     let logger: Logger
     public let backendName = "postgresql"
+    /// Opens when `run()` starts the pool: `migrate()`, the first query of every start, waits
+    /// for it rather than leasing a connection from a pool that is not running yet.
+    private let poolStarted = StartSignal()
 
     /// Months of telemetry partitions kept created ahead of the current one.
     static let partitionsAhead = 2
@@ -25,7 +29,10 @@ public final class PostgresStore: PlatformStore, Sendable {
 
     public func run() async throws {
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.client.run() }
+            group.addTask {
+                self.poolStarted.open()
+                await self.client.run()
+            }
             group.addTask { await self.maintainPartitions() }
         }
     }
@@ -61,6 +68,7 @@ public final class PostgresStore: PlatformStore, Sendable {
 
     @discardableResult
     public func migrate() async throws -> [Int] {
+        await poolStarted.wait()
         let applied = try await transaction { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7351001)", logger: logger)
             try await connection.query(
@@ -156,5 +164,34 @@ extension PostgresStore {
             names.append(name)
         }
         return names
+    }
+}
+
+/// A one-way signal: `wait()` returns once `open()` has been called, at once after that.
+final class StartSignal: Sendable {
+    private struct State {
+        var isOpen = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.isOpen = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let isOpen = state.withLock { state in
+                if !state.isOpen { state.waiters.append(continuation) }
+                return state.isOpen
+            }
+            if isOpen { continuation.resume() }
+        }
     }
 }
