@@ -42,6 +42,7 @@ bench:
 	swift build -c release --product thermostat
 	swift build -c release --product LuaBenchmark
 	.build/release/LuaBenchmark 1000000
+	cc -O2 scripts/bench/lua_floor.c $$(pkg-config --cflags --libs lua5.4) -o .build/lua_floor && .build/lua_floor 1000000
 	@scripts/test-postgres.sh stop "$(PG_DIR)-bench"; \
 	url=$$(scripts/test-postgres.sh start "$(PG_DIR)-bench") || exit 1; \
 	trap 'scripts/test-postgres.sh stop "$(PG_DIR)-bench"' EXIT; \

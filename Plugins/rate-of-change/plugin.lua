@@ -13,6 +13,7 @@ local M = {}
 
 function M.evaluate(sample, state, ctx)
   local config = ctx.config
+  assert(config.field ~= nil, "rate-of-change needs ctx.config.field (pass on the script's own ctx: its config holds the plugin's defaults)")
   local field = config.field
   local value, time = sample[field], sample.time
   if type(value) ~= "number" then return {}, state end

@@ -25,6 +25,8 @@ local M = {}
 
 function M.transform(sample, ctx)
   local config = ctx.config
+  assert(config.min_c ~= nil and config.max_c ~= nil and config.outside_min_c ~= nil and config.outside_max_c ~= nil,
+    "reject-outliers needs its bounds in ctx.config (pass on the script's own ctx: its config holds the plugin's defaults)")
   local inside = sample.temp_inside_c
   local reason = out_of_range("temp_inside_c", inside, config.min_c, config.max_c)
   if reason then return nil, reason end

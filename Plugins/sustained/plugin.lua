@@ -11,6 +11,7 @@ local M = {}
 
 function M.evaluate(sample, state, ctx)
   local config = ctx.config
+  assert(config.field ~= nil, "sustained needs ctx.config.field (pass on the script's own ctx: its config holds the plugin's defaults)")
   local field, minutes = config.field, config.minutes
   local value, time = sample[field], sample.time
   local alerts = {}

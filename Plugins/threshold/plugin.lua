@@ -13,6 +13,7 @@ local M = {}
 
 function M.evaluate(sample, state, ctx)
   local config = ctx.config
+  assert(config.field ~= nil, "threshold needs ctx.config.field (pass on the script's own ctx: its config holds the plugin's defaults)")
   local field = config.field
   local value = sample[field]
   local alerts = {}

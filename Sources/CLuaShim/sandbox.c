@@ -188,6 +188,7 @@ static int tsb_setmetatable(lua_State *L) {
 
 static int tsb_require(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
     if (lua_getfield(L, LUA_REGISTRYINDEX, REQUIRED_KEY) == LUA_TTABLE) {
         lua_pushvalue(L, 1);
         if (lua_rawget(L, -2) == LUA_TNIL) {
@@ -215,8 +216,13 @@ static int tsb_require(lua_State *L) {
     lua_pushlightuserdata(L, (void *)LOADED_KEY);
     lua_setfield(L, -4, name);
     lua_pushfstring(L, "=%s", name);
-    if (load_text(L, source, length, lua_tostring(L, -1)) != LUA_OK) return lua_error(L);
-    lua_call(L, 0, 1);
+    /* A module that fails to load or run must not stay marked as loading, or every later
+       require of it in this VM would report that it requires itself. */
+    if (load_text(L, source, length, lua_tostring(L, -1)) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        lua_pushnil(L);
+        lua_setfield(L, 2, name);
+        return lua_error(L);
+    }
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
@@ -552,6 +558,10 @@ int tsb_record_layout(lua_State *L, const char *const *names, int count) {
 }
 
 void tsb_make_record(lua_State *L, int layout, int count) {
+    if (count <= 0) {
+        lua_createtable(L, 0, 0);
+        return;
+    }
     int first = lua_gettop(L) - count + 1;
     lua_createtable(L, 0, count);
     lua_rawgeti(L, LUA_REGISTRYINDEX, layout);
@@ -566,13 +576,16 @@ void tsb_make_record(lua_State *L, int layout, int count) {
     lua_settop(L, first);
 }
 
-void tsb_set_record_field(lua_State *L, int table_index, int layout, int field) {
+void tsb_fill_record(lua_State *L, int table_index, int layout, int count) {
     table_index = lua_absindex(L, table_index);
+    int first = lua_gettop(L) - count + 1;
     lua_rawgeti(L, LUA_REGISTRYINDEX, layout);
-    lua_rawgeti(L, -1, field + 1);
-    lua_rotate(L, -3, -1);
-    lua_rawset(L, table_index);
-    lua_pop(L, 1);
+    for (int i = 0; i < count; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        lua_pushvalue(L, first + i);
+        lua_rawset(L, table_index);
+    }
+    lua_settop(L, first - 1);
 }
 
 void tsb_read_record(lua_State *L, int table_index, int layout, int count, tsb_field *fields) {

@@ -18,7 +18,7 @@ public final class LuaVM {
     private let state: OpaquePointer
 
     /// The raw state, for the fast-path call API in this module.
-    var rawState: OpaquePointer { state }
+    @usableFromInline var rawState: OpaquePointer { state }
 
     public init(limits: LuaLimits = LuaLimits()) throws(LuaError) {
         guard let state = tsb_open(limits.memoryBytes, limits.logBytes) else {
@@ -140,7 +140,7 @@ public final class LuaVM {
 
     // MARK: Internals
 
-    func protectedCall(arguments: Int32, results: Int32) throws(LuaError) {
+    @usableFromInline func protectedCall(arguments: Int32, results: Int32) throws(LuaError) {
         let deadline = tsb_now_ns() + limits.wallClock.nanoseconds
         let status = tsb_pcall(state, arguments, results, limits.instructionBudget, deadline)
         let text: String
@@ -183,7 +183,7 @@ public final class LuaVM {
         return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
     }
 
-    func pushString(_ string: String) {
+    @usableFromInline func pushString(_ string: String) {
         var string = string
         string.withUTF8 { bytes in
             _ = bytes.withMemoryRebound(to: CChar.self) { lua_pushlstring(state, $0.baseAddress, $0.count) }

@@ -122,6 +122,8 @@ public final class ScriptRunner {
         let tenant: LuaReference
         let config: LuaReference
         var devices: [String: CachedDevice] = [:]
+        /// `now_iso` of the last call as a Lua string, reused while `now` stays (a batch).
+        var nowISO: (now: Timestamp, text: LuaReference)?
 
         init(scope: ScriptContext, tenant: LuaReference, config: LuaReference) {
             self.scope = scope
@@ -131,14 +133,14 @@ public final class ScriptRunner {
     }
 
     private final class CachedDevice {
-        let reference: LuaReference
+        let context: LuaReference
+        let device: LuaReference?
         let name: String?
-        var now: Timestamp
 
-        init(reference: LuaReference, name: String?, now: Timestamp) {
-            self.reference = reference
+        init(context: LuaReference, device: LuaReference?, name: String?) {
+            self.context = context
+            self.device = device
             self.name = name
-            self.now = now
         }
     }
 
@@ -205,6 +207,7 @@ public final class ScriptRunner {
     /// Frees a script's table (and its cached `ctx` tables) in the VM.
     public func unload(_ script: LoadedScript) {
         forgetContexts(of: script.module)
+        script.functions.values.forEach(vm.release)
         vm.unload(script.module)
     }
 
@@ -236,53 +239,44 @@ public final class ScriptRunner {
         return try outcome.get()
     }
 
-    /// Pushes `ctx` for a transform. Building it is most of a trivial transform's cost, so each
-    /// script keeps one table per device in the VM and only `now` and `now_iso` are rewritten
-    /// when the time moves. The tables are rebuilt when the tenant or the config changes. A
-    /// script sees the same `ctx` table again on the next call for that device, like it sees
-    /// its own module-level variables again; changes it makes to `ctx` are its own business.
+    /// Pushes `ctx` for a transform. Building it was most of a trivial transform's cost, so each
+    /// script keeps one `ctx` table per device in the VM, sharing one `tenant` and one `config`
+    /// table, and each call only rewrites the five top-level fields (so a script that reassigns
+    /// `ctx.now` or `ctx.config` gets them back next time). The tables are rebuilt when the
+    /// tenant or the config changes. What a script changes inside `ctx.tenant`, `ctx.device`
+    /// or `ctx.config` stays, like its own module-level variables.
     private func pushContext(_ context: ScriptContext, for script: LoadedScript, to arguments: LuaArguments) throws(LuaError) {
-        let module = script.module
-        if let existing = contexts[module],
-            !existing.scope.hasSameScope(as: context) || existing.devices.count >= Self.cachedDevicesPerScript
-        {
-            forgetContexts(of: module)
-        }
-        let serial = context.deviceSerial ?? ""
-        if let cached = contexts[module]?.devices[serial], cached.name == context.deviceName {
-            arguments.push(cached.reference)
-            if cached.now != context.now {
-                arguments.push(context.now.secondsSinceEpoch)
-                arguments.setField(2, of: layouts.context)
-                context.now.withISO8601Bytes { arguments.push(utf8: $0) }
-                arguments.setField(3, of: layouts.context)
-                cached.now = context.now
-            }
-            return
+        if let existing = contexts[script.module], !existing.scope.hasSameScope(as: context) {
+            forgetContexts(of: script.module)
         }
         let scripts: CachedContexts
-        if let existing = contexts[module] {
+        if let existing = contexts[script.module] {
             scripts = existing
         } else {
             scripts = try makeContexts(context, for: script)
         }
-        let reference = try vm.makeReference { arguments throws(LuaError) in
-            arguments.push(scripts.tenant)
-            if let deviceSerial = context.deviceSerial {
-                arguments.push(deviceSerial)
-                arguments.push(context.deviceName ?? deviceSerial)
-                arguments.makeRecord(layouts.device)
-            } else {
-                arguments.pushNil()
-            }
-            arguments.push(context.now.secondsSinceEpoch)
-            context.now.withISO8601Bytes { arguments.push(utf8: $0) }
-            arguments.push(scripts.config)
-            arguments.makeRecord(layouts.context)
+        let serial = context.deviceSerial ?? ""
+        let device: CachedDevice
+        if let cached = scripts.devices[serial], cached.name == context.deviceName {
+            device = cached
+        } else {
+            device = try makeDevice(context, in: scripts)
         }
-        if let previous = scripts.devices[serial] { vm.release(previous.reference) }
-        scripts.devices[serial] = CachedDevice(reference: reference, name: context.deviceName, now: context.now)
-        arguments.push(reference)
+        arguments.push(device.context)
+        arguments.push(scripts.tenant)
+        if let table = device.device { arguments.push(table) } else { arguments.pushNil() }
+        arguments.push(context.now.secondsSinceEpoch)
+        arguments.push(try nowISO(context.now, in: scripts))
+        arguments.push(scripts.config)
+        arguments.fillRecord(layouts.context)
+    }
+
+    private func nowISO(_ now: Timestamp, in scripts: CachedContexts) throws(LuaError) -> LuaReference {
+        if let cached = scripts.nowISO, cached.now == now { return cached.text }
+        let text = try vm.makeReference { arguments in now.withISO8601Bytes { arguments.push(utf8: $0) } }
+        if let previous = scripts.nowISO { vm.release(previous.text) }
+        scripts.nowISO = (now, text)
+        return text
     }
 
     /// Builds a script's shared `tenant` and `config` tables and starts its cache.
@@ -305,11 +299,48 @@ public final class ScriptRunner {
         return cache
     }
 
+    /// Builds a device's `ctx` and `ctx.device` tables; a full cache starts over first.
+    private func makeDevice(_ context: ScriptContext, in scripts: CachedContexts) throws(LuaError) -> CachedDevice {
+        let serial = context.deviceSerial ?? ""
+        if let previous = scripts.devices.removeValue(forKey: serial) {
+            release(previous)
+        } else if scripts.devices.count >= Self.cachedDevicesPerScript {
+            scripts.devices.values.forEach(release)
+            scripts.devices.removeAll()
+        }
+        let table = try vm.makeReference { arguments throws(LuaError) in
+            for _ in 0..<layouts.context.count { arguments.pushNil() }
+            arguments.makeRecord(layouts.context)
+        }
+        var deviceTable: LuaReference?
+        if let deviceSerial = context.deviceSerial {
+            do {
+                deviceTable = try vm.makeReference { arguments throws(LuaError) in
+                    arguments.push(deviceSerial)
+                    arguments.push(context.deviceName ?? deviceSerial)
+                    arguments.makeRecord(layouts.device)
+                }
+            } catch {
+                vm.release(table)
+                throw error
+            }
+        }
+        let device = CachedDevice(context: table, device: deviceTable, name: context.deviceName)
+        scripts.devices[serial] = device
+        return device
+    }
+
+    private func release(_ device: CachedDevice) {
+        vm.release(device.context)
+        if let table = device.device { vm.release(table) }
+    }
+
     private func forgetContexts(of module: LuaModule) {
         guard let cached = contexts.removeValue(forKey: module) else { return }
-        for device in cached.devices.values { vm.release(device.reference) }
+        cached.devices.values.forEach(release)
         vm.release(cached.tenant)
         vm.release(cached.config)
+        if let nowISO = cached.nowISO { vm.release(nowISO.text) }
     }
 
     /// Runs an alert `evaluate(sample, state, ctx)`; returns the alerts and the new state.

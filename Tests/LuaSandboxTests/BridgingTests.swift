@@ -138,4 +138,31 @@ import Testing
         #expect(try vm.call("same", in: module, []) == [true])
         #expect(throws: LuaError.self) { try vm.call("other", in: module, []) }
     }
+
+    @Test func loadRecordsWhichModulesTheChunkRequired() throws {
+        let vm = try LuaVM()
+        try vm.registerModule(name: "a", source: "return { b = require('b') }")
+        try vm.registerModule(name: "b", source: "return {}")
+        _ = try vm.load(chunk: "local a = require('a') local again = require('a') return { f = function() return require('b') end }", name: "s")
+        #expect(vm.requiredByLastLoad == ["a", "b"], "each once, in the order of their first require")
+        _ = try vm.load(chunk: "return {}", name: "t")
+        #expect(vm.requiredByLastLoad.isEmpty)
+    }
+
+    /// A module whose code fails must not stay marked as loading: the next require reports the
+    /// module's own error again, not that it requires itself.
+    @Test func aModuleThatFailsToLoadCanBeRequiredAgain() throws {
+        let vm = try LuaVM()
+        try vm.registerModule(name: "flaky", source: "if not FIXED then error('not yet') end return { ok = true }")
+        let module = try vm.load(chunk: "return { f = function() return require('flaky').ok end, fix = function() FIXED = true end }", name: "s")
+        for _ in 0..<2 {
+            #expect {
+                _ = try vm.call("f", in: module, [])
+            } throws: { error in
+                (error as? LuaError)?.message.contains("not yet") == true
+            }
+        }
+        _ = try vm.call("fix", in: module, [])
+        #expect(try vm.call("f", in: module, []) == [true])
+    }
 }

@@ -302,6 +302,17 @@ import Testing
         #expect(hot.alerts.map(\.key) == ["threshold:TH-1:temp_inside_c>22"])
         #expect(hot.state == ["high": true])
 
+        let handMade = try runner.load(
+            source: """
+                local threshold = require("threshold")
+                return { evaluate = function(sample, state) return threshold.evaluate(sample, state, { config = { high_c = 22 } }) end }
+                """, name: "hand-made-ctx", hook: .alert)
+        #expect {
+            _ = try runner.evaluate(handMade, sample: Self.sample(inside: 23), state: [:], context: context)
+        } throws: { error in
+            "\(error)".contains("threshold needs ctx.config.field")
+        }
+
         #expect {
             _ = try runner.load(source: "local io = require('io') return { evaluate = print }", name: "escape", hook: .alert)
         } throws: { error in

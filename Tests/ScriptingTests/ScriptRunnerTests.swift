@@ -107,6 +107,50 @@ import Testing
         #expect(runner.memoryInUse < 8 * 1024 * 1024, "\(runner.memoryInUse) bytes for 256 devices")
     }
 
+    @Test func aScriptReassigningCtxFieldsGetsThemBackNextCall() throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(
+            source: """
+                return { transform = function(s, ctx)
+                  print(ctx.now_iso, ctx.config and ctx.config.limit, ctx.device and ctx.device.serial)
+                  ctx.now = ctx.now + 3600
+                  ctx.now_iso = "later"
+                  ctx.config = nil
+                  ctx.device = nil
+                  return s
+                end }
+                """, name: "t", hook: .ingest)
+        for _ in 0..<3 {
+            _ = try runner.transform(script, sample: Self.sample, context: Self.context)
+            #expect(runner.drainLog() == ["2026-11-29T07:01:00Z\t25\tTH-1"])
+        }
+    }
+
+    /// A full cache (256 devices) must not start over for a device it already holds.
+    @Test func devicesAlreadyCachedKeepTheirCtxWhenTheCacheIsFull() throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(
+            source: """
+                local seen = {}
+                return { transform = function(s, ctx)
+                  local serial = ctx.device.serial
+                  if seen[serial] ~= ctx then print("new " .. serial) end
+                  seen[serial] = ctx
+                  return s
+                end }
+                """, name: "t", hook: .ingest)
+        var context = Self.context
+        func feed() throws -> Int {
+            for device in 0..<ScriptRunner.cachedDevicesPerScript {
+                context.deviceSerial = "D-\(device)"
+                _ = try runner.transform(script, sample: Self.sample, context: context)
+            }
+            return runner.drainLog().count
+        }
+        #expect(try feed() == ScriptRunner.cachedDevicesPerScript)
+        #expect(try feed() == 0, "every device found its cached ctx")
+    }
+
     @Test func unloadingAScriptFreesItsCachedContexts() throws {
         let runner = try ScriptRunner(catalog: PluginCatalog())
         let source = "return { transform = function(s, ctx) return s end }"

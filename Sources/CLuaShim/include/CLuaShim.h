@@ -65,9 +65,9 @@ int tsb_record_layout(lua_State *L, const char *const *names, int count);
    by a new table holding them. */
 void tsb_make_record(lua_State *L, int layout, int count);
 
-/* Pops the value on top of the stack into field `field` (0-based) of the table at
-   `table_index`, without metamethods. */
-void tsb_set_record_field(lua_State *L, int table_index, int layout, int field);
+/* Pops the top `count` values (one per layout field, in order; nil clears a field) into the
+   table at `table_index` (which must lie below them), without metamethods. */
+void tsb_fill_record(lua_State *L, int table_index, int layout, int count);
 
 /* One field read by tsb_read_record: its Lua type, and its number or string (the string stays
    valid while the table it came from stays on the stack). */

@@ -76,7 +76,7 @@ struct ScriptController {
         let config = body.config ?? .object([:])
         guard case .object = config else { throw PlatformError.invalid("config", "must be a JSON object", code: "wrong_type") }
         do {
-            let runner = try ScriptRunner(catalog: catalog)
+            let runner = try ScriptRunner(catalog: catalog, limits: engine.luaLimits(for: context.identity.tenant))
             _ = try runner.load(source: body.source, name: name, hook: hook)
         } catch let error as ScriptError {
             throw Self.invalidScript(error)

@@ -20,7 +20,8 @@ final class ScriptEngine: Sendable {
     static let timeToLiveSeconds: Double = 10
 
     private struct CachedTenant {
-        var scripts: TenantScripts
+        /// nil when the tenant has no active ingest script: no VM is built for it.
+        var scripts: TenantScripts?
         var loadedAt: Timestamp
         var lastUsed: Timestamp
     }
@@ -39,8 +40,7 @@ final class ScriptEngine: Sendable {
     /// The tenant's loaded ingest scripts, or nil when it has none active (then ingest checks
     /// ranges while parsing; with scripts, ranges are checked after them).
     func ingestScripts(tenantID: UUID) async throws -> TenantScripts? {
-        let scripts = try await tenantScripts(tenantID)
-        return scripts.hasIngestScripts ? scripts : nil
+        try await tenantScripts(tenantID)
     }
 
     /// Runs the tenant's active ingest scripts over `samples` in name order. A rejection fails
@@ -149,20 +149,21 @@ final class ScriptEngine: Sendable {
         return limits
     }
 
-    private func tenantScripts(_ tenantID: UUID) async throws -> TenantScripts {
+    private func tenantScripts(_ tenantID: UUID) async throws -> TenantScripts? {
         let now = clock.now()
-        if let cached = tenants.withLock({ table -> TenantScripts? in
+        if let cached = tenants.withLock({ table -> TenantScripts?? in
             guard var entry = table[tenantID], now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds
             else { return nil }
             entry.lastUsed = now
             table[tenantID] = entry
-            return entry.scripts
+            return .some(entry.scripts)
         }) {
             return cached
         }
         guard let tenant = try await store.tenant(id: tenantID) else { throw PlatformError.notFound("Tenant") }
         let active = try await store.activeScripts(tenantID: tenantID, hook: ScriptHook.ingest.rawValue)
-        let scripts = try TenantScripts(tenant: tenant, catalog: catalog, limits: luaLimits(for: tenant), ingest: active)
+        let scripts =
+            active.isEmpty ? nil : try TenantScripts(tenant: tenant, catalog: catalog, limits: luaLimits(for: tenant), ingest: active)
         tenants.withLock { table in
             if table.count >= Self.capacity, let oldest = table.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
                 table.removeValue(forKey: oldest)
@@ -195,8 +196,6 @@ actor TenantScripts {
     private let runner: ScriptRunner
     private var ingest: [ActiveScript]
     nonisolated let tenantID: UUID
-    /// Fixed at load: activations build a new `TenantScripts`.
-    nonisolated let hasIngestScripts: Bool
 
     init(tenant: Tenant, catalog: PluginCatalog, limits: LuaLimits, ingest active: [(Script, ScriptVersion)]) throws {
         self.tenant = tenant
@@ -212,7 +211,6 @@ actor TenantScripts {
         }
         self.runner = runner
         tenantID = tenant.id
-        hasIngestScripts = !ingest.isEmpty
     }
 
     struct Run: Sendable {
