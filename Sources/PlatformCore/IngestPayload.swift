@@ -21,6 +21,24 @@ public struct IngestPayload: Sendable {
     public static func decode(
         _ body: some Collection<UInt8>, serial: String, now: Timestamp, checksRanges: Bool = true
     ) throws(PlatformError) -> IngestPayload {
+        try decode(body, serial: Optional(serial), now: now, checksRanges: checksRanges)
+    }
+
+    /// Decodes one sample to try a script on (a dry-run, `thermostat script check`): validated
+    /// like a single ingest sample, except that its `device_id` is taken as it is.
+    public static func decodeTrialSample(_ body: some Collection<UInt8>, now: Timestamp, checksRanges: Bool)
+        throws(PlatformError) -> TelemetrySample
+    {
+        let payload = try decode(body, serial: nil, now: now, checksRanges: checksRanges)
+        guard !payload.isBatch, let sample = payload.samples.first else {
+            throw .invalid("sample", "must be one sample object, not a batch")
+        }
+        return sample
+    }
+
+    private static func decode(
+        _ body: some Collection<UInt8>, serial: String?, now: Timestamp, checksRanges: Bool
+    ) throws(PlatformError) -> IngestPayload {
         let result: Result<IngestPayload, PlatformError>? = body.withContiguousStorageIfAvailable { bytes in
             Result { () throws(PlatformError) in try decode(bytes: bytes, serial: serial, now: now, checksRanges: checksRanges) }
         }
@@ -31,7 +49,7 @@ public struct IngestPayload: Sendable {
         }
     }
 
-    private static func decode(bytes: UnsafeBufferPointer<UInt8>, serial: String, now: Timestamp, checksRanges: Bool)
+    private static func decode(bytes: UnsafeBufferPointer<UInt8>, serial: String?, now: Timestamp, checksRanges: Bool)
         throws(PlatformError) -> IngestPayload
     {
         var parser = TelemetryJSONParser(bytes: bytes, checksRanges: checksRanges)
@@ -39,7 +57,7 @@ public struct IngestPayload: Sendable {
         let latest = now.adding(seconds: TelemetryRules.maximumFutureSkewSeconds)
         for (index, sample) in decoded.samples.enumerated() {
             let prefix = decoded.isBatch ? "samples[\(index)]." : ""
-            if sample.deviceSerial != serial {
+            if let serial, sample.deviceSerial != serial {
                 throw .invalid(prefix + "device_id", "does not match the authenticated device", code: "device_mismatch")
             }
             if sample.timestamp > latest {

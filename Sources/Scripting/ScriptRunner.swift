@@ -159,22 +159,10 @@ public final class ScriptRunner {
     }
 
     /// Compiles `source`, runs its chunk and checks the returned table keeps `hook`'s contract.
-    /// The defaults of the plugins the chunk `require`s become the script's config defaults.
+    /// The script's config defaults are those of the built-in plugins the chunk `require`s, and
+    /// a script whose source is a built-in plugin's (the plugin itself, or a tenant's copy of
+    /// it) gets that plugin's own.
     public func load(source: String, name: String, hook: ScriptHook) throws(ScriptError) -> LoadedScript {
-        try load(source: source, name: name, hook: hook, ownDefaults: [:])
-    }
-
-    /// Loads a built-in plugin or tier policy, with its manifest's config defaults.
-    public func load(plugin: Plugin) throws(ScriptError) -> LoadedScript {
-        guard case .table(let defaults) = plugin.defaultConfig else {
-            return try load(source: plugin.source, name: plugin.name, hook: plugin.hook, ownDefaults: [:])
-        }
-        return try load(source: plugin.source, name: plugin.name, hook: plugin.hook, ownDefaults: defaults)
-    }
-
-    private func load(source: String, name: String, hook: ScriptHook, ownDefaults: [String: LuaValue]) throws(ScriptError)
-        -> LoadedScript
-    {
         let module: LuaModule
         do {
             module = try vm.load(chunk: source, name: name)
@@ -200,8 +188,17 @@ public final class ScriptRunner {
             guard case .table(let pluginDefaults) = catalog.plugins[required]?.defaultConfig else { continue }
             defaults.merge(pluginDefaults) { $1 }
         }
-        defaults.merge(ownDefaults) { $1 }
+        if let plugin = catalog.plugins.values.first(where: { $0.hook == hook && $0.source == source }),
+            case .table(let ownDefaults) = plugin.defaultConfig
+        {
+            defaults.merge(ownDefaults) { $1 }
+        }
         return LoadedScript(name: name, hook: hook, module: module, functions: functions, defaultConfig: defaults)
+    }
+
+    /// Loads a built-in plugin or tier policy.
+    public func load(plugin: Plugin) throws(ScriptError) -> LoadedScript {
+        try load(source: plugin.source, name: plugin.name, hook: plugin.hook)
     }
 
     /// Frees a script's table (and its cached `ctx` tables) in the VM.

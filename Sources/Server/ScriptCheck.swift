@@ -27,66 +27,36 @@ public struct ScriptCheck: Sendable {
         self.policiesDirectory = policiesDirectory
     }
 
-    /// Runs the check; returns the report lines and whether everything passed.
+    /// Runs the check; returns the report lines and whether everything passed. With a sample
+    /// (always, for a storage policy) the script is dry-run exactly as the dry-run API runs it.
     public func run() -> (lines: [String], passed: Bool) {
-        var lines: [String] = []
-        do {
-            guard let hook = ScriptHook(rawValue: hook) else {
-                return (["error: --hook must be one of ingest, alert, export, storage_policy"], false)
-            }
-            let catalog = try PluginCatalog.load(pluginsDirectory: pluginsDirectory, policiesDirectory: policiesDirectory)
-            let runner = try ScriptRunner(catalog: catalog)
-            let script = try runner.load(source: source, name: name, hook: hook)
-            lines.append("ok: \(name) compiles and keeps the \(hook.rawValue) contract")
-            let config = try configJSON.map { try LuaValue(jsonText: $0) } ?? .table([:])
-            if let sampleJSON {
-                let now = Timestamp(Date())
-                let serial = try Self.serial(in: sampleJSON)
-                let sample = try IngestPayload.decode(Array(sampleJSON.utf8), serial: serial, now: now).samples[0]
-                let context = ScriptContext(
-                    tenantID: "00000000-0000-0000-0000-000000000000", tenantSlug: "local", tier: "free",
-                    deviceSerial: sample.deviceSerial, deviceName: sample.deviceSerial, now: now, config: config)
-                lines += try Self.exercise(runner, script, sample: sample, context: context)
-            }
-            lines += runner.drainLog().map { "log: \($0)" }
-            return (lines, true)
-        } catch {
-            lines.append("error: \(error)")
-            return (lines, false)
+        guard let hook = ScriptHook(rawValue: hook) else {
+            return (["error: --hook must be one of ingest, alert, export, storage_policy"], false)
         }
-    }
-
-    private static func serial(in sampleJSON: String) throws -> String {
-        guard let object = try JSONSerialization.jsonObject(with: Data(sampleJSON.utf8)) as? [String: Any],
-            let serial = object["device_id"] as? String
-        else { throw PlatformError.invalid("sample", "must be one sample object with a device_id") }
-        return serial
-    }
-
-    private static func exercise(_ runner: ScriptRunner, _ script: LoadedScript, sample: TelemetrySample, context: ScriptContext)
-        throws -> [String]
-    {
-        switch script.hook {
-        case .ingest:
-            switch try runner.transform(script, sample: sample, context: context) {
-            case .accept(let transformed):
-                return ["result: accepted \(SampleBridge.value(transformed).jsonText)"]
-            case .reject(let reason):
-                return ["result: rejected: \(reason)"]
+        do {
+            let catalog = try PluginCatalog.load(pluginsDirectory: pluginsDirectory, policiesDirectory: policiesDirectory)
+            let config = try configJSON.map { try LuaValue(jsonText: $0) } ?? .table([:])
+            let now = Timestamp(Date())
+            // An ingest script may convert units, so its input is range-checked only after it ran.
+            let samples = try sampleJSON.map {
+                [try IngestPayload.decodeTrialSample(Array($0.utf8), now: now, checksRanges: hook != .ingest)]
             }
-        case .alert:
-            let (alerts, state) = try runner.evaluate(script, sample: sample, state: .table([:]), context: context)
-            return alerts.map { "alert: [\($0.severity)] \($0.message) (key \($0.key))" } + ["state: \(state.jsonText)"]
-        case .export:
-            let (type, fileExtension) = try runner.contentType(script)
-            let output = try runner.export(script, samples: [sample], context: context)
-            return ["content type: \(type), extension: .\(fileExtension)", "output:", output]
-        case .storagePolicy:
-            let limits = try runner.limits(script, context: context)
-            let action = try runner.onOverQuota(
-                script, usage: ["devices": .integer(Int64(limits.maxDevices) + 1), "samples": .integer(Int64(limits.maxSamples) + 1)],
-                limits: limits, context: context)
-            return ["limits: \(limits)", "over quota: \(action.rawValue)"]
+            let report = try ScriptRunner(catalog: catalog).dryRun(
+                source: source, name: name, hook: hook, samples: samples ?? []
+            ) { sample in
+                ScriptContext(
+                    tenantID: "00000000-0000-0000-0000-000000000000", tenantSlug: "local", tier: "free",
+                    deviceSerial: sample?.deviceSerial, deviceName: sample?.deviceSerial, now: now, config: config)
+            }
+            var lines = report.errors.isEmpty ? ["ok: \(name) compiles and keeps the \(hook.rawValue) contract"] : []
+            if samples != nil || hook == .storagePolicy {
+                lines += report.results.map { "result: \($0.luaValue.jsonText)" }
+            }
+            lines += report.logs.map { "log: \($0)" }
+            lines += report.errors.map { "error: \($0)" }
+            return (lines, report.errors.isEmpty)
+        } catch {
+            return (["error: \(error)"], false)
         }
     }
 }

@@ -206,6 +206,12 @@ struct ReleaseBinaryTests {
         #expect(checked.status == 0, "\(checked.output)")
         #expect(checked.output.contains(#""temp_inside_c":19.5"#))
         #expect(try Self.run(["script", "check", script.path, "--hook", "alert"]).status != 0, "wrong hook")
+        let fahrenheit = #"{"device_id":"TH-1","mode":"HEAT","temp_inside_c":70,"setpoint_c":72,"hysteresis_c":1,"output":"HEAT_ON","timestamp":"2026-01-01T00:00:00Z"}"#
+        let converted = try Self.run(
+            ["script", "check", Self.repositoryRoot.appendingPathComponent("Plugins/fahrenheit-input/plugin.lua").path, "--hook", "ingest",
+             "--sample", fahrenheit])
+        #expect(converted.status == 0, "a plugin's own file gets its defaults, and ranges wait for the script: \(converted.output)")
+        #expect(converted.output.contains(#""temp_inside_c":21.11"#), "\(converted.output)")
         let broken = folder.appendingPathComponent("broken.lua")
         try "return {\n transform = function(s)\n  return s +\n end }".write(to: broken, atomically: true, encoding: .utf8)
         let failed = try Self.run(["script", "check", broken.path, "--hook", "ingest"])

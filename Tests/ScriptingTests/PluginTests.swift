@@ -275,6 +275,19 @@ import Testing
         #expect(try run.count(minute: 300, inside: 20, nowMinute: 361) == 0, "a late, older sample says nothing")
     }
 
+    /// `thermostat script check Plugins/threshold/plugin.lua`, or a tenant uploading a copy of
+    /// a plugin to edit later, gets the plugin's defaults like `require("threshold")` does.
+    @Test func aCopyOfAPluginsSourceGetsItsDefaults() throws {
+        let catalog = try Self.catalog()
+        let plugin = try #require(catalog.plugins["threshold"])
+        let runner = try ScriptRunner(catalog: catalog)
+        let copy = try runner.load(source: plugin.source, name: "my-threshold", hook: .alert)
+        #expect(.table(copy.defaultConfig) == plugin.defaultConfig)
+        #expect(try runner.evaluate(copy, sample: Self.sample(inside: 29), state: [:], context: Self.context()).alerts.count == 1)
+        let edited = try runner.load(source: plugin.source + "\n-- mine", name: "edited", hook: .alert)
+        #expect(edited.defaultConfig.isEmpty, "an edited copy is the tenant's own script")
+    }
+
     @Test func aUserScriptCanRequireAndWrapAPlugin() throws {
         let runner = try ScriptRunner(catalog: Self.catalog())
         let script = try runner.load(

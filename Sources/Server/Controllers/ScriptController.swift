@@ -160,14 +160,12 @@ struct ScriptController {
         -> [TelemetrySample]
     {
         if let sample = body.sample {
-            let data = try JSONEncoder().encode(sample)
-            guard case .object(let fields) = sample, case .string(let serial) = fields["device_id"] ?? .null else {
-                throw PlatformError.invalid("sample", "must be a telemetry sample object with a device_id")
-            }
+            guard case .object = sample else { throw PlatformError.invalid("sample", "must be a telemetry sample object") }
             // An ingest script may convert units, so its input is range-checked only after it ran.
-            return try IngestPayload.decode(
-                Array(data), serial: serial, now: clock.now(), checksRanges: script.hook != ScriptHook.ingest.rawValue
-            ).samples
+            return [
+                try IngestPayload.decodeTrialSample(
+                    Array(try JSONEncoder().encode(sample)), now: clock.now(), checksRanges: script.hook != ScriptHook.ingest.rawValue)
+            ]
         }
         guard let serial = body.device else {
             throw PlatformError.invalid("sample", "give a sample, or a device whose recent samples to use", code: "missing_field")

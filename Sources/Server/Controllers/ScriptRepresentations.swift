@@ -89,9 +89,3 @@ struct PluginsJSON: Encodable {
     var policies: [PluginJSON]
 }
 
-/// What a dry run produced: one result per sample (or per call), the script's log and errors.
-struct DryRunReport: Encodable, Sendable {
-    var results: [JSONValue]
-    var logs: [String]
-    var errors: [String]
-}

@@ -73,59 +73,19 @@ final class ScriptEngine: Sendable {
             input: outcome.input, quarantinedUntil: quarantine)
     }
 
-    /// Runs one version of a script on samples in a fresh VM, without touching any state.
+    /// Runs one version of a script on samples in a fresh VM under the tenant's limits, without
+    /// touching any state.
     func dryRun(script: Script, version: ScriptVersion, samples: [TelemetrySample], tenant: Tenant, now: Timestamp) async throws
         -> DryRunReport
     {
         guard let hook = ScriptHook(rawValue: script.hook) else { throw PlatformError.notFound("Script") }
-        let runner = try ScriptRunner(catalog: catalog, limits: luaLimits(for: tenant))
-        let loaded: LoadedScript
-        do {
-            loaded = try runner.load(source: version.source, name: script.name, hook: hook)
-        } catch {
-            return DryRunReport(results: [], logs: runner.drainLog(), errors: [error.description])
-        }
         let config = (try? LuaValue(jsonText: version.configJSON)) ?? .table([:])
-        var results: [JSONValue] = []
-        var errors: [String] = []
-        var state: LuaValue = .table([:])
-        func context(for sample: TelemetrySample?) -> ScriptContext {
+        let runner = try ScriptRunner(catalog: catalog, limits: luaLimits(for: tenant))
+        return runner.dryRun(source: version.source, name: script.name, hook: hook, samples: samples) { sample in
             ScriptContext(
                 tenantID: tenant.id.uuidString.lowercased(), tenantSlug: tenant.slug, tier: tenant.tier,
                 deviceSerial: sample?.deviceSerial, deviceName: sample?.deviceSerial, now: now, config: config)
         }
-        do {
-            switch hook {
-            case .ingest:
-                for sample in samples {
-                    switch try runner.transform(loaded, sample: sample, context: context(for: sample)) {
-                    case .accept(let output):
-                        results.append(.object(["outcome": .string("accepted"), "sample": SampleBridge.value(output).jsonValue]))
-                    case .reject(let reason):
-                        results.append(.object(["outcome": .string("rejected"), "reason": .string(reason)]))
-                    }
-                }
-            case .alert:
-                for sample in samples {
-                    let (alerts, newState) = try runner.evaluate(loaded, sample: sample, state: state, context: context(for: sample))
-                    state = newState
-                    results.append(
-                        .object([
-                            "timestamp": .string(sample.timestamp.iso8601),
-                            "alerts": .array(alerts.map { .object(["severity": .string($0.severity), "message": .string($0.message), "key": .string($0.key)]) }),
-                            "state": state.jsonValue,
-                        ]))
-                }
-            case .export:
-                let output = try runner.export(loaded, samples: samples, context: context(for: samples.first))
-                results.append(.object(["output": .string(output)]))
-            case .storagePolicy:
-                results.append(try runner.limits(loaded, context: context(for: nil)).luaValue.jsonValue)
-            }
-        } catch {
-            errors.append(error.description)
-        }
-        return DryRunReport(results: results, logs: runner.drainLog(), errors: errors)
     }
 
     /// The sandbox limits of a tenant's VMs: the defaults, with the memory cap its tier's
