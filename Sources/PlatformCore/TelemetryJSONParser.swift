@@ -113,21 +113,9 @@ struct TelemetryJSONParser {
         case .deviceID:
             fields.deviceID = try parseStringField(key, prefix: prefix)?.string
         case .mode:
-            if let text = try parseStringField(key, prefix: prefix) {
-                if let mode = text.withBytes({ ThermostatMode(utf8: $0) }) {
-                    fields.mode = mode
-                } else {
-                    recordFieldError(.invalid(prefix + "mode", "must be one of OFF, HEAT, COOL, AUTO", code: "invalid_enum"))
-                }
-            }
+            fields.mode = try parseEnumField(key, prefix: prefix, name: "mode", ThermostatMode.init(utf8:)) ?? fields.mode
         case .output:
-            if let text = try parseStringField(key, prefix: prefix) {
-                if let output = text.withBytes({ ThermostatOutput(utf8: $0) }) {
-                    fields.output = output
-                } else {
-                    recordFieldError(.invalid(prefix + "output", "must be one of OFF, HEAT_ON, COOL_ON", code: "invalid_enum"))
-                }
-            }
+            fields.output = try parseEnumField(key, prefix: prefix, name: "output", ThermostatOutput.init(utf8:)) ?? fields.output
         case .timestamp:
             if let text = try parseStringField(key, prefix: prefix) {
                 if let timestamp = text.withBytes({ Timestamp.parse($0) }) {
@@ -197,6 +185,18 @@ struct TelemetryJSONParser {
             try skipValue(depth: 2)
             return nil
         }
+    }
+
+    /// A string field naming one case of `Value`; an unknown name is recorded as a field error
+    /// listing the allowed ones, and nil (or a JSON null) leaves the field unset.
+    private mutating func parseEnumField<Value: RawRepresentable<String> & CaseIterable>(
+        _ key: Key, prefix: String, name: String, _ make: (UnsafeBufferPointer<UInt8>) -> Value?
+    ) throws(PlatformError) -> Value? {
+        guard let text = try parseStringField(key, prefix: prefix) else { return nil }
+        if let value = text.withBytes(make) { return value }
+        let allowed = Value.allCases.map(\.rawValue).joined(separator: ", ")
+        recordFieldError(.invalid(prefix + name, "must be one of \(allowed)", code: "invalid_enum"))
+        return nil
     }
 
     private mutating func recordFieldError(_ error: PlatformError) {
