@@ -199,7 +199,12 @@ import Testing
     func invalidTransformResultsAreContractErrors(_ source: String) throws {
         let runner = try ScriptRunner(catalog: PluginCatalog())
         let script = try runner.load(source: source, name: "bad", hook: .ingest)
-        #expect(throws: ScriptError.self) { try runner.transform(script, sample: Self.sample, context: Self.context) }
+        #expect {
+            try runner.transform(script, sample: Self.sample, context: Self.context)
+        } throws: { error in
+            guard case ScriptError.contract = error else { return false }
+            return true
+        }
     }
 
     @Test func alertsAndStateRoundTrip() throws {
@@ -225,7 +230,12 @@ import Testing
         let badSeverity = try runner.load(
             source: "return { evaluate = function() return { { severity = 'meh', message = 'x' } }, {} end }", name: "b",
             hook: .alert)
-        #expect(throws: ScriptError.self) { try runner.evaluate(badSeverity, sample: Self.sample, state: [:], context: Self.context) }
+        #expect {
+            try runner.evaluate(badSeverity, sample: Self.sample, state: [:], context: Self.context)
+        } throws: { error in
+            guard case ScriptError.contract(let message) = error else { return false }
+            return message.contains("severity")
+        }
     }
 
     @Test func exportAndPolicy() throws {
