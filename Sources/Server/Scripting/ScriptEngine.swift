@@ -67,10 +67,9 @@ final class ScriptEngine: Sendable {
                 "ingest script failed; raw sample kept",
                 metadata: ["script": "\(outcome.scriptName)", "error": "\(error)", "failures": "\(outcome.failureCount)"])
         }
-        let quarantine = QuarantinePolicy.window(afterFailures: outcome.failureCount).map { clock.now().adding(seconds: $0) }
         try await store.recordScriptOutcome(
             tenantID: tenantID, scriptID: outcome.scriptID, failureCount: outcome.failureCount, error: outcome.error,
-            input: outcome.input, quarantinedUntil: quarantine)
+            input: outcome.input, quarantinedUntil: outcome.quarantinedUntil)
     }
 
     /// Runs one version of a script on samples in a fresh VM under the tenant's limits, without
@@ -141,6 +140,24 @@ struct ScriptOutcome: Sendable {
     var failureCount: Int
     var error: String?
     var input: String?
+    var quarantinedUntil: Timestamp?
+
+    /// One more failure in a row, quarantining the script once `QuarantinePolicy` says so.
+    init(failureOf script: Script, error: String, input: String, now: Timestamp) {
+        scriptID = script.id
+        scriptName = script.name
+        failureCount = script.failureCount + 1
+        self.error = error
+        self.input = input
+        quarantinedUntil = QuarantinePolicy.window(afterFailures: failureCount).map { now.adding(seconds: $0) }
+    }
+
+    /// A success after failures: the count and the quarantine are cleared.
+    init(recoveryOf script: Script) {
+        scriptID = script.id
+        scriptName = script.name
+        failureCount = 0
+    }
 }
 
 /// One tenant's VM and its loaded active scripts; the actor makes it single-task.
@@ -202,7 +219,7 @@ actor TenantScripts {
                         output[index] = transformed
                     case .reject(let reason):
                         _ = runner.drainLog()
-                        for outcome in outcomes { noteOutcome(outcome, now: now) }
+                        outcomes.forEach(noteOutcome)
                         return Run(samples: samples, outcomes: outcomes, rejection: (active.script.name, reason, index))
                     }
                 } catch {
@@ -211,28 +228,20 @@ actor TenantScripts {
             }
             if let (error, input) = failure {
                 output = beforeScript
-                outcomes.append(
-                    ScriptOutcome(
-                        scriptID: active.script.id, scriptName: active.script.name,
-                        failureCount: active.script.failureCount + 1, error: error, input: input))
+                outcomes.append(ScriptOutcome(failureOf: active.script, error: error, input: input, now: now))
             } else if active.script.failureCount > 0 {
-                outcomes.append(
-                    ScriptOutcome(scriptID: active.script.id, scriptName: active.script.name, failureCount: 0, error: nil, input: nil))
+                outcomes.append(ScriptOutcome(recoveryOf: active.script))
             }
         }
         _ = runner.drainLog()
-        for outcome in outcomes { noteOutcome(outcome, now: now) }
+        outcomes.forEach(noteOutcome)
         return Run(samples: output, outcomes: outcomes, rejection: nil)
     }
 
     /// Keeps the cached failure state in step with what is recorded.
-    private func noteOutcome(_ outcome: ScriptOutcome, now: Timestamp) {
+    private func noteOutcome(_ outcome: ScriptOutcome) {
         guard let index = ingest.firstIndex(where: { $0.script.id == outcome.scriptID }) else { return }
         ingest[index].script.failureCount = outcome.failureCount
-        if outcome.error == nil {
-            ingest[index].script.quarantinedUntil = nil
-        } else if let window = QuarantinePolicy.window(afterFailures: outcome.failureCount) {
-            ingest[index].script.quarantinedUntil = now.adding(seconds: window)
-        }
+        ingest[index].script.quarantinedUntil = outcome.quarantinedUntil
     }
 }
