@@ -11,20 +11,15 @@ public struct ScriptCheck: Sendable {
     public var hook: String
     public var sampleJSON: String?
     public var configJSON: String?
-    public var pluginsDirectory: URL
-    public var policiesDirectory: URL
+    public var catalog: PluginCatalog
 
-    public init(
-        source: String, name: String, hook: String, sampleJSON: String?, configJSON: String?, pluginsDirectory: URL,
-        policiesDirectory: URL
-    ) {
+    public init(source: String, name: String, hook: String, sampleJSON: String?, configJSON: String?, catalog: PluginCatalog) {
         self.source = source
         self.name = name
         self.hook = hook
         self.sampleJSON = sampleJSON
         self.configJSON = configJSON
-        self.pluginsDirectory = pluginsDirectory
-        self.policiesDirectory = policiesDirectory
+        self.catalog = catalog
     }
 
     /// Runs the check; returns the report lines and whether everything passed. With a sample
@@ -34,7 +29,6 @@ public struct ScriptCheck: Sendable {
             return (["error: --hook must be one of ingest, alert, export, storage_policy"], false)
         }
         do {
-            let catalog = try PluginCatalog.load(pluginsDirectory: pluginsDirectory, policiesDirectory: policiesDirectory)
             let config = try configJSON.map { try LuaValue(jsonText: $0) } ?? .table([:])
             let now = Timestamp(Date())
             // An ingest script may convert units, so its input is range-checked only after it ran.

@@ -155,7 +155,9 @@ struct ScriptCommand: AsyncParsableCommand {
         var policies: String?
 
         func run() async throws {
-            let environment = ProcessInfo.processInfo.environment
+            var configuration = try PlatformConfiguration(environment: ProcessInfo.processInfo.environment)
+            if let plugins { configuration.pluginsDirectory = plugins }
+            if let policies { configuration.policiesDirectory = policies }
             let source: String
             do {
                 source = try String(contentsOfFile: file, encoding: .utf8)
@@ -165,10 +167,7 @@ struct ScriptCommand: AsyncParsableCommand {
             let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
             let check = ScriptCheck(
                 source: source, name: name, hook: hook, sampleJSON: sample, configJSON: config,
-                pluginsDirectory: try PlatformConfiguration.locateFolder(
-                    plugins ?? environment["THERMOSTAT_PLUGINS_DIR"] ?? "Plugins", variable: "THERMOSTAT_PLUGINS_DIR"),
-                policiesDirectory: try PlatformConfiguration.locateFolder(
-                    policies ?? environment["THERMOSTAT_POLICIES_DIR"] ?? "Policies", variable: "THERMOSTAT_POLICIES_DIR"))
+                catalog: try configuration.loadCatalog())
             let (lines, passed) = check.run()
             lines.forEach { print($0) }
             if !passed { throw ExitCode(1) }

@@ -107,7 +107,7 @@ public struct PlatformConfiguration: Sendable {
     }
 
     /// The built-in plugins and tier policies from the configured folders, loaded and checked.
-    func loadCatalog() throws -> PluginCatalog {
+    public func loadCatalog() throws -> PluginCatalog {
         try PluginCatalog.load(
             pluginsDirectory: try Self.locateFolder(pluginsDirectory, variable: "THERMOSTAT_PLUGINS_DIR"),
             policiesDirectory: try Self.locateFolder(policiesDirectory, variable: "THERMOSTAT_POLICIES_DIR"))
