@@ -206,6 +206,9 @@ struct ReleaseBinaryTests {
         #expect(checked.status == 0, "\(checked.output)")
         #expect(checked.output.contains(#""temp_inside_c":19.5"#))
         #expect(try Self.run(["script", "check", script.path, "--hook", "alert"]).status != 0, "wrong hook")
+        let noPlugins = try Self.run(["script", "check", script.path, "--hook", "ingest", "--plugins", "/no/such/folder"])
+        #expect(noPlugins.status != 0)
+        #expect(noPlugins.output.contains("'/no/such/folder' that does not exist"), "\(noPlugins.output)")
         let fahrenheit = #"{"device_id":"TH-1","mode":"HEAT","temp_inside_c":70,"setpoint_c":72,"hysteresis_c":1,"output":"HEAT_ON","timestamp":"2026-01-01T00:00:00Z"}"#
         let converted = try Self.run(
             ["script", "check", Self.repositoryRoot.appendingPathComponent("Plugins/fahrenheit-input/plugin.lua").path, "--hook", "ingest",

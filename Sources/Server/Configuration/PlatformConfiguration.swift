@@ -92,8 +92,11 @@ public struct PlatformConfiguration: Sendable {
     public static func locateFolder(_ path: String, variable: String) throws -> URL {
         let files = FileManager.default
         var isDirectory: ObjCBool = false
-        if path.hasPrefix("/") || (files.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue) {
+        if files.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             return URL(fileURLWithPath: path)
+        }
+        guard !path.hasPrefix("/") else {
+            throw ConfigurationError(variable: variable, message: "names a folder '\(path)' that does not exist")
         }
         let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
         var folder = executable.resolvingSymlinksInPath().deletingLastPathComponent()
