@@ -4,7 +4,8 @@ import PostgresNIO
 
 extension PostgresStore: AccountStore {
     public func createAccount(user: User, tenant: Tenant) async throws -> Membership {
-        try await transaction { connection in
+        let logger = logger
+        return try await transaction("create account") { connection in
             let existing = try await connection.query(
                 "SELECT 1 FROM users WHERE email = \(user.email) FOR UPDATE", logger: logger)
             for try await _ in existing {
@@ -62,7 +63,7 @@ extension PostgresStore: AccountStore {
     }
 
     public func setPlatformAdmin(userID: UUID, _ isAdmin: Bool) async throws {
-        try await client.query("UPDATE users SET is_platform_admin = \(isAdmin) WHERE id = \(userID)", logger: logger)
+        try await execute("UPDATE users SET is_platform_admin = \(isAdmin) WHERE id = \(userID)")
     }
 
     private typealias MembershipRow = (UUID, String, String, String, Timestamp, UUID, String)
@@ -101,11 +102,11 @@ extension PostgresStore: AccountStore {
     }
 
     public func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws {
-        try await client.query(
+        try await execute(
             """
             INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES (\(tenantID), \(userID), \(role.rawValue), \(time))
             ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role
-            """, logger: logger)
+            """)
     }
 
     public func members(tenantID: UUID) async throws -> [(User, Role)] {
@@ -125,16 +126,16 @@ extension PostgresStore: AccountStore {
     }
 
     public func setTier(tenantID: UUID, tier: String) async throws {
-        try await client.query("UPDATE tenants SET tier = \(tier) WHERE id = \(tenantID)", logger: logger)
+        try await execute("UPDATE tenants SET tier = \(tier) WHERE id = \(tenantID)")
     }
 
     public func createSession(_ session: Session) async throws {
-        try await client.query(
+        try await execute(
             """
             INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, last_seen_at)
             VALUES (\(session.tokenHash), \(session.tenantID), \(session.userID), \(session.createdAt),
                 \(session.lastSeenAt))
-            """, logger: logger)
+            """)
     }
 
     public func session(tokenHash: String) async throws -> Session? {
@@ -147,12 +148,12 @@ extension PostgresStore: AccountStore {
     }
 
     public func touchSession(tokenHash: String, at time: Timestamp) async throws {
-        try await client.query(
-            "UPDATE sessions SET last_seen_at = \(time) WHERE token_hash = \(tokenHash)", logger: logger)
+        try await execute(
+            "UPDATE sessions SET last_seen_at = \(time) WHERE token_hash = \(tokenHash)")
     }
 
     public func deleteSession(tokenHash: String) async throws {
-        try await client.query("DELETE FROM sessions WHERE token_hash = \(tokenHash)", logger: logger)
+        try await execute("DELETE FROM sessions WHERE token_hash = \(tokenHash)")
     }
 
     public func deleteSessions(idleSince cutoff: Timestamp) async throws -> Int {
@@ -160,12 +161,12 @@ extension PostgresStore: AccountStore {
     }
 
     public func createAPIToken(_ token: APIToken) async throws {
-        try await client.query(
+        try await execute(
             """
             INSERT INTO api_tokens (tenant_id, id, user_id, name, token_hash, created_at)
             VALUES (\(token.tenantID), \(token.id), \(token.userID), \(token.name), \(token.tokenHash),
                 \(token.createdAt))
-            """, logger: logger)
+            """)
     }
 
     private typealias TokenRow = (UUID, UUID, UUID, String, String, Timestamp, Timestamp?, Timestamp?)
@@ -202,6 +203,6 @@ extension PostgresStore: AccountStore {
     }
 
     public func touchAPIToken(id: UUID, at time: Timestamp) async throws {
-        try await client.query("UPDATE api_tokens SET last_used_at = \(time) WHERE id = \(id)", logger: logger)
+        try await execute("UPDATE api_tokens SET last_used_at = \(time) WHERE id = \(id)")
     }
 }

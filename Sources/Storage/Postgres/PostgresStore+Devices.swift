@@ -5,12 +5,12 @@ import PostgresNIO
 extension PostgresStore: DeviceStore {
     public func createDevice(_ device: Device, keyHash: String) async throws {
         do {
-            try await client.query(
+            try await execute(
                 """
                 INSERT INTO devices (tenant_id, serial, name, location, created_at, key_hash)
                 VALUES (\(device.tenantID), \(device.serial), \(device.name), \(device.location), \(device.createdAt),
                     \(keyHash))
-                """, logger: logger)
+                """)
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw PlatformError.conflict("A device with this serial is already registered", field: "serial")
         }
@@ -87,7 +87,8 @@ extension PostgresStore: DeviceStore {
     }
 
     public func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool {
-        try await transaction { connection in
+        let logger = logger
+        return try await transaction("delete device") { connection in
             try await connection.query(
                 "DELETE FROM telemetry WHERE tenant_id = \(tenantID) AND device_serial = \(serial)", logger: logger)
             var deleted = false

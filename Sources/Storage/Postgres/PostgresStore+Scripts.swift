@@ -18,7 +18,7 @@ extension PostgresStore: ScriptStore {
         at time: Timestamp
     ) async throws -> (Script, ScriptVersion) {
         let logger = logger
-        return try await transaction { connection in
+        return try await transaction("add script version") { connection in
             try await connection.query(
                 """
                 INSERT INTO scripts (tenant_id, id, name, hook, created_at)
@@ -125,11 +125,11 @@ extension PostgresStore: ScriptStore {
     public func recordScriptOutcome(
         tenantID: UUID, scriptID: UUID, failureCount: Int, error: String?, input: String?, quarantinedUntil: Timestamp?
     ) async throws {
-        try await client.query(
+        try await execute(
             """
             UPDATE scripts SET failure_count = \(failureCount), last_error = COALESCE(\(error), last_error),
                 last_failure_input = COALESCE(\(input), last_failure_input), quarantined_until = \(quarantinedUntil)
             WHERE tenant_id = \(tenantID) AND id = \(scriptID)
-            """, logger: logger)
+            """)
     }
 }

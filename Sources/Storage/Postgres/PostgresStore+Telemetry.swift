@@ -52,8 +52,9 @@ extension PostgresStore: TelemetryStore {
         recordCount: Int, firstIndex: [SampleKey: Int], columns: Columns, touchedDevices: [TenantDevice], receivedAt: Timestamp
     ) async throws -> [Bool] {
         let (tenants, serials, times, modes, inside, outside, setpoints, hysteresis, outputs) = columns
-        var inserted = [Bool](repeating: false, count: recordCount)
-        try await transaction { connection in
+        let logger = logger
+        return try await transaction("telemetry commit of \(recordCount) samples") { connection in
+            var inserted = [Bool](repeating: false, count: recordCount)
             let rows = try await connection.query(
                 """
                 INSERT INTO telemetry (tenant_id, device_serial, ts, mode, temp_inside, temp_outside, setpoint,
@@ -83,8 +84,8 @@ extension PostgresStore: TelemetryStore {
                 UPDATE devices d SET last_seen = \(receivedAt)
                 FROM locked WHERE d.tenant_id = locked.tenant_id AND d.serial = locked.serial
                 """, logger: logger)
+            return inserted
         }
-        return inserted
     }
 
     private typealias SampleRow = (Timestamp, String, Double, Double?, Double, Double, String)

@@ -20,10 +20,19 @@ public final class PostgresStore: PlatformStore, Sendable {
     /// Months of telemetry partitions kept created ahead of the current one.
     static let partitionsAhead = 2
 
-    public init(url: String, logger: Logger, maximumConnections: Int = 20) throws {
+    /// How long one unit of database work may take, from leasing a connection to its last row
+    /// or its COMMIT. Past it the caller gets `database_timeout` (503) and the connection is
+    /// closed, which fails whatever still waits on it and rolls back its transaction.
+    public let timeBound: Duration
+
+    public init(url: String, logger: Logger, maximumConnections: Int = 20, timeBound: Duration = .seconds(10)) throws {
         var configuration = try PostgresURL.configuration(from: url)
         configuration.options.maximumConnections = maximumConnections
+        // Bounded by our own deadline too, so a server that accepts the TCP connection but never
+        // answers (paused, overloaded) does not hold a new connection longer than a statement.
+        configuration.options.connectTimeout = min(configuration.options.connectTimeout, timeBound)
         self.logger = logger
+        self.timeBound = timeBound
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 
@@ -53,23 +62,88 @@ public final class PostgresStore: PlatformStore, Sendable {
     }
 
     private func ensurePartitions() async throws {
-        try await client.query("SELECT ensure_telemetry_partitions(\(Int32(Self.partitionsAhead)))", logger: logger)
+        try await execute("SELECT ensure_telemetry_partitions(\(Int32(Self.partitionsAhead)))")
     }
 
-    /// Runs `body` in a transaction, rethrowing the body's own error rather than the wrapper.
-    func transaction<Result>(_ body: (PostgresConnection) async throws -> sending Result) async throws -> sending Result {
-        do {
-            return try await client.withTransaction(logger: logger, body)
-        } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError { throw closureError }
-            throw error
+    /// Runs `body` on a pooled connection within `bound` (the lease included).
+    ///
+    /// PostgresNIO hands a statement to its connection's channel without a write promise; when
+    /// the connection has died and NIO has already torn down its pipeline, the statement is
+    /// dropped and its result promise is never completed, so an `await` on it never returns. That
+    /// is what hung shutdown after a database restart (a ROLLBACK sent on a connection the
+    /// restart had closed). Every statement therefore runs under a time bound that does not
+    /// depend on the statement ever answering: past it the connection is closed and the caller
+    /// gets `database_timeout` at once.
+    func withConnection<Result: Sendable>(
+        _ what: String, bound: Duration? = nil,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let leased = LeasedConnection()
+        let client = client
+        let logger = logger
+        return try await withTimeBound(
+            bound ?? timeBound, what: what,
+            onExpiry: {
+                logger.warning(
+                    "database work exceeded its time bound; closing its connection",
+                    metadata: ["work": "\(what)", "bound": "\(bound ?? self.timeBound)"])
+                await leased.close()
+            },
+            {
+                try await client.withConnection { connection in
+                    leased.set(connection)
+                    return try await body(connection)
+                }
+            })
+    }
+
+    /// Runs `body` in a transaction (BEGIN … COMMIT, ROLLBACK when it throws), all of it within
+    /// the time bound, rethrowing the body's own error.
+    func transaction<Result: Sendable>(
+        _ what: String, bound: Duration? = nil,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let logger = logger
+        return try await withConnection(what, bound: bound) { connection in
+            try await connection.query("BEGIN", logger: logger)
+            let result: Result
+            do {
+                result = try await body(connection)
+                // Cancelled (its bound expired or its caller went away): never commit late.
+                try Task.checkCancellation()
+            } catch {
+                // A closed connection has no transaction left to roll back, and a statement sent
+                // on it may never be answered (see `withConnection`).
+                if !connection.isClosed {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                }
+                throw error
+            }
+            try await connection.query("COMMIT", logger: logger)
+            return result
         }
+    }
+
+    /// Runs one statement, discarding any rows.
+    func execute(_ query: PostgresQuery) async throws {
+        let logger = logger
+        try await withConnection(Self.describe(query)) { connection in
+            try await connection.query(query, logger: logger)
+        }
+    }
+
+    /// The start of a statement, to say in a log which work ran out of time.
+    static func describe(_ query: PostgresQuery) -> String {
+        let words = query.sql.split(whereSeparator: \.isWhitespace).prefix(4).joined(separator: " ")
+        return words.count > 60 ? String(words.prefix(60)) : words
     }
 
     @discardableResult
     public func migrate() async throws -> [Int] {
         await poolStarted.wait()
-        let applied = try await transaction { connection in
+        let logger = logger
+        // Migrations may rewrite large tables: their bound is generous, not the statement one.
+        let applied = try await transaction("migrations", bound: .seconds(3600)) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7351001)", logger: logger)
             try await connection.query(
                 """
@@ -99,18 +173,21 @@ public final class PostgresStore: PlatformStore, Sendable {
     }
 
     public func ping() async throws {
-        try await client.query("SELECT 1", logger: logger)
+        try await execute("SELECT 1")
     }
 
     /// Runs a query and decodes every row.
-    func rows<each Column: PostgresDecodable>(
+    func rows<each Column: PostgresDecodable & Sendable>(
         _ query: PostgresQuery, as types: (repeat each Column).Type
     ) async throws -> [(repeat each Column)] {
-        var out: [(repeat each Column)] = []
-        for try await row in try await client.query(query, logger: logger).decode((repeat each Column).self) {
-            out.append(row)
+        let logger = logger
+        return try await withConnection(Self.describe(query)) { connection in
+            var out: [(repeat each Column)] = []
+            for try await row in try await connection.query(query, logger: logger).decode((repeat each Column).self) {
+                out.append(row)
+            }
+            return out
         }
-        return out
     }
 
     /// Runs a statement ending in `RETURNING 1`; returns how many rows it changed.
@@ -155,15 +232,27 @@ enum PostgresURL {
 extension PostgresStore {
     /// The names of the telemetry table's partitions, for operations and tests.
     public func telemetryPartitions() async throws -> [String] {
-        var names: [String] = []
-        let query: PostgresQuery = """
+        try await rows(
+            """
             SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
             WHERE i.inhparent = 'telemetry'::regclass ORDER BY c.relname
-            """
-        for try await name in try await client.query(query, logger: logger).decode(String.self) {
-            names.append(name)
-        }
-        return names
+            """, as: String.self)
+    }
+}
+
+/// The connection a bounded unit of work leased, so that its expiry can close it.
+final class LeasedConnection: Sendable {
+    private let connection = Mutex<PostgresConnection?>(nil)
+
+    func set(_ leased: PostgresConnection) {
+        connection.withLock { $0 = leased }
+    }
+
+    /// Closes the channel at once (no Terminate handshake: the server may not be answering),
+    /// which fails every statement still queued or running on it.
+    func close() async {
+        guard let leased = connection.withLock({ $0 }) else { return }
+        try? await leased.close()
     }
 }
 
