@@ -11,14 +11,25 @@
 /* Instructions between two runs of the count hook: small enough that a few slow instructions
    (copying megabyte strings) cannot overshoot the deadline by much. */
 #define HOOK_STEP 100
+/* Budget charged for every function call, C functions included. The hook also runs on calls
+   (LUA_MASKCALL) so that C loops driving metamethods or callbacks (`__index = table.concat`)
+   pay for each call and see the deadline, where the count hook alone never runs. */
+#define CALL_COST 8
+#define HOOK_MASK (LUA_MASKCOUNT | LUA_MASKCALL)
 /* Nested pattern calls (gsub callbacks calling gsub …) each take C stack. */
 #define MAX_PATTERN_NESTING 16
 /* Upper bounds for C library loops the count hook cannot see. */
 #define MAX_REP_COUNT 1000000
 #define MAX_MOVE_COUNT 1000000
 #define MAX_PATTERN_LENGTH 256
-#define MAX_PATTERN_COST 1e8
+#define MAX_PATTERN_COST 5e7
 #define MAX_LOG_LINE 1024
+/* How many tables a table.* function may meet following __index or __newindex from its table:
+   each element it reads or writes walks that chain in C. */
+#define MAX_TABLE_CHAIN 16
+/* Text the script itself compiles with load() and formats with os.date(). */
+#define MAX_LOAD_LENGTH (1024 * 1024)
+#define MAX_DATE_FORMAT 256
 
 static const char *const SOURCES_KEY = "tsb.sources";
 static const char *const LOADED_KEY = "tsb.loaded";
@@ -53,6 +64,19 @@ int64_t tsb_now_ns(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* The same clock read for the checks the hook makes on every call: the coarse variant costs a
+   fraction of the precise one and lags it by at most a scheduler tick (a few milliseconds),
+   which only makes a deadline fire that much later. */
+static int64_t coarse_now_ns(void) {
+#ifdef CLOCK_MONOTONIC_COARSE
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+#else
+    return tsb_now_ns();
+#endif
 }
 
 /* The allocator: counts every byte and, only while a sandboxed call runs (where Lua turns a
@@ -94,20 +118,43 @@ static int raise_here(lua_State *L, const char *message) {
     return lua_error(L);
 }
 
+static int tsb_message_handler(lua_State *L);
+static void tsb_hook(lua_State *L, lua_Debug *ar);
+
+/* Whether the call event `ar` is the call of the sandbox's own message handler, which Lua makes
+   while it raises an error: raising again there would only turn the error into "error in error
+   handling". The handler is C and bounded. */
+static int calling_message_handler(lua_State *L, lua_Debug *ar) {
+    if (!lua_getinfo(L, "f", ar)) return 0;
+    int handler = lua_tocfunction(L, -1) == tsb_message_handler;
+    lua_pop(L, 1);
+    return handler;
+}
+
+static void abort_call(lua_State *L, lua_Debug *ar, tsb_abort_reason reason, const char *message) {
+    if (ar->event != LUA_HOOKCOUNT && calling_message_handler(L, ar)) return;
+    state_of(L)->abort = reason;
+    /* From now on every instruction and call of this thread raises again, so handlers that
+       catch the error (pcall, __close) cannot go on for long. */
+    lua_sethook(L, tsb_hook, HOOK_MASK, 1);
+    raise_here(L, message);
+}
+
 static void tsb_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
     tsb_state *s = state_of(L);
-    s->budget_left -= HOOK_STEP;
-    if (s->budget_left < 0) {
-        s->abort = TSB_ABORT_BUDGET;
-        lua_sethook(L, tsb_hook, LUA_MASKCOUNT, 1);
-        raise_here(L, "instruction budget exhausted");
+    /* The host's own protected calls (registering modules, layouts) run outside any budget. */
+    if (!s->enforce) return;
+    if (ar->event == LUA_HOOKCOUNT) {
+        /* A coroutine keeps the hook it was given, which after an earlier abort runs on every
+           instruction: charge what actually ran, and give it the normal step back. */
+        int step = lua_gethookcount(L);
+        s->budget_left -= step;
+        if (step != HOOK_STEP && s->budget_left >= 0) lua_sethook(L, tsb_hook, HOOK_MASK, HOOK_STEP);
+    } else {
+        s->budget_left -= CALL_COST;
     }
-    if (tsb_now_ns() > s->deadline_ns) {
-        s->abort = TSB_ABORT_DEADLINE;
-        lua_sethook(L, tsb_hook, LUA_MASKCOUNT, 1);
-        raise_here(L, "time limit exceeded");
-    }
+    if (s->budget_left < 0) abort_call(L, ar, TSB_ABORT_BUDGET, "instruction budget exhausted");
+    if (coarse_now_ns() > s->deadline_ns) abort_call(L, ar, TSB_ABORT_DEADLINE, "time limit exceeded");
 }
 
 /* Message handler: any error value becomes a string message. */
@@ -157,9 +204,12 @@ static int tsb_collectgarbage(lua_State *L) {
     return 1;
 }
 
+/* load(text [, name [, mode [, env]]]): text chunks only (a reader function would be called in a
+   C loop), of bounded size (compiling runs in C too). */
 static int tsb_load_function(lua_State *L) {
     size_t length;
     const char *source = luaL_checklstring(L, 1, &length);
+    if (length > MAX_LOAD_LENGTH) return luaL_error(L, "load: chunk longer than %d bytes", MAX_LOAD_LENGTH);
     const char *name = luaL_optstring(L, 2, "=(load)");
     int has_env = !lua_isnone(L, 4);
     if (load_text(L, source, length, name) == LUA_OK) {
@@ -244,15 +294,33 @@ static int tsb_string_rep(lua_State *L) {
     return 1;
 }
 
-/* Backtracking pattern matching runs in C, where the count hook cannot stop it. Each
-   quantifier can multiply the work by the subject's length, so refuse calls whose worst case
-   (length + 1) ^ (quantifiers + 1) is beyond a fixed bound. */
-static int pattern_quantifiers(const char *pattern, size_t length) {
-    int count = 0;
+/* Backtracking pattern matching runs in C, where the count hook cannot stop it. A match is
+   tried at each of the subject's n + 1 positions, each try walks the pattern's items, and some
+   items can make the matcher retry the rest of the pattern once per subject byte: a quantifier
+   (`*`, `+`, `-`, `?`), a balance `%b` (which scans up to the end) and a back-reference `%1`-`%9`
+   (which compares a capture as long as the subject). So the worst case is about
+   (n + 1) * items * (n + 1) ^ multipliers; refuse calls where that is beyond a fixed bound. */
+typedef struct {
+    int items;
+    int multipliers;
+} pattern_shape;
+
+static pattern_shape shape_of(const char *pattern, size_t length) {
+    pattern_shape shape = {0, 0};
     for (size_t i = 0; i < length; i++) {
         char c = pattern[i];
         if (c == '%') {
             i++;
+            if (i >= length) break;
+            if (pattern[i] == 'b') {
+                shape.multipliers++;
+                i += 2;
+            } else if (pattern[i] >= '1' && pattern[i] <= '9') {
+                shape.multipliers++;
+            } else if (pattern[i] == 'f' && i + 1 < length && pattern[i + 1] == '[') {
+                continue;
+            }
+            shape.items++;
         } else if (c == '[') {
             i++;
             if (i < length && pattern[i] == '^') i++;
@@ -261,11 +329,15 @@ static int pattern_quantifiers(const char *pattern, size_t length) {
                 if (pattern[i] == '%') i++;
                 i++;
             }
+            shape.items++;
         } else if (c == '*' || c == '+' || c == '-' || c == '?') {
-            count++;
+            shape.multipliers++;
+        } else {
+            shape.items++;
         }
     }
-    return count;
+    if (shape.items == 0) shape.items = 1;
+    return shape;
 }
 
 static int tsb_checked_pattern(lua_State *L) {
@@ -273,12 +345,13 @@ static int tsb_checked_pattern(lua_State *L) {
     luaL_checklstring(L, 1, &subject_length);
     const char *pattern = luaL_checklstring(L, 2, &pattern_length);
     if (pattern_length > MAX_PATTERN_LENGTH) return luaL_error(L, "pattern longer than %d bytes", MAX_PATTERN_LENGTH);
-    int quantifiers = pattern_quantifiers(pattern, pattern_length);
-    double cost = 1;
-    for (int i = 0; i <= quantifiers && cost <= MAX_PATTERN_COST; i++) cost *= (double)subject_length + 1;
+    pattern_shape shape = shape_of(pattern, pattern_length);
+    double positions = (double)subject_length + 1;
+    double cost = positions * shape.items;
+    for (int i = 0; i < shape.multipliers && cost <= MAX_PATTERN_COST; i++) cost *= positions;
     if (cost > MAX_PATTERN_COST) {
-        return luaL_error(L, "pattern with %d quantifiers is too costly for a %d-byte subject", quantifiers,
-                          (int)subject_length);
+        return luaL_error(L, "pattern of %d items with %d quantifiers, balances or back-references is too costly for a %I-byte subject",
+                          shape.items, shape.multipliers, (lua_Integer)subject_length);
     }
     tsb_state *s = state_of(L);
     if (s->pattern_nesting >= MAX_PATTERN_NESTING) return luaL_error(L, "pattern calls nested too deeply");
@@ -290,16 +363,97 @@ static int tsb_checked_pattern(lua_State *L) {
     return lua_gettop(L);
 }
 
-/* Table functions loop in C up to the table's length, which a __len metamethod can make
-   enormous; refuse lengths no real table within the memory cap could have. */
-static int tsb_checked_length(lua_State *L) {
-    if (lua_type(L, 1) == LUA_TTABLE && luaL_len(L, 1) > MAX_MOVE_COUNT) {
-        return luaL_error(L, "table length is over the sandbox limit");
+/* ---- table.* : C loops over a range, one element read or written per step ----
+
+   The library measures a length with __len and reads and writes elements through __index and
+   __newindex, all inside C loops the count hook never sees. The wrappers make each loop's length
+   known and bounded before it starts, and its steps cheap:
+   - the length is measured once (a second __len could answer differently) and an explicit range
+     is checked like a measured one;
+   - __index and __newindex may lead to at most MAX_TABLE_CHAIN tables and never to a function,
+     so a step never runs code (a function there could rewire the chain mid-loop) and never walks
+     Lua's 2000-link chains. Class-style `__index = Class` tables keep working. */
+
+/* Whether following `event` (__index or __newindex) from the value at `index` meets only a
+   short chain of tables. */
+static int plain_chain(lua_State *L, int index, const char *event) {
+    lua_pushvalue(L, index);
+    for (int depth = 0;; depth++) {
+        if (!lua_getmetatable(L, -1)) break;
+        lua_pushstring(L, event);
+        int type = lua_rawget(L, -2);
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+        if (type == LUA_TNIL) break;
+        if (type != LUA_TTABLE || depth >= MAX_TABLE_CHAIN) {
+            lua_pop(L, 1);
+            return 0;
+        }
     }
+    lua_pop(L, 1);
+    return 1;
+}
+
+static void check_table(lua_State *L, int index, const char *function, int reads, int writes) {
+    luaL_checktype(L, index, LUA_TTABLE);
+    const char *event = NULL;
+    if (reads && !plain_chain(L, index, "__index")) event = "__index";
+    if (writes && !plain_chain(L, index, "__newindex")) event = "__newindex";
+    if (event != NULL) {
+        luaL_error(L, "table.%s: a table whose %s leads to a function or a long chain is not allowed in the sandbox",
+                   function, event);
+    }
+}
+
+static void check_range(lua_State *L, const char *function, lua_Integer first, lua_Integer last) {
+    if (last >= first && (lua_Unsigned)last - (lua_Unsigned)first >= MAX_MOVE_COUNT) {
+        luaL_error(L, "table.%s: range %I..%I is over the sandbox limit of %d elements", function, first, last, MAX_MOVE_COUNT);
+    }
+}
+
+static int call_original(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* table.concat(t, sep, i, j) and table.unpack(t, i, j): the range, measured once, is handed to
+   the library explicitly (upvalue 2: the argument index of i). */
+static int tsb_table_range(lua_State *L) {
+    int first_argument = (int)lua_tointeger(L, lua_upvalueindex(2));
+    const char *function = first_argument == 3 ? "concat" : "unpack";
+    check_table(L, 1, function, 1, 0);
+    lua_Integer first = luaL_optinteger(L, first_argument, 1);
+    lua_Integer last = lua_isnoneornil(L, first_argument + 1) ? luaL_len(L, 1) : luaL_checkinteger(L, first_argument + 1);
+    check_range(L, function, first, last);
+    lua_settop(L, first_argument + 1);
+    lua_pushinteger(L, first);
+    lua_replace(L, first_argument);
+    lua_pushinteger(L, last);
+    lua_replace(L, first_argument + 1);
+    return call_original(L);
+}
+
+/* table.insert, table.remove and table.sort always measure the length themselves: refuse __len,
+   so the raw length checked here is the one they get. */
+static int tsb_table_length(lua_State *L) {
+    const char *function = lua_tostring(L, lua_upvalueindex(2));
+    check_table(L, 1, function, 1, 1);
+    if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL) {
+        return luaL_error(L, "table.%s: tables with a __len metamethod are not allowed in the sandbox", function);
+    }
+    if (lua_rawlen(L, 1) > MAX_MOVE_COUNT) return luaL_error(L, "table.%s: table length is over the sandbox limit", function);
+    return call_original(L);
+}
+
+static int tsb_table_move(lua_State *L) {
+    check_table(L, 1, "move", 1, 0);
+    lua_Integer first = luaL_checkinteger(L, 2);
+    lua_Integer last = luaL_checkinteger(L, 3);
+    check_range(L, "move", first, last);
+    check_table(L, lua_isnoneornil(L, 5) ? 1 : 5, "move", 0, 1);
+    return call_original(L);
 }
 
 /* xpcall's message handler runs while Lua handles the error, with hooks off: a handler that
@@ -324,8 +478,81 @@ static int tsb_xpcall(lua_State *L) {
     return 2;
 }
 
-/* To-be-closed variables of a coroutine killed by an error run while Lua handles that error,
-   with hooks off; the sandbox refuses the `<close>` attribute instead. */
+/* ---- coroutines: to-be-closed variables of a thread that died of an error ----
+
+   When the count hook raises inside a coroutine, Lua unwinds to lua_resume without restoring
+   the thread's `allowhook` flag, which is 0 while a hook runs: that dead thread never runs a
+   hook again. Lua's coroutine.close and coroutine.wrap's error path then call lua_resetthread on
+   it, which runs the pending __close handlers with no hook at all, so a handler that loops is
+   never stopped (and to-be-closed values need no `<close>` text: a generic for's fourth value is
+   one). The sandbox's close and wrap never reset a thread that died of an error: its pending
+   handlers are dropped, not run (the thread and its values are still collected). Suspended
+   threads are closed by Lua as usual: their hooks are on. */
+
+static int died_of_error(lua_State *co) {
+    int status = lua_status(co);
+    return status != LUA_OK && status != LUA_YIELD;
+}
+
+/* coroutine.close(co): a thread that died of an error answers false and its error, as Lua's
+   does, without running its handlers. */
+static int tsb_coroutine_close(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co != NULL, 1, "coroutine");
+    if (!died_of_error(co)) return call_original(L);
+    lua_pushboolean(L, 0);
+    if (lua_gettop(co) > 0 && lua_checkstack(co, 1)) {
+        lua_pushvalue(co, -1);
+        lua_xmove(co, L, 1);
+    } else {
+        lua_pushnil(L);
+    }
+    return 2;
+}
+
+/* The function coroutine.wrap returns: resumes its thread with Lua's coroutine.resume (which never
+   resets a thread) and raises the thread's error with the caller's position, as Lua's does. */
+static int tsb_wrapped_coroutine(lua_State *L) {
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int arguments = lua_gettop(L);
+    luaL_checkstack(L, 2, "too many arguments to resume");
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 2);
+    lua_call(L, arguments + 1, LUA_MULTRET);
+    if (lua_toboolean(L, 1)) return lua_gettop(L) - 1;
+    lua_settop(L, 2);
+    if (lua_status(co) != LUA_ERRMEM && lua_type(L, 2) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* coroutine.wrap(f); upvalue 1 is Lua's coroutine.resume. */
+static int tsb_coroutine_wrap(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, tsb_wrapped_coroutine, 2);
+    return 1;
+}
+
+/* os.date runs strftime once per conversion of its format, in C. */
+static int tsb_os_date(lua_State *L) {
+    size_t length = 0;
+    luaL_optlstring(L, 1, "%c", &length);
+    if (length > MAX_DATE_FORMAT) return luaL_error(L, "os.date: format longer than %d bytes", MAX_DATE_FORMAT);
+    return call_original(L);
+}
+
+/* The `<close>` attribute is refused as text too. It is no defence on its own (the text can be
+   split by a comment or a newline, and a generic for's fourth value is a to-be-closed value
+   without it); the coroutine functions above are. */
 static int has_close_attribute(const char *source, size_t length) {
     for (size_t i = 0; i < length; i++) {
         if (source[i] != '<') continue;
@@ -346,18 +573,6 @@ static int load_text(lua_State *L, const char *source, size_t length, const char
         return LUA_ERRSYNTAX;
     }
     return luaL_loadbufferx(L, source, length, name, "t");
-}
-
-static int tsb_table_move(lua_State *L) {
-    lua_Integer first = luaL_checkinteger(L, 2);
-    lua_Integer last = luaL_checkinteger(L, 3);
-    if (last >= first && (lua_Unsigned)last - (lua_Unsigned)first >= MAX_MOVE_COUNT) {
-        return luaL_error(L, "table.move: range is over the sandbox limit");
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
 }
 
 /* Replaces table[name] with `wrapper`, which gets the original as its upvalue. */
@@ -404,6 +619,7 @@ static int open_sandbox(lua_State *L) {
         lua_getfield(L, full_os, *name);
         lua_setfield(L, -2, *name);
     }
+    wrap_field(L, lua_gettop(L), "date", tsb_os_date);
     lua_setfield(L, globals, "os");
     lua_pop(L, 1);
 
@@ -417,9 +633,33 @@ static int open_sandbox(lua_State *L) {
     lua_pop(L, 1);
 
     lua_getglobal(L, "table");
-    wrap_field(L, lua_gettop(L), "move", tsb_table_move);
-    static const char *const length_bound[] = {"insert", "remove", "sort", "concat", "unpack", NULL};
-    for (const char *const *name = length_bound; *name; name++) wrap_field(L, lua_gettop(L), *name, tsb_checked_length);
+    int table_library = lua_gettop(L);
+    wrap_field(L, table_library, "move", tsb_table_move);
+    static const struct {
+        const char *name;
+        int first_argument;
+    } ranged[] = {{"concat", 3}, {"unpack", 2}};
+    for (size_t i = 0; i < sizeof ranged / sizeof ranged[0]; i++) {
+        lua_getfield(L, table_library, ranged[i].name);
+        lua_pushinteger(L, ranged[i].first_argument);
+        lua_pushcclosure(L, tsb_table_range, 2);
+        lua_setfield(L, table_library, ranged[i].name);
+    }
+    static const char *const length_bound[] = {"insert", "remove", "sort", NULL};
+    for (const char *const *name = length_bound; *name; name++) {
+        lua_getfield(L, table_library, *name);
+        lua_pushstring(L, *name);
+        lua_pushcclosure(L, tsb_table_length, 2);
+        lua_setfield(L, table_library, *name);
+    }
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "coroutine");
+    int coroutine_library = lua_gettop(L);
+    wrap_field(L, coroutine_library, "close", tsb_coroutine_close);
+    lua_getfield(L, coroutine_library, "resume");
+    lua_pushcclosure(L, tsb_coroutine_wrap, 1);
+    lua_setfield(L, coroutine_library, "wrap");
     lua_pop(L, 1);
 
     lua_pushliteral(L, "");
@@ -454,7 +694,7 @@ lua_State *tsb_open(size_t memory_limit, size_t log_limit_bytes) {
         tsb_close(L);
         return NULL;
     }
-    lua_sethook(L, tsb_hook, LUA_MASKCOUNT, HOOK_STEP);
+    lua_sethook(L, tsb_hook, HOOK_MASK, HOOK_STEP);
     return L;
 }
 
@@ -484,15 +724,19 @@ int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget,
     s->deadline_ns = deadline_ns;
     s->abort = TSB_ABORT_NONE;
     s->pattern_nesting = 0;
-    /* Garbage left by earlier calls must not make this one fail at the cap. */
-    if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
-    lua_sethook(L, tsb_hook, LUA_MASKCOUNT, HOOK_STEP);
+    lua_sethook(L, tsb_hook, HOOK_MASK, HOOK_STEP);
     s->enforce = 1;
     int status = lua_pcall(L, nargs, nresults, function_index);
     s->enforce = 0;
     lua_remove(L, function_index);
     if (status == LUA_ERRMEM) s->abort = TSB_ABORT_MEMORY;
     if (status == LUA_OK && s->abort == TSB_ABORT_MEMORY) s->abort = TSB_ABORT_NONE;
+    /* Garbage this call left must not make the next one fail at the cap. The collection is the
+       call's cost: it runs before the deadline is checked. */
+    if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
+    /* Work the hook never saw (one C function, the collection) may have run past the deadline:
+       the call failed even though it returned. */
+    if (status == LUA_OK && s->abort == TSB_ABORT_NONE && coarse_now_ns() > deadline_ns) s->abort = TSB_ABORT_LATE;
     return status;
 }
 

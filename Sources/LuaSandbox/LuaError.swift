@@ -19,14 +19,21 @@ public struct LuaError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var kind: Kind
-    public var message: String
-    public var chunk: String?
+    /// What went wrong, as safe to store and log: at most `maximumTextLength` characters,
+    /// control and bidirectional-formatting characters escaped (see `escaped(_:)`).
+    public var message: String {
+        didSet { message = Self.escaped(message) }
+    }
+    /// The chunk (script) name, escaped the same way.
+    public var chunk: String? {
+        didSet { chunk = chunk.map(Self.escaped) }
+    }
     public var line: Int?
 
     public init(kind: Kind, message: String, chunk: String? = nil, line: Int? = nil) {
         self.kind = kind
-        self.message = message
-        self.chunk = chunk
+        self.message = Self.escaped(message)
+        self.chunk = chunk.map(Self.escaped)
         self.line = line
     }
 
@@ -35,11 +42,51 @@ public struct LuaError: Error, Sendable, Equatable, CustomStringConvertible {
         self.kind = kind
         let parts = luaMessage.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
         if parts.count == 3, let line = Int(parts[1]), !parts[0].isEmpty {
-            chunk = String(parts[0])
+            chunk = Self.escaped(String(parts[0]))
             self.line = line
-            message = parts[2].trimmingCharacters(in: .whitespaces)
+            message = Self.escaped(parts[2].trimmingCharacters(in: .whitespaces))
         } else {
-            message = luaMessage
+            message = Self.escaped(luaMessage)
+        }
+    }
+
+    /// Unicode scalars a message or chunk name keeps (escapes included); longer text is cut
+    /// and ends with "…".
+    public static let maximumTextLength = 512
+
+    /// Error text comes from scripts (their `error(...)` values, their names) and ends up in the
+    /// database, in logs and on terminals: bound its length, and escape every control character
+    /// (newlines, ANSI escape sequences, DEL, C1) and the invisible characters that reorder or
+    /// hide text (bidirectional overrides, zero-width marks) as `\n`, `\t` or `\u{…}`.
+    /// Escaping escaped text changes nothing.
+    public static func escaped(_ text: some StringProtocol) -> String {
+        var result = ""
+        var length = 0
+        for scalar in text.unicodeScalars {
+            let piece: String
+            switch scalar {
+            case "\n": piece = "\\n"
+            case "\r": piece = "\\r"
+            case "\t": piece = "\\t"
+            case _ where needsEscape(scalar): piece = "\\u{\(String(scalar.value, radix: 16))}"
+            default: piece = String(scalar)
+            }
+            let pieceLength = piece.unicodeScalars.count
+            guard length + pieceLength <= maximumTextLength else {
+                result += "…"
+                break
+            }
+            result += piece
+            length += pieceLength
+        }
+        return result
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F: true
+        case 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x2069, 0xFEFF: true
+        default: false
         }
     }
 

@@ -148,6 +148,7 @@ public final class LuaVM {
             switch tsb_last_abort(state) {
             case TSB_ABORT_BUDGET: text = "instruction budget exhausted (the script caught the error and went on)"
             case TSB_ABORT_DEADLINE: text = "time limit exceeded (the script caught the error and went on)"
+            case TSB_ABORT_LATE: text = "time limit exceeded (the call returned after its deadline)"
             default: return
             }
         } else {
@@ -155,7 +156,7 @@ public final class LuaVM {
         }
         switch tsb_last_abort(state) {
         case TSB_ABORT_BUDGET: throw LuaError(kind: .budgetExhausted, luaMessage: text)
-        case TSB_ABORT_DEADLINE: throw LuaError(kind: .timeout, luaMessage: text)
+        case TSB_ABORT_DEADLINE, TSB_ABORT_LATE: throw LuaError(kind: .timeout, luaMessage: text)
         case TSB_ABORT_MEMORY: throw LuaError(kind: .memoryExhausted, luaMessage: text)
         default: throw LuaError(kind: .runtime, luaMessage: text)
         }

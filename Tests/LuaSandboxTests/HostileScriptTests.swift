@@ -70,7 +70,7 @@ import Testing
     }
 
     @Test func recursionAndCStack() throws {
-        try Self.expectFailure("local function f() return 1 + f() end return f()", [.runtime, .memoryExhausted])
+        try Self.expectFailure("local function f() return 1 + f() end return f()", [.runtime, .memoryExhausted, .budgetExhausted])
         try Self.expectFailure(
             "local t = setmetatable({}, {}) getmetatable(t).__index = function(t, k) return t[k] end return t.x",
             [.runtime, .memoryExhausted, .budgetExhausted])
@@ -208,5 +208,169 @@ import Testing
             [.budgetExhausted, .timeout].contains((error as? LuaError)?.kind)
         }
         #expect(try vm.call("f", in: module, [10]) == [55])
+    }
+
+    // MARK: Issue #8: in-process limits
+
+    /// A to-be-closed value whose handler loops forever, reachable without the text `<close>`.
+    static let loopingCloser = "local closer = setmetatable({}, { __close = function() while true do end end })\n"
+
+    @Test(.timeLimit(.minutes(1)))
+    func closeHandlersOfABudgetKilledCoroutineNeverRunUnmetered() throws {
+        // The fourth value of a generic for is to-be-closed; the iterator runs the budget out
+        // inside the coroutine, which dies with hooks off.
+        let dyingFor = "for _ in function() while true do end end, nil, nil, closer do end"
+        try Self.expectFailure(Self.loopingCloser + "coroutine.wrap(function() \(dyingFor) end)()", [.budgetExhausted])
+        try Self.expectFailure(
+            Self.loopingCloser + "local co = coroutine.create(function() \(dyingFor) end) coroutine.resume(co) return coroutine.close(co)",
+            [.budgetExhausted])
+        // `<` and `close>` apart: the text check does not see them, the coroutine functions hold.
+        for attribute in ["<\nclose>", "<--[[ ]]close>"] {
+            try Self.expectFailure(
+                Self.loopingCloser + "coroutine.wrap(function() local x \(attribute) = closer while true do end end)()", [.budgetExhausted])
+            try Self.expectFailure(
+                Self.loopingCloser
+                    + "local co = coroutine.create(function() local x \(attribute) = closer while true do end end) "
+                    + "coroutine.resume(co) coroutine.close(co)",
+                [.budgetExhausted])
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func closeHandlersStayMeteredOnTheMainThreadAndOnSuspendedCoroutines() throws {
+        // The error unwinds through pcall, which runs the handler with hooks on and the budget spent.
+        try Self.expectFailure(
+            Self.loopingCloser + "pcall(function() for _ in function() while true do end end, nil, nil, closer do end end) while true do end",
+            [.budgetExhausted])
+        try Self.expectFailure(
+            "local closer = setmetatable({}, { __close = function() while true do pcall(function() while true do end end) end end })\n"
+                + "pcall(function() for _ in function() while true do end end, nil, nil, closer do end end)",
+            [.budgetExhausted])
+        // A suspended coroutine's handlers run when it is closed, under the budget.
+        try Self.expectFailure(
+            Self.loopingCloser
+                + "local co = coroutine.create(function() for _ in function() coroutine.yield() end, nil, nil, closer do end end) "
+                + "coroutine.resume(co) return coroutine.close(co)",
+            [.budgetExhausted])
+    }
+
+    @Test func coroutinesKeepTheirOrdinarySemantics() throws {
+        let (_, generated) = try Self.run(
+            "local gen = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end) return gen(1), gen(5)")
+        #expect(try generated.get() == [2, 10])
+        let (_, wrapped) = try Self.run("local f = coroutine.wrap(function() error('boom') end) local ok, e = pcall(f) return ok, e")
+        #expect(try wrapped.get().first == false)
+        #expect(try wrapped.get().last?.stringValue?.hasSuffix("boom") == true)
+        let (_, dead) = try Self.run(
+            "local f = coroutine.wrap(function() error('once') end) pcall(f) local ok, e = pcall(f) return ok, e")
+        #expect(try dead.get().last?.stringValue?.contains("dead coroutine") == true)
+        let (_, closed) = try Self.run(
+            "local co = coroutine.create(function() error({ code = 7 }) end) coroutine.resume(co) "
+                + "local ok, e = coroutine.close(co) return ok, e.code, coroutine.status(co)")
+        #expect(try closed.get() == [false, 7, "dead"])
+        let (_, suspended) = try Self.run(
+            "local log = {} local co = coroutine.create(function() "
+                + "for _ in function() coroutine.yield() end, nil, nil, setmetatable({}, { __close = function() log[#log + 1] = 'closed' end }) do end end) "
+                + "coroutine.resume(co) return coroutine.close(co), log[1]")
+        #expect(try suspended.get() == [true, "closed"])
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func cFunctionsAsMetamethodsCannotDriveCLoops() throws {
+        try Self.expectFailure(
+            "return table.concat(setmetatable({}, { __index = table.concat }), '', 1, math.maxinteger)", [.runtime],
+            containing: "table.concat")
+        try Self.expectFailure("return table.concat(setmetatable({}, { __index = table.concat }), '', 1, 10)", [.runtime], containing: "__index")
+        try Self.expectFailure("return table.unpack(setmetatable({}, { __index = string.rep }), 1, 100)", [.runtime], containing: "__index")
+        try Self.expectFailure("return table.concat({}, '', -math.maxinteger, math.maxinteger)", [.runtime], containing: "sandbox limit")
+        try Self.expectFailure("return table.unpack({}, 1, 1e7)", [.runtime], containing: "sandbox limit")
+        try Self.expectFailure(
+            "return table.insert(setmetatable({}, { __newindex = table.insert }), 1, 'x')", [.runtime], containing: "__newindex")
+        try Self.expectFailure(
+            "local t = setmetatable({}, {}) return table.move({ 1, 2, 3 }, 1, 3, 1, setmetatable({}, { __newindex = rawset }))",
+            [.runtime], containing: "__newindex")
+        // Each link of an __index chain is walked in C for every element.
+        try Self.expectFailure(
+            "local t = {} for i = 1, 100 do t = setmetatable({}, { __index = t }) end return select('#', table.unpack(t, 1, 1e5))",
+            [.runtime], containing: "__index")
+        // C functions called from C (here gsub's replacement lookups) pay for each call.
+        try Self.expectFailure("return string.gsub(('x'):rep(1e6), '.', setmetatable({}, { __index = rawequal }))", [.budgetExhausted])
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aLengthIsMeasuredOnce() throws {
+        let lying = "local calls = 0 local t = setmetatable({}, { __len = function() calls = calls + 1 return calls == 1 and 3 or 1e15 end })\n"
+        for function in ["table.insert(t, 1, 'x')", "table.remove(t, 1)", "table.sort(t)"] {
+            try Self.expectFailure(lying + function, [.runtime], containing: "__len")
+        }
+        let (_, unpacked) = try Self.run(lying + "return select('#', table.unpack(t))")
+        #expect(try unpacked.get() == [3])
+        try Self.expectFailure(lying + "return table.concat(t)", [.runtime], containing: "at index 1")
+        let (_, classes) = try Self.run(
+            "local Stack = { push = table.insert } Stack.__index = Stack local s = setmetatable({}, Stack) "
+                + "s:push('a') s:push('b') table.sort(s, function(a, b) return a > b end) return table.concat(s, ','), table.unpack(s)")
+        #expect(try classes.get() == ["b,a", "b", "a"], "class-style tables keep working with table.*")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func patternCostCountsBalancesBackReferencesAndLength() throws {
+        try Self.expectFailure("return ('('):rep(1e5):find('%b()')", [.runtime], containing: "too costly")
+        try Self.expectFailure("return ('a'):rep(3000):find('(.-)%1b')", [.runtime], containing: "too costly")
+        try Self.expectFailure("return ('a'):rep(1e6):find(('a'):rep(200) .. 'b')", [.runtime], containing: "too costly")
+        try Self.expectFailure("for w in ('('):rep(1e5):gmatch('%b()') do end", [.runtime], containing: "too costly")
+        let (_, ordinary) = try Self.run("return ('f(a(b)c)'):match('%b()'), ('abab'):match('(ab)%1'), ('x=1'):find('%f[%w]%w+')")
+        #expect(try ordinary.get() == ["(a(b)c)", "ab", 1, 1])
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aCallThatReturnsAfterItsDeadlineFails() throws {
+        var limits = LuaLimits()
+        limits.wallClock = .milliseconds(1)
+        limits.instructionBudget = .max
+        // One C call the hook never interrupts: it returns, late.
+        let (_, result) = try Self.run("return string.find(string.rep('a', 1e6):rep(5), '[b]')", limits: limits)
+        guard case .failure(let error) = result else {
+            Issue.record("a late call was reported as a success")
+            return
+        }
+        #expect(error.kind == .timeout, "\(error)")
+        #expect(error.message.contains("time limit exceeded"), "\(error)")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func otherCLoopsAreBounded() throws {
+        try Self.expectFailure("return os.date(('%c'):rep(1e5))", [.runtime], containing: "format longer")
+        try Self.expectFailure("return load(('x = 1 '):rep(3e5))", [.runtime], containing: "chunk longer")
+        try Self.expectFailure("return load(function() return 'x = 1 ' end)", [.runtime])
+        let (_, date) = try Self.run("return os.date('!%Y', 0)")
+        #expect(try date.get() == ["1970"])
+    }
+
+    @Test func errorTextIsBoundedAndEscaped() throws {
+        let (_, result) = try Self.run("error(('x'):rep(1e5) .. '\\n\\27[31mred')")
+        guard case .failure(let error) = result else {
+            Issue.record("no error")
+            return
+        }
+        #expect(error.kind == .runtime)
+        #expect(error.message.unicodeScalars.count <= LuaError.maximumTextLength + 1)
+        #expect(error.message.hasSuffix("…"))
+        let (_, escapes) = try Self.run("error('line one\\nline two \\27[31mred\\27[0m \\u{202E}txt', 0)")
+        guard case .failure(let escaped) = escapes else {
+            Issue.record("no error")
+            return
+        }
+        #expect(escaped.message == #"line one\nline two \u{1b}[31mred\u{1b}[0m \u{202e}txt"#)
+        #expect(!escaped.description.unicodeScalars.contains { $0.properties.generalCategory == .control })
+        let vm = try LuaVM()
+        #expect {
+            try vm.load(chunk: "return {", name: "evil\n\u{1B}[2Jname")
+        } throws: { error in
+            guard let error = error as? LuaError else { return false }
+            return error.kind == .syntax && !error.description.contains("\n") && !error.description.contains("\u{1B}")
+        }
+        let tidy = LuaError(kind: .runtime, message: "a\tb")
+        #expect(LuaError.escaped(tidy.message) == tidy.message, "escaping escaped text changes nothing")
+        #expect(LuaError.escaped(String(repeating: "\n", count: 1000)) == LuaError.escaped(LuaError.escaped(String(repeating: "\n", count: 1000))))
     }
 }

@@ -17,6 +17,8 @@ typedef enum {
     TSB_ABORT_BUDGET = 1,
     TSB_ABORT_DEADLINE = 2,
     TSB_ABORT_MEMORY = 3,
+    /* The call returned, but after its deadline (time spent in C or in the collection after it). */
+    TSB_ABORT_LATE = 4,
 } tsb_abort_reason;
 
 /* Creates a sandboxed state: safe libraries only, capped memory, captured print. NULL on OOM. */
@@ -29,9 +31,12 @@ void tsb_close(lua_State *L);
 int tsb_load(lua_State *L, const char *source, size_t length, const char *name);
 
 /*
- * lua_pcall under the sandbox: the memory cap is enforced, the count hook stops the call after
- * `instruction_budget` instructions or at `deadline_ns` (CLOCK_MONOTONIC), and an error value
- * that is not a string is turned into a message. Returns the lua_pcall status.
+ * lua_pcall under the sandbox: the memory cap is enforced, the hook (on instruction counts and
+ * on every call, C functions included) stops the call after `instruction_budget` instructions
+ * (a call costs a few) or at `deadline_ns` (CLOCK_MONOTONIC), and an error value that is not a
+ * string is turned into a message. A full collection runs after the call when the VM holds over
+ * half its cap, before the deadline is checked once more: a call that returns late is reported
+ * by tsb_last_abort as TSB_ABORT_LATE. Returns the lua_pcall status.
  */
 int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget, int64_t deadline_ns);
 
