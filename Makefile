@@ -7,7 +7,7 @@ TEST_PACKAGES := $(RUN_PACKAGES) postgresql python3 libcmocka-dev libcurl4-opens
 BENCH_PACKAGES := $(TEST_PACKAGES) wrk
 PG_DIR := $(CURDIR)/.build/test-postgres
 
-.PHONY: run build build-release deps test test-swift test-firmware bench clean
+.PHONY: run build build-release deps test test-swift test-firmware test-faults bench clean
 
 deps:
 	@scripts/install-deps.sh $(RUN_PACKAGES)
@@ -19,7 +19,7 @@ run: build
 	mkdir -p var
 	swift run -c $(CONFIGURATION) --skip-build thermostat serve
 
-test: test-swift test-firmware
+test: test-swift test-firmware test-faults
 
 test-swift:
 	@scripts/install-deps.sh $(TEST_PACKAGES)
@@ -30,6 +30,13 @@ test-swift:
 	trap 'scripts/test-postgres.sh stop "$(PG_DIR)"' EXIT; \
 	TEST_DATABASE_URL="$$url" THERMOSTAT_BIN="$(CURDIR)/.build/release/thermostat" \
 		swift test --skip-build
+
+# The release binary under database faults: PostgreSQL restarted and paused mid-ingest, SQLite
+# on a full volume (a tmpfs it mounts; skipped with a message where mounting is impossible).
+test-faults:
+	@scripts/install-deps.sh $(TEST_PACKAGES)
+	swift build -c release --product thermostat
+	python3 scripts/fault_suite.py --binary "$(CURDIR)/.build/release/thermostat"
 
 test-firmware:
 	@scripts/install-deps.sh $(TEST_PACKAGES)

@@ -19,21 +19,25 @@ public func buildApplication(
         logger.logLevel = configuration.logLevel
         return logger
     }()
-    let store = try store ?? StoreFactory.open(databaseURL: configuration.databaseURL, logger: logger)
+    let store = try store
+        ?? StoreFactory.open(
+            databaseURL: configuration.databaseURL, logger: logger,
+            timeBound: .seconds(configuration.databaseTimeoutSeconds))
     let platform = try Platform(configuration: configuration, store: store, clock: clock, logger: logger)
     var app = Application(
         router: platform.router(),
         configuration: ApplicationConfiguration(
             address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         logger: logger)
-    app.addServices(store, platform.writer, platform.sessionSweeper)
+    // The shutdown monitor comes first so that the service group stops it last (see its comment).
+    app.addServices(platform.shutdownMonitor, store, platform.writer, platform.sessionSweeper)
     app.beforeServerStarts {
         let applied = try await store.migrate()
         if !applied.isEmpty {
             logger.info("applied migrations", metadata: ["versions": "\(applied)", "backend": "\(store.backendName)"])
         }
     }
-    return app
+    return PlatformApplication(inner: app, shutdownMonitor: platform.shutdownMonitor)
 }
 
 /// The parts of a running platform and how they connect.
@@ -44,6 +48,8 @@ struct Platform {
     let accounts: AccountService
     let credentials: DeviceCredentialCache
     let writer: GroupCommitWriter
+    let requests: InFlightRequests
+    let shutdownMonitor: ShutdownMonitor
     let sessionSweeper: SessionSweeper
     let catalog: PluginCatalog
     let scripts: ScriptEngine
@@ -59,7 +65,14 @@ struct Platform {
         credentials = DeviceCredentialCache(store: store, clock: clock)
         writer = GroupCommitWriter(
             store: store, clock: clock, logger: logger,
-            maximumConcurrentCommits: store.backendName == "sqlite" ? 1 : 4)
+            maximumConcurrentCommits: store.backendName == "sqlite" ? 1 : 4,
+            requestTimeBound: .seconds(configuration.databaseTimeoutSeconds),
+            // A backstop for any backend: PostgreSQL's own bound fires first and closes the
+            // connection; this one holds even for a store call that never returns.
+            commitTimeBound: .seconds(configuration.databaseTimeoutSeconds + 2))
+        requests = InFlightRequests()
+        shutdownMonitor = ShutdownMonitor(
+            drainTime: .seconds(configuration.shutdownDrainSeconds), requests: requests, writer: writer, logger: logger)
         catalog = try configuration.loadCatalog()
         scripts = ScriptEngine(store: store, catalog: catalog, clock: clock, logger: logger)
         sessionSweeper = SessionSweeper(
@@ -68,10 +81,14 @@ struct Platform {
 
     func router() -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
+        router.add(middleware: InFlightRequestsMiddleware(requests: requests))
         router.add(
             middleware: RequestGuardMiddleware(
                 allowedOrigin: configuration.effectivePublicURL, isProduction: configuration.isProduction))
-        HealthController(store: store, startedAt: .now).addRoutes(to: router)
+        HealthController(
+            store: store, startedAt: .now, commits: writer.health, shutdown: shutdownMonitor,
+            pingTimeout: min(HealthController.pingTimeout, .seconds(configuration.databaseTimeoutSeconds))
+        ).addRoutes(to: router)
 
         let telemetry = TelemetryController(
             store: store, credentials: credentials, writer: writer, scripts: scripts,

@@ -48,7 +48,8 @@ public struct Operations: Sendable {
     private func withStore<Result: Sendable>(_ body: @Sendable (any PlatformStore) async throws -> Result) async throws
         -> Result
     {
-        let store = try StoreFactory.open(databaseURL: configuration.databaseURL, logger: logger)
+        let store = try StoreFactory.open(
+            databaseURL: configuration.databaseURL, logger: logger, timeBound: .seconds(configuration.databaseTimeoutSeconds))
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await store.run() }
             defer { group.cancelAll() }

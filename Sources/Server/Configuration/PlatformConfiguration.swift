@@ -39,6 +39,13 @@ public struct PlatformConfiguration: Sendable {
     /// Set when a reverse proxy in front of the server sets X-Forwarded-For: login and
     /// registration limits then count its first address instead of the proxy's.
     public var trustForwardedFor = false
+    /// The most one unit of database work may take (a query, or a telemetry transaction with its
+    /// commit, connection lease included). Past it the request fails with 503 instead of waiting
+    /// on a database that does not answer.
+    public var databaseTimeoutSeconds = 10
+    /// On SIGTERM/SIGINT, how long in-flight requests get to finish (their samples committed)
+    /// before the ones still waiting are answered 503 and the process exits.
+    public var shutdownDrainSeconds = 15
 
     public init() {}
 
@@ -78,6 +85,8 @@ public struct PlatformConfiguration: Sendable {
         if let seconds = try integer("THERMOSTAT_KEY_GRACE_SECONDS", 0...31_536_000) {
             keyRotationGraceSeconds = Double(seconds)
         }
+        if let seconds = try integer("THERMOSTAT_DATABASE_TIMEOUT_SECONDS", 1...3600) { databaseTimeoutSeconds = seconds }
+        if let seconds = try integer("THERMOSTAT_SHUTDOWN_DRAIN_SECONDS", 1...3600) { shutdownDrainSeconds = seconds }
         if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }
         if let folder = variables["THERMOSTAT_POLICIES_DIR"] { policiesDirectory = folder }
         if let flag = variables["THERMOSTAT_TRUST_FORWARDED_FOR"] {
