@@ -86,7 +86,9 @@ public final class PostgresStore: PlatformStore, Sendable {
             onExpiry: {
                 logger.warning(
                     "database work exceeded its time bound; closing its connection",
-                    metadata: ["work": "\(what)", "bound": "\(bound ?? self.timeBound)"])
+                    metadata: [
+                        "work": "\(what)", "bound": "\(bound ?? self.timeBound)", "was_waiting_for": "\(leased.stage)",
+                    ])
                 await leased.close()
             },
             {
@@ -246,6 +248,16 @@ final class LeasedConnection: Sendable {
 
     func set(_ leased: PostgresConnection) {
         connection.withLock { $0 = leased }
+    }
+
+    /// What the work was waiting for, for the log: a connection from the pool, an answer on a
+    /// live connection (a slow or stopped server), or an answer on a connection that had
+    /// already closed (a statement the driver dropped: it would never have come).
+    var stage: String {
+        guard let leased = connection.withLock({ $0 }) else { return "a connection from the pool" }
+        return leased.isClosed
+            ? "an answer on connection \(leased.id), which had already closed"
+            : "an answer on open connection \(leased.id)"
     }
 
     /// Closes the channel at once (no Terminate handshake: the server may not be answering),

@@ -51,6 +51,12 @@ public final class SQLiteStore: PlatformStore, Sendable {
     public func ping() async throws {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
+
+    /// Runs SQL statements through the writer, for tests that change the schema under a running
+    /// server (PostgreSQL's counterpart is `PostgresStore.execute`).
+    func execute(sql: String) async throws {
+        try await pool.write { db in try db.execute(sql: sql) }
+    }
 }
 
 extension UUID {
