@@ -293,8 +293,19 @@ import Testing
         try Self.expectFailure(
             "local t = {} for i = 1, 100 do t = setmetatable({}, { __index = t }) end return select('#', table.unpack(t, 1, 1e5))",
             [.runtime], containing: "__index")
-        // C functions called from C (here gsub's replacement lookups) pay for each call.
-        try Self.expectFailure("return string.gsub(('x'):rep(1e6), '.', setmetatable({}, { __index = rawequal }))", [.budgetExhausted])
+        // C functions called from C (here gsub's replacement lookups) pay for each call, and the
+        // error names the script's line, not the C function's.
+        let (_, metered) = try Self.run("local lookups = setmetatable({}, { __index = rawequal })\nreturn string.gsub(('x'):rep(1e6), '.', lookups)")
+        guard case .failure(let error) = metered else {
+            Issue.record("a million C calls from C ran unmetered")
+            return
+        }
+        #expect([.budgetExhausted, .timeout].contains(error.kind), "\(error)")
+        #expect(error.chunk == "hostile" && error.line == 3, "\(error)")
+        // Sorting compares n log n times in C.
+        try Self.expectFailure("local t = {} for i = 1, 100001 do t[i] = -i end table.sort(t)", [.runtime], containing: "sandbox limit")
+        let (_, sorted) = try Self.run("local t = {} for i = 1, 1000 do t[i] = -i end table.sort(t) return t[1], t[1000]")
+        #expect(try sorted.get() == [-1000, -1])
     }
 
     @Test(.timeLimit(.minutes(1)))
