@@ -372,8 +372,10 @@ static int tsb_checked_pattern(lua_State *L) {
     s->pattern_nesting++;
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    /* Protected, so that an error (which the script may catch) still ends this level. */
+    int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
     s->pattern_nesting--;
+    if (status != LUA_OK) return lua_error(L);
     return lua_gettop(L);
 }
 
