@@ -351,6 +351,22 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(1)))
+    func theDeadlineIsCheckedOnCallsFromC() throws {
+        var limits = LuaLimits()
+        limits.wallClock = .milliseconds(10)
+        limits.instructionBudget = .max
+        // A million C calls from inside one C function: no instruction runs between them.
+        let (_, result) = try Self.run(
+            "local lookups = setmetatable({}, { __index = rawequal })\nreturn string.gsub(('x'):rep(1e6), '.', lookups)", limits: limits)
+        guard case .failure(let error) = result else {
+            Issue.record("ran to the end")
+            return
+        }
+        #expect(error.kind == .timeout, "\(error)")
+        #expect(error.message == "time limit exceeded" && error.line == 3, "stopped inside the call, at the script's line: \(error)")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
     func otherCLoopsAreBounded() throws {
         try Self.expectFailure("return os.date(('%c'):rep(1e5))", [.runtime], containing: "format longer")
         try Self.expectFailure("return load(('x = 1 '):rep(3e5))", [.runtime], containing: "chunk longer")
