@@ -331,6 +331,8 @@ import Testing
         try Self.expectFailure("for w in ('('):rep(1e5):gmatch('%b()') do end", [.runtime], containing: "too costly")
         let (_, ordinary) = try Self.run("return ('f(a(b)c)'):match('%b()'), ('abab'):match('(ab)%1'), ('x=1'):find('%f[%w]%w+')")
         #expect(try ordinary.get() == ["(a(b)c)", "ab", 1, 1])
+        let (_, fields) = try Self.run("local line = ('k=v,'):rep(375) local n = 0 for f in line:gmatch('([^,]*),') do n = n + 1 end return n")
+        #expect(try fields.get() == [375], "one quantifier on a 1500-byte line is fine")
         let (_, caught) = try Self.run("for i = 1, 40 do pcall(string.find, 'x', '%') end return ('abc'):find('b')")
         #expect(try caught.get() == [2, 2], "pattern errors a script catches do not use up the nesting limit")
     }
