@@ -16,7 +16,19 @@ public func withTimeBound<Result: Sendable>(
     onExpiry: @escaping @Sendable () async -> Void = {},
     _ operation: @escaping @Sendable () async throws -> Result
 ) async throws -> Result {
-    let race = TimeBoundRace<Result>()
+    try await withTimeBound(limit, what: what, onExpiry: onExpiry) { (_: TimeBoundControl) in try await operation() }
+}
+
+/// `withTimeBound` whose operation may also end the wait early, through its `TimeBoundControl`,
+/// when it learns that what it waits on will never answer (its connection closed).
+public func withTimeBound<Result: Sendable>(
+    _ limit: Duration,
+    what: String,
+    onExpiry: @escaping @Sendable () async -> Void = {},
+    _ operation: @escaping @Sendable (TimeBoundControl) async throws -> Result
+) async throws -> Result {
+    let race = TimeBoundRace<Result>(onExpiry: onExpiry)
+    let control = TimeBoundControl(end: { error in Task { await race.end(throwing: error) } })
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { continuation in
             guard race.start(continuation) else {
@@ -26,7 +38,7 @@ public func withTimeBound<Result: Sendable>(
             let work = Task {
                 let outcome: Swift.Result<Result, any Error>
                 do {
-                    outcome = .success(try await operation())
+                    outcome = .success(try await operation(control))
                 } catch {
                     outcome = .failure(error)
                 }
@@ -38,13 +50,9 @@ public func withTimeBound<Result: Sendable>(
                 } catch {
                     return
                 }
-                guard race.expire() else { return }
-                work.cancel()
-                await onExpiry()
-                race.resumeExpired(
+                await race.end(
                     throwing: PlatformError(
-                        .unavailable, code: "database_timeout",
-                        message: "The database did not answer in time (\(what))"))
+                        .unavailable, code: "database_timeout", message: "The database did not answer in time (\(what))"))
             }
             race.attach(work: work, timer: timer)
         }
@@ -53,8 +61,19 @@ public func withTimeBound<Result: Sendable>(
     }
 }
 
-/// Who resumes the caller of `withTimeBound`: exactly one of the operation, the timer or the
-/// caller's cancellation, whichever comes first.
+/// Lets a time-bound operation give up before its deadline.
+public struct TimeBoundControl: Sendable {
+    let end: @Sendable (any Error) -> Void
+
+    /// Answers the caller now with `error`, as an expiry would (the operation is cancelled and
+    /// abandoned, `onExpiry` runs), unless the operation or the deadline came first.
+    public func abandon(throwing error: any Error) {
+        end(error)
+    }
+}
+
+/// Who resumes the caller of `withTimeBound`: exactly one of the operation, the timer (or an
+/// early abandon) or the caller's cancellation, whichever comes first.
 private final class TimeBoundRace<Result: Sendable>: Sendable {
     private struct State {
         var continuation: CheckedContinuation<Result, any Error>?
@@ -65,6 +84,11 @@ private final class TimeBoundRace<Result: Sendable>: Sendable {
     }
 
     private let state = Mutex(State())
+    private let onExpiry: @Sendable () async -> Void
+
+    init(onExpiry: @escaping @Sendable () async -> Void) {
+        self.onExpiry = onExpiry
+    }
 
     /// False when the caller was cancelled before it got here: nothing is started then.
     func start(_ continuation: CheckedContinuation<Result, any Error>) -> Bool {
@@ -76,12 +100,12 @@ private final class TimeBoundRace<Result: Sendable>: Sendable {
     }
 
     func attach(work: Task<Void, Never>, timer: Task<Void, Never>) {
-        let cancelled = state.withLock { state in
+        let stop = state.withLock { state in
             state.work = work
             state.timer = timer
-            return state.isCancelled
+            return state.isCancelled || state.isDecided
         }
-        if cancelled {
+        if stop {
             work.cancel()
             timer.cancel()
         }
@@ -99,17 +123,18 @@ private final class TimeBoundRace<Result: Sendable>: Sendable {
         continuation?.resume(with: outcome)
     }
 
-    /// The deadline passed: true when the operation had not ended yet (the timer then owns
-    /// the caller's continuation).
-    func expire() -> Bool {
-        state.withLock { state in
-            guard !state.isDecided else { return false }
+    /// The deadline passed or the operation gave up: unless the race is decided already,
+    /// cancel the operation, run `onExpiry` and resume the caller with `error`.
+    func end(throwing error: any Error) async {
+        let tasks = state.withLock { state -> (Task<Void, Never>?, Task<Void, Never>?)? in
+            guard !state.isDecided else { return nil }
             state.isDecided = true
-            return true
+            return (state.work, state.timer)
         }
-    }
-
-    func resumeExpired(throwing error: any Error) {
+        guard let (work, timer) = tasks else { return }
+        work?.cancel()
+        timer?.cancel()
+        await onExpiry()
         let continuation = state.withLock { state in
             defer { state.continuation = nil }
             return state.continuation

@@ -16,6 +16,8 @@ public final class PostgresStore: PlatformStore, Sendable {
     /// Opens when `run()` starts the pool: `migrate()`, the first query of every start, waits
     /// for it rather than leasing a connection from a pool that is not running yet.
     private let poolStarted = StartSignal()
+    /// Ends the work on a connection as soon as the connection closes.
+    private let connectionWatch = ConnectionWatch()
 
     /// Months of telemetry partitions kept created ahead of the current one.
     static let partitionsAhead = 2
@@ -73,7 +75,8 @@ public final class PostgresStore: PlatformStore, Sendable {
     /// is what hung shutdown after a database restart (a ROLLBACK sent on a connection the
     /// restart had closed). Every statement therefore runs under a time bound that does not
     /// depend on the statement ever answering: past it the connection is closed and the caller
-    /// gets `database_timeout` at once.
+    /// gets `database_timeout` at once. A connection that closes under the work (a restart)
+    /// fails it at once with `database_connection_lost`.
     func withConnection<Result: Sendable>(
         _ what: String, bound: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
@@ -81,19 +84,28 @@ public final class PostgresStore: PlatformStore, Sendable {
         let leased = LeasedConnection()
         let client = client
         let logger = logger
+        let watch = connectionWatch
         return try await withTimeBound(
             bound ?? timeBound, what: what,
             onExpiry: {
-                logger.warning(
-                    "database work exceeded its time bound; closing its connection",
-                    metadata: [
-                        "work": "\(what)", "bound": "\(bound ?? self.timeBound)", "was_waiting_for": "\(leased.stage)",
-                    ])
+                if leased.closedUnderWork {
+                    logger.notice(
+                        "database connection closed under work; answering it now",
+                        metadata: ["work": "\(what)", "was_waiting_for": "\(leased.stage)"])
+                } else {
+                    logger.warning(
+                        "database work exceeded its time bound; closing its connection",
+                        metadata: [
+                            "work": "\(what)", "bound": "\(bound ?? self.timeBound)", "was_waiting_for": "\(leased.stage)",
+                        ])
+                }
                 await leased.close()
             },
-            {
+            { control in
                 try await client.withConnection { connection in
                     leased.set(connection)
+                    watch.begin(on: connection, leased: leased, control: control)
+                    defer { watch.end(on: connection) }
                     return try await body(connection)
                 }
             })
@@ -242,9 +254,64 @@ extension PostgresStore {
     }
 }
 
+/// Fails the work running on a connection as soon as the connection closes (a restart, a
+/// network failure), rather than when its time bound runs out: a statement the driver wrote
+/// before the close has been failed by then, and one written after it would never be answered.
+final class ConnectionWatch: Sendable {
+    private struct Work {
+        var leased: LeasedConnection
+        var control: TimeBoundControl
+    }
+
+    private struct State {
+        /// Connections whose close is watched (one callback each, however much work they run).
+        var watched: Set<PostgresConnection.ID> = []
+        var current: [PostgresConnection.ID: Work] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    func begin(on connection: PostgresConnection, leased: LeasedConnection, control: TimeBoundControl) {
+        let id = connection.id
+        let isNew = state.withLock { state in
+            state.current[id] = Work(leased: leased, control: control)
+            return state.watched.insert(id).inserted
+        }
+        guard isNew else { return }
+        connection.closeFuture.whenComplete { _ in
+            // Queued behind the pipeline teardown NIO schedules when a channel closes.
+            connection.eventLoop.execute { self.closed(id) }
+        }
+    }
+
+    func end(on connection: PostgresConnection) {
+        _ = state.withLock { $0.current.removeValue(forKey: connection.id) }
+    }
+
+    private func closed(_ id: PostgresConnection.ID) {
+        let work = state.withLock { state in
+            state.watched.remove(id)
+            return state.current.removeValue(forKey: id)
+        }
+        guard let work else { return }
+        work.leased.markClosedUnderWork()
+        work.control.abandon(
+            throwing: PlatformError(
+                .unavailable, code: "database_connection_lost", message: "The database connection closed; retry"))
+    }
+}
+
 /// The connection a bounded unit of work leased, so that its expiry can close it.
 final class LeasedConnection: Sendable {
     private let connection = Mutex<PostgresConnection?>(nil)
+    private let closedUnder = Atomic<Bool>(false)
+
+    /// True when the work ended because its connection closed, not because time ran out.
+    var closedUnderWork: Bool { closedUnder.load(ordering: .relaxed) }
+
+    func markClosedUnderWork() {
+        closedUnder.store(true, ordering: .relaxed)
+    }
 
     func set(_ leased: PostgresConnection) {
         connection.withLock { $0 = leased }
