@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
     ],
     targets: [
         // Debian's liblua5.4 headers and library.
@@ -35,6 +36,21 @@ let package = Package(
         .target(name: "LuaSandbox", dependencies: ["CLua", "CLuaShim"], swiftSettings: swiftSettings),
         // The four script hooks, built-in plugins and tier policies, on top of the sandbox.
         .target(name: "Scripting", dependencies: ["LuaSandbox", "PlatformCore"], swiftSettings: swiftSettings),
+        // Lua in supervised worker processes: the framed pipe protocol, the worker's request
+        // loop (`thermostat lua-worker`) and the pool that starts, deadlines and kills workers.
+        .target(
+            name: "ScriptWorkers",
+            dependencies: [
+                "Scripting",
+                "LuaSandbox",
+                "PlatformCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Domain types and rules: pure Swift, no I/O.
         .target(
             name: "PlatformCore",
@@ -59,7 +75,7 @@ let package = Package(
                 "PlatformCore",
                 "Storage",
                 "Scripting",
-                "LuaSandbox",
+                "ScriptWorkers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -74,6 +90,7 @@ let package = Package(
             name: "thermostat",
             dependencies: [
                 "Server",
+                "ScriptWorkers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -92,6 +109,7 @@ let package = Package(
         .executableTarget(name: "LuaBenchmark", dependencies: ["Scripting", "LuaSandbox", "PlatformCore"], swiftSettings: swiftSettings),
         .testTarget(name: "LuaSandboxTests", dependencies: ["LuaSandbox"], swiftSettings: swiftSettings),
         .testTarget(name: "ScriptingTests", dependencies: ["Scripting"], swiftSettings: swiftSettings),
+        .testTarget(name: "ScriptWorkersTests", dependencies: ["ScriptWorkers", "Scripting"], swiftSettings: swiftSettings),
         .testTarget(name: "PlatformCoreTests", dependencies: ["PlatformCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting"], swiftSettings: swiftSettings),
         .testTarget(

@@ -4,7 +4,7 @@ import PlatformCore
 /// What trying a script on samples produced: one result per sample (one in all for an export
 /// or a storage policy), the script's log and the errors that ended the run. The dry-run API
 /// answers with it and `thermostat script check` prints it.
-public struct DryRunReport: Sendable, Equatable, Encodable {
+public struct DryRunReport: Sendable, Equatable, Codable {
     public var results: [JSONValue]
     public var logs: [String]
     public var errors: [String]

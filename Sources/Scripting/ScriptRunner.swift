@@ -43,9 +43,9 @@ public struct ScriptAlert: Sendable, Equatable {
 }
 
 /// What a tier's storage policy allows.
-public struct TierLimits: Sendable, Equatable {
+public struct TierLimits: Sendable, Equatable, Codable {
     /// Older data is kept at a coarser resolution.
-    public struct Downsample: Sendable, Equatable {
+    public struct Downsample: Sendable, Equatable, Codable {
         public var afterDays: Int
         public var resolution: String
 

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PlatformCore
+import ScriptWorkers
 import Scripting
 import ServiceLifecycle
 import Storage
@@ -30,7 +31,7 @@ public func buildApplication(
             address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         logger: logger)
     // The shutdown monitor comes first so that the service group stops it last (see its comment).
-    app.addServices(platform.shutdownMonitor, store, platform.writer, platform.sessionSweeper)
+    app.addServices(platform.shutdownMonitor, store, platform.writer, platform.sessionSweeper, platform.workers)
     app.beforeServerStarts {
         let applied = try await store.migrate()
         if !applied.isEmpty {
@@ -52,6 +53,7 @@ struct Platform {
     let shutdownMonitor: ShutdownMonitor
     let sessionSweeper: SessionSweeper
     let catalog: PluginCatalog
+    let workers: LuaWorkerPool
     let scripts: ScriptEngine
 
     init(configuration: PlatformConfiguration, store: any PlatformStore, clock: any WallClock, logger: Logger) throws {
@@ -74,7 +76,8 @@ struct Platform {
         shutdownMonitor = ShutdownMonitor(
             drainTime: .seconds(configuration.shutdownDrainSeconds), requests: requests, writer: writer, logger: logger)
         catalog = try configuration.loadCatalog()
-        scripts = ScriptEngine(store: store, catalog: catalog, clock: clock, logger: logger)
+        workers = LuaWorkerPool(configuration: try configuration.luaWorkerPool(), logger: logger)
+        scripts = ScriptEngine(store: store, workers: workers, clock: clock, logger: logger)
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
     }
@@ -109,7 +112,9 @@ struct Platform {
         telemetry.addQueryRoute(to: authenticated.group("telemetry"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
         MemberController(store: store, clock: clock).addRoutes(to: authenticated.group("tenant/members"))
-        ScriptController(store: store, catalog: catalog, engine: scripts, clock: clock)
+        ScriptController(
+            store: store, catalog: catalog, engine: scripts, clock: clock,
+            trialLimiter: RateLimiter(limit: configuration.scriptTrialsPerMinute, periodSeconds: 60, clock: clock))
             .addRoutes(scripts: authenticated.group("scripts"), plugins: authenticated.group("plugins"))
         return router
     }

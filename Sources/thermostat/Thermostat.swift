@@ -2,14 +2,34 @@ import ArgumentParser
 import Foundation
 import Logging
 import PlatformCore
+import ScriptWorkers
+import Scripting
 import Server
 
-/// The `thermostat` command: serve the platform and operate it.
+/// The entry point. `thermostat lua-worker` runs synchronously on the main thread before the
+/// async runtime starts any thread, so the worker confines itself (drops root) while it is the
+/// only thread; every other command runs on the async runtime, as an async `main` would.
 @main
+enum ThermostatEntry {
+    static func main() {
+        if CommandLine.arguments.dropFirst().first == LuaWorkerCommand.configuration.commandName {
+            LuaWorkerCommand.main(Array(CommandLine.arguments.dropFirst(2)))
+        }
+        Task {
+            await Thermostat.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
+}
+
+/// The `thermostat` command: serve the platform and operate it.
 struct Thermostat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "ThermostatRTOS Platform: hosted service for ESP32 thermostats.",
-        subcommands: [Serve.self, Migrate.self, CreateAdmin.self, Check.self, TenantCommand.self, ScriptCommand.self])
+        subcommands: [
+            Serve.self, Migrate.self, CreateAdmin.self, Check.self, TenantCommand.self, ScriptCommand.self, LuaWorkerCommand.self,
+        ])
 }
 
 /// Flags shared by every command; each overrides its environment variable.
@@ -167,11 +187,39 @@ struct ScriptCommand: AsyncParsableCommand {
             let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
             let check = ScriptCheck(
                 source: source, name: name, hook: hook, sampleJSON: sample, configJSON: config,
-                catalog: try configuration.loadCatalog())
-            let (lines, passed) = check.run()
+                workers: try configuration.luaWorkerPool())
+            let (lines, passed) = await check.run()
             lines.forEach { print($0) }
             if !passed { throw ExitCode(1) }
         }
+    }
+}
+
+/// `thermostat lua-worker`: one Lua worker process, started by the server (or by `script
+/// check`) with its requests on stdin and its answers on stdout. Not for people to run.
+struct LuaWorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lua-worker", abstract: "Run tenant Lua for the server over stdin/stdout (started by the server).",
+        shouldDisplay: false)
+
+    @Option(help: "Folder of built-in plugins.")
+    var plugins: String
+
+    @Option(help: "Folder of tier policies.")
+    var policies: String
+
+    @Option(help: "Address-space cap in MiB.")
+    var memoryMb: Int
+
+    @Option(help: "CPU seconds one request may use.")
+    var cpuSeconds: Int
+
+    func run() throws {
+        let catalog = try PluginCatalog.load(
+            pluginsDirectory: URL(fileURLWithPath: plugins), policiesDirectory: URL(fileURLWithPath: policies))
+        LuaWorkerProcess.run(
+            catalog: catalog,
+            limits: LuaWorkerProcess.Limits(addressSpaceBytes: memoryMb * 1024 * 1024, cpuSecondsPerRequest: cpuSeconds))
     }
 }
 

@@ -220,6 +220,29 @@ struct ReleaseBinaryTests {
         let failed = try Self.run(["script", "check", broken.path, "--hook", "ingest"])
         #expect(failed.status != 0)
         #expect(failed.output.contains("broken:4"), "\(failed.output)")
+
+        // The review's attacks: each once held a thread forever or ran far past its deadline.
+        // Whichever line stops them (the sandbox, or the worker killed at the deadline), the
+        // command ends with a clear error.
+        let attacks = [
+            """
+            local co = coroutine.wrap(function()
+              for _ in function() return true end, nil, nil, setmetatable({}, { __close = function() while true do end end }) do
+                while true do end
+              end
+            end)
+            co()
+            """,
+            "table.concat(setmetatable({}, { __index = table.concat }), '', 1, math.maxinteger)",
+            "local found = ('('):rep(1e5):find('%b()')",
+        ]
+        for (index, attack) in attacks.enumerated() {
+            let file = folder.appendingPathComponent("attack\(index).lua")
+            try "return { transform = function(s)\n\(attack)\nreturn s end }".write(to: file, atomically: true, encoding: .utf8)
+            let result = try Self.run(["script", "check", file.path, "--hook", "ingest", "--sample", sample])
+            #expect(result.status != 0, "attack \(index): \(result.output)")
+            #expect(result.output.contains("error: "), "attack \(index): \(result.output)")
+        }
     }
 
     static func run(_ arguments: [String], stdin: String = "", environment extra: [String: String] = [:]) throws

@@ -244,6 +244,65 @@ struct ScriptAPITests {
         }
     }
 
+    /// Stays inside the sandbox's own limits for longer than the 100 ms deadline below: each
+    /// loop instruction copies megabytes, so the instruction budget is far away and the
+    /// sandbox's 250 ms wall clock comes after the worker pool's deadline.
+    static let workerHog = """
+        return { transform = function(s)
+            local chunk = ("x"):rep(500000):rep(3)
+            while true do local copy = chunk .. chunk end
+        end }
+        """
+
+    @Test(.timeLimit(.minutes(1)))
+    func aScriptThatHoldsItsWorkerPastTheDeadlineIsKilledAndOtherTenantsGoOn() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock, configure: { $0.luaWorkers = 1; $0.scriptDeadlineMilliseconds = 100 }) { client, store in
+            let attacker = try await client.register()
+            let victim = try await client.register()
+            let attackerDevice = try await client.registerDevice(attacker)
+            let victimDevice = try await client.registerDevice(victim)
+            for (user, name, source) in [(attacker, "hog", Self.workerHog), (victim, "calibrate", Self.addOne)] {
+                let uploaded = try await Self.upload(client, user, name: name, source: source)
+                let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+                #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: user.cookie).status == .ok)
+            }
+            #expect(try await client.ingest(victimDevice, SampleJSON.make(serial: victimDevice.serial, at: clock.now(), inside: 20)).status == .ok)
+            clock.advance(seconds: 1)
+            // The victim's call waits behind the hog on the only worker, then runs on its replacement.
+            async let attacked = client.ingest(attackerDevice, SampleJSON.make(serial: attackerDevice.serial, at: clock.now(), inside: 20))
+            try await Task.sleep(for: .milliseconds(20))
+            let victimResponse = try await client.ingest(victimDevice, SampleJSON.make(serial: victimDevice.serial, at: clock.now(), inside: 20))
+            #expect(victimResponse.status == .ok)
+            #expect(try await attacked.status == .ok, "the raw sample is stored when the worker is killed")
+            let attackerTenant = UUID(uuidString: attacker.tenantID)!
+            #expect(try await store.latest(tenantID: attackerTenant, serial: attackerDevice.serial)?.tempInside == 20)
+            #expect(try await store.latest(tenantID: UUID(uuidString: victim.tenantID)!, serial: victimDevice.serial)?.tempInside == 21)
+            let hog = try #require(try await store.scripts(tenantID: attackerTenant).first)
+            #expect(hog.failureCount == 1)
+            #expect(hog.lastError?.contains("time limit exceeded") == true, "\(hog.lastError ?? "no error")")
+            #expect(try await client.json("/health/").status == .ok)
+        }
+    }
+
+    @Test func uploadsAndDryRunsAreRateLimitedPerTenant() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock, configure: { $0.scriptTrialsPerMinute = 2 }) { client, _ in
+            let user = try await client.register()
+            let other = try await client.register()
+            let uploaded = try await Self.upload(client, user, name: "one", source: Self.addOne)
+            #expect(uploaded.status == .created)
+            let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+            let sample = #"{"sample":\#(SampleJSON.make(serial: "TH-1", at: clock.now()))}"#
+            #expect(try await client.json("/api/scripts/\(id)/dry-run/", method: .post, body: sample, cookie: user.cookie).status == .ok)
+            let limited = try await client.json("/api/scripts/\(id)/dry-run/", method: .post, body: sample, cookie: user.cookie)
+            #expect(limited.status == .tooManyRequests)
+            #expect(limited.headers[.retryAfter] != nil)
+            #expect(try await Self.upload(client, user, name: "two", source: Self.addOne).status == .tooManyRequests)
+            #expect(try await Self.upload(client, other, name: "two", source: Self.addOne).status == .created, "per tenant")
+        }
+    }
+
     @Test func fahrenheitDevicesWorkThroughTheBuiltInPlugin() async throws {
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock) { client, store in

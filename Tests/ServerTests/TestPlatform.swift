@@ -24,6 +24,7 @@ enum TestPlatform {
         configuration.registerRatePerHour = 1000
         configuration.loginRatePerMinute = 1000
         configuration.telemetryRatePerMinute = 100_000
+        configuration.scriptTrialsPerMinute = 100_000
         configuration.pluginsDirectory = repositoryRoot.appendingPathComponent("Plugins").path
         configuration.policiesDirectory = repositoryRoot.appendingPathComponent("Policies").path
         adjust(&configuration)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PlatformCore
+import ScriptWorkers
 import Scripting
 
 /// Every setting of the server, read once from the environment and overridden by command-line
@@ -39,6 +40,15 @@ public struct PlatformConfiguration: Sendable {
     /// Set when a reverse proxy in front of the server sets X-Forwarded-For: login and
     /// registration limits then count its first address instead of the proxy's.
     public var trustForwardedFor = false
+    /// Lua worker processes that run tenant scripts; tenants are spread over them.
+    public var luaWorkers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Hard wall-clock limit of one script call in a worker: a worker still running a call
+    /// after it is killed and replaced.
+    public var scriptDeadlineMilliseconds = 1000
+    /// Address-space cap of each Lua worker process.
+    public var luaWorkerMemoryMegabytes = 1024
+    /// Dry-runs and uploads per tenant per minute (each runs the tenant's Lua).
+    public var scriptTrialsPerMinute = 30
     /// The most one unit of database work may take (a query, or a telemetry transaction with its
     /// commit, connection lease included). Past it the request fails with 503 instead of waiting
     /// on a database that does not answer.
@@ -87,6 +97,10 @@ public struct PlatformConfiguration: Sendable {
         }
         if let seconds = try integer("THERMOSTAT_DATABASE_TIMEOUT_SECONDS", 1...3600) { databaseTimeoutSeconds = seconds }
         if let seconds = try integer("THERMOSTAT_SHUTDOWN_DRAIN_SECONDS", 1...3600) { shutdownDrainSeconds = seconds }
+        if let count = try integer("THERMOSTAT_LUA_WORKERS", 1...256) { luaWorkers = count }
+        if let milliseconds = try integer("THERMOSTAT_SCRIPT_DEADLINE_MS", 50...60_000) { scriptDeadlineMilliseconds = milliseconds }
+        if let megabytes = try integer("THERMOSTAT_LUA_WORKER_MEMORY_MB", 256...65_536) { luaWorkerMemoryMegabytes = megabytes }
+        if let rate = try integer("THERMOSTAT_SCRIPT_TRIALS_PER_MINUTE", 1...100_000) { scriptTrialsPerMinute = rate }
         if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }
         if let folder = variables["THERMOSTAT_POLICIES_DIR"] { policiesDirectory = folder }
         if let flag = variables["THERMOSTAT_TRUST_FORWARDED_FOR"] {
@@ -123,6 +137,16 @@ public struct PlatformConfiguration: Sendable {
         try PluginCatalog.load(
             pluginsDirectory: try Self.locateFolder(pluginsDirectory, variable: "THERMOSTAT_PLUGINS_DIR"),
             policiesDirectory: try Self.locateFolder(policiesDirectory, variable: "THERMOSTAT_POLICIES_DIR"))
+    }
+
+    /// The Lua worker pool's settings, with the plugin and policy folders located.
+    public func luaWorkerPool() throws -> LuaWorkerPool.Configuration {
+        LuaWorkerPool.Configuration(
+            executable: LuaWorkerPool.Configuration.defaultExecutable(),
+            pluginsDirectory: try Self.locateFolder(pluginsDirectory, variable: "THERMOSTAT_PLUGINS_DIR").path,
+            policiesDirectory: try Self.locateFolder(policiesDirectory, variable: "THERMOSTAT_POLICIES_DIR").path,
+            size: luaWorkers, callDeadline: .milliseconds(scriptDeadlineMilliseconds),
+            workerMemoryMegabytes: luaWorkerMemoryMegabytes)
     }
 
     /// The base URL put into provisioning URIs.

@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
 import Hummingbird
-import LuaSandbox
 import PlatformCore
+import ScriptWorkers
 import Scripting
 import Storage
 
@@ -14,6 +14,8 @@ struct ScriptController {
     let catalog: PluginCatalog
     let engine: ScriptEngine
     let clock: any WallClock
+    /// Dry-runs and uploads run the tenant's Lua in a worker: limited per tenant.
+    let trialLimiter: RateLimiter
 
     struct UploadBody: StrictRequestBody {
         static let fields: Set<String> = ["name", "hook", "source", "config"]
@@ -75,10 +77,8 @@ struct ScriptController {
         }
         let config = body.config ?? .object([:])
         guard case .object = config else { throw PlatformError.invalid("config", "must be a JSON object", code: "wrong_type") }
-        do {
-            let runner = try ScriptRunner(catalog: catalog, limits: engine.luaLimits(for: context.identity.tenant))
-            _ = try runner.load(source: body.source, name: name, hook: hook)
-        } catch let error as ScriptError {
+        try trialLimiter.acquire(context.identity.tenant.id.uuidString)
+        if let error = try await engine.validate(source: body.source, name: name, hook: hook, tenant: context.identity.tenant) {
             throw Self.invalidScript(error)
         }
         let configJSON = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
@@ -139,6 +139,7 @@ struct ScriptController {
         let needsSamples = script.hook != ScriptHook.storagePolicy.rawValue || body.sample != nil || body.device != nil
         let samples = needsSamples ? try await dryRunSamples(body, script: script, context: context) : []
         let tenant = context.identity.tenant
+        try trialLimiter.acquire(tenant.id.uuidString)
         let report = try await engine.dryRun(
             script: script, version: version, samples: samples, tenant: tenant, now: clock.now())
         return try jsonResponse(report)
@@ -191,14 +192,8 @@ struct ScriptController {
     }
 
     /// A script that does not compile or keep its hook's contract: 422 with Lua's message and line.
-    static func invalidScript(_ error: ScriptError) -> PlatformError {
-        switch error {
-        case .lua(let luaError):
-            let line = luaError.line.map { " (line \($0))" } ?? ""
-            return PlatformError(
-                .validation, code: "invalid_script", message: "\(luaError.message)\(line)", field: "source")
-        case .contract(let message):
-            return PlatformError(.validation, code: "invalid_script", message: message, field: "source")
-        }
+    static func invalidScript(_ error: WorkerScriptError) -> PlatformError {
+        let line = error.line.map { " (line \($0))" } ?? ""
+        return PlatformError(.validation, code: "invalid_script", message: "\(error.message)\(line)", field: "source")
     }
 }

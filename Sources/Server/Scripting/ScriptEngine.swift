@@ -1,34 +1,42 @@
 import Foundation
-import LuaSandbox
 import Logging
 import PlatformCore
+import ScriptWorkers
 import Scripting
 import Storage
 import Synchronization
 
-/// Runs tenants' active scripts. Each tenant gets its own VM (so tenants never see each
-/// other's globals or share a memory cap) inside an actor, so one task at a time uses it; the
-/// most recently used tenants stay loaded. Activation in this process reloads a tenant at
-/// once; a short time-to-live picks up activations made by other processes.
+/// Runs tenants' scripts in the Lua worker pool: the server process itself never runs tenant
+/// Lua. It keeps each tenant's active ingest scripts (and their failure state) for a short
+/// time-to-live; activation in this process reloads a tenant at once, and the time-to-live
+/// picks up activations made by other processes.
 final class ScriptEngine: Sendable {
     private let store: any PlatformStore
-    private let catalog: PluginCatalog
+    private let workers: LuaWorkerPool
     private let clock: any WallClock
     private let logger: Logger
     private let tenants = Mutex<[UUID: CachedTenant]>([:])
+    private let tierLimits = Mutex<[String: CachedLimits]>([:])
     static let capacity = 256
     static let timeToLiveSeconds: Double = 10
+    /// The memory cap of a tenant VM whose tier sets none (or whose policy fails).
+    static let defaultMemoryBytes = 16 * 1024 * 1024
 
     private struct CachedTenant {
-        /// nil when the tenant has no active ingest script: no VM is built for it.
+        /// nil when the tenant has no active ingest script.
         var scripts: TenantScripts?
         var loadedAt: Timestamp
         var lastUsed: Timestamp
     }
 
-    init(store: any PlatformStore, catalog: PluginCatalog, clock: any WallClock, logger: Logger) {
+    private struct CachedLimits {
+        var limits: TierLimits?
+        var loadedAt: Timestamp
+    }
+
+    init(store: any PlatformStore, workers: LuaWorkerPool, clock: any WallClock, logger: Logger) {
         self.store = store
-        self.catalog = catalog
+        self.workers = workers
         self.clock = clock
         self.logger = logger
     }
@@ -37,78 +45,9 @@ final class ScriptEngine: Sendable {
         _ = tenants.withLock { $0.removeValue(forKey: tenantID) }
     }
 
-    /// The tenant's loaded ingest scripts, or nil when it has none active (then ingest checks
-    /// ranges while parsing; with scripts, ranges are checked after them).
+    /// The tenant's active ingest scripts, or nil when it has none (then ingest checks ranges
+    /// while parsing; with scripts, ranges are checked after them).
     func ingestScripts(tenantID: UUID) async throws -> TenantScripts? {
-        try await tenantScripts(tenantID)
-    }
-
-    /// Runs the tenant's active ingest scripts over `samples` in name order. A rejection fails
-    /// the whole request (422 naming the script); a script that fails on any sample leaves the
-    /// whole request as it was before that script (nothing is lost, nothing half-converted)
-    /// and the failure is recorded, quarantining a script that keeps failing.
-    func transform(_ samples: [TelemetrySample], with scripts: TenantScripts, isBatch: Bool) async throws -> [TelemetrySample] {
-        let run = await scripts.transform(samples, now: clock.now())
-        for outcome in run.outcomes {
-            try await record(outcome, tenantID: scripts.tenantID)
-        }
-        if let rejection = run.rejection {
-            throw PlatformError(
-                .validation, code: "rejected_by_script",
-                message: "Rejected by ingest script '\(rejection.script)': \(rejection.reason)",
-                field: isBatch ? "samples[\(rejection.index)]" : nil)
-        }
-        return run.samples
-    }
-
-    private func record(_ outcome: ScriptOutcome, tenantID: UUID) async throws {
-        if let error = outcome.error {
-            logger.notice(
-                "ingest script failed; raw sample kept",
-                metadata: ["script": "\(outcome.scriptName)", "error": "\(error)", "failures": "\(outcome.failureCount)"])
-        }
-        try await store.recordScriptOutcome(
-            tenantID: tenantID, scriptID: outcome.scriptID, failureCount: outcome.failureCount, error: outcome.error,
-            input: outcome.input, quarantinedUntil: outcome.quarantinedUntil)
-    }
-
-    /// Runs one version of a script on samples in a fresh VM under the tenant's limits, without
-    /// touching any state.
-    func dryRun(script: Script, version: ScriptVersion, samples: [TelemetrySample], tenant: Tenant, now: Timestamp) async throws
-        -> DryRunReport
-    {
-        guard let hook = ScriptHook(rawValue: script.hook) else { throw PlatformError.notFound("Script") }
-        let config = (try? LuaValue(jsonText: version.configJSON)) ?? .table([:])
-        let runner = try ScriptRunner(catalog: catalog, limits: luaLimits(for: tenant))
-        return runner.dryRun(source: version.source, name: script.name, hook: hook, samples: samples) { sample in
-            ScriptContext(
-                tenantID: tenant.id.uuidString.lowercased(), tenantSlug: tenant.slug, tier: tenant.tier,
-                deviceSerial: sample?.deviceSerial, deviceName: sample?.deviceSerial, now: now, config: config)
-        }
-    }
-
-    /// The sandbox limits of a tenant's VMs: the defaults, with the memory cap its tier's
-    /// storage policy sets (`script_memory_mb`). A tier without a policy, or a policy that
-    /// fails, keeps the default cap.
-    func luaLimits(for tenant: Tenant) -> LuaLimits {
-        var limits = LuaLimits()
-        guard let policy = catalog.policies[tenant.tier] else { return limits }
-        do {
-            let runner = try ScriptRunner(catalog: catalog)
-            let loaded = try runner.load(plugin: policy)
-            let context = ScriptContext(
-                tenantID: tenant.id.uuidString.lowercased(), tenantSlug: tenant.slug, tier: tenant.tier, deviceSerial: nil,
-                deviceName: nil, now: clock.now(), config: .table([:]))
-            if let megabytes = try runner.limits(loaded, context: context).scriptMemoryMegabytes {
-                limits.memoryBytes = megabytes * 1024 * 1024
-            }
-        } catch {
-            logger.error("tier policy failed; default script limits apply", metadata: ["tier": "\(tenant.tier)", "error": "\(error)"])
-        }
-        return limits
-    }
-
-    private func tenantScripts(_ tenantID: UUID) async throws -> TenantScripts? {
         let now = clock.now()
         if let cached = tenants.withLock({ table -> TenantScripts?? in
             guard var entry = table[tenantID], now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds
@@ -121,8 +60,7 @@ final class ScriptEngine: Sendable {
         }
         guard let tenant = try await store.tenant(id: tenantID) else { throw PlatformError.notFound("Tenant") }
         let active = try await store.activeScripts(tenantID: tenantID, hook: ScriptHook.ingest.rawValue)
-        let scripts =
-            active.isEmpty ? nil : try TenantScripts(tenant: tenant, catalog: catalog, limits: luaLimits(for: tenant), ingest: active)
+        let scripts = active.isEmpty ? nil : TenantScripts(tenant: await workerTenant(tenant), active: active)
         tenants.withLock { table in
             if table.count >= Self.capacity, let oldest = table.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
                 table.removeValue(forKey: oldest)
@@ -130,6 +68,168 @@ final class ScriptEngine: Sendable {
             table[tenantID] = CachedTenant(scripts: scripts, loadedAt: now, lastUsed: now)
         }
         return scripts
+    }
+
+    /// Runs the tenant's active ingest scripts over `samples` in name order, each over the whole
+    /// batch in one worker call. A rejection fails the whole request (422 naming the script); a
+    /// script that fails on any sample (an error, its limits, or its worker killed at the
+    /// deadline) leaves the whole request as it was before that script (nothing is lost, nothing
+    /// half-converted) and the failure is recorded, quarantining a script that keeps failing.
+    func transform(_ samples: [TelemetrySample], with scripts: TenantScripts, isBatch: Bool) async throws -> [TelemetrySample] {
+        let now = clock.now()
+        var output = samples
+        for active in scripts.runnable(at: now) {
+            switch await run(active, on: output, tenant: scripts.tenant, now: now) {
+            case .transformed(let transformed):
+                output = transformed
+                if active.script.failureCount > 0 {
+                    try await record(ScriptOutcome(recoveryOf: active.script), in: scripts)
+                }
+            case .rejected(let index, let reason):
+                throw PlatformError(
+                    .validation, code: "rejected_by_script", message: "Rejected by ingest script '\(active.script.name)': \(reason)",
+                    field: isBatch ? "samples[\(index)]" : nil)
+            case .failed(let index, let error):
+                let input = SampleBridge.value(output[index ?? 0]).jsonText
+                try await record(ScriptOutcome(failureOf: active.script, error: error, input: input, now: now), in: scripts)
+            case .needsSource:
+                break
+            }
+        }
+        return output
+    }
+
+    /// One script over the batch; the source goes along only when the worker asks for it.
+    private func run(_ active: ActiveIngestScript, on samples: [TelemetrySample], tenant: WorkerTenant, now: Timestamp) async
+        -> TransformResult
+    {
+        var script = WorkerScript(
+            id: active.script.id, version: active.version.version, name: active.script.name,
+            configJSON: active.version.configJSON, source: nil)
+        for _ in 0..<2 {
+            let call = TransformCall(
+                tenant: tenant, script: script, now: now, budgetMilliseconds: batchBudgetMilliseconds, samples: samples)
+            do {
+                guard case .transform(let result) = try await workers.call(.transform(call), tenant: tenant.id) else {
+                    return .failed(index: nil, error: "the worker answered another request")
+                }
+                if result == .needsSource {
+                    script.source = active.version.source
+                    continue
+                }
+                return result
+            } catch let error as WorkerCallError {
+                if case .unavailable = error {
+                    logger.error("no Lua worker; ingest script skipped", metadata: ["error": "\(error)"])
+                    return .transformed(samples)
+                }
+                return .failed(index: nil, error: error.description)
+            } catch {
+                return .failed(index: nil, error: "\(error)")
+            }
+        }
+        return .failed(index: nil, error: "the worker did not load the script")
+    }
+
+    /// The time a worker gives one batch before failing it itself: half the hard deadline, so
+    /// the kill stays the last resort.
+    private var batchBudgetMilliseconds: Int {
+        let (seconds, attoseconds) = workers.callDeadline.components
+        return max(1, Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000) / 2)
+    }
+
+    private func record(_ outcome: ScriptOutcome, in scripts: TenantScripts) async throws {
+        if let error = outcome.error {
+            logger.notice(
+                "ingest script failed; raw sample kept",
+                metadata: ["script": "\(outcome.scriptName)", "error": "\(error)", "failures": "\(outcome.failureCount)"])
+        }
+        scripts.note(outcome)
+        try await store.recordScriptOutcome(
+            tenantID: scripts.tenant.id, scriptID: outcome.scriptID, failureCount: outcome.failureCount, error: outcome.error,
+            input: outcome.input, quarantinedUntil: outcome.quarantinedUntil)
+    }
+
+    /// Compiles `source` in a worker under the tenant's limits and checks the hook's contract.
+    func validate(source: String, name: String, hook: ScriptHook, tenant: Tenant) async throws -> WorkerScriptError? {
+        let job = WorkerJob.validate(source: source, name: name, hook: hook, memoryBytes: await memoryBytes(for: tenant))
+        switch try await runJob(job, tenant: tenant.id) {
+        case .valid: return nil
+        case .invalid(let error): return error
+        case .failed(let message): return WorkerScriptError(.contract(message))
+        default: throw PlatformError(.internalFailure, code: "internal_error", message: "Internal server error")
+        }
+    }
+
+    /// Runs one version of a script on samples in a fresh VM under the tenant's limits,
+    /// without touching any state. A run the worker had to be killed for reports the deadline.
+    func dryRun(script: Script, version: ScriptVersion, samples: [TelemetrySample], tenant: Tenant, now: Timestamp) async throws
+        -> DryRunReport
+    {
+        guard let hook = ScriptHook(rawValue: script.hook) else { throw PlatformError.notFound("Script") }
+        let job = DryRunJob(
+            source: version.source, name: script.name, hook: hook, configJSON: version.configJSON,
+            tenant: await workerTenant(tenant), now: now, samples: samples)
+        do {
+            switch try await runJob(.dryRun(job), tenant: tenant.id) {
+            case .report(let report): return report
+            case .failed(let message): return DryRunReport(results: [], logs: [], errors: [message])
+            default: throw PlatformError(.internalFailure, code: "internal_error", message: "Internal server error")
+            }
+        } catch let error as WorkerCallError {
+            if case .unavailable = error { throw Self.unavailable(error) }
+            return DryRunReport(results: [], logs: [], errors: [error.description])
+        }
+    }
+
+    private func runJob(_ job: WorkerJob, tenant: UUID) async throws -> WorkerJobResult {
+        do {
+            guard case .job(let result) = try await workers.call(.job(job), tenant: tenant) else {
+                throw PlatformError(.internalFailure, code: "internal_error", message: "Internal server error")
+            }
+            return result
+        } catch let error as WorkerCallError {
+            if case .unavailable = error { throw Self.unavailable(error) }
+            throw error
+        }
+    }
+
+    private static func unavailable(_ error: WorkerCallError) -> PlatformError {
+        PlatformError(.unavailable, code: "scripts_unavailable", message: "Scripts cannot run right now; retry")
+    }
+
+    /// What a worker needs to know of a tenant.
+    private func workerTenant(_ tenant: Tenant) async -> WorkerTenant {
+        WorkerTenant(id: tenant.id, slug: tenant.slug, tier: tenant.tier, memoryBytes: await memoryBytes(for: tenant))
+    }
+
+    /// The memory cap of a tenant's VMs: the default, or what its tier's storage policy sets
+    /// (`script_memory_mb`). Limits are cached per tier for the time-to-live; a tier without a
+    /// policy, or a policy that fails, keeps the default.
+    func memoryBytes(for tenant: Tenant) async -> Int {
+        let now = clock.now()
+        let cached = tierLimits.withLock { table -> CachedLimits? in
+            guard let entry = table[tenant.tier], now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds
+            else { return nil }
+            return entry
+        }
+        var limits = cached?.limits
+        if cached == nil {
+            do {
+                let job = WorkerJob.tierLimits(
+                    tier: tenant.tier, tenant: WorkerTenant(id: tenant.id, slug: tenant.slug, tier: tenant.tier, memoryBytes: Self.defaultMemoryBytes))
+                switch try await runJob(job, tenant: tenant.id) {
+                case .limits(let answer): limits = answer
+                case .failed(let message):
+                    logger.error("tier policy failed; default script limits apply", metadata: ["tier": "\(tenant.tier)", "error": "\(message)"])
+                default: break
+                }
+            } catch {
+                logger.error("tier policy failed; default script limits apply", metadata: ["tier": "\(tenant.tier)", "error": "\(error)"])
+            }
+            tierLimits.withLock { $0[tenant.tier] = CachedLimits(limits: limits, loadedAt: now) }
+        }
+        return (limits?.scriptMemoryMegabytes).map { $0 * 1024 * 1024 } ?? Self.defaultMemoryBytes
     }
 }
 
@@ -160,88 +260,33 @@ struct ScriptOutcome: Sendable {
     }
 }
 
-/// One tenant's VM and its loaded active scripts; the actor makes it single-task.
-actor TenantScripts {
-    private struct ActiveScript {
-        var script: Script
-        var loaded: LoadedScript?
-        var config: LuaValue
-        var loadError: String?
-    }
+/// One active ingest script: its failure state and the version that runs.
+struct ActiveIngestScript: Sendable {
+    var script: Script
+    var version: ScriptVersion
+}
 
-    private let tenant: Tenant
-    private let runner: ScriptRunner
-    private var ingest: [ActiveScript]
-    nonisolated let tenantID: UUID
+/// A tenant's active ingest scripts, in name order, with their failure state kept in step with
+/// what is recorded.
+final class TenantScripts: Sendable {
+    let tenant: WorkerTenant
+    private let scripts: Mutex<[ActiveIngestScript]>
 
-    init(tenant: Tenant, catalog: PluginCatalog, limits: LuaLimits, ingest active: [(Script, ScriptVersion)]) throws {
+    init(tenant: WorkerTenant, active: [(Script, ScriptVersion)]) {
         self.tenant = tenant
-        let runner = try ScriptRunner(catalog: catalog, limits: limits)
-        ingest = active.map { script, version in
-            let config = (try? LuaValue(jsonText: version.configJSON)) ?? .table([:])
-            do {
-                let loaded = try runner.load(source: version.source, name: script.name, hook: .ingest)
-                return ActiveScript(script: script, loaded: loaded, config: config)
-            } catch {
-                return ActiveScript(script: script, loaded: nil, config: config, loadError: "\(error)")
-            }
+        scripts = Mutex(active.map { ActiveIngestScript(script: $0.0, version: $0.1) })
+    }
+
+    /// The scripts not in quarantine at `now`.
+    func runnable(at now: Timestamp) -> [ActiveIngestScript] {
+        scripts.withLock { $0.filter { script in script.script.quarantinedUntil.map { $0 <= now } ?? true } }
+    }
+
+    func note(_ outcome: ScriptOutcome) {
+        scripts.withLock { scripts in
+            guard let index = scripts.firstIndex(where: { $0.script.id == outcome.scriptID }) else { return }
+            scripts[index].script.failureCount = outcome.failureCount
+            scripts[index].script.quarantinedUntil = outcome.quarantinedUntil
         }
-        self.runner = runner
-        tenantID = tenant.id
-    }
-
-    struct Run: Sendable {
-        var samples: [TelemetrySample]
-        var outcomes: [ScriptOutcome]
-        var rejection: (script: String, reason: String, index: Int)?
-    }
-
-    func transform(_ samples: [TelemetrySample], now: Timestamp) -> Run {
-        var output = samples
-        var outcomes: [ScriptOutcome] = []
-        let tenantID = tenant.id.uuidString.lowercased()
-        for active in ingest {
-            if let until = active.script.quarantinedUntil, until > now { continue }
-            let beforeScript = output
-            var failure: (String, String)?
-            for index in output.indices where failure == nil {
-                let sample = output[index]
-                guard let loaded = active.loaded else {
-                    failure = (active.loadError ?? "the script does not load", SampleBridge.value(sample).jsonText)
-                    break
-                }
-                let context = ScriptContext(
-                    tenantID: tenantID, tenantSlug: tenant.slug, tier: tenant.tier, deviceSerial: sample.deviceSerial,
-                    deviceName: sample.deviceSerial, now: now, config: active.config)
-                do {
-                    switch try runner.transform(loaded, sample: sample, context: context) {
-                    case .accept(let transformed):
-                        output[index] = transformed
-                    case .reject(let reason):
-                        _ = runner.drainLog()
-                        outcomes.forEach(noteOutcome)
-                        return Run(samples: samples, outcomes: outcomes, rejection: (active.script.name, reason, index))
-                    }
-                } catch {
-                    failure = (error.description, SampleBridge.value(sample).jsonText)
-                }
-            }
-            if let (error, input) = failure {
-                output = beforeScript
-                outcomes.append(ScriptOutcome(failureOf: active.script, error: error, input: input, now: now))
-            } else if active.script.failureCount > 0 {
-                outcomes.append(ScriptOutcome(recoveryOf: active.script))
-            }
-        }
-        _ = runner.drainLog()
-        outcomes.forEach(noteOutcome)
-        return Run(samples: output, outcomes: outcomes, rejection: nil)
-    }
-
-    /// Keeps the cached failure state in step with what is recorded.
-    private func noteOutcome(_ outcome: ScriptOutcome) {
-        guard let index = ingest.firstIndex(where: { $0.script.id == outcome.scriptID }) else { return }
-        ingest[index].script.failureCount = outcome.failureCount
-        ingest[index].script.quarantinedUntil = outcome.quarantinedUntil
     }
 }

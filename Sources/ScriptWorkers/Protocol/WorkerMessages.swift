@@ -1,0 +1,172 @@
+import Foundation
+import NIOCore
+import PlatformCore
+import Scripting
+
+/// The tenant a worker call runs for: who it is (for `ctx.tenant`) and the memory cap of its VM.
+public struct WorkerTenant: Sendable, Equatable, Codable {
+    public var id: UUID
+    public var slug: String
+    public var tier: String
+    public var memoryBytes: Int
+
+    public init(id: UUID, slug: String, tier: String, memoryBytes: Int) {
+        self.id = id
+        self.slug = slug
+        self.tier = tier
+        self.memoryBytes = memoryBytes
+    }
+}
+
+/// One version of a tenant's script as a worker loads it. The source travels only when the
+/// worker may not hold the version yet (a new worker, or one that let it go).
+public struct WorkerScript: Sendable, Equatable {
+    public var id: UUID
+    public var version: Int
+    public var name: String
+    public var configJSON: String
+    public var source: String?
+
+    public init(id: UUID, version: Int, name: String, configJSON: String, source: String?) {
+        self.id = id
+        self.version = version
+        self.name = name
+        self.configJSON = configJSON
+        self.source = source
+    }
+}
+
+/// The hot-path request: one ingest script over a request's whole batch, in one round trip.
+public struct TransformCall: Sendable, Equatable {
+    public var tenant: WorkerTenant
+    public var script: WorkerScript
+    public var now: Timestamp
+    /// Wall-clock time the worker may spend on the batch before it gives up on its own (the
+    /// supervisor's deadline, which kills the worker, lies beyond it).
+    public var budgetMilliseconds: Int
+    public var samples: [TelemetrySample]
+
+    public init(tenant: WorkerTenant, script: WorkerScript, now: Timestamp, budgetMilliseconds: Int, samples: [TelemetrySample]) {
+        self.tenant = tenant
+        self.script = script
+        self.now = now
+        self.budgetMilliseconds = budgetMilliseconds
+        self.samples = samples
+    }
+}
+
+/// What one ingest script did to a batch.
+public enum TransformResult: Sendable, Equatable {
+    /// Every sample passed; the batch as the script left it.
+    case transformed([TelemetrySample])
+    /// The script rejected sample `index` (the whole request is refused).
+    case rejected(index: Int, reason: String)
+    /// The script failed on sample `index` (nil: it does not load); the batch stays as sent.
+    case failed(index: Int?, error: String)
+    /// The worker does not hold this version: send it again with its source.
+    case needsSource
+}
+
+/// The requests that are not on the ingest hot path; they travel as JSON.
+public enum WorkerJob: Sendable, Equatable, Codable {
+    /// Compile `source` in a fresh VM and check its hook's contract.
+    case validate(source: String, name: String, hook: ScriptHook, memoryBytes: Int)
+    /// Try a script on samples in a fresh VM, changing nothing (the dry-run API and `script check`).
+    case dryRun(DryRunJob)
+    /// A tier policy's limits for a tenant.
+    case tierLimits(tier: String, tenant: WorkerTenant)
+}
+
+/// A dry-run's inputs; the samples travel beside the JSON in the frame's binary part.
+public struct DryRunJob: Sendable, Equatable, Codable {
+    public var source: String
+    public var name: String
+    public var hook: ScriptHook
+    public var configJSON: String
+    public var tenant: WorkerTenant
+    public var now: Timestamp
+    public var samples: [TelemetrySample]
+
+    enum CodingKeys: String, CodingKey {
+        case source, name, hook, configJSON, tenant, now
+    }
+
+    public init(
+        source: String, name: String, hook: ScriptHook, configJSON: String, tenant: WorkerTenant, now: Timestamp,
+        samples: [TelemetrySample]
+    ) {
+        self.source = source
+        self.name = name
+        self.hook = hook
+        self.configJSON = configJSON
+        self.tenant = tenant
+        self.now = now
+        self.samples = samples
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        source = try container.decode(String.self, forKey: .source)
+        name = try container.decode(String.self, forKey: .name)
+        hook = try container.decode(ScriptHook.self, forKey: .hook)
+        configJSON = try container.decode(String.self, forKey: .configJSON)
+        tenant = try container.decode(WorkerTenant.self, forKey: .tenant)
+        now = Timestamp(microseconds: try container.decode(Int64.self, forKey: .now))
+        samples = []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(source, forKey: .source)
+        try container.encode(name, forKey: .name)
+        try container.encode(hook, forKey: .hook)
+        try container.encode(configJSON, forKey: .configJSON)
+        try container.encode(tenant, forKey: .tenant)
+        try container.encode(now.microseconds, forKey: .now)
+    }
+}
+
+/// A job's answer.
+public enum WorkerJobResult: Sendable, Equatable, Codable {
+    case valid
+    case invalid(WorkerScriptError)
+    case report(DryRunReport)
+    case limits(TierLimits)
+    case failed(String)
+}
+
+/// A `ScriptError` as it crosses the pipe, so the API can show Lua's message and line.
+public struct WorkerScriptError: Sendable, Equatable, Codable, Error {
+    public var isContract: Bool
+    public var kind: String
+    public var message: String
+    public var chunk: String?
+    public var line: Int?
+
+    public init(_ error: ScriptError) {
+        switch error {
+        case .lua(let luaError):
+            isContract = false
+            kind = luaError.kind.rawValue
+            message = luaError.message
+            chunk = luaError.chunk
+            line = luaError.line
+        case .contract(let message):
+            isContract = true
+            kind = "contract"
+            self.message = message
+        }
+    }
+}
+
+/// A request frame's payload.
+public enum WorkerRequest: Sendable, Equatable {
+    case transform(TransformCall)
+    case job(WorkerJob)
+}
+
+/// A response frame's payload.
+public enum WorkerResponse: Sendable, Equatable {
+    case transform(TransformResult)
+    case job(WorkerJobResult)
+}

@@ -1,0 +1,169 @@
+import Foundation
+import LuaSandbox
+import PlatformCore
+import Scripting
+
+/// What a worker process does with each request: it keeps one VM per tenant (so tenants never
+/// see each other's globals or share a memory cap) with that tenant's scripts loaded, the most
+/// recently used tenants staying warm, and runs dry-runs and validations in fresh VMs. It owns
+/// no descriptor and no database: everything it needs comes in the request.
+public final class LuaWorker {
+    private let catalog: PluginCatalog
+    private var tenants: [UUID: TenantRuntime] = [:]
+    private var useCounter: UInt64 = 0
+    /// Tenant VMs one worker keeps; the least recently used one goes first.
+    public static let maximumTenants = 64
+
+    private final class TenantRuntime {
+        let memoryBytes: Int
+        let runner: ScriptRunner
+        var scripts: [UUID: LoadedVersion] = [:]
+        var lastUse: UInt64 = 0
+
+        init(memoryBytes: Int, runner: ScriptRunner) {
+            self.memoryBytes = memoryBytes
+            self.runner = runner
+        }
+    }
+
+    private struct LoadedVersion {
+        var version: Int
+        var configJSON: String
+        var loaded: Result<LoadedScript, ScriptError>
+        var config: LuaValue
+    }
+
+    public init(catalog: PluginCatalog) {
+        self.catalog = catalog
+    }
+
+    public func handle(_ request: WorkerRequest) -> WorkerResponse {
+        switch request {
+        case .transform(let call): .transform(transform(call))
+        case .job(let job): .job(run(job))
+        }
+    }
+
+    /// Runs one ingest script over a batch, as `transform(sample, ctx)` per sample. The first
+    /// rejection or failure ends the batch; a batch that runs past its budget fails.
+    func transform(_ call: TransformCall) -> TransformResult {
+        let started = ContinuousClock.now
+        let runtime: TenantRuntime
+        do {
+            runtime = try tenantRuntime(call.tenant)
+        } catch {
+            return .failed(index: nil, error: "the script VM could not start: \(error)")
+        }
+        guard let version = loadedVersion(call.script, in: runtime) else { return .needsSource }
+        defer { _ = runtime.runner.drainLog() }
+        let loaded: LoadedScript
+        switch version.loaded {
+        case .success(let script): loaded = script
+        case .failure(let error): return .failed(index: nil, error: error.description)
+        }
+        let budget = Duration.milliseconds(call.budgetMilliseconds)
+        let tenantID = call.tenant.id.uuidString.lowercased()
+        var output = call.samples
+        for index in output.indices {
+            if ContinuousClock.now - started > budget {
+                return .failed(index: index, error: "time limit exceeded: the batch took longer than \(call.budgetMilliseconds) ms")
+            }
+            let sample = output[index]
+            let context = ScriptContext(
+                tenantID: tenantID, tenantSlug: call.tenant.slug, tier: call.tenant.tier, deviceSerial: sample.deviceSerial,
+                deviceName: sample.deviceSerial, now: call.now, config: version.config)
+            do {
+                switch try runtime.runner.transform(loaded, sample: sample, context: context) {
+                case .accept(let transformed): output[index] = transformed
+                case .reject(let reason): return .rejected(index: index, reason: reason)
+                }
+            } catch {
+                return .failed(index: index, error: error.description)
+            }
+        }
+        return .transformed(output)
+    }
+
+    func run(_ job: WorkerJob) -> WorkerJobResult {
+        switch job {
+        case .validate(let source, let name, let hook, let memoryBytes):
+            do {
+                let runner = try ScriptRunner(catalog: catalog, limits: limits(memoryBytes: memoryBytes))
+                _ = try runner.load(source: source, name: name, hook: hook)
+                return .valid
+            } catch let error as ScriptError {
+                return .invalid(WorkerScriptError(error))
+            } catch {
+                return .failed("\(error)")
+            }
+        case .dryRun(let dryRun):
+            do {
+                let runner = try ScriptRunner(catalog: catalog, limits: limits(memoryBytes: dryRun.tenant.memoryBytes))
+                let config = (try? LuaValue(jsonText: dryRun.configJSON)) ?? .table([:])
+                let tenantID = dryRun.tenant.id.uuidString.lowercased()
+                return .report(
+                    runner.dryRun(source: dryRun.source, name: dryRun.name, hook: dryRun.hook, samples: dryRun.samples) { sample in
+                        ScriptContext(
+                            tenantID: tenantID, tenantSlug: dryRun.tenant.slug, tier: dryRun.tenant.tier,
+                            deviceSerial: sample?.deviceSerial, deviceName: sample?.deviceSerial, now: dryRun.now, config: config)
+                    })
+            } catch {
+                return .failed("\(error)")
+            }
+        case .tierLimits(let tier, let tenant):
+            guard let policy = catalog.policies[tier] else { return .failed("no policy for the tier '\(tier)'") }
+            do {
+                let runner = try ScriptRunner(catalog: catalog)
+                let loaded = try runner.load(plugin: policy)
+                let context = ScriptContext(
+                    tenantID: tenant.id.uuidString.lowercased(), tenantSlug: tenant.slug, tier: tenant.tier, deviceSerial: nil,
+                    deviceName: nil, now: Timestamp(Date()), config: .table([:]))
+                return .limits(try runner.limits(loaded, context: context))
+            } catch {
+                return .failed("\(error)")
+            }
+        }
+    }
+
+    private func limits(memoryBytes: Int) -> LuaLimits {
+        var limits = LuaLimits()
+        limits.memoryBytes = memoryBytes
+        return limits
+    }
+
+    /// The tenant's VM, rebuilt when its memory cap changed (a tier change).
+    private func tenantRuntime(_ tenant: WorkerTenant) throws -> TenantRuntime {
+        useCounter += 1
+        if let runtime = tenants[tenant.id], runtime.memoryBytes == tenant.memoryBytes {
+            runtime.lastUse = useCounter
+            return runtime
+        }
+        tenants.removeValue(forKey: tenant.id)
+        if tenants.count >= Self.maximumTenants, let oldest = tenants.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
+            tenants.removeValue(forKey: oldest)
+        }
+        let runtime = TenantRuntime(
+            memoryBytes: tenant.memoryBytes, runner: try ScriptRunner(catalog: catalog, limits: limits(memoryBytes: tenant.memoryBytes)))
+        runtime.lastUse = useCounter
+        tenants[tenant.id] = runtime
+        return runtime
+    }
+
+    /// The script version loaded in the tenant's VM, loading it from the request's source when
+    /// the VM holds another version (or none); nil when it must be sent with its source.
+    private func loadedVersion(_ script: WorkerScript, in runtime: TenantRuntime) -> LoadedVersion? {
+        if let current = runtime.scripts[script.id], current.version == script.version, current.configJSON == script.configJSON {
+            return current
+        }
+        guard let source = script.source else { return nil }
+        if let previous = runtime.scripts.removeValue(forKey: script.id), case .success(let loaded) = previous.loaded {
+            runtime.runner.unload(loaded)
+        }
+        let version = LoadedVersion(
+            version: script.version, configJSON: script.configJSON,
+            loaded: Result { () throws(ScriptError) in try runtime.runner.load(source: source, name: script.name, hook: .ingest) },
+            config: (try? LuaValue(jsonText: script.configJSON)) ?? .table([:]))
+        runtime.scripts[script.id] = version
+        return version
+    }
+}

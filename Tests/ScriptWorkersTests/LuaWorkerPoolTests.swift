@@ -1,0 +1,214 @@
+import Foundation
+import Logging
+import PlatformCore
+import ScriptWorkers
+import Scripting
+import Testing
+
+/// The worker pool against real `thermostat lua-worker` processes (the debug build beside the
+/// test bundle): round trips, hard deadlines enforced by SIGKILL, other tenants' calls surviving
+/// a killed worker, and the worker's confinement.
+@Suite(.timeLimit(.minutes(2)))
+struct LuaWorkerPoolTests {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func pool(size: Int = 1, deadline: Duration = .seconds(1)) -> LuaWorkerPool {
+        var logger = Logger(label: "worker-tests")
+        logger.logLevel = .critical
+        return LuaWorkerPool(
+            configuration: LuaWorkerPool.Configuration(
+                executable: LuaWorkerPool.Configuration.defaultExecutable(),
+                pluginsDirectory: repositoryRoot.appendingPathComponent("Plugins").path,
+                policiesDirectory: repositoryRoot.appendingPathComponent("Policies").path, size: size, callDeadline: deadline,
+                workerMemoryMegabytes: 1024),
+            logger: logger)
+    }
+
+    static func tenant(memoryMegabytes: Int = 16) -> WorkerTenant {
+        WorkerTenant(id: UUID(), slug: "acme", tier: "free", memoryBytes: memoryMegabytes * 1024 * 1024)
+    }
+
+    static func sample(_ serial: String = "TH-1", inside: Double = 20) -> TelemetrySample {
+        TelemetrySample(
+            deviceSerial: serial, timestamp: Timestamp(seconds: 1_800_000_000), mode: .heat, tempInside: inside, tempOutside: nil,
+            setpoint: 21, hysteresis: 0.5, output: .heatOn)
+    }
+
+    static func transform(
+        _ pool: LuaWorkerPool, tenant: WorkerTenant, source: String, samples: [TelemetrySample], version: Int = 1,
+        scriptID: UUID = UUID()
+    ) async throws -> TransformResult {
+        var script = WorkerScript(id: scriptID, version: version, name: "test", configJSON: "{}", source: nil)
+        for _ in 0..<2 {
+            let call = TransformCall(tenant: tenant, script: script, now: Timestamp(seconds: 1_800_000_000), budgetMilliseconds: 60_000, samples: samples)
+            guard case .transform(let result) = try await pool.call(.transform(call), tenant: tenant.id) else {
+                Issue.record("not a transform answer")
+                return .needsSource
+            }
+            guard result == .needsSource else { return result }
+            script.source = source
+        }
+        return .needsSource
+    }
+
+    /// A script that stays inside the sandbox's own limits for longer than the test's deadline:
+    /// each instruction copies megabytes, so the instruction budget is far away, and the
+    /// sandbox's 250 ms wall clock comes after the pool's 100 ms deadline.
+    static let slowScript = """
+        return { transform = function(sample)
+            local chunk = ("x"):rep(1000000):rep(4)
+            while true do local copy = chunk .. chunk end
+        end }
+        """
+
+    @Test func transformsABatchInOneRoundTripAndAsksForTheSourceOnlyOnce() async throws {
+        let pool = Self.pool()
+        defer { Task { await pool.shutdown() } }
+        let tenant = Self.tenant()
+        let source = "return { transform = function(s) s.temp_inside_c = s.temp_inside_c + 1; return s end }"
+        let samples = (0..<100).map { Self.sample("TH-\($0)", inside: Double($0)) }
+        let scriptID = UUID()
+        let first = try await Self.transform(pool, tenant: tenant, source: source, samples: samples, scriptID: scriptID)
+        guard case .transformed(let output) = first else {
+            Issue.record("expected a transformed batch, got \(first)")
+            return
+        }
+        #expect(output.map(\.tempInside) == (0..<100).map { Double($0) + 1 })
+        #expect(output.map(\.deviceSerial) == samples.map(\.deviceSerial))
+        let call = TransformCall(
+            tenant: tenant, script: WorkerScript(id: scriptID, version: 1, name: "test", configJSON: "{}", source: nil),
+            now: Timestamp(seconds: 1_800_000_000), budgetMilliseconds: 1000, samples: [Self.sample()])
+        #expect(try await pool.call(.transform(call), tenant: tenant.id) == .transform(.transformed([Self.sample(inside: 21)])))
+        await pool.shutdown()
+    }
+
+    @Test func rejectionsAndScriptErrorsComeBackWithTheirSample() async throws {
+        let pool = Self.pool()
+        let tenant = Self.tenant()
+        let samples = [Self.sample(inside: 20), Self.sample(inside: 99)]
+        let rejecting = "return { transform = function(s) if s.temp_inside_c > 50 then return nil, 'too hot' end return s end }"
+        #expect(try await Self.transform(pool, tenant: tenant, source: rejecting, samples: samples) == .rejected(index: 1, reason: "too hot"))
+        let failing = "return { transform = function(s) if s.temp_inside_c > 50 then error('boom') end return s end }"
+        guard case .failed(let index, let error) = try await Self.transform(pool, tenant: tenant, source: failing, samples: samples) else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(index == 1)
+        #expect(error.contains("boom"))
+        let broken = "return { transform = "
+        guard case .failed(nil, _) = try await Self.transform(pool, tenant: tenant, source: broken, samples: samples) else {
+            Issue.record("a script that does not compile fails as a whole")
+            return
+        }
+        await pool.shutdown()
+    }
+
+    @Test func aCallPastTheDeadlineKillsItsWorkerAndOthersRunOnTheNextOne() async throws {
+        let pool = Self.pool(size: 1, deadline: .milliseconds(100))
+        let hostile = Self.tenant(memoryMegabytes: 64)
+        let other = Self.tenant()
+        let plain = "return { transform = function(s) return s end }"
+        _ = try await Self.transform(pool, tenant: other, source: plain, samples: [Self.sample()])
+        let firstWorker = try #require(await pool.workerProcessIDs().first)
+
+        let hostileCall = Task { try await Self.transform(pool, tenant: hostile, source: Self.slowScript, samples: [Self.sample()]) }
+        // Queued behind the hostile call on the same (only) worker: it must still get its answer.
+        try await Task.sleep(for: .milliseconds(20))
+        let otherResult = try await Self.transform(pool, tenant: other, source: plain, samples: [Self.sample("TH-2")])
+        #expect(otherResult == .transformed([Self.sample("TH-2")]))
+        switch await hostileCall.result {
+        case .failure(let error as WorkerCallError):
+            #expect(error == .deadlineExceeded(milliseconds: 100))
+        case let other:
+            Issue.record("expected the deadline, got \(other)")
+        }
+        let secondWorker = try #require(await pool.workerProcessIDs().first)
+        #expect(secondWorker != firstWorker)
+        #expect(kill(firstWorker, 0) != 0, "the killed worker is gone")
+        await pool.shutdown()
+    }
+
+    @Test func aWorkerKilledFromOutsideIsReplaced() async throws {
+        let pool = Self.pool()
+        let tenant = Self.tenant()
+        let plain = "return { transform = function(s) return s end }"
+        _ = try await Self.transform(pool, tenant: tenant, source: plain, samples: [Self.sample()])
+        let worker = try #require(await pool.workerProcessIDs().first)
+        kill(worker, SIGKILL)
+        var result = try? await Self.transform(pool, tenant: tenant, source: plain, samples: [Self.sample()])
+        if result == nil {
+            // The call raced the kill (it was sent before the pipe closed); the next one runs on
+            // the new worker.
+            result = try await Self.transform(pool, tenant: tenant, source: plain, samples: [Self.sample()])
+        }
+        #expect(result == .transformed([Self.sample()]))
+        #expect(try #require(await pool.workerProcessIDs().first) != worker)
+        await pool.shutdown()
+    }
+
+    @Test func workersHoldOnlyTheirPipesAndRunConfined() async throws {
+        let pool = Self.pool()
+        try await pool.start()
+        let worker = try #require(await pool.workerProcessIDs().first)
+        // Beyond stdin, stdout and stderr only the Swift runtime's own (an epoll or event fd):
+        // no file, socket or other pipe of the server.
+        for descriptor in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(worker)/fd").compactMap(Int.init) where descriptor > 2 {
+            let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(worker)/fd/\(descriptor)")
+            #expect(target.hasPrefix("anon_inode:"), "descriptor \(descriptor) is \(target)")
+        }
+        for descriptor in 0...1 {
+            let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(worker)/fd/\(descriptor)")
+            #expect(target.hasPrefix("pipe:"), "descriptor \(descriptor) is \(target)")
+        }
+        let limits = try String(contentsOfFile: "/proc/\(worker)/limits", encoding: .utf8)
+        let addressSpace = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max address space") })
+        #expect(addressSpace.contains("\(1024 * 1024 * 1024)"))
+        let fileSize = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max file size") })
+        #expect(fileSize.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first == "0")
+        let environment = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(worker)/environ"))
+        #expect(environment.isEmpty, "no setting (database URL, secret key) reaches a worker")
+        if geteuid() == 0 {
+            // Every live thread (the main thread ends in `dispatch_main` and stays a zombie).
+            for thread in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(worker)/task") {
+                let status = try String(contentsOfFile: "/proc/\(worker)/task/\(thread)/status", encoding: .utf8).split(separator: "\n")
+                if status.contains(where: { $0.hasPrefix("State:") && $0.contains("Z") }) { continue }
+                let uid = try #require(status.first { $0.hasPrefix("Uid:") })
+                #expect(uid.split(whereSeparator: \.isWhitespace).dropFirst().allSatisfy { $0 == "65534" }, "root is dropped: \(uid)")
+            }
+        }
+        await pool.shutdown()
+    }
+
+    @Test func jobsValidateDryRunAndReadTierLimits() async throws {
+        let pool = Self.pool()
+        let tenant = Self.tenant()
+        let valid = try await pool.call(
+            .job(.validate(source: "return { transform = function(s) return s end }", name: "ok", hook: .ingest, memoryBytes: tenant.memoryBytes)),
+            tenant: tenant.id)
+        #expect(valid == .job(.valid))
+        guard case .job(.invalid(let error)) = try await pool.call(
+            .job(.validate(source: "return {\n transform = ", name: "bad", hook: .ingest, memoryBytes: tenant.memoryBytes)),
+            tenant: tenant.id)
+        else {
+            Issue.record("a syntax error is invalid")
+            return
+        }
+        #expect(error.line == 2)
+        let dryRun = DryRunJob(
+            source: "return { transform = function(s) print('seen', s.device_id) return s end }", name: "t", hook: .ingest,
+            configJSON: "{}", tenant: tenant, now: Timestamp(seconds: 1_800_000_000), samples: [Self.sample()])
+        guard case .job(.report(let report)) = try await pool.call(.job(.dryRun(dryRun)), tenant: tenant.id) else {
+            Issue.record("a dry-run reports")
+            return
+        }
+        #expect(report.errors.isEmpty)
+        #expect(report.logs == ["seen\tTH-1"])
+        guard case .job(.limits(let limits)) = try await pool.call(.job(.tierLimits(tier: "free", tenant: tenant)), tenant: tenant.id) else {
+            Issue.record("the free tier has limits")
+            return
+        }
+        #expect(limits.scriptMemoryMegabytes == 8)
+        await pool.shutdown()
+    }
+}
