@@ -60,11 +60,18 @@ public struct LuaError: Error, Sendable, Equatable, CustomStringConvertible {
     /// hide text (bidirectional overrides, zero-width marks) as `\n`, `\t` or `\u{…}`.
     /// Escaping escaped text changes nothing.
     public static func escaped(_ text: some StringProtocol) -> String {
+        escaped(text, limit: maximumTextLength, keepingTabs: false)
+    }
+
+    /// `escaped(_:)` with another bound, optionally leaving tabs as they are (`print` separates
+    /// its values with tabs).
+    static func escaped(_ text: some StringProtocol, limit: Int, keepingTabs: Bool) -> String {
         var result = ""
         var length = 0
         for scalar in text.unicodeScalars {
             let piece: String
             switch scalar {
+            case "\t" where keepingTabs: piece = "\t"
             case "\n": piece = "\\n"
             case "\r": piece = "\\r"
             case "\t": piece = "\\t"
@@ -72,7 +79,7 @@ public struct LuaError: Error, Sendable, Equatable, CustomStringConvertible {
             default: piece = String(scalar)
             }
             let pieceLength = piece.unicodeScalars.count
-            guard length + pieceLength <= maximumTextLength else {
+            guard length + pieceLength <= limit else {
                 result += "…"
                 break
             }

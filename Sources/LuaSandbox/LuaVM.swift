@@ -128,12 +128,16 @@ public final class LuaVM {
     }
 
     /// The `print` output since the last drain; a final line says how many lines did not fit.
+    /// Control characters other than tabs (ANSI escapes, carriage returns) and invisible
+    /// formatting characters are escaped as in `LuaError`, since lines end up on terminals.
     public func drainLog() -> [String] {
         var length = 0
         var dropped = 0
         guard let pointer = tsb_take_log(state, &length, &dropped) else { return [] }
         let text = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map {
+            LuaError.escaped($0, limit: .max, keepingTabs: true)
+        }
         if dropped > 0 { lines.append("… \(dropped) more line(s) dropped: the log is full") }
         return lines
     }

@@ -400,6 +400,10 @@ import Testing
             guard let error = error as? LuaError else { return false }
             return error.kind == .syntax && !error.description.contains("\n") && !error.description.contains("\u{1B}")
         }
+        let printer = try LuaVM()
+        let module = try printer.load(chunk: "return { f = function() print('a', '\\27[2J\\rb') end }", name: "printer")
+        _ = try printer.call("f", in: module, [])
+        #expect(printer.drainLog() == ["a\t" + #"\u{1b}[2J\rb"#], "log lines keep print's tabs and nothing else raw")
         let tidy = LuaError(kind: .runtime, message: "a\tb")
         #expect(LuaError.escaped(tidy.message) == tidy.message, "escaping escaped text changes nothing")
         #expect(LuaError.escaped(String(repeating: "\n", count: 1000)) == LuaError.escaped(LuaError.escaped(String(repeating: "\n", count: 1000))))
