@@ -7,7 +7,7 @@
      drain bound, saying in its log what it waited for.
   2. PostgreSQL paused with SIGSTOP for a few seconds: requests fail within their time bound
      instead of piling up, /health/ready is 503 and /health/live 200 meanwhile, and everything
-     works again after SIGCONT.
+     works again after SIGCONT. Then SIGTERM while it is paused: the drain bound still holds.
   3. SQLite on a small full volume (a tmpfs this script mounts; skipped with a message where
      mounting is impossible): ingest answers 503, /health/ready 503, both recover once space is
      freed, nothing acknowledged is lost and `PRAGMA integrity_check` is ok.
@@ -403,6 +403,31 @@ def postgres_pause(binary, cluster, workdir):
         server.kill()
 
 
+def sigterm_while_paused(binary, cluster, workdir):
+    """SIGTERM while PostgreSQL does not answer: the drain bound still holds."""
+    database = cluster.fresh_database("stopped_while_paused")
+    server = Server(binary, database, workdir, "sigterm-while-paused")
+    resumed = False
+    try:
+        tenant = Tenant(server, 4)
+        devices = Devices(server, tenant.devices, request_timeout=60)
+        devices.wait_for(8, 30, "ingest before the pause")
+        cluster.pause()
+        try:
+            seconds = stop_within_drain(server, "SIGTERM while PostgreSQL is paused")
+        finally:
+            cluster.resume()
+            resumed = True
+        devices.finish()
+        lost = devices.lost(cluster.stored(database, [s for s, _ in tenant.devices]))
+        check(lost == 0, f"{lost} acknowledged samples missing")
+        return f"stopped {seconds:.1f} s after SIGTERM (drain {DRAIN} s), statuses {devices.statuses}, 0 lost"
+    finally:
+        if not resumed:
+            cluster.resume()
+        server.kill()
+
+
 def sqlite_full_volume(binary, workdir):
     volume = workdir / "small-volume"
     volume.mkdir()
@@ -494,6 +519,7 @@ def main():
                     lambda n=number: postgres_restart_round(binary, cluster, workdir, n))
         if "pause" in only:
             run("PostgreSQL paused (SIGSTOP) mid-ingest", lambda: postgres_pause(binary, cluster, workdir))
+            run("SIGTERM while PostgreSQL is paused", lambda: sigterm_while_paused(binary, cluster, workdir))
         if "sqlite" in only:
             run("SQLite on a full volume", lambda: sqlite_full_volume(binary, workdir))
     finally:
