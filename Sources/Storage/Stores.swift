@@ -14,8 +14,11 @@ public protocol AccountStore: Sendable {
     func membership(userID: UUID, tenantID: UUID) async throws -> Membership?
     func tenant(slug: String) async throws -> Tenant?
     func tenant(id: UUID) async throws -> Tenant?
-    /// Adds a user to a tenant with a role, or changes the role of a member.
-    func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws
+    /// Adds a user to a tenant with a role, or changes the role of a member, in one transaction
+    /// that keeps at least one owner: false (and nothing changed) when the change would demote
+    /// the last one, however many such changes race.
+    @discardableResult
+    func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws -> Bool
     /// The tenant's members with their roles, oldest first.
     func members(tenantID: UUID) async throws -> [(User, Role)]
     func setTier(tenantID: UUID, tier: String) async throws

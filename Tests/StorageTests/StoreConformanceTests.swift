@@ -61,6 +61,17 @@ struct StoreConformanceTests {
             #expect(members.map(\.1) == [.owner, .member])
             #expect(try await store.memberships(userID: second.id).map(\.tenant.slug) == ["acme-2", "acme"])
 
+            // Two owners demoting each other at once: one wins, the tenant keeps an owner.
+            #expect(try await store.setMembership(tenantID: tenant.id, userID: second.id, role: .owner, at: Self.epoch))
+            async let firstDemotion = store.setMembership(tenantID: tenant.id, userID: user.id, role: .member, at: Self.epoch)
+            async let secondDemotion = store.setMembership(tenantID: tenant.id, userID: second.id, role: .member, at: Self.epoch)
+            let demotions = try await [firstDemotion, secondDemotion]
+            #expect(demotions.filter { $0 }.count == 1, "\(demotions)")
+            #expect(try await store.members(tenantID: tenant.id).filter { $0.1 == .owner }.count == 1)
+            let lastOwner = try #require(try await store.members(tenantID: tenant.id).first { $0.1 == .owner }?.0)
+            #expect(try await store.setMembership(tenantID: tenant.id, userID: lastOwner.id, role: .admin, at: Self.epoch) == false)
+            #expect(try await store.membership(userID: lastOwner.id, tenantID: tenant.id)?.role == .owner, "nothing changed")
+
             try await store.setPlatformAdmin(userID: user.id, true)
             #expect(try await store.user(id: user.id)?.isPlatformAdmin == true)
             try await store.setTier(tenantID: tenant.id, tier: "pro")

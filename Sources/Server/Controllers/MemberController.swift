@@ -54,11 +54,10 @@ struct MemberController {
             guard current <= identity.role else {
                 throw PlatformError(.forbidden, code: "forbidden", message: "You cannot change the role of someone above you")
             }
-            if current == .owner, role != .owner, members.filter({ $0.1 == .owner }).count == 1 {
-                throw PlatformError.conflict("A tenant needs at least one owner", field: "role")
-            }
         }
-        try await store.setMembership(tenantID: identity.tenant.id, userID: user.id, role: role, at: clock.now())
+        guard try await store.setMembership(tenantID: identity.tenant.id, userID: user.id, role: role, at: clock.now()) else {
+            throw PlatformError.conflict("A tenant needs at least one owner", field: "role")
+        }
         return try jsonResponse(MemberJSON(user: UserJSON(user), role: role.rawValue))
     }
 }

@@ -3,20 +3,15 @@ import PlatformCore
 import Storage
 
 /// The JSON shapes the API answers with, shared by controllers.
+/// A user as other people see them: no account flags (whether someone is a platform admin is
+/// nobody else's business).
 struct UserJSON: Encodable {
     var id: String
     var email: String
-    var isPlatformAdmin: Bool
 
     init(_ user: User) {
         id = user.id.uuidString.lowercased()
         email = user.email
-        isPlatformAdmin = user.isPlatformAdmin
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, email
-        case isPlatformAdmin = "is_platform_admin"
     }
 }
 

@@ -101,12 +101,26 @@ extension PostgresStore: AccountStore {
         ).first.map { Tenant(id: $0.0, slug: $0.1, name: $0.2, tier: $0.3, createdAt: $0.4) }
     }
 
-    public func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws {
-        try await execute(
-            """
-            INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES (\(tenantID), \(userID), \(role.rawValue), \(time))
-            ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role
-            """)
+    @discardableResult
+    public func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws -> Bool {
+        let logger = logger
+        return try await transaction("set membership") { connection in
+            if role != .owner {
+                // Locking the owners makes concurrent demotions wait for each other, so the
+                // second one sees the first one's result.
+                var owners: [UUID] = []
+                let rows = try await connection.query(
+                    "SELECT user_id FROM memberships WHERE tenant_id = \(tenantID) AND role = 'owner' FOR UPDATE", logger: logger)
+                for try await owner in rows.decode(UUID.self) { owners.append(owner) }
+                if owners == [userID] { return false }
+            }
+            try await connection.query(
+                """
+                INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES (\(tenantID), \(userID), \(role.rawValue), \(time))
+                ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role
+                """, logger: logger)
+            return true
+        }
     }
 
     public func members(tenantID: UUID) async throws -> [(User, Role)] {

@@ -108,14 +108,23 @@ extension SQLiteStore: AccountStore {
             id: row.uuid("id"), slug: row["slug"], name: row["name"], tier: row["tier"], createdAt: row.timestamp("created_at"))
     }
 
-    public func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws {
+    @discardableResult
+    public func setMembership(tenantID: UUID, userID: UUID, role: Role, at time: Timestamp) async throws -> Bool {
+        // One writer at a time: the check and the change cannot interleave with another's.
         try await pool.write { db in
+            if role != .owner {
+                let owners = try String.fetchAll(
+                    db, sql: "SELECT user_id FROM memberships WHERE tenant_id = ? AND role = 'owner'",
+                    arguments: [tenantID.databaseText])
+                if owners == [userID.databaseText] { return false }
+            }
             try db.execute(
                 sql: """
                     INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role
                     """,
                 arguments: [tenantID.databaseText, userID.databaseText, role.rawValue, time.microseconds])
+            return true
         }
     }
 
