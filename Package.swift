@@ -105,8 +105,12 @@ let package = Package(
             path: "Tests/StorageTesting",
             swiftSettings: swiftSettings
         ),
-        // `make bench`: the cost of one ingest transform call across the Swift/Lua boundary.
-        .executableTarget(name: "LuaBenchmark", dependencies: ["Scripting", "LuaSandbox", "PlatformCore"], swiftSettings: swiftSettings),
+        // `make bench`: the cost of one ingest transform call across the Swift/Lua boundary, in
+        // process and through a Lua worker process.
+        .executableTarget(
+            name: "LuaBenchmark",
+            dependencies: ["Scripting", "LuaSandbox", "PlatformCore", "ScriptWorkers", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
         .testTarget(name: "LuaSandboxTests", dependencies: ["LuaSandbox"], swiftSettings: swiftSettings),
         .testTarget(name: "ScriptingTests", dependencies: ["Scripting"], swiftSettings: swiftSettings),
         .testTarget(name: "ScriptWorkersTests", dependencies: ["ScriptWorkers", "Scripting"], swiftSettings: swiftSettings),
