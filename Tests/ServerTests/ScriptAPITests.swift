@@ -285,6 +285,43 @@ struct ScriptAPITests {
         }
     }
 
+    /// The security review's attacks, over HTTP as a new tenant would send them: each once held
+    /// a server thread forever (or ran far past its deadline and passed). Upload and dry-run
+    /// now end with a clear error and the server answers everyone else.
+    @Test(.timeLimit(.minutes(1)))
+    func theReviewsAttacksEndInAClearErrorOverHTTP() async throws {
+        let clock = ManualClock()
+        try await TestPlatform.run(clock: clock) { client, _ in
+            let attacker = try await client.register()
+            let attacks = [
+                """
+                local co = coroutine.wrap(function()
+                  for _ in function() return true end, nil, nil, setmetatable({}, { __close = function() while true do end end }) do
+                    while true do end
+                  end
+                end)
+                co()
+                """,
+                "table.concat(setmetatable({}, { __index = table.concat }), '', 1, math.maxinteger)",
+                "local n = 0 local t = setmetatable({}, { __len = function() n = n + 1 return n == 1 and 1 or math.maxinteger end }) table.insert(t, 1)",
+                "local found = ('('):rep(1e5):find('%b()')",
+                "local found = ('a'):rep(3000):find('(.-)%1x')",
+            ]
+            let sample = #"{"sample":\#(SampleJSON.make(serial: "TH-1", at: clock.now()))}"#
+            for (index, attack) in attacks.enumerated() {
+                let atLoad = try await Self.upload(client, attacker, name: "load-\(index)", source: attack + "\nreturn { transform = function(s) return s end }")
+                #expect(atLoad.status == .unprocessableContent, "attack \(index) while loading: \(String(buffer: atLoad.body))")
+                let uploaded = try await Self.upload(
+                    client, attacker, name: "call-\(index)", source: "return { transform = function(s)\n\(attack)\nreturn s end }")
+                let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+                let report = try await client.json("/api/scripts/\(id)/dry-run/", method: .post, body: sample, cookie: attacker.cookie)
+                #expect(report.status == .ok)
+                #expect((try report.object()["errors"] as? [String])?.isEmpty == false, "attack \(index): \(String(buffer: report.body))")
+                #expect(try await client.json("/health/").status == .ok)
+            }
+        }
+    }
+
     @Test func uploadsAndDryRunsAreRateLimitedPerTenant() async throws {
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock, configure: { $0.scriptTrialsPerMinute = 2 }) { client, _ in
