@@ -19,6 +19,7 @@ usage: scripts/fault_suite.py --binary .build/release/thermostat [--rounds N] [-
 Standard library only; needs the PostgreSQL server binaries (Debian `postgresql`).
 """
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -443,14 +444,16 @@ def sqlite_full_volume(binary, workdir):
         devices = Devices(server, tenant.devices)
         devices.wait_for(4, 30, "ingest before the volume is full")
         filler = volume / "filler"
-        with open(filler, "wb") as f:
-            chunk = b"\0" * 65536
-            try:
-                while True:
-                    f.write(chunk)
-                    f.flush()
-            except OSError:
-                pass
+        # Unbuffered writes until the volume refuses one (a buffered file would fail on close).
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+        finally:
+            os.close(fd)
         # Nothing can be stored now: wait for refusals (every request is answered).
         devices.wait_until(lambda d: d.statuses.get(503, 0) >= 2, 30, "no 503 on a full volume")
         status, body = request(server.url + "/health/ready")
