@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
@@ -111,13 +113,16 @@ struct PlatformApplication<Inner: ApplicationProtocol>: ApplicationProtocol {
     var responder: Responder {
         get async throws { try await inner.responder }
     }
-    // The server builder, event loop group and `onServerRunning` keep the protocol's defaults,
-    // which are what `buildApplication` gives the inner application (HTTP/1, the shared group,
-    // no callback).
+    var server: HTTPServerBuilder { inner.server }
+    var eventLoopGroup: any EventLoopGroup { inner.eventLoopGroup }
     var configuration: ApplicationConfiguration { inner.configuration }
     var logger: Logger { inner.logger }
     var services: [any Service] { inner.services }
     var processesRunBeforeServerStart: [@Sendable () async throws -> Void] { inner.processesRunBeforeServerStart }
+
+    @Sendable func onServerRunning(_ channel: any Channel) async {
+        await inner.onServerRunning(channel)
+    }
 
     func run() async throws {
         try await withGracefulShutdownHandler {
