@@ -19,6 +19,7 @@ usage: scripts/fault_suite.py --binary .build/release/thermostat [--rounds N] [-
 Standard library only; needs the PostgreSQL server binaries (Debian `postgresql`).
 """
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -468,7 +469,9 @@ def sqlite_full_volume(binary, workdir):
         check(status == 200, f"/health/ready after space was freed: {status} {body}")
         stop_within_drain(server, "SIGTERM on SQLite")
         devices.finish()
-        with sqlite3.connect(path) as db:
+        # closing(): sqlite3's own context manager ends a transaction but leaves the file open,
+        # which would keep the volume busy.
+        with contextlib.closing(sqlite3.connect(path)) as db:
             integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
             check(integrity == "ok", f"integrity_check: {integrity}")
             stored = {}
@@ -480,7 +483,11 @@ def sqlite_full_volume(binary, workdir):
     finally:
         if server:
             server.kill()
-        subprocess.run(["umount", str(volume)], capture_output=True)
+        unmounted = subprocess.run(["umount", str(volume)], capture_output=True, text=True)
+        if unmounted.returncode != 0:
+            # Never leave the mount behind; say why it was busy.
+            subprocess.run(["umount", "--lazy", str(volume)], capture_output=True)
+            print(f"warning: {volume} was busy at unmount ({unmounted.stderr.strip()}); detached lazily")
 
 
 def main():
