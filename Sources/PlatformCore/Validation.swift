@@ -7,24 +7,50 @@ public enum IdentifierRules {
 
     /// Device serials: 1–64 characters of letters, digits, `.`, `_`, `-`; not a reserved word.
     public static func validateSerial(_ serial: String, field: String = "serial") throws(PlatformError) {
-        if reservedSerials.contains(serial.lowercased()) {
-            throw .invalid(field, "'\(serial)' is reserved")
-        }
         guard (1...64).contains(serial.utf8.count),
             serial.utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") })
         else {
             throw .invalid(field, "must be 1–64 characters of letters, digits, '.', '_' or '-'")
         }
+        if reservedSerials.contains(serial.lowercased()) {
+            throw .invalid(field, "'\(serial)' is reserved")
+        }
+    }
+
+    /// Whether `serial` has a serial's syntax (see `validateSerial`); cheap enough to run before
+    /// any lookup of an unauthenticated request.
+    public static func isValidSerial(_ serial: String) -> Bool {
+        (try? validateSerial(serial)) != nil
     }
 
     /// A display name: 1–100 characters without control characters; returns it trimmed.
+    /// Bidirectional overrides and isolates and invisible (zero-width) characters are refused:
+    /// they make a name display as something else (`evil\u{202E}moc.knab` reads "bank.com…").
     public static func validName(_ name: String, field: String) throws(PlatformError) -> String {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard (1...100).contains(trimmed.count), !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         else {
             throw .invalid(field, "must be 1–100 characters without control characters")
         }
+        if trimmed.unicodeScalars.contains(where: isDeceptiveFormatCharacter) {
+            throw .invalid(
+                field, "must not contain bidirectional-override or invisible (zero-width) characters",
+                code: "invisible_characters")
+        }
         return trimmed
+    }
+
+    /// Format characters that reorder or hide text: the bidi embeddings, overrides, isolates
+    /// and marks, and the zero-width and invisible characters (joiners, word joiner, BOM,
+    /// invisible operators, Mongolian vowel separator, Hangul fillers).
+    static func isDeceptiveFormatCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E, 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x206F,
+            0x3164, 0xFEFF, 0xFFA0:
+            return true
+        default:
+            return false
+        }
     }
 
     /// A plausible email address (one `@`, a dotted domain, ≤ 254 characters), lower-cased.
@@ -64,7 +90,9 @@ public enum IdentifierRules {
 /// not a common password, not containing the email's local part.
 public struct PasswordPolicy: Sendable {
     public static let minimumLength = 10
-    public static let maximumLength = 128
+    /// bcrypt reads only the first 72 bytes of a password (and stops at a NUL byte), so a
+    /// longer one would be accepted with its tail ignored: it is refused instead.
+    public static let maximumLength = 72
 
     private let commonPasswords: Set<String>
 
@@ -81,7 +109,13 @@ public struct PasswordPolicy: Sendable {
             throw reject("Password must be at least \(Self.minimumLength) characters")
         }
         guard password.utf8.count <= Self.maximumLength else {
-            throw reject("Password must be at most \(Self.maximumLength) bytes")
+            throw PlatformError(
+                .validation, code: "password_too_long",
+                message: "Password must be at most \(Self.maximumLength) bytes in UTF-8 (bcrypt ignores anything longer); this one is \(password.utf8.count)",
+                field: "password")
+        }
+        guard !password.utf8.contains(0) else {
+            throw reject("Password must not contain NUL characters")
         }
         var classes = 0
         if password.contains(where: { $0.isLowercase }) { classes += 1 }
