@@ -93,10 +93,13 @@ struct Platform {
             pingTimeout: min(HealthController.pingTimeout, .seconds(configuration.databaseTimeoutSeconds))
         ).addRoutes(to: router)
 
+        let clientAddress = ClientAddressResolver(trustedProxies: configuration.trustedProxies)
         let telemetry = TelemetryController(
             store: store, credentials: credentials, writer: writer, scripts: scripts,
             deviceLimiter: RateLimiter(limit: configuration.telemetryRatePerMinute, periodSeconds: 60, clock: clock),
-            clock: clock)
+            authFailureLimiter: RateLimiter(
+                limit: configuration.deviceAuthFailuresPerMinute, periodSeconds: 60, clock: clock),
+            clientAddress: clientAddress, clock: clock)
         telemetry.addIngestRoute(to: router.group("api/telemetry"))
 
         let api = router.group("api").add(middleware: AuthenticationMiddleware(accounts: accounts))
@@ -104,7 +107,9 @@ struct Platform {
             accounts: accounts,
             registerLimiter: RateLimiter(limit: configuration.registerRatePerHour, periodSeconds: 3600, clock: clock),
             loginLimiter: RateLimiter(limit: configuration.loginRatePerMinute, periodSeconds: 60, clock: clock),
-            secureCookies: configuration.isProduction, trustForwardedFor: configuration.trustForwardedFor
+            accountLoginLimiter: RateLimiter(
+                limit: configuration.loginRatePerAccountPerHour, periodSeconds: 3600, clock: clock),
+            secureCookies: configuration.isProduction, clientAddress: clientAddress
         ).addRoutes(to: api.group("auth"))
         let authenticated = api.group(context: AuthenticatedContext.self)
         DeviceController(store: store, credentials: credentials, clock: clock, configuration: configuration)

@@ -25,6 +25,8 @@ enum TestPlatform {
         configuration.loginRatePerMinute = 1000
         configuration.telemetryRatePerMinute = 100_000
         configuration.scriptTrialsPerMinute = 100_000
+        configuration.loginRatePerAccountPerHour = 100_000
+        configuration.deviceAuthFailuresPerMinute = 100_000
         // One Lua worker process per test application is plenty, and many tests run at once.
         configuration.luaWorkers = 1
         configuration.pluginsDirectory = repositoryRoot.appendingPathComponent("Plugins").path

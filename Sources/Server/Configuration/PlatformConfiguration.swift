@@ -37,9 +37,19 @@ public struct PlatformConfiguration: Sendable {
     public var pluginsDirectory = "Plugins"
     /// Tier storage policies (`<tier>.lua`).
     public var policiesDirectory = "Policies"
-    /// Set when a reverse proxy in front of the server sets X-Forwarded-For: login and
-    /// registration limits then count its first address instead of the proxy's.
-    public var trustForwardedFor = false
+    /// How many reverse proxies in front of the server append to `X-Forwarded-For`. Rate limits
+    /// count against the address the outermost of them saw (that many entries from the right);
+    /// 0 means clients connect directly and the socket's peer is used.
+    public var trustedProxies = 0
+    /// Login attempts per account (normalised email) per hour, whatever address they come from.
+    public var loginRatePerAccountPerHour = 20
+    /// Failed device authentications per client address per minute before ingest answers 429.
+    public var deviceAuthFailuresPerMinute = 30
+    /// A connection with no request activity for this long is closed (a stalled body included).
+    public var httpIdleTimeoutSeconds = 60
+    /// The time a client has to send a complete request head, counted from when the connection
+    /// opens or the previous response ends (so also how long an idle keep-alive connection stays).
+    public var httpHeaderTimeoutSeconds = 10
     /// Lua worker processes that run tenant scripts; tenants are spread over them.
     public var luaWorkers = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Hard wall-clock limit of one script call in a worker: a worker still running a call
@@ -103,9 +113,20 @@ public struct PlatformConfiguration: Sendable {
         if let rate = try integer("THERMOSTAT_SCRIPT_TRIALS_PER_MINUTE", 1...100_000) { scriptTrialsPerMinute = rate }
         if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }
         if let folder = variables["THERMOSTAT_POLICIES_DIR"] { policiesDirectory = folder }
-        if let flag = variables["THERMOSTAT_TRUST_FORWARDED_FOR"] {
-            trustForwardedFor = ["1", "true", "yes"].contains(flag.lowercased())
+        if variables["THERMOSTAT_TRUST_FORWARDED_FOR"] != nil {
+            throw ConfigurationError(
+                variable: "THERMOSTAT_TRUST_FORWARDED_FOR",
+                message: "is replaced by THERMOSTAT_TRUSTED_PROXIES (the number of proxies in front of the server, e.g. 1)")
         }
+        if let hops = try integer("THERMOSTAT_TRUSTED_PROXIES", 0...10) { trustedProxies = hops }
+        if let rate = try integer("THERMOSTAT_LOGIN_RATE_PER_ACCOUNT_PER_HOUR", 1...1_000_000) {
+            loginRatePerAccountPerHour = rate
+        }
+        if let rate = try integer("THERMOSTAT_DEVICE_AUTH_FAILURES_PER_MINUTE", 1...1_000_000) {
+            deviceAuthFailuresPerMinute = rate
+        }
+        if let seconds = try integer("THERMOSTAT_HTTP_IDLE_TIMEOUT_SECONDS", 1...3600) { httpIdleTimeoutSeconds = seconds }
+        if let seconds = try integer("THERMOSTAT_HTTP_HEADER_TIMEOUT_SECONDS", 1...3600) { httpHeaderTimeoutSeconds = seconds }
     }
 
     /// Finds a folder the server ships with (`Plugins`, `Policies`): an absolute path as given,

@@ -7,8 +7,11 @@ struct AuthController {
     let accounts: AccountService
     let registerLimiter: RateLimiter
     let loginLimiter: RateLimiter
+    /// Login attempts per account (normalised email), so spreading guesses at one account over
+    /// many addresses does not multiply them.
+    let accountLoginLimiter: RateLimiter
     let secureCookies: Bool
-    let trustForwardedFor: Bool
+    let clientAddress: ClientAddressResolver
 
     struct RegisterBody: StrictRequestBody {
         static let fields: Set<String> = ["email", "password", "tenant_name"]
@@ -41,7 +44,7 @@ struct AuthController {
     }
 
     @Sendable func register(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try registerLimiter.acquire(clientAddress(request, context))
+        try registerLimiter.acquire(clientAddress.key(request, peer: context.remoteAddress))
         let body = try await request.decodeStrict(RegisterBody.self, context: context)
         let (membership, user, token) = try await accounts.register(
             email: body.email, password: body.password, tenantName: body.tenantName)
@@ -52,8 +55,11 @@ struct AuthController {
     }
 
     @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try loginLimiter.acquire(clientAddress(request, context))
+        try loginLimiter.acquire(clientAddress.key(request, peer: context.remoteAddress))
         let body = try await request.decodeStrict(LoginBody.self, context: context)
+        if let account = try? IdentifierRules.normalizedEmail(body.email) {
+            try accountLoginLimiter.acquire(account)
+        }
         let (membership, user, token) = try await accounts.login(email: body.email, password: body.password)
         if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
             try await accounts.endSession(token: old)
@@ -83,17 +89,6 @@ struct AuthController {
             AccountJSON(
                 user: UserJSON(identity.user),
                 tenant: TenantJSON(Membership(tenant: identity.tenant, userID: identity.user.id, role: identity.role))))
-    }
-
-    /// The address rate limits count against: the peer, or behind a trusted proxy the first
-    /// address of `X-Forwarded-For`.
-    private func clientAddress(_ request: Request, _ context: AppRequestContext) -> String {
-        if trustForwardedFor, let forwarded = request.headers[.xForwardedFor],
-            let first = forwarded.split(separator: ",").first?.trimmingCharacters(in: .whitespaces), !first.isEmpty
-        {
-            return first
-        }
-        return context.remoteAddress ?? "unknown"
     }
 
     private func sessionCookie(_ token: String) -> Cookie {

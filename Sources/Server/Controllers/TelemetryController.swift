@@ -10,6 +10,9 @@ struct TelemetryController {
     let writer: GroupCommitWriter
     let scripts: ScriptEngine
     let deviceLimiter: RateLimiter
+    /// Failed device authentications per client address.
+    let authFailureLimiter: RateLimiter
+    let clientAddress: ClientAddressResolver
     let clock: any WallClock
 
     struct IngestJSON: Encodable {
@@ -38,7 +41,7 @@ struct TelemetryController {
 
     @Sendable func ingest(_ request: Request, context: AppRequestContext) async throws -> Response {
         let (serial, key) = try Self.deviceCredentials(request)
-        let credential = try await credentials.authenticate(serial: serial, key: key)
+        let credential = try await authenticate(serial: serial, key: key, request: request, context: context)
         try deviceLimiter.acquire(serial)
         let body = try await request.body.collect(upTo: TelemetryRules.maximumBodyBytes)
         let ingestScripts = try await scripts.ingestScripts(tenantID: credential.tenantID)
@@ -54,6 +57,33 @@ struct TelemetryController {
         let accepted = inserted.count { $0 }
         return try jsonResponse(IngestJSON(accepted: accepted, duplicates: inserted.count - accepted))
     }
+
+    /// The device behind the credentials. A device whose credential is cached passes without
+    /// further work. Anything else first has its client address checked against the failed-
+    /// authentication limit (over it: 429, and nothing reaches the database), then its serial's
+    /// syntax, then the cache or store; each failure counts against the address.
+    private func authenticate(serial: String, key: String, request: Request, context: AppRequestContext)
+        async throws -> DeviceCredential
+    {
+        let wellFormed = IdentifierRules.isValidSerial(serial) && key.utf8.count <= Self.maximumKeyBytes
+        if wellFormed, let credential = credentials.cachedCredential(serial: serial, key: key) {
+            return credential
+        }
+        let address = clientAddress.key(request, peer: context.remoteAddress)
+        if let seconds = authFailureLimiter.retryAfter(address) {
+            throw PlatformError.rateLimited(retryAfter: seconds)
+        }
+        do {
+            guard wellFormed else { throw DeviceCredentialCache.rejected }
+            return try await credentials.authenticate(serial: serial, key: key)
+        } catch let error as PlatformError where error == DeviceCredentialCache.rejected {
+            try authFailureLimiter.acquire(address)
+            throw error
+        }
+    }
+
+    /// Device keys are 47 characters; anything much longer is not one and is not hashed.
+    static let maximumKeyBytes = 128
 
     /// Parses `Authorization: Device <serial>:<api_key>`.
     static func deviceCredentials(_ request: Request) throws -> (String, String) {
