@@ -27,6 +27,7 @@ public func buildApplication(
     let platform = try Platform(configuration: configuration, store: store, clock: clock, logger: logger)
     var app = Application(
         router: platform.router(),
+        server: configuration.httpServer,
         configuration: ApplicationConfiguration(
             address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         logger: logger)

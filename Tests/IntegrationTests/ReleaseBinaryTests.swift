@@ -181,21 +181,30 @@ struct ReleaseBinaryTests {
         let insecure = try Self.run(["check", "--deploy"], environment: ["THERMOSTAT_ENV": "development"])
         #expect(insecure.status != 0)
         #expect(insecure.output.contains("THERMOSTAT_SECRET_KEY"))
+        let production = [
+            "THERMOSTAT_ENV": "production", "THERMOSTAT_SECRET_KEY": "q8Zt3VwL0pNe7RkYc2HfJs5Xa9GmBd4Uo1Ti6Wy",
+            "THERMOSTAT_PUBLIC_URL": "https://thermostats.example.com",
+        ]
         let secure = try Self.run(
-            ["check", "--deploy", "--database", "postgres://db.internal/thermostat"],
-            environment: [
-                "THERMOSTAT_ENV": "production", "THERMOSTAT_SECRET_KEY": String(repeating: "k", count: 48),
-                "THERMOSTAT_PUBLIC_URL": "https://thermostats.example.com",
-            ])
+            ["check", "--deploy", "--database", "postgres://db.internal/thermostat?sslmode=verify-full"], environment: production)
         #expect(secure.status == 0, "\(secure.output)")
-        let sqliteInProduction = try Self.run(
-            ["check", "--deploy"],
-            environment: [
-                "THERMOSTAT_ENV": "production", "THERMOSTAT_SECRET_KEY": String(repeating: "k", count: 48),
-                "THERMOSTAT_PUBLIC_URL": "https://thermostats.example.com",
-            ])
+        let plaintextFallback = try Self.run(
+            ["check", "--deploy", "--database", "postgres://db.internal/thermostat"], environment: production)
+        #expect(plaintextFallback.status != 0)
+        #expect(plaintextFallback.output.contains("sslmode"), "\(plaintextFallback.output)")
+        let sqliteInProduction = try Self.run(["check", "--deploy"], environment: production)
         #expect(sqliteInProduction.status == 0)
         #expect(sqliteInProduction.output.contains("WARNING"))
+        // `serve` in production refuses what `check --deploy` rejects, before it opens anything.
+        var placeholderSecret = production
+        placeholderSecret["THERMOSTAT_SECRET_KEY"] = String(repeating: "k", count: 48)
+        let refused = try Self.run(["serve", "--port", "0", "--database", database], environment: placeholderSecret)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("Refusing to serve in production"), "\(refused.output)")
+        #expect(refused.output.contains("THERMOSTAT_SECRET_KEY"), "\(refused.output)")
+        let oldProxySetting = try Self.run(["check"], environment: ["THERMOSTAT_TRUST_FORWARDED_FOR": "true"])
+        #expect(oldProxySetting.status != 0)
+        #expect(oldProxySetting.output.contains("THERMOSTAT_TRUSTED_PROXIES"), "\(oldProxySetting.output)")
         #expect(try Self.run(["serve", "--port", "99999"]).status != 0)
 
         let script = folder.appendingPathComponent("celsius.lua")
