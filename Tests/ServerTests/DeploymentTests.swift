@@ -3,7 +3,7 @@ import Glibc
 import Hummingbird
 import HummingbirdTesting
 import PlatformCore
-@testable import Server
+import Server
 import Storage
 import StorageTesting
 import Testing
@@ -73,7 +73,8 @@ struct DeploymentTests {
         #expect(noSecret?.description.contains("THERMOSTAT_SECRET_KEY") == true)
     }
 
-    /// Runs the real application on a loopback socket with short HTTP timeouts.
+    /// Runs the real application (`buildApplication`, as `serve` does) on a loopback socket with
+    /// short HTTP timeouts.
     static func live(headerTimeout: Int, idleTimeout: Int, _ test: @Sendable (Int) async throws -> Void) async throws {
         let configuration = TestPlatform.configuration {
             $0.port = 0
@@ -81,14 +82,7 @@ struct DeploymentTests {
             $0.httpIdleTimeoutSeconds = idleTimeout
         }
         let store = try StoreFactory.open(databaseURL: try await TestDatabase.makeURL(.sqlite), logger: TestPlatformLog.logger)
-        _ = try await store.migrate()
-        // The platform's router behind the HTTP server `buildApplication` runs (the test
-        // framework's live server takes the server builder from the outermost application).
-        let platform = try Platform(configuration: configuration, store: store, clock: SystemClock(), logger: TestPlatformLog.logger)
-        var app = Application(
-            router: platform.router(), server: configuration.httpServer,
-            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)), logger: TestPlatformLog.logger)
-        app.addServices(store)
+        let app = try await buildApplication(configuration: configuration, store: store)
         try await app.test(.live) { client in
             try await test(try #require(client.port))
         }
