@@ -12,7 +12,9 @@ public enum IdentifierRules {
         else {
             throw .invalid(field, "must be 1–64 characters of letters, digits, '.', '_' or '-'")
         }
-        if reservedSerials.contains(serial.lowercased()) {
+        // Lower-casing allocates, and this runs on every unauthenticated ingest: only a serial as
+        // long as a reserved word can be one.
+        if reservedSerials.contains(where: { $0.utf8.count == serial.utf8.count }), reservedSerials.contains(serial.lowercased()) {
             throw .invalid(field, "'\(serial)' is reserved")
         }
     }
