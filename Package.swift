@@ -109,7 +109,10 @@ let package = Package(
         // process and through a Lua worker process.
         .executableTarget(
             name: "LuaBenchmark",
-            dependencies: ["Scripting", "LuaSandbox", "PlatformCore", "ScriptWorkers", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Scripting", "LuaSandbox", "PlatformCore", "ScriptWorkers", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(name: "LuaSandboxTests", dependencies: ["LuaSandbox"], swiftSettings: swiftSettings),
         .testTarget(name: "ScriptingTests", dependencies: ["Scripting"], swiftSettings: swiftSettings),

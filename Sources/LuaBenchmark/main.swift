@@ -1,6 +1,7 @@
 import Foundation
 import LuaSandbox
 import Logging
+import NIOCore
 import PlatformCore
 import ScriptWorkers
 import Scripting
@@ -54,12 +55,12 @@ func runBenchmarks() async throws {
     let tenant = WorkerTenant(id: UUID(), slug: "acme", tier: "standard", memoryBytes: 16 * 1024 * 1024)
     let batch = (0..<100).map { samples[$0 & 63] }
 
-    func workerCall(_ samples: [TelemetrySample], source: String?) async throws {
-        let script = WorkerScript(id: tenant.id, version: 1, name: "bench", configJSON: configJSON, source: source)
-        let call = TransformCall(tenant: tenant, script: script, now: start, budgetMilliseconds: 2000, samples: samples)
-        guard case .transform(.transformed) = try await pool.call(.transform(call), tenant: tenant.id) else { fatalError("the worker failed") }
+    func workerCall(_ samples: [TelemetrySample]) async throws {
+        let script = WorkerScript(id: tenant.id, version: 1, name: "bench", configJSON: configJSON, source: nil)
+        guard case .transformed = try await pool.transform(tenant: tenant, script: script, source: source, now: start, samples: samples)
+        else { fatalError("the worker failed") }
     }
-    try await workerCall([samples[0]], source: source)
+    try await workerCall([samples[0]])
 
     /// One workload: a label, the samples (or calls) one run of its body handles, and the body,
     /// run `count` times per round.
@@ -110,8 +111,18 @@ func runBenchmarks() async throws {
             Workload(label: "in process, 100-sample batch (baseline)", unitsPerRun: 100) { _ in
                 for sample in batch { _ = try runner.transform(transform, sample: sample, context: context(sample, now: start)) }
             },
-            Workload(label: "worker round trip, 100-sample batch", unitsPerRun: 100) { _ in try await workerCall(batch, source: nil) },
-            Workload(label: "worker round trip, 1 sample") { _ in try await workerCall([samples[0]], source: nil) },
+            Workload(label: "worker round trip, 100-sample batch", unitsPerRun: 100) { _ in try await workerCall(batch) },
+            Workload(label: "worker round trip, 1 sample") { _ in try await workerCall([samples[0]]) },
+            Workload(label: "frame codec alone, 100 samples there and back", unitsPerRun: 100) { _ in
+                let script = WorkerScript(id: tenant.id, version: 1, name: "bench", configJSON: configJSON, source: nil)
+                let call = TransformCall(tenant: tenant, script: script, now: start, budgetMilliseconds: 2000, samples: batch)
+                var request = ByteBuffer()
+                try WorkerCodec.encode(.transform(call), into: &request)
+                guard case .transform(let decoded) = try WorkerCodec.decodeRequest(&request) else { fatalError("not a transform") }
+                var response = ByteBuffer()
+                try WorkerCodec.encode(.transform([.transformed(decoded.parts[0].samples)]), into: &response)
+                _ = try WorkerCodec.decodeResponse(&response)
+            },
         ], count: max(200, iterations / 200), unit: "sample")
     await pool.shutdown()
 }

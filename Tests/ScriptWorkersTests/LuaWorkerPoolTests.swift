@@ -39,17 +39,8 @@ struct LuaWorkerPoolTests {
         _ pool: LuaWorkerPool, tenant: WorkerTenant, source: String, samples: [TelemetrySample], version: Int = 1,
         scriptID: UUID = UUID()
     ) async throws -> TransformResult {
-        var script = WorkerScript(id: scriptID, version: version, name: "test", configJSON: "{}", source: nil)
-        for _ in 0..<2 {
-            let call = TransformCall(tenant: tenant, script: script, now: Timestamp(seconds: 1_800_000_000), budgetMilliseconds: 60_000, samples: samples)
-            guard case .transform(let result) = try await pool.call(.transform(call), tenant: tenant.id) else {
-                Issue.record("not a transform answer")
-                return .needsSource
-            }
-            guard result == .needsSource else { return result }
-            script.source = source
-        }
-        return .needsSource
+        let script = WorkerScript(id: scriptID, version: version, name: "test", configJSON: "{}", source: nil)
+        return try await pool.transform(tenant: tenant, script: script, source: source, now: Timestamp(seconds: 1_800_000_000), samples: samples)
     }
 
     /// A script that stays inside the sandbox's own limits for longer than the test's deadline:
@@ -79,7 +70,36 @@ struct LuaWorkerPoolTests {
         let call = TransformCall(
             tenant: tenant, script: WorkerScript(id: scriptID, version: 1, name: "test", configJSON: "{}", source: nil),
             now: Timestamp(seconds: 1_800_000_000), budgetMilliseconds: 1000, samples: [Self.sample()])
-        #expect(try await pool.call(.transform(call), tenant: tenant.id) == .transform(.transformed([Self.sample(inside: 21)])))
+        #expect(try await pool.call(.transform(call), tenant: tenant.id) == .transform([.transformed([Self.sample(inside: 21)])]))
+        await pool.shutdown()
+    }
+
+    @Test func concurrentRequestsShareCallsAndKeepTheirOwnResults() async throws {
+        let pool = Self.pool()
+        let tenant = Self.tenant()
+        let scriptID = UUID()
+        let source = "return { transform = function(s) if s.temp_inside_c > 50 then return nil, 'too hot' end s.setpoint_c = 20 return s end }"
+        let results = try await withThrowingTaskGroup(of: (Int, TransformResult).self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    let samples = [Self.sample("TH-\(index)", inside: 20), Self.sample("TH-\(index)", inside: index % 2 == 0 ? 21 : 99)]
+                    return (index, try await Self.transform(pool, tenant: tenant, source: source, samples: samples, scriptID: scriptID))
+                }
+            }
+            return try await group.reduce(into: [Int: TransformResult]()) { $0[$1.0] = $1.1 }
+        }
+        for index in 0..<40 {
+            if index % 2 == 0 {
+                guard case .transformed(let output) = results[index] else {
+                    Issue.record("request \(index): \(String(describing: results[index]))")
+                    continue
+                }
+                #expect(output.map(\.deviceSerial) == ["TH-\(index)", "TH-\(index)"])
+                #expect(output.map(\.setpoint) == [20, 20])
+            } else {
+                #expect(results[index] == .rejected(index: 1, reason: "too hot"), "request \(index)")
+            }
+        }
         await pool.shutdown()
     }
 

@@ -36,9 +36,12 @@ public enum WorkerCodec {
             writeString(call.script.name, into: &buffer)
             writeString(call.script.configJSON, into: &buffer)
             writeOptionalString(call.script.source, into: &buffer)
-            buffer.writeInteger(call.now.microseconds)
             buffer.writeInteger(UInt32(clamping: call.budgetMilliseconds))
-            write(call.samples, into: &buffer)
+            buffer.writeInteger(UInt32(call.parts.count))
+            for part in call.parts {
+                buffer.writeInteger(part.now.microseconds)
+                write(part.samples, into: &buffer)
+            }
         case .job(let job):
             buffer.writeInteger(Tag.job.rawValue)
             try writeJSON(job, into: &buffer)
@@ -55,10 +58,16 @@ public enum WorkerCodec {
             let script = WorkerScript(
                 id: try readUUID(&buffer), version: Int(try read(Int64.self, &buffer)), name: try readString(&buffer),
                 configJSON: try readString(&buffer), source: try readOptionalString(&buffer))
-            let now = Timestamp(microseconds: try read(Int64.self, &buffer))
             let budget = Int(try read(UInt32.self, &buffer))
-            return .transform(
-                TransformCall(tenant: tenant, script: script, now: now, budgetMilliseconds: budget, samples: try readSamples(&buffer)))
+            let count = Int(try read(UInt32.self, &buffer))
+            guard count <= buffer.readableBytes / 12 else { throw WorkerProtocolError(description: "bad part count") }
+            var parts: [TransformPart] = []
+            parts.reserveCapacity(count)
+            for _ in 0..<count {
+                let now = Timestamp(microseconds: try read(Int64.self, &buffer))
+                parts.append(TransformPart(now: now, samples: try readSamples(&buffer)))
+            }
+            return .transform(TransformCall(tenant: tenant, script: script, budgetMilliseconds: budget, parts: parts))
         case .job:
             var job = try readJSON(WorkerJob.self, &buffer)
             if case .dryRun(var dryRun) = job {
@@ -73,49 +82,63 @@ public enum WorkerCodec {
 
     public static func encode(_ response: WorkerResponse, into buffer: inout ByteBuffer) throws {
         switch response {
-        case .transform(let result):
+        case .transform(let results):
             buffer.writeInteger(Tag.transform.rawValue)
-            switch result {
-            case .transformed(let samples):
-                buffer.writeInteger(TransformTag.transformed.rawValue)
-                write(samples, into: &buffer)
-            case .rejected(let index, let reason):
-                buffer.writeInteger(TransformTag.rejected.rawValue)
-                buffer.writeInteger(UInt32(index))
-                writeString(reason, into: &buffer)
-            case .failed(let index, let error):
-                buffer.writeInteger(TransformTag.failed.rawValue)
-                buffer.writeInteger(index.map { Int64($0) } ?? -1)
-                writeString(error, into: &buffer)
-            case .needsSource:
-                buffer.writeInteger(TransformTag.needsSource.rawValue)
-            }
+            buffer.writeInteger(UInt32(results.count))
+            for result in results { write(result, into: &buffer) }
         case .job(let result):
             buffer.writeInteger(Tag.job.rawValue)
             try writeJSON(result, into: &buffer)
         }
     }
 
+    private static func write(_ result: TransformResult, into buffer: inout ByteBuffer) {
+        switch result {
+        case .transformed(let samples):
+            buffer.writeInteger(TransformTag.transformed.rawValue)
+            write(samples, into: &buffer)
+        case .rejected(let index, let reason):
+            buffer.writeInteger(TransformTag.rejected.rawValue)
+            buffer.writeInteger(UInt32(index))
+            writeString(reason, into: &buffer)
+        case .failed(let index, let error):
+            buffer.writeInteger(TransformTag.failed.rawValue)
+            buffer.writeInteger(index.map { Int64($0) } ?? -1)
+            writeString(error, into: &buffer)
+        case .needsSource:
+            buffer.writeInteger(TransformTag.needsSource.rawValue)
+        }
+    }
+
     public static func decodeResponse(_ buffer: inout ByteBuffer) throws -> WorkerResponse {
         switch try tag(&buffer) {
         case .transform:
-            guard let tag = TransformTag(rawValue: try read(UInt8.self, &buffer)) else {
-                throw WorkerProtocolError(description: "unknown transform result")
-            }
-            switch tag {
-            case .transformed:
-                return .transform(.transformed(try readSamples(&buffer)))
-            case .rejected:
-                let index = Int(try read(UInt32.self, &buffer))
-                return .transform(.rejected(index: index, reason: try readString(&buffer)))
-            case .failed:
-                let index = try read(Int64.self, &buffer)
-                return .transform(.failed(index: index < 0 ? nil : Int(index), error: try readString(&buffer)))
-            case .needsSource:
-                return .transform(.needsSource)
-            }
+            let count = Int(try read(UInt32.self, &buffer))
+            guard count <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad result count") }
+            var results: [TransformResult] = []
+            results.reserveCapacity(count)
+            for _ in 0..<count { results.append(try readTransformResult(&buffer)) }
+            return .transform(results)
         case .job:
             return .job(try readJSON(WorkerJobResult.self, &buffer))
+        }
+    }
+
+    private static func readTransformResult(_ buffer: inout ByteBuffer) throws -> TransformResult {
+        guard let tag = TransformTag(rawValue: try read(UInt8.self, &buffer)) else {
+            throw WorkerProtocolError(description: "unknown transform result")
+        }
+        switch tag {
+        case .transformed:
+            return .transformed(try readSamples(&buffer))
+        case .rejected:
+            let index = Int(try read(UInt32.self, &buffer))
+            return .rejected(index: index, reason: try readString(&buffer))
+        case .failed:
+            let index = try read(Int64.self, &buffer)
+            return .failed(index: index < 0 ? nil : Int(index), error: try readString(&buffer))
+        case .needsSource:
+            return .needsSource
         }
     }
 
@@ -179,61 +202,111 @@ public enum WorkerCodec {
             memoryBytes: Int(try read(Int64.self, &buffer)))
     }
 
+    /// Bytes of one sample besides its serial: the serial's length (4), time (8), mode (1),
+    /// inside (8), outside present (1) and value (8), setpoint (8), hysteresis (8), output (1).
+    private static let fixedSampleBytes = 47
+
+    /// Samples as fixed little-endian records, written in one pass over raw memory: per-field
+    /// `ByteBuffer` calls cost more than the Lua call they carry.
     private static func write(_ samples: [TelemetrySample], into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt32(samples.count))
-        for sample in samples {
-            writeString(sample.deviceSerial, into: &buffer)
-            buffer.writeInteger(sample.timestamp.microseconds)
-            buffer.writeInteger(modeCode(sample.mode))
-            buffer.writeInteger(sample.tempInside.bitPattern)
-            buffer.writeInteger(sample.tempOutside == nil ? UInt8(0) : UInt8(1))
-            buffer.writeInteger((sample.tempOutside ?? 0).bitPattern)
-            buffer.writeInteger(sample.setpoint.bitPattern)
-            buffer.writeInteger(sample.hysteresis.bitPattern)
-            buffer.writeInteger(outputCode(sample.output))
+        let total = samples.reduce(0) { $0 + fixedSampleBytes + $1.deviceSerial.utf8.count }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { space in
+            var offset = 0
+            func store<Value: FixedWidthInteger>(_ value: Value) {
+                space.storeBytes(of: value.littleEndian, toByteOffset: offset, as: Value.self)
+                offset += MemoryLayout<Value>.size
+            }
+            for sample in samples {
+                var serial = sample.deviceSerial
+                serial.withUTF8 { bytes in
+                    store(UInt32(bytes.count))
+                    UnsafeMutableRawBufferPointer(rebasing: space[offset..<offset + bytes.count]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+                    offset += bytes.count
+                }
+                store(sample.timestamp.microseconds)
+                store(modeCode(sample.mode))
+                store(sample.tempInside.bitPattern)
+                store(UInt8(sample.tempOutside == nil ? 0 : 1))
+                store((sample.tempOutside ?? 0).bitPattern)
+                store(sample.setpoint.bitPattern)
+                store(sample.hysteresis.bitPattern)
+                store(outputCode(sample.output))
+            }
+            return offset
         }
     }
 
     private static func readSamples(_ buffer: inout ByteBuffer) throws -> [TelemetrySample] {
         let count = Int(try read(UInt32.self, &buffer))
-        // Each sample takes at least 46 bytes: a count larger than the frame can hold is a lie.
-        guard count <= buffer.readableBytes / 46 else { throw WorkerProtocolError(description: "bad sample count") }
-        var samples: [TelemetrySample] = []
-        samples.reserveCapacity(count)
-        for _ in 0..<count {
-            let serial = try readString(&buffer)
-            let time = Timestamp(microseconds: try read(Int64.self, &buffer))
-            let mode = try mode(try read(UInt8.self, &buffer))
-            let inside = Double(bitPattern: try read(UInt64.self, &buffer))
-            let hasOutside = try read(UInt8.self, &buffer) != 0
-            let outside = Double(bitPattern: try read(UInt64.self, &buffer))
-            let setpoint = Double(bitPattern: try read(UInt64.self, &buffer))
-            let hysteresis = Double(bitPattern: try read(UInt64.self, &buffer))
-            let output = try output(try read(UInt8.self, &buffer))
-            samples.append(
-                TelemetrySample(
-                    deviceSerial: serial, timestamp: time, mode: mode, tempInside: inside, tempOutside: hasOutside ? outside : nil,
-                    setpoint: setpoint, hysteresis: hysteresis, output: output))
+        // A count larger than the frame can hold is a lie.
+        guard count <= buffer.readableBytes / fixedSampleBytes else { throw WorkerProtocolError(description: "bad sample count") }
+        return try buffer.readWithUnsafeReadableBytes { bytes -> (Int, [TelemetrySample]) in
+            var offset = 0
+            func load<Value: FixedWidthInteger>(_ type: Value.Type) throws -> Value {
+                guard offset + MemoryLayout<Value>.size <= bytes.count else { throw WorkerProtocolError(description: "truncated sample") }
+                defer { offset += MemoryLayout<Value>.size }
+                return Value(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: Value.self))
+            }
+            var samples: [TelemetrySample] = []
+            samples.reserveCapacity(count)
+            for _ in 0..<count {
+                let length = Int(try load(UInt32.self))
+                guard offset + length <= bytes.count else { throw WorkerProtocolError(description: "truncated serial") }
+                let serial = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]), as: UTF8.self)
+                offset += length
+                let time = Timestamp(microseconds: try load(Int64.self))
+                let mode = try mode(try load(UInt8.self))
+                let inside = Double(bitPattern: try load(UInt64.self))
+                let hasOutside = try load(UInt8.self) != 0
+                let outside = Double(bitPattern: try load(UInt64.self))
+                let setpoint = Double(bitPattern: try load(UInt64.self))
+                let hysteresis = Double(bitPattern: try load(UInt64.self))
+                let output = try output(try load(UInt8.self))
+                samples.append(
+                    TelemetrySample(
+                        deviceSerial: serial, timestamp: time, mode: mode, tempInside: inside, tempOutside: hasOutside ? outside : nil,
+                        setpoint: setpoint, hysteresis: hysteresis, output: output))
+            }
+            return (offset, samples)
         }
-        return samples
     }
 
+    // Codes by hand: `allCases` builds an array on every use.
     private static func modeCode(_ mode: ThermostatMode) -> UInt8 {
-        UInt8(ThermostatMode.allCases.firstIndex(of: mode)!)
+        switch mode {
+        case .off: 0
+        case .heat: 1
+        case .cool: 2
+        case .auto: 3
+        }
     }
 
     private static func mode(_ code: UInt8) throws -> ThermostatMode {
-        guard Int(code) < ThermostatMode.allCases.count else { throw WorkerProtocolError(description: "bad mode") }
-        return ThermostatMode.allCases[Int(code)]
+        switch code {
+        case 0: .off
+        case 1: .heat
+        case 2: .cool
+        case 3: .auto
+        default: throw WorkerProtocolError(description: "bad mode")
+        }
     }
 
     private static func outputCode(_ output: ThermostatOutput) -> UInt8 {
-        UInt8(ThermostatOutput.allCases.firstIndex(of: output)!)
+        switch output {
+        case .off: 0
+        case .heatOn: 1
+        case .coolOn: 2
+        }
     }
 
     private static func output(_ code: UInt8) throws -> ThermostatOutput {
-        guard Int(code) < ThermostatOutput.allCases.count else { throw WorkerProtocolError(description: "bad output") }
-        return ThermostatOutput.allCases[Int(code)]
+        switch code {
+        case 0: .off
+        case 1: .heatOn
+        case 2: .coolOn
+        default: throw WorkerProtocolError(description: "bad output")
+        }
     }
 
     private static func writeJSON<Value: Encodable>(_ value: Value, into buffer: inout ByteBuffer) throws {

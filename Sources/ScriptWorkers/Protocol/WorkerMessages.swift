@@ -36,26 +36,41 @@ public struct WorkerScript: Sendable, Equatable {
     }
 }
 
-/// The hot-path request: one ingest script over a request's whole batch, in one round trip.
+/// The hot-path request: one ingest script over the samples of one or more requests (each a
+/// part, judged on its own), in one round trip.
 public struct TransformCall: Sendable, Equatable {
     public var tenant: WorkerTenant
     public var script: WorkerScript
-    public var now: Timestamp
-    /// Wall-clock time the worker may spend on the batch before it gives up on its own (the
-    /// supervisor's deadline, which kills the worker, lies beyond it).
+    /// Wall-clock time the worker may spend on the whole call before it gives up on its own
+    /// (the supervisor's deadline, which kills the worker, lies beyond it).
     public var budgetMilliseconds: Int
-    public var samples: [TelemetrySample]
+    public var parts: [TransformPart]
 
-    public init(tenant: WorkerTenant, script: WorkerScript, now: Timestamp, budgetMilliseconds: Int, samples: [TelemetrySample]) {
+    public init(tenant: WorkerTenant, script: WorkerScript, budgetMilliseconds: Int, parts: [TransformPart]) {
         self.tenant = tenant
         self.script = script
-        self.now = now
         self.budgetMilliseconds = budgetMilliseconds
+        self.parts = parts
+    }
+
+    /// A call for one request's samples.
+    public init(tenant: WorkerTenant, script: WorkerScript, now: Timestamp, budgetMilliseconds: Int, samples: [TelemetrySample]) {
+        self.init(tenant: tenant, script: script, budgetMilliseconds: budgetMilliseconds, parts: [TransformPart(now: now, samples: samples)])
+    }
+}
+
+/// One request's samples in a transform call, with the time its `ctx.now` shows.
+public struct TransformPart: Sendable, Equatable {
+    public var now: Timestamp
+    public var samples: [TelemetrySample]
+
+    public init(now: Timestamp, samples: [TelemetrySample]) {
+        self.now = now
         self.samples = samples
     }
 }
 
-/// What one ingest script did to a batch.
+/// What one ingest script did to one part of a call.
 public enum TransformResult: Sendable, Equatable {
     /// Every sample passed; the batch as the script left it.
     case transformed([TelemetrySample])
@@ -167,6 +182,7 @@ public enum WorkerRequest: Sendable, Equatable {
 
 /// A response frame's payload.
 public enum WorkerResponse: Sendable, Equatable {
-    case transform(TransformResult)
+    /// One result per part of the call.
+    case transform([TransformResult])
     case job(WorkerJobResult)
 }

@@ -7,7 +7,9 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import PlatformCore
 import ServiceLifecycle
+import Synchronization
 
 /// The supervised pool of Lua worker processes (`thermostat lua-worker`) that runs every
 /// tenant script. A tenant is pinned to one worker by a stable hash of its id, so its VMs stay
@@ -98,6 +100,30 @@ public final class LuaWorkerPool: Service, Sendable {
         throw WorkerCallError.unavailable("the worker kept restarting")
     }
 
+    /// Runs one ingest script over one request's samples, in one call; the script's source
+    /// travels only when the worker does not hold it. Throws `WorkerCallError`.
+    public func transform(tenant: WorkerTenant, script: WorkerScript, source: String, now: Timestamp, samples: [TelemetrySample])
+        async throws -> TransformResult
+    {
+        let (seconds, attoseconds) = configuration.callDeadline.components
+        // The worker gives a call half the hard deadline before failing it itself, so the kill
+        // stays the last resort.
+        let budget = max(1, Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000) / 2)
+        var call = TransformCall(tenant: tenant, script: script, now: now, budgetMilliseconds: budget, samples: samples)
+        call.script.source = nil
+        for _ in 0..<2 {
+            guard case .transform(let results) = try await self.call(.transform(call), tenant: tenant.id), results.count == 1 else {
+                throw WorkerCallError.workerDied("it answered another request")
+            }
+            if results[0] == .needsSource {
+                call.script.source = source
+                continue
+            }
+            return results[0]
+        }
+        throw WorkerCallError.workerDied("it did not load the script")
+    }
+
     /// A stable slot for a tenant: the same on every start, so its VMs warm up in one place.
     static func slotIndex(_ tenant: UUID, count: Int) -> Int {
         let high = withUnsafeBytes(of: tenant.uuid) { $0.loadUnaligned(as: UInt64.self) }
@@ -117,28 +143,33 @@ public final class LuaWorkerPool: Service, Sendable {
 
     /// Stops every worker.
     public func shutdown() async {
-        for slot in slots { await slot.stop() }
+        for slot in slots { slot.stop() }
     }
 
     /// The worker process ids, for operations and tests.
     public func workerProcessIDs() async -> [Int32] {
         var ids: [Int32] = []
         for slot in slots {
-            if let pid = await slot.currentProcessID() { ids.append(pid) }
+            if let pid = slot.currentProcessID() { ids.append(pid) }
         }
         return ids
     }
 }
 
 /// One place in the pool: the current worker, started on demand and replaced when it dies.
-actor WorkerSlot {
+/// Finding the live worker takes a lock, not an actor hop: it happens on every call.
+final class WorkerSlot: Sendable {
+    private struct State {
+        var current: WorkerConnection?
+        var starting: Task<WorkerConnection, any Error>?
+        var isStopped = false
+    }
+
     private let index: Int
     private let configuration: LuaWorkerPool.Configuration
     private let group: any EventLoopGroup
     private let logger: Logger
-    private var current: WorkerConnection?
-    private var starting: Task<WorkerConnection, any Error>?
-    private var isStopped = false
+    private let state = Mutex(State())
 
     init(index: Int, configuration: LuaWorkerPool.Configuration, group: any EventLoopGroup, logger: Logger) {
         self.index = index
@@ -148,44 +179,55 @@ actor WorkerSlot {
     }
 
     func currentProcessID() -> Int32? {
-        current.flatMap { $0.isAlive ? $0.pid : nil }
+        state.withLock { $0.current.flatMap { $0.isAlive ? $0.pid : nil } }
     }
 
-    /// The live worker, starting one when there is none.
+    /// The live worker, starting one when there is none (one start at a time).
     func connection() async throws -> WorkerConnection {
-        if let current, current.isAlive { return current }
-        guard !isStopped else { throw WorkerCallError.unavailable("the server is stopping") }
-        if let starting { return try await starting.value }
-        let task = Task { try await self.spawn() }
-        starting = task
-        defer { starting = nil }
-        let connection = try await task.value
-        current = connection
-        return connection
-    }
-
-    private func spawn() async throws -> WorkerConnection {
-        let slot = index
-        let logger = logger
-        let connection = try await WorkerConnection.spawn(
-            executable: configuration.executable, arguments: configuration.workerArguments, group: group
-        ) { pid, reason in
-            Self.reap(pid)
-            logger.warning("lua worker stopped", metadata: ["slot": "\(slot)", "pid": "\(pid)", "reason": "\(reason)"])
-            Task { try? await self.replaceStoppedWorker() }
+        let (live, starting): (WorkerConnection?, Task<WorkerConnection, any Error>?) = try state.withLock { state in
+            if let current = state.current, current.isAlive { return (current, nil) }
+            guard !state.isStopped else { throw WorkerCallError.unavailable("the server is stopping") }
+            if let starting = state.starting { return (nil, starting) }
+            let task = Task { try await self.start() }
+            state.starting = task
+            return (nil, task)
         }
-        logger.debug("lua worker started", metadata: ["slot": "\(slot)", "pid": "\(connection.pid)"])
-        return connection
+        if let live { return live }
+        return try await starting!.value
     }
 
-    /// Starts the next worker at once, so the next call does not wait for it.
-    private func replaceStoppedWorker() async throws {
-        guard !isStopped else { return }
-        _ = try await connection()
+    private func start() async throws -> WorkerConnection {
+        do {
+            let connection = try await WorkerConnection.spawn(
+                executable: configuration.executable, arguments: configuration.workerArguments, group: group
+            ) { pid, reason in
+                self.workerStopped(pid: pid, reason: reason)
+            }
+            let isStopped = state.withLock { state in
+                state.starting = nil
+                state.current = connection
+                return state.isStopped
+            }
+            if isStopped { connection.terminate() }
+            logger.debug("lua worker started", metadata: ["slot": "\(index)", "pid": "\(connection.pid)"])
+            return connection
+        } catch {
+            state.withLock { $0.starting = nil }
+            throw error
+        }
+    }
+
+    /// Collects the worker's exit status and, unless the pool is stopping, starts the next one
+    /// at once, so the next call does not wait for it.
+    private func workerStopped(pid: pid_t, reason: String) {
+        Self.reap(pid)
+        guard !state.withLock({ $0.isStopped }) else { return }
+        logger.warning("lua worker stopped", metadata: ["slot": "\(index)", "pid": "\(pid)", "reason": "\(reason)"])
+        Task { _ = try? await self.connection() }
     }
 
     /// Collects a killed worker's exit status off the event loop (`waitpid` blocks).
-    private nonisolated static func reap(_ pid: pid_t) {
+    private static func reap(_ pid: pid_t) {
         Thread.detachNewThread {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -193,8 +235,11 @@ actor WorkerSlot {
     }
 
     func stop() {
-        isStopped = true
+        let current = state.withLock { state in
+            state.isStopped = true
+            defer { state.current = nil }
+            return state.current
+        }
         current?.terminate()
-        current = nil
     }
 }

@@ -42,14 +42,14 @@ struct WorkerCall: Sendable {
 final class WorkerConnection: Sendable {
     let pid: pid_t
     private let channel: any Channel
-    private let alive: Atomic<Bool>
+    private let liveness: Liveness
 
-    var isAlive: Bool { alive.load(ordering: .acquiring) }
+    var isAlive: Bool { liveness.isAlive }
 
-    private init(pid: pid_t, channel: any Channel) {
+    private init(pid: pid_t, channel: any Channel, liveness: Liveness) {
         self.pid = pid
         self.channel = channel
-        alive = Atomic(true)
+        self.liveness = liveness
     }
 
     /// Starts `executable arguments…` with its stdin and stdout on fresh pipes, an empty
@@ -78,20 +78,21 @@ final class WorkerConnection: Sendable {
         close(fromWorkerWrite)
         let connection: WorkerConnection
         let ready = group.next().makePromise(of: Void.self)
+        let liveness = Liveness()
         do {
             let channel = try await NIOPipeBootstrap(group: group)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WorkerFrameDecoder()))
                         try channel.pipeline.syncOperations.addHandler(
-                            WorkerCallHandler(pid: pid, ready: ready, onExit: { reason in
+                            WorkerCallHandler(pid: pid, ready: ready, liveness: liveness, onExit: { reason in
                                 onExit(pid, reason)
                             }))
                     }
                 }
                 .takingOwnershipOfDescriptors(input: fromWorkerRead, output: toWorkerWrite)
                 .get()
-            connection = WorkerConnection(pid: pid, channel: channel)
+            connection = WorkerConnection(pid: pid, channel: channel, liveness: liveness)
         } catch {
             kill(pid, SIGKILL)
             close(fromWorkerRead)
@@ -110,9 +111,7 @@ final class WorkerConnection: Sendable {
             connection.terminate()
             throw error
         }
-        connection.channel.closeFuture.whenComplete { [connection] _ in
-            connection.alive.store(false, ordering: .releasing)
-        }
+        connection.channel.closeFuture.whenComplete { _ in liveness.markDead() }
         return connection
     }
 
@@ -122,13 +121,17 @@ final class WorkerConnection: Sendable {
     /// Sends `frame` (already length-prefixed) and waits for the answer's payload.
     func call(_ frame: ByteBuffer, deadline: TimeAmount) async throws -> ByteBuffer {
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        channel.writeAndFlush(WorkerCall(frame: frame, deadline: deadline, promise: promise), promise: nil)
+        // A call written to a channel that closed before it reached the handler never gets
+        // there: the failed write answers it (the handler answers every call it receives).
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in promise.fail(WorkerCallError.retry) }
+        channel.writeAndFlush(WorkerCall(frame: frame, deadline: deadline, promise: promise), promise: written)
         return try await promise.futureResult.get()
     }
 
     /// Kills the worker; calls in flight fail with `retry`.
     func terminate() {
-        alive.store(false, ordering: .releasing)
+        liveness.markDead()
         kill(pid, SIGKILL)
         channel.close(promise: nil)
     }
@@ -196,6 +199,7 @@ final class WorkerCallHandler: ChannelDuplexHandler {
     }
 
     private let pid: pid_t
+    private let liveness: Liveness
     private let onExit: (String) -> Void
     /// Completed by the worker's first frame, which says it is ready; nil after that.
     private var ready: EventLoopPromise<Void>?
@@ -204,8 +208,9 @@ final class WorkerCallHandler: ChannelDuplexHandler {
     private var deadlineTimer: Scheduled<Void>?
     private var isClosed = false
 
-    init(pid: pid_t, ready: EventLoopPromise<Void>, onExit: @escaping (String) -> Void) {
+    init(pid: pid_t, ready: EventLoopPromise<Void>, liveness: Liveness, onExit: @escaping (String) -> Void) {
         self.pid = pid
+        self.liveness = liveness
         self.ready = ready
         self.onExit = onExit
     }
@@ -219,7 +224,10 @@ final class WorkerCallHandler: ChannelDuplexHandler {
         }
         nextSequence &+= 1
         queue.append(Queued(call: call, sequence: nextSequence))
-        context.write(wrapOutboundOut(call.frame), promise: promise)
+        // A write that fails later closes the channel, which answers the call; the caller's
+        // write promise only says the call reached this handler.
+        context.write(wrapOutboundOut(call.frame), promise: nil)
+        promise?.succeed()
         if queue.count == 1 { armDeadline(context: context) }
     }
 
@@ -266,6 +274,8 @@ final class WorkerCallHandler: ChannelDuplexHandler {
     private func terminate(context: ChannelHandlerContext, headError: WorkerCallError, reason: String) {
         guard !isClosed else { return }
         isClosed = true
+        // Dead before anyone hears of it: a call failed with `retry` runs again on a new worker.
+        liveness.markDead()
         deadlineTimer?.cancel()
         ready?.fail(WorkerCallError.unavailable("the worker \(reason) while starting"))
         ready = nil
@@ -274,5 +284,16 @@ final class WorkerCallHandler: ChannelDuplexHandler {
         while let queued = queue.popFirst() { queued.call.promise.fail(WorkerCallError.retry) }
         context.close(promise: nil)
         onExit(reason)
+    }
+}
+
+/// Whether a worker is still usable; cleared the moment its handler gives up on it.
+final class Liveness: Sendable {
+    private let alive = Atomic(true)
+
+    var isAlive: Bool { alive.load(ordering: .acquiring) }
+
+    func markDead() {
+        alive.store(false, ordering: .releasing)
     }
 }

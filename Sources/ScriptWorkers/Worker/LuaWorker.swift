@@ -44,44 +44,47 @@ public final class LuaWorker {
         }
     }
 
-    /// Runs one ingest script over a batch, as `transform(sample, ctx)` per sample. The first
-    /// rejection or failure ends the batch; a batch that runs past its budget fails.
-    func transform(_ call: TransformCall) -> TransformResult {
+    /// Runs one ingest script over each part of a call, as `transform(sample, ctx)` per sample.
+    /// Parts are independent: the first rejection or failure ends its own part only. Parts
+    /// still waiting when the call has run past its budget fail.
+    func transform(_ call: TransformCall) -> [TransformResult] {
         let started = ContinuousClock.now
         let runtime: TenantRuntime
         do {
             runtime = try tenantRuntime(call.tenant)
         } catch {
-            return .failed(index: nil, error: "the script VM could not start: \(error)")
+            return call.parts.map { _ in .failed(index: nil, error: "the script VM could not start: \(error)") }
         }
-        guard let version = loadedVersion(call.script, in: runtime) else { return .needsSource }
+        guard let version = loadedVersion(call.script, in: runtime) else { return call.parts.map { _ in .needsSource } }
         defer { _ = runtime.runner.drainLog() }
         let loaded: LoadedScript
         switch version.loaded {
         case .success(let script): loaded = script
-        case .failure(let error): return .failed(index: nil, error: error.description)
+        case .failure(let error): return call.parts.map { _ in .failed(index: nil, error: error.description) }
         }
         let budget = Duration.milliseconds(call.budgetMilliseconds)
         let tenantID = call.tenant.id.uuidString.lowercased()
-        var output = call.samples
-        for index in output.indices {
-            if ContinuousClock.now - started > budget {
-                return .failed(index: index, error: "time limit exceeded: the batch took longer than \(call.budgetMilliseconds) ms")
-            }
-            let sample = output[index]
-            let context = ScriptContext(
-                tenantID: tenantID, tenantSlug: call.tenant.slug, tier: call.tenant.tier, deviceSerial: sample.deviceSerial,
-                deviceName: sample.deviceSerial, now: call.now, config: version.config)
-            do {
-                switch try runtime.runner.transform(loaded, sample: sample, context: context) {
-                case .accept(let transformed): output[index] = transformed
-                case .reject(let reason): return .rejected(index: index, reason: reason)
+        return call.parts.map { part in
+            var output = part.samples
+            for index in output.indices {
+                if ContinuousClock.now - started > budget {
+                    return .failed(index: index, error: "time limit exceeded: the batch took longer than \(call.budgetMilliseconds) ms")
                 }
-            } catch {
-                return .failed(index: index, error: error.description)
+                let sample = output[index]
+                let context = ScriptContext(
+                    tenantID: tenantID, tenantSlug: call.tenant.slug, tier: call.tenant.tier, deviceSerial: sample.deviceSerial,
+                    deviceName: sample.deviceSerial, now: part.now, config: version.config)
+                do {
+                    switch try runtime.runner.transform(loaded, sample: sample, context: context) {
+                    case .accept(let transformed): output[index] = transformed
+                    case .reject(let reason): return .rejected(index: index, reason: reason)
+                    }
+                } catch {
+                    return .failed(index: index, error: "\(error)")
+                }
             }
+            return .transformed(output)
         }
-        return .transformed(output)
     }
 
     func run(_ job: WorkerJob) -> WorkerJobResult {

@@ -93,49 +93,31 @@ final class ScriptEngine: Sendable {
                 let input = SampleBridge.value(output[index ?? 0]).jsonText
                 try await record(ScriptOutcome(failureOf: active.script, error: error, input: input, now: now), in: scripts)
             case .needsSource:
-                break
+                try await record(
+                    ScriptOutcome(failureOf: active.script, error: "the worker did not load the script", input: "", now: now), in: scripts)
             }
         }
         return output
     }
 
-    /// One script over the batch; the source goes along only when the worker asks for it.
+    /// One script over the request's samples in a worker.
     private func run(_ active: ActiveIngestScript, on samples: [TelemetrySample], tenant: WorkerTenant, now: Timestamp) async
         -> TransformResult
     {
-        var script = WorkerScript(
+        let script = WorkerScript(
             id: active.script.id, version: active.version.version, name: active.script.name,
             configJSON: active.version.configJSON, source: nil)
-        for _ in 0..<2 {
-            let call = TransformCall(
-                tenant: tenant, script: script, now: now, budgetMilliseconds: batchBudgetMilliseconds, samples: samples)
-            do {
-                guard case .transform(let result) = try await workers.call(.transform(call), tenant: tenant.id) else {
-                    return .failed(index: nil, error: "the worker answered another request")
-                }
-                if result == .needsSource {
-                    script.source = active.version.source
-                    continue
-                }
-                return result
-            } catch let error as WorkerCallError {
-                if case .unavailable = error {
-                    logger.error("no Lua worker; ingest script skipped", metadata: ["error": "\(error)"])
-                    return .transformed(samples)
-                }
-                return .failed(index: nil, error: error.description)
-            } catch {
-                return .failed(index: nil, error: "\(error)")
+        do {
+            return try await workers.transform(tenant: tenant, script: script, source: active.version.source, now: now, samples: samples)
+        } catch let error as WorkerCallError {
+            if case .unavailable = error {
+                logger.error("no Lua worker; ingest script skipped", metadata: ["error": "\(error)"])
+                return .transformed(samples)
             }
+            return .failed(index: nil, error: error.description)
+        } catch {
+            return .failed(index: nil, error: "\(error)")
         }
-        return .failed(index: nil, error: "the worker did not load the script")
-    }
-
-    /// The time a worker gives one batch before failing it itself: half the hard deadline, so
-    /// the kill stays the last resort.
-    private var batchBudgetMilliseconds: Int {
-        let (seconds, attoseconds) = workers.callDeadline.components
-        return max(1, Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000) / 2)
     }
 
     private func record(_ outcome: ScriptOutcome, in scripts: TenantScripts) async throws {
