@@ -7,7 +7,7 @@ TEST_PACKAGES := $(RUN_PACKAGES) postgresql python3 libcmocka-dev libcurl4-opens
 BENCH_PACKAGES := $(TEST_PACKAGES) wrk
 PG_DIR := $(CURDIR)/.build/test-postgres
 
-.PHONY: run build build-release deps test test-swift test-firmware test-faults bench clean
+.PHONY: run build build-release deps test test-swift test-firmware test-faults test-browser bench clean
 
 deps:
 	@scripts/install-deps.sh $(RUN_PACKAGES)
@@ -19,7 +19,7 @@ run: build
 	mkdir -p var
 	swift run -c $(CONFIGURATION) --skip-build thermostat serve
 
-test: test-swift test-firmware test-faults
+test: test-swift test-firmware test-faults test-browser
 
 test-swift:
 	@scripts/install-deps.sh $(TEST_PACKAGES)
@@ -37,6 +37,15 @@ test-faults:
 	@scripts/install-deps.sh $(TEST_PACKAGES)
 	swift build -c release --product thermostat
 	python3 scripts/fault_suite.py --binary "$(CURDIR)/.build/release/thermostat"
+
+# The web dashboard in headless Chromium (scripts/browser_suite.py): one release server on SQLite,
+# Selenium from PyPI in .build/browser-venv; screenshots (and a failed step's page) in
+# .build/browser-artifacts/.
+test-browser:
+	@scripts/install-deps.sh $(RUN_PACKAGES) chromium chromium-driver zbar-tools python3-venv
+	@scripts/browser-venv.sh "$(CURDIR)/.build/browser-venv"
+	swift build -c release --product thermostat
+	"$(CURDIR)/.build/browser-venv/bin/python" scripts/browser_suite.py --binary "$(CURDIR)/.build/release/thermostat"
 
 test-firmware:
 	@scripts/install-deps.sh $(TEST_PACKAGES)

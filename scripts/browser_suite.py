@@ -1,0 +1,773 @@
+#!/usr/bin/env python3
+"""Browser suite: the web dashboard in a real browser (headless Chromium through Selenium).
+
+One release server (`thermostat serve`, SQLite in a temp folder, 127.0.0.1 only) for the whole
+run; the steps follow one owner through the dashboard, each a named step:
+
+  1. sign up: `/` without a session redirects to `/login` (also checked at phone width);
+     `/signup` lands on `/` with `#no-devices`.
+  2. add a device: the key page shows the key, the provisioning URI and a QR code that decodes
+     (zbarimg) to exactly that URI; the key authenticates ingest; it is shown only once.
+  3. live updates: a new sample appears on `/` and on the device page (chart point count,
+     `#latest`) without a reload.
+  4. range links: `7d` redraws the chart.
+  5. rename, rotate (new key and QR; the old key works during its grace), revoke (401).
+  6. API tokens: created once, work as Bearer, revoked (401).
+  7. tenant switch into a tenant the user was added to over the JSON API.
+  8. logout: back to `/login`, the session cookie no longer works.
+  9. the browser console stayed clean: no Content Security Policy violation, no JS error.
+
+Page elements come from the contract in docs/dashboard.md. A failed step saves a screenshot and
+the page source under the artifacts folder (default .build/browser-artifacts/), which also
+holds a screenshot of each page visited, the decoded QR images, the browser console and the
+server log.
+
+usage: scripts/browser_suite.py --binary .build/release/thermostat [--artifacts DIR]
+Standard library apart from Selenium (scripts/browser-venv.sh); needs Debian's chromium,
+chromium-driver and zbar-tools. Selenium Manager is never used (explicit paths, SE_OFFLINE).
+"""
+import argparse
+import http.cookiejar
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+# Selenium Manager must never download a driver or a browser: the paths below are explicit.
+os.environ["SE_OFFLINE"] = "true"
+os.environ["SE_AVOID_STATS"] = "true"
+
+from selenium import webdriver  # noqa: E402  (after the environment above)
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException, NoSuchElementException, StaleElementReferenceException,
+    TimeoutException, UnexpectedAlertPresentException, WebDriverException)
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WINDOW = (1280, 900)
+PHONE = (390, 844)
+WAIT = 10            # seconds for an element or a page after an action
+LIVE_WAIT = 30       # seconds for a live update to reach an open page
+DRAIN = 5            # the server's shutdown drain bound in this suite
+
+PASSWORD = "Correct-Horse-Battery-9"
+OWNER_EMAIL = "owner@example.com"
+OWNER_TENANT = "Browser Suite Home"
+OTHER_EMAIL = "neighbour@example.com"
+OTHER_TENANT = "Beach House"
+SERIAL = "TH-B001"
+OTHER_SERIAL = "TH-B900"
+FIELDS = ("name", "location", "status", "temp_inside_c", "temp_outside_c", "setpoint_c", "mode",
+          "output", "last_seen")
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`thermostat serve` on a free loopback port with a temp SQLite database."""
+
+    def __init__(self, binary, workdir):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "server.log"
+        env = dict(os.environ)
+        env.update({
+            "THERMOSTAT_HOST": "127.0.0.1",
+            "THERMOSTAT_PUBLIC_URL": self.url,
+            "THERMOSTAT_SECRET_KEY": secrets.token_urlsafe(48),
+            "THERMOSTAT_BCRYPT_COST": "4",
+            "THERMOSTAT_LOGIN_RATE_PER_MINUTE": "10000",
+            "THERMOSTAT_LOGIN_RATE_PER_ACCOUNT_PER_HOUR": "10000",
+            "THERMOSTAT_REGISTER_RATE_PER_HOUR": "10000",
+            "THERMOSTAT_LUA_WORKERS": "1",
+            "THERMOSTAT_SHUTDOWN_DRAIN_SECONDS": str(DRAIN),
+        })
+        database = f"sqlite:{workdir / 'thermostat.sqlite'}"
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [binary, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database", database],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPOSITORY)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            check(self.process.poll() is None, f"server exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)  # nothing to await but the port: poll it
+        self.process.kill()
+        self.process.wait()
+        raise Failure(f"server not ready within 60 s:\n{self.log_tail()}")
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines=30):
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def stop(self):
+        """SIGTERM, then SIGKILL past the drain bound; returns a line for the report."""
+        if self.process.poll() is not None:
+            return f"server had already exited with status {self.process.returncode}"
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=DRAIN + 5)
+            return f"server stopped (status {self.process.returncode})"
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return "server did not stop on SIGTERM; killed"
+
+
+class Api:
+    """The JSON API as a script sees it: urllib, with a cookie jar for the session."""
+
+    def __init__(self, base):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def call(self, method, path, body=None, headers=None, cookies=True):
+        """(status, parsed JSON or None)."""
+        headers = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+            headers.setdefault("Origin", self.base)
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        opener = self.opener if cookies else urllib.request.build_opener()
+        try:
+            with opener.open(request, timeout=30) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw[:200]
+
+
+class Samples:
+    """Telemetry as a device sends it, with strictly increasing timestamps (no duplicates)."""
+
+    def __init__(self, base):
+        self.api = Api(base)
+        self.last_millis = 0
+        self.sent = {}
+
+    def post(self, serial, key, temp_inside):
+        millis = max(int(time.time() * 1000), self.last_millis + 1)
+        self.last_millis = millis
+        stamp = datetime.fromtimestamp(millis // 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        sample = {"device_id": serial, "mode": "HEAT", "temp_inside_c": temp_inside, "temp_outside_c": 3.1,
+                  "setpoint_c": 21, "hysteresis_c": 0.5, "output": "HEAT_ON",
+                  "timestamp": f"{stamp}.{millis % 1000:03d}Z"}
+        status, body = self.api.call("POST", "/api/telemetry/ingest/", sample,
+                                     headers={"Authorization": f"Device {serial}:{key}"}, cookies=False)
+        if status == 200:
+            self.sent[serial] = self.sent.get(serial, 0) + 1
+        return status, body
+
+    def accepted(self, serial, key, temp_inside, what):
+        status, body = self.post(serial, key, temp_inside)
+        check(status == 200 and isinstance(body, dict) and body.get("accepted") == 1,
+              f"{what}: ingest answered {status} {body}")
+
+    def refused(self, serial, key, what):
+        status, body = self.post(serial, key, 20.0)
+        check(status == 401, f"{what}: ingest answered {status} {body}, expected 401")
+
+
+class Browser:
+    """Headless Chromium with the console collected; helpers that wait on events, never sleep."""
+
+    def __init__(self, base, artifacts, workdir):
+        self.base = base
+        self.artifacts = artifacts
+        self.shots = 0
+        self.console = []   # (step, entry)
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=1",
+                         "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+                         "--disable-extensions", "--disable-background-networking", "--disable-sync",
+                         "--disable-component-update", "--disable-default-apps",
+                         "--password-store=basic", f"--user-data-dir={workdir / 'chromium-profile'}"):
+            options.add_argument(argument)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        # A confirm() must be answered by the step, never dismissed behind its back.
+        options.unhandled_prompt_behavior = "ignore"
+        service = Service(CHROMEDRIVER, log_output=str(workdir / "chromedriver.log"))
+        self.driver = webdriver.Chrome(service=service, options=options)
+        self.driver.set_page_load_timeout(30)
+        self.driver.set_script_timeout(10)
+
+    # Navigation and waiting
+
+    def go(self, path):
+        self.driver.get(self.base + path)
+
+    def path(self):
+        return urllib.parse.urlsplit(self.driver.current_url).path
+
+    def until(self, condition, what, timeout=WAIT):
+        """Waits for condition(driver) to be truthy; a timeout names what was awaited."""
+        try:
+            return WebDriverWait(self.driver, timeout, ignored_exceptions=(
+                NoSuchElementException, StaleElementReferenceException)).until(condition)
+        except TimeoutException:
+            raise Failure(f"timed out after {timeout} s waiting for {what} (at {self.driver.current_url})") from None
+
+    def find(self, css, timeout=WAIT, visible=False):
+        def found(driver):
+            element = driver.find_element(By.CSS_SELECTOR, css)
+            return element if (not visible or element.is_displayed()) else None
+        return self.until(found, f"{'visible ' if visible else ''}{css}", timeout)
+
+    def absent(self, css):
+        return not self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def at(self, path, timeout=WAIT):
+        self.until(lambda d: self.path() == path, f"the page {path}", timeout)
+        self.until(lambda d: d.execute_script("return document.readyState") == "complete",
+                   f"{path} to finish loading", timeout)
+
+    def text(self, css):
+        return self.find(css).text.strip()
+
+    def fill(self, css, value):
+        element = self.find(css, visible=True)
+        element.clear()
+        element.send_keys(value)
+
+    def submit(self, form_css, confirm=None):
+        """Clicks the form's submit button and waits for the page it leads to.
+
+        confirm=True expects a confirm() and accepts it; None accepts one if it comes; False
+        fails on one."""
+        form = self.find(form_css)
+        buttons = form.find_elements(By.CSS_SELECTOR, "button[type=submit], input[type=submit], button:not([type])")
+        check(buttons, f"{form_css} has no submit button")
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        buttons[0].click()
+        answered = []
+
+        def settled(driver):
+            try:
+                alert = driver.switch_to.alert
+            except NoAlertPresentException:
+                alert = None
+            if alert is not None:
+                text = alert.text
+                if confirm is False:
+                    alert.dismiss()
+                    raise Failure(f"{form_css} asked {text!r} unexpectedly")
+                answered.append(text)
+                alert.accept()
+                return False
+            try:
+                page.is_enabled()  # raises once the page was replaced
+                return False
+            except StaleElementReferenceException:
+                return True
+            except UnexpectedAlertPresentException:
+                return False
+        self.until(settled, f"the page after submitting {form_css}")
+        check(confirm is not True or answered, f"{form_css} did not ask for confirmation")
+        self.until(lambda d: d.execute_script("return document.readyState") == "complete",
+                   f"the page after {form_css} to finish loading")
+        return answered
+
+    # Artifacts and console
+
+    def artifact_name(self, label):
+        self.shots += 1
+        return f"{self.shots:02d}-{re.sub(r'[^A-Za-z0-9]+', '-', label).strip('-').lower()}"
+
+    def shot(self, label):
+        path = self.artifacts / (self.artifact_name(label) + ".png")
+        self.driver.save_screenshot(str(path))
+        return path
+
+    def dismiss_alert(self):
+        """Closes an alert a failed step left open (else every later command fails); its text."""
+        try:
+            alert = self.driver.switch_to.alert
+            text = alert.text
+            alert.dismiss()
+            return text
+        except (NoAlertPresentException, WebDriverException):
+            return None
+
+    def save_failure(self, label):
+        name = "FAILED-" + self.artifact_name(label)
+        saved = []
+        alert = self.dismiss_alert()
+        if alert is not None:
+            saved.append(f"(dismissed an open alert: {alert!r})")
+        try:
+            self.driver.save_screenshot(str(self.artifacts / f"{name}.png"))
+            saved.append(f"{name}.png")
+            (self.artifacts / f"{name}.html").write_text(self.driver.page_source)
+            saved.append(f"{name}.html")
+        except WebDriverException as error:  # an alert still open, a dead browser…
+            saved.append(f"(could not save the page: {error.msg})")
+        return saved
+
+    def drain_console(self, step):
+        try:
+            for entry in self.driver.get_log("browser"):
+                self.console.append((step, entry))
+        except WebDriverException:
+            pass
+
+    # Page checks
+
+    def marker_set(self):
+        self.driver.execute_script("window.__browserSuiteMarker = 1")
+
+    def marker_kept(self, what):
+        check(self.driver.execute_script("return window.__browserSuiteMarker") == 1,
+              f"{what}: the page reloaded (expected a live update)")
+
+    def chart_points(self):
+        value = self.driver.find_element(By.CSS_SELECTOR, "canvas#chart").get_attribute("data-point-count")
+        return int(value) if value and value.strip().lstrip("-").isdigit() else None
+
+    def chart_painted(self):
+        """How many pixels of canvas#chart are not transparent."""
+        return self.driver.execute_script("""
+            const canvas = document.querySelector('canvas#chart');
+            if (!canvas || !canvas.width || !canvas.height) return 0;
+            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            let painted = 0;
+            for (let i = 3; i < data.length; i += 4) if (data[i]) painted++;
+            return painted;""")
+
+    def quit(self):
+        try:
+            self.driver.quit()
+        except WebDriverException:
+            pass
+
+
+class Suite:
+    def __init__(self, server, browser, artifacts):
+        self.server = server
+        self.base = server.url
+        self.b = browser
+        self.artifacts = artifacts
+        self.samples = Samples(self.base)
+        self.key = None
+        self.notes = []
+
+    def note(self, text):
+        self.notes.append(text)
+
+    # Shared checks
+
+    def expected_uri(self, serial, key):
+        return ("thermostat://provision?v=1&url=" + urllib.parse.quote(self.base, safe="") +
+                "&serial=" + urllib.parse.quote(serial, safe="") + "&key=" + urllib.parse.quote(key, safe=""))
+
+    def decode_qr(self, label):
+        """Screenshots #qr and decodes it with zbarimg; returns the text."""
+        self.b.find("#qr svg", visible=True)
+        qr = self.b.find("#qr", visible=True)
+        path = self.artifacts / (self.b.artifact_name(label) + ".png")
+        path.write_bytes(qr.screenshot_as_png)
+        result = subprocess.run(["zbarimg", "-q", "--raw", str(path)], capture_output=True, text=True, timeout=30)
+        check(result.returncode == 0 and result.stdout.strip(),
+              f"zbarimg found no QR code in #qr (status {result.returncode}, image {path.name}; "
+              f"size {qr.size['width']}x{qr.size['height']} px)")
+        decoded = result.stdout.rstrip("\n").split("\n")
+        check(len(decoded) == 1, f"zbarimg found {len(decoded)} codes in #qr: {decoded}")
+        return decoded[0]
+
+    def key_page(self, serial, label):
+        """The page shown after register or rotate: returns the key after checking URI and QR."""
+        key = self.b.find("#api-key", visible=True).text.strip()
+        check(len(key) >= 16 and " " not in key, f"#api-key does not look like a key: {key!r}")
+        uri = self.b.text("#provisioning-uri")
+        expected = self.expected_uri(serial, key)
+        check(uri == expected, f"#provisioning-uri is {uri!r}, expected {expected!r}")
+        decoded = self.decode_qr(f"qr {label}")
+        check(decoded == uri, f"the QR code decodes to {decoded!r}, not #provisioning-uri {uri!r}")
+        link = self.b.find("a#device-link").get_attribute("href")
+        check(urllib.parse.urlsplit(link).path == f"/devices/{serial}",
+              f"a#device-link goes to {link}, expected /devices/{serial}")
+        self.b.shot(f"key page {label}")
+        return key
+
+    def device_row(self, serial):
+        return self.b.find(f"table#devices tr[data-serial='{serial}']")
+
+    def cell(self, serial, field):
+        return self.b.driver.find_element(
+            By.CSS_SELECTOR, f"table#devices tr[data-serial='{serial}'] td[data-field='{field}']").text.strip()
+
+    # Steps
+
+    def signup(self):
+        b = self.b
+        b.go("/")
+        b.at("/login")
+        b.find("form#login-form")
+        for css in ("input#email", "input#password", "form#login-form input[name=next]"):
+            b.find(css)
+        b.shot("login")
+        # Phone width: a real mobile viewport (needs <meta name=viewport>), no sideways scrolling.
+        b.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True})
+        try:
+            b.go("/login")
+            b.find("form#login-form", visible=True)
+            width, scroll = b.driver.execute_script(
+                "return [document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+            check(width <= PHONE[0], f"/login at phone width lays out {width} px wide (no viewport meta?)")
+            check(scroll <= width, f"/login at phone width scrolls sideways ({scroll} px content in {width} px)")
+            for css in ("input#email", "input#password"):
+                box = b.find(css).rect
+                check(box["x"] >= 0 and box["x"] + box["width"] <= width,
+                      f"{css} does not fit a {width} px wide screen: {box}")
+            b.shot("login phone width")
+        finally:
+            b.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        b.go("/signup")
+        b.fill("input#email", OWNER_EMAIL)
+        b.fill("input#password", PASSWORD)
+        b.fill("input#tenant_name", OWNER_TENANT)
+        b.shot("signup")
+        b.submit("form#signup-form", confirm=False)
+        b.at("/")
+        b.find("#no-devices", visible=True)
+        nav = b.find("nav#main-nav")
+        links = {urllib.parse.urlsplit(a.get_attribute("href") or "").path
+                 for a in nav.find_elements(By.TAG_NAME, "a")}
+        missing = {"/", "/tokens", "/members", "/account"} - links
+        check(not missing, f"nav#main-nav lacks links to {sorted(missing)} (has {sorted(links)})")
+        b.find("form#tenant-switcher select[name=tenant]")
+        b.find("form#logout-form")
+        b.shot("dashboard empty")
+        return f"signed up as {OWNER_EMAIL}; /login fits {PHONE[0]} px"
+
+    def add_device(self):
+        b = self.b
+        b.go("/")
+        b.find("a#add-device", visible=True).click()
+        b.at("/devices/new")
+        b.fill("form#device-form input#serial", SERIAL)
+        b.fill("form#device-form input#name", "Living room")
+        b.fill("form#device-form input#location", "Ground floor")
+        b.shot("new device")
+        b.submit("form#device-form", confirm=False)
+        self.key = self.key_page(SERIAL, "after register")
+        self.samples.accepted(SERIAL, self.key, 20.5, "the new key")
+        b.find("a#device-link").click()
+        b.at(f"/devices/{SERIAL}")
+        b.find("h1")
+        check(self.key not in b.driver.page_source, f"the key appears again on /devices/{SERIAL}")
+        b.go("/")
+        self.device_row(SERIAL)
+        check(b.absent("#no-devices"), "#no-devices still shown with a device")
+        check(self.key not in b.driver.page_source, "the key appears again on /")
+        b.shot("dashboard one device")
+        return "key page, URI and QR agree; the key authenticates and is shown once"
+
+    def live_updates(self):
+        b = self.b
+        b.go("/")
+        self.device_row(SERIAL)
+        b.marker_set()
+        self.samples.accepted(SERIAL, self.key, 23.4, "a sample for /")
+        b.until(lambda d: "23.4" in self.cell(SERIAL, "temp_inside_c"),
+                "td[data-field=temp_inside_c] to show 23.4 on /", LIVE_WAIT)
+        b.marker_kept("/")
+        b.shot("dashboard live update")
+        b.go(f"/devices/{SERIAL}")
+        b.find("canvas#chart")
+        before = b.until(lambda d: (lambda n: n if n and n >= 1 else None)(b.chart_points()),
+                         "canvas#chart[data-point-count] ≥ 1")
+        b.marker_set()
+        self.samples.accepted(SERIAL, self.key, 24.6, "a sample for the device page")
+        after = b.until(lambda d: (lambda n: n if n and n > before else None)(b.chart_points()),
+                        f"canvas#chart[data-point-count] to grow past {before}", LIVE_WAIT)
+        b.until(lambda d: "24.6" in d.find_element(By.CSS_SELECTOR, "#latest [data-field=temp_inside_c]").text,
+                "#latest [data-field=temp_inside_c] to show 24.6", LIVE_WAIT)
+        b.marker_kept(f"/devices/{SERIAL}")
+        b.shot("device live update")
+        return f"/ cell updated; chart points {before} → {after}, #latest updated, no reload"
+
+    def range_links(self):
+        b = self.b
+        b.go(f"/devices/{SERIAL}")
+        b.find("a[data-range='7d']", visible=True).click()
+        b.until(lambda d: d.find_element(By.CSS_SELECTOR, "canvas#chart").get_attribute("data-range") == "7d",
+                "canvas#chart[data-range=7d]")
+        points = b.until(lambda d: (lambda n: n if n and n >= 1 else None)(b.chart_points()),
+                         "canvas#chart[data-point-count] ≥ 1 for 7d")
+        painted = b.until(lambda d: b.chart_painted(), "canvas#chart to be drawn for 7d")
+        b.shot("device 7d")
+        return f"7d: {points} points, {painted} pixels painted"
+
+    def rename_rotate_revoke(self):
+        b = self.b
+        b.go(f"/devices/{SERIAL}")
+        b.fill("form#rename-form input#name", "Hallway")
+        b.submit("form#rename-form", confirm=False)
+        if b.path() != f"/devices/{SERIAL}":  # the contract does not say where renaming lands
+            b.go(f"/devices/{SERIAL}")
+        b.until(lambda d: "Hallway" in d.find_element(By.TAG_NAME, "h1").text, "h1 to show the new name Hallway")
+        b.shot("device renamed")
+        old_key = self.key
+        b.submit("form#rotate-form", confirm=True)
+        new_key = self.key_page(SERIAL, "after rotate")
+        check(new_key != old_key, "rotating showed the old key again")
+        self.key = new_key
+        self.samples.accepted(SERIAL, new_key, 21.0, "the rotated-in key")
+        self.samples.accepted(SERIAL, old_key, 21.1, "the rotated-out key during its grace period")
+        b.find("a#device-link").click()
+        b.at(f"/devices/{SERIAL}")
+        check(new_key not in b.driver.page_source, "the new key appears again on the device page")
+        b.submit("form#revoke-form", confirm=True)
+        b.shot("device revoked")
+        self.samples.refused(SERIAL, new_key, "the new key after revoke")
+        self.samples.refused(SERIAL, old_key, "the old key after revoke")
+        return "renamed; rotated (new key and QR, old key in grace); revoked (both keys 401)"
+
+    def tokens(self):
+        b = self.b
+        name = "browser-suite"
+        b.go("/tokens")
+        b.fill("form#token-form input#token-name", name)
+        b.submit("form#token-form", confirm=False)
+        secret = b.find("#token-secret", visible=True).text.strip()
+        check(len(secret) >= 16 and " " not in secret, f"#token-secret does not look like a secret: {secret!r}")
+        b.shot("token created")
+        api = Api(self.base)
+        status, body = api.call("GET", "/api/devices/", headers={"Authorization": f"Bearer {secret}"}, cookies=False)
+        check(status == 200, f"GET /api/devices/ with the new token: {status} {body}")
+        b.go("/tokens")
+        check(secret not in b.driver.page_source, "the token secret appears again on /tokens")
+        rows = [row for row in b.driver.find_elements(By.CSS_SELECTOR, "table#tokens tr[data-token-id]")
+                if name in row.text]
+        check(len(rows) == 1, f"expected one row for {name} in table#tokens, found {len(rows)}")
+        token_id = rows[0].get_attribute("data-token-id")
+        b.submit(f"table#tokens tr[data-token-id='{token_id}'] form.revoke-token", confirm=None)
+        b.shot("token revoked")
+        status, body = api.call("GET", "/api/devices/", headers={"Authorization": f"Bearer {secret}"}, cookies=False)
+        check(status == 401, f"GET /api/devices/ with the revoked token: {status} {body}, expected 401")
+        return f"token {token_id}: shown once, 200 as Bearer, 401 after revoke"
+
+    def tenant_switch(self):
+        b = self.b
+        other = Api(self.base)
+        status, body = other.call("POST", "/api/auth/register/",
+                                  {"email": OTHER_EMAIL, "password": PASSWORD, "tenant_name": OTHER_TENANT})
+        check(status == 201, f"register {OTHER_EMAIL}: {status} {body}")
+        slug = body["tenant"]["slug"]
+        status, body = other.call("POST", "/api/devices/register/", {"serial": OTHER_SERIAL, "name": "Porch"})
+        check(status == 201, f"register {OTHER_SERIAL}: {status} {body}")
+        status, body = other.call("POST", "/api/tenant/members/", {"email": OWNER_EMAIL, "role": "member"})
+        check(status in (200, 201), f"add {OWNER_EMAIL} to {OTHER_TENANT}: {status} {body}")
+        b.go("/")
+        select = Select(b.find("form#tenant-switcher select[name=tenant]"))
+        values = [option.get_attribute("value") for option in select.options]
+        check(slug in values, f"form#tenant-switcher offers {values}, not {slug}")
+        select.select_by_value(slug)
+        try:
+            b.submit("form#tenant-switcher", confirm=False)
+        except StaleElementReferenceException:
+            pass  # the switcher submitted itself on change; the page is already the next one
+        b.at("/")
+        b.find(f"table#devices tr[data-serial='{OTHER_SERIAL}']")
+        check(b.absent(f"tr[data-serial='{SERIAL}']"), f"{SERIAL} of the first tenant still listed")
+        shown = Select(b.find("form#tenant-switcher select[name=tenant]")).first_selected_option
+        check(shown.get_attribute("value") == slug, f"the switcher shows {shown.text!r} after switching")
+        check(OTHER_TENANT in b.find("nav#main-nav").text or OTHER_TENANT in shown.text,
+              f"{OTHER_TENANT} is not named in the nav or the switcher")
+        b.shot("switched tenant")
+        b.go("/")
+        b.find(f"table#devices tr[data-serial='{OTHER_SERIAL}']")
+        check(b.absent(f"tr[data-serial='{SERIAL}']"), "the switch did not last to the next page")
+        return f"switched to {slug}: its device {OTHER_SERIAL} shown, {SERIAL} not"
+
+    def logout(self):
+        b = self.b
+        b.go("/")
+        cookies = {c["name"]: c["value"] for c in b.driver.get_cookies()}
+        b.submit("form#logout-form", confirm=False)
+        b.at("/login")
+        b.shot("logged out")
+        b.go("/")
+        b.at("/login")
+        api = Api(self.base)
+        status, body = api.call("GET", "/api/auth/me/", cookies=False,
+                                headers={"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+        check(status == 401, f"/api/auth/me/ with the logged-out session cookie: {status} {body}")
+        return "logout lands on /login; / redirects there; the old session is 401"
+
+    def console_clean(self):
+        problems, noticed = [], []
+        for step, entry in self.b.console:
+            message = entry.get("message", "")
+            source = entry.get("source", "")
+            line = f"[{step}] {entry.get('level')} {source}: {message}"
+            if "Content Security Policy" in message:
+                problems.append(line)
+            elif entry.get("level") == "SEVERE" and source == "javascript":
+                problems.append(line)
+            elif entry.get("level") in ("SEVERE", "WARNING"):
+                noticed.append(line)
+        for line in noticed:
+            self.note("console (not failing): " + line)
+        check(not problems, f"{len(problems)} CSP violations or JS errors:\n" + "\n".join(problems))
+        return f"{len(self.b.console)} console entries, no CSP violation or JS error" + (
+            f" ({len(noticed)} other warnings/errors listed below)" if noticed else "")
+
+
+STEPS = [
+    # (number, name, method, steps it needs)
+    (1, "sign up", "signup", ()),
+    (2, "add a device: key, URI, QR", "add_device", (1,)),
+    (3, "live updates", "live_updates", (2,)),
+    (4, "range links", "range_links", (2,)),
+    (5, "rename, rotate, revoke", "rename_rotate_revoke", (2,)),
+    (6, "API tokens", "tokens", (1,)),
+    (7, "tenant switch", "tenant_switch", (1,)),
+    (8, "logout", "logout", (1,)),
+    (9, "console: CSP and JS errors", "console_clean", ()),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=os.environ.get("THERMOSTAT_BIN", str(REPOSITORY / ".build/release/thermostat")))
+    parser.add_argument("--artifacts", default=str(REPOSITORY / ".build/browser-artifacts"))
+    args = parser.parse_args()
+    binary = Path(args.binary).absolute()
+    if not binary.exists():
+        print(f"no binary at {binary}")
+        return 2
+    for tool in (CHROMIUM, CHROMEDRIVER):
+        if not Path(tool).exists():
+            print(f"missing {tool} (Debian chromium, chromium-driver)")
+            return 2
+    if not shutil.which("zbarimg"):
+        print("missing zbarimg (Debian zbar-tools)")
+        return 2
+    artifacts = Path(args.artifacts).resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for old in artifacts.iterdir():  # only what an earlier run of this suite left
+        if old.is_file() and (re.match(r"(FAILED-)?\d\d+-.*\.(png|html)$", old.name)
+                              or old.name in ("server.log", "browser-console.log")):
+            old.unlink()
+    # SIGTERM (e.g. make interrupted) still stops the server and the browser.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    built = datetime.fromtimestamp(binary.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    print(f"Browser suite: {binary} (built {built}), artifacts in {artifacts}", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="thermostat-browser-"))
+    try:
+        return run(binary, artifacts, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(binary, artifacts, workdir):
+    results = {}
+    server = browser = suite = None
+    started = time.monotonic()
+    setup_error = None
+    try:
+        try:
+            server = Server(str(binary), workdir)
+            print(f"  server on {server.url}", flush=True)
+            browser = Browser(server.url, artifacts, workdir)
+            print(f"  {browser.driver.capabilities.get('browserName')} "
+                  f"{browser.driver.capabilities.get('browserVersion')} headless", flush=True)
+        except Exception as error:
+            setup_error = str(error) if isinstance(error, Failure) else traceback.format_exc()
+        suite = Suite(server, browser, artifacts) if setup_error is None else None
+        for number, name, method, needs in STEPS:
+            began = time.monotonic()
+            if setup_error is not None:
+                results[number] = ("FAIL", "not run: setup failed" + (f": {setup_error}" if number == 1 else ""), 0.0)
+            elif any(results[n][0] != "PASS" for n in needs):
+                results[number] = ("FAIL", "not run: needs step " + ", ".join(
+                    str(n) for n in needs if results[n][0] != "PASS"), 0.0)
+            else:
+                try:
+                    detail = getattr(suite, method)()
+                    results[number] = ("PASS", detail, time.monotonic() - began)
+                except Exception as error:  # one step's failure must not hide the others
+                    detail = str(error) if isinstance(error, Failure) else traceback.format_exc()
+                    saved = browser.save_failure(f"step {number} {name}")
+                    results[number] = ("FAIL", f"{detail}\nsaved: {', '.join(saved)}", time.monotonic() - began)
+                browser.drain_console(number)
+            verdict, detail, seconds = results[number]
+            print(f"  {verdict}  {number}. {name} ({seconds:.1f} s)", flush=True)
+    finally:
+        if browser:
+            browser.drain_console("end")
+            with open(artifacts / "browser-console.log", "w") as out:
+                for step, entry in browser.console:
+                    out.write(f"[{step}] {json.dumps(entry)}\n")
+            browser.quit()
+        stopped = server.stop() if server else "server not started"
+        if (workdir / "server.log").exists():
+            shutil.copy(workdir / "server.log", artifacts / "server.log")
+
+    print(f"\nBrowser suite (release binary {binary}), {time.monotonic() - started:.0f} s; {stopped}")
+    for number, name, method, needs in STEPS:
+        verdict, detail, seconds = results[number]
+        print(f"  {verdict}  {number}. {name}")
+        print("        " + detail.replace("\n", "\n        "))
+    if suite and suite.notes:
+        print("  notes:")
+        for note in suite.notes:
+            print("        " + note)
+    failed = sum(1 for verdict, _, _ in results.values() if verdict != "PASS")
+    passed = len(results) - failed
+    if failed and server:
+        print(f"server log tail ({artifacts / 'server.log'}):\n{server.log_tail()}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
