@@ -103,9 +103,10 @@ public struct PasswordPolicy: Sendable {
         self.commonPasswords = Set(commonPasswords.map { $0.lowercased() })
     }
 
-    public func validate(_ password: String, email: String) throws(PlatformError) {
+    /// Throws a validation error naming `field` when `password` is too weak for `email`.
+    public func validate(_ password: String, email: String, field: String = "password") throws(PlatformError) {
         func reject(_ message: String) -> PlatformError {
-            PlatformError(.validation, code: "weak_password", message: message, field: "password")
+            PlatformError(.validation, code: "weak_password", message: message, field: field)
         }
         guard password.count >= Self.minimumLength else {
             throw reject("Password must be at least \(Self.minimumLength) characters")
@@ -114,7 +115,7 @@ public struct PasswordPolicy: Sendable {
             throw PlatformError(
                 .validation, code: "password_too_long",
                 message: "Password must be at most \(Self.maximumLength) bytes in UTF-8 (bcrypt ignores anything longer); this one is \(password.utf8.count)",
-                field: "password")
+                field: field)
         }
         guard !password.utf8.contains(0) else {
             throw reject("Password must not contain NUL characters")

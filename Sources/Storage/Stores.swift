@@ -29,6 +29,9 @@ public protocol AccountStore: Sendable {
     func deleteSession(tokenHash: String) async throws
     /// Deletes sessions idle since before `cutoff`; returns how many.
     func deleteSessions(idleSince cutoff: Timestamp) async throws -> Int
+    /// Replaces a user's password hash and ends every other session of theirs (all but
+    /// `keptSessionHash`), in one transaction.
+    func changePassword(userID: UUID, passwordHash: String, keptSessionHash: String?) async throws
 
     func createAPIToken(_ token: APIToken) async throws
     func apiToken(tokenHash: String) async throws -> APIToken?
@@ -87,13 +90,21 @@ public struct SampleBucket: Sendable, Equatable {
     public var tempInside: Aggregate
     public var tempOutside: Aggregate?
     public var setpoint: Aggregate
+    /// The share (0…1) of the bucket's samples with the output heating, and cooling.
+    public var heatingShare: Double
+    public var coolingShare: Double
 
-    public init(start: Timestamp, count: Int, tempInside: Aggregate, tempOutside: Aggregate?, setpoint: Aggregate) {
+    public init(
+        start: Timestamp, count: Int, tempInside: Aggregate, tempOutside: Aggregate?, setpoint: Aggregate,
+        heatingShare: Double = 0, coolingShare: Double = 0
+    ) {
         self.start = start
         self.count = count
         self.tempInside = tempInside
         self.tempOutside = tempOutside
         self.setpoint = setpoint
+        self.heatingShare = heatingShare
+        self.coolingShare = coolingShare
     }
 }
 

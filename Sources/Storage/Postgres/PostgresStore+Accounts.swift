@@ -170,6 +170,17 @@ extension PostgresStore: AccountStore {
         try await execute("DELETE FROM sessions WHERE token_hash = \(tokenHash)")
     }
 
+    public func changePassword(userID: UUID, passwordHash: String, keptSessionHash: String?) async throws {
+        let logger = logger
+        try await transaction("change password") { connection in
+            try await connection.query(
+                "UPDATE users SET password_hash = \(passwordHash) WHERE id = \(userID)", logger: logger)
+            try await connection.query(
+                "DELETE FROM sessions WHERE user_id = \(userID) AND token_hash IS DISTINCT FROM \(keptSessionHash)",
+                logger: logger)
+        }
+    }
+
     public func deleteSessions(idleSince cutoff: Timestamp) async throws -> Int {
         try await changedRows("DELETE FROM sessions WHERE last_seen_at < \(cutoff) RETURNING 1")
     }

@@ -117,18 +117,20 @@ extension PostgresStore: TelemetryStore {
             SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket, count(*)::int8,
                 min(temp_inside), avg(temp_inside), max(temp_inside),
                 min(temp_outside), avg(temp_outside), max(temp_outside),
-                min(setpoint), avg(setpoint), max(setpoint)
+                min(setpoint), avg(setpoint), max(setpoint),
+                avg((output = 'HEAT_ON')::int)::float8, avg((output = 'COOL_ON')::int)::float8
             FROM telemetry
             WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
                 AND ts >= \(lower) AND ts < \(range.to)
             GROUP BY bucket ORDER BY bucket LIMIT \(range.limit)
             """,
-            as: (Timestamp, Int64, Double, Double, Double, Double?, Double?, Double?, Double, Double, Double).self
+            as: (Timestamp, Int64, Double, Double, Double, Double?, Double?, Double?, Double, Double, Double, Double, Double)
+                .self
         ).map { row in
             SampleBucket(
                 start: row.0, count: Int(row.1), tempInside: Aggregate(min: row.2, avg: row.3, max: row.4),
                 tempOutside: row.6.map { Aggregate(min: row.5 ?? $0, avg: $0, max: row.7 ?? $0) },
-                setpoint: Aggregate(min: row.8, avg: row.9, max: row.10))
+                setpoint: Aggregate(min: row.8, avg: row.9, max: row.10), heatingShare: row.11, coolingShare: row.12)
         }
     }
 

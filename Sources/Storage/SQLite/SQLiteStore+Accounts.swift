@@ -182,6 +182,16 @@ extension SQLiteStore: AccountStore {
         }
     }
 
+    public func changePassword(userID: UUID, passwordHash: String, keptSessionHash: String?) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE users SET password_hash = ? WHERE id = ?", arguments: [passwordHash, userID.databaseText])
+            try db.execute(
+                sql: "DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?",
+                arguments: [userID.databaseText, keptSessionHash])
+        }
+    }
+
     public func deleteSessions(idleSince cutoff: Timestamp) async throws -> Int {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM sessions WHERE last_seen_at < ?", arguments: [cutoff.microseconds])

@@ -59,7 +59,8 @@ extension SQLiteStore: TelemetryStore {
                     SELECT (ts - (((ts % ?1) + ?1) % ?1)) AS bucket, count(*),
                         min(temp_inside), avg(temp_inside), max(temp_inside),
                         min(temp_outside), avg(temp_outside), max(temp_outside),
-                        min(setpoint), avg(setpoint), max(setpoint)
+                        min(setpoint), avg(setpoint), max(setpoint),
+                        avg(output = 'HEAT_ON'), avg(output = 'COOL_ON')
                     FROM telemetry
                     WHERE tenant_id = ?2 AND device_serial = ?3 AND ts >= ?4 AND ts < ?5
                     GROUP BY bucket ORDER BY bucket LIMIT ?6
@@ -71,7 +72,8 @@ extension SQLiteStore: TelemetryStore {
                     start: Timestamp(microseconds: row[0]), count: row[1],
                     tempInside: Aggregate(min: row[2], avg: row[3], max: row[4]),
                     tempOutside: outsideAverage.map { Aggregate(min: row[5], avg: $0, max: row[7]) },
-                    setpoint: Aggregate(min: row[8], avg: row[9], max: row[10]))
+                    setpoint: Aggregate(min: row[8], avg: row[9], max: row[10]),
+                    heatingShare: row[11], coolingShare: row[12])
             }
         }
     }
