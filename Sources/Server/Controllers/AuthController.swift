@@ -2,14 +2,19 @@ import Foundation
 import Hummingbird
 import PlatformCore
 
-/// `/api/auth/`: register, login, logout, and who am I.
+/// `/api/auth/`: register, login, logout, switch tenant, change password, and who am I.
 struct AuthController {
+    /// The limits on registering and logging in, shared with the dashboard's forms.
+    struct Limits: Sendable {
+        var register: RateLimiter
+        var login: RateLimiter
+        /// Login attempts per account (normalised email), so spreading guesses at one account
+        /// over many addresses does not multiply them.
+        var loginPerAccount: RateLimiter
+    }
+
     let accounts: AccountService
-    let registerLimiter: RateLimiter
-    let loginLimiter: RateLimiter
-    /// Login attempts per account (normalised email), so spreading guesses at one account over
-    /// many addresses does not multiply them.
-    let accountLoginLimiter: RateLimiter
+    let limits: Limits
     let secureCookies: Bool
     let clientAddress: ClientAddressResolver
 
@@ -31,23 +36,47 @@ struct AuthController {
         var password: String
     }
 
+    struct SwitchTenantBody: StrictRequestBody {
+        static let fields: Set<String> = ["tenant"]
+        var tenant: String
+    }
+
+    struct PasswordBody: StrictRequestBody {
+        static let fields: Set<String> = ["current_password", "new_password"]
+        var currentPassword: String
+        var newPassword: String
+
+        enum CodingKeys: String, CodingKey {
+            case currentPassword = "current_password"
+            case newPassword = "new_password"
+        }
+    }
+
     struct AccountJSON: Encodable {
         var user: UserJSON
         var tenant: TenantJSON
+        /// Every tenant the user belongs to (only in `me`).
+        var tenants: [TenantJSON]?
     }
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post("register/", use: register)
         group.post("login/", use: login)
         group.post("logout/", use: logout)
-        group.group(context: AuthenticatedContext.self).get("me/", use: me)
+        let signedIn = group.group(context: AuthenticatedContext.self)
+        signedIn.get("me/", use: me)
+        signedIn.post("switch-tenant/", use: switchTenant)
+        signedIn.post("password/", use: changePassword)
     }
 
     @Sendable func register(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try registerLimiter.acquire(clientAddress.key(request, peer: context.remoteAddress))
+        try limits.register.acquire(clientAddress.key(request, peer: context.remoteAddress))
         let body = try await request.decodeStrict(RegisterBody.self, context: context)
         let (membership, user, token) = try await accounts.register(
             email: body.email, password: body.password, tenantName: body.tenantName)
+        if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
+            try await accounts.endSession(token: old)
+        }
         var response = try jsonResponse(
             AccountJSON(user: UserJSON(user), tenant: TenantJSON(membership)), status: .created)
         response.setCookie(sessionCookie(token))
@@ -55,10 +84,10 @@ struct AuthController {
     }
 
     @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try loginLimiter.acquire(clientAddress.key(request, peer: context.remoteAddress))
+        try limits.login.acquire(clientAddress.key(request, peer: context.remoteAddress))
         let body = try await request.decodeStrict(LoginBody.self, context: context)
         if let account = try? IdentifierRules.normalizedEmail(body.email) {
-            try accountLoginLimiter.acquire(account)
+            try limits.loginPerAccount.acquire(account)
         }
         let (membership, user, token) = try await accounts.login(email: body.email, password: body.password)
         if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
@@ -76,24 +105,35 @@ struct AuthController {
         }
         try await accounts.endSession(token: token)
         var response = Response(status: .noContent)
-        response.setCookie(
-            Cookie(
-                name: AuthenticationMiddleware.sessionCookieName, value: "", maxAge: 0, path: "/", secure: secureCookies,
-                httpOnly: true, sameSite: .lax))
+        response.setCookie(accounts.expiredSessionCookie(secure: secureCookies))
         return response
     }
 
     @Sendable func me(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let identity = context.identity
+        let memberships = try await accounts.store.memberships(userID: identity.user.id)
         return try jsonResponse(
             AccountJSON(
                 user: UserJSON(identity.user),
-                tenant: TenantJSON(Membership(tenant: identity.tenant, userID: identity.user.id, role: identity.role))))
+                tenant: TenantJSON(Membership(tenant: identity.tenant, userID: identity.user.id, role: identity.role)),
+                tenants: memberships.map(TenantJSON.init)))
+    }
+
+    @Sendable func switchTenant(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let body = try await request.decodeStrict(SwitchTenantBody.self, context: context)
+        let (membership, token) = try await accounts.switchTenant(context.identity, toSlug: body.tenant)
+        var response = try jsonResponse(AccountJSON(user: UserJSON(context.identity.user), tenant: TenantJSON(membership)))
+        response.setCookie(sessionCookie(token))
+        return response
+    }
+
+    @Sendable func changePassword(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let body = try await request.decodeStrict(PasswordBody.self, context: context)
+        try await accounts.changePassword(context.identity, current: body.currentPassword, new: body.newPassword)
+        return Response(status: .noContent)
     }
 
     private func sessionCookie(_ token: String) -> Cookie {
-        Cookie(
-            name: AuthenticationMiddleware.sessionCookieName, value: token, path: "/", secure: secureCookies,
-            httpOnly: true, sameSite: .lax)
+        accounts.sessionCookie(token, secure: secureCookies)
     }
 }

@@ -6,8 +6,8 @@ import Storage
 /// `/api/devices/`: register, list, show, rename, rotate key, revoke, delete, latest sample.
 /// Everything is scoped to the caller's tenant; another tenant's serial is a 404.
 struct DeviceController {
-    let store: any PlatformStore
-    let credentials: DeviceCredentialCache
+    let devices: DeviceService
+    let store: any TelemetryStore
     let clock: any WallClock
     let configuration: PlatformConfiguration
 
@@ -86,57 +86,33 @@ struct DeviceController {
     @Sendable func register(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         try context.identity.requireWrite()
         let body = try await request.decodeStrict(RegisterBody.self, context: context)
-        try IdentifierRules.validateSerial(body.serial)
-        let name = try IdentifierRules.validName(body.name ?? body.serial, field: "name")
-        let location = try body.location.map { try IdentifierRules.validName($0, field: "location") }
-        let key = Secrets.generate(prefix: Secrets.deviceKeyPrefix)
-        let device = Device(
-            tenantID: context.identity.tenant.id, serial: body.serial, name: name, location: location,
-            createdAt: clock.now())
-        try await store.createDevice(device, keyHash: Secrets.hash(key))
-        credentials.invalidate(serial: device.serial)
-        return try jsonResponse(
-            KeyJSON(
-                device: json(device, latest: nil), apiKey: key,
-                provisioningURI: ProvisioningURI.make(baseURL: configuration.effectivePublicURL, serial: device.serial, key: key)),
-            status: .created)
+        let issued = try await devices.register(
+            tenantID: context.identity.tenant.id, serial: body.serial, name: body.name, location: body.location)
+        return try jsonResponse(keyJSON(issued, latest: nil), status: .created)
     }
 
     @Sendable func list(_ request: Request, context: AuthenticatedContext) async throws -> Response {
-        let tenantID = context.identity.tenant.id
-        var devices: [DeviceJSON] = []
-        for device in try await store.devices(tenantID: tenantID) {
-            devices.append(json(device, latest: try await store.latest(tenantID: tenantID, serial: device.serial)))
-        }
-        return try jsonResponse(ListJSON(devices: devices))
+        let summaries = try await devices.summaries(tenantID: context.identity.tenant.id)
+        return try jsonResponse(ListJSON(devices: summaries.map { json($0.device, latest: $0.latest) }))
     }
 
     @Sendable func show(_ request: Request, context: AuthenticatedContext) async throws -> Response {
-        let device = try await ownDevice(context)
-        let latest = try await store.latest(tenantID: device.tenantID, serial: device.serial)
-        return try jsonResponse(DeviceEnvelope(device: json(device, latest: latest)))
+        let summary = try await devices.summary(tenantID: context.identity.tenant.id, serial: try serialParameter(context))
+        return try jsonResponse(DeviceEnvelope(device: json(summary.device, latest: summary.latest)))
     }
 
     @Sendable func update(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         try context.identity.requireWrite()
         let serial = try serialParameter(context)
         let body = try await request.decodeStrict(UpdateBody.self, context: context)
-        let name = try body.name.map { try IdentifierRules.validName($0, field: "name") }
-        let newLocation = try body.location.map { try IdentifierRules.validName($0, field: "location") }
-        let location: String?? = body.clearsLocation ? .some(nil) : newLocation.map { .some($0) }
-        guard try await store.updateDevice(
-            tenantID: context.identity.tenant.id, serial: serial, name: name, location: location)
-        else { throw PlatformError.notFound("Device") }
+        let location: String?? = body.clearsLocation ? .some(nil) : body.location.map { .some($0) }
+        try await devices.update(tenantID: context.identity.tenant.id, serial: serial, name: body.name, location: location)
         return try await show(request, context: context)
     }
 
     @Sendable func delete(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         try context.identity.requireWrite()
-        let serial = try serialParameter(context)
-        guard try await store.deleteDevice(tenantID: context.identity.tenant.id, serial: serial) else {
-            throw PlatformError.notFound("Device")
-        }
-        credentials.invalidate(serial: serial)
+        try await devices.delete(tenantID: context.identity.tenant.id, serial: try serialParameter(context))
         return Response(status: .noContent)
     }
 
@@ -144,41 +120,21 @@ struct DeviceController {
         try context.identity.requireWrite()
         let serial = try serialParameter(context)
         let body = try await request.decodeStrictIfPresent(RotateBody.self, context: context) ?? RotateBody()
-        if let grace = body.graceSeconds, !(0...31_536_000).contains(grace) {
-            throw PlatformError.invalid("grace_seconds", "must be between 0 and 31536000")
-        }
-        let grace = body.graceSeconds.map(Double.init) ?? configuration.keyRotationGraceSeconds
-        let key = Secrets.generate(prefix: Secrets.deviceKeyPrefix)
-        let validUntil = clock.now().adding(seconds: grace)
-        guard try await store.rotateKey(
-            tenantID: context.identity.tenant.id, serial: serial, newKeyHash: Secrets.hash(key),
-            previousValidUntil: validUntil)
-        else { throw PlatformError.notFound("Device") }
-        credentials.invalidate(serial: serial)
-        let device = try await ownDevice(context)
-        let latest = try await store.latest(tenantID: device.tenantID, serial: serial)
-        let previousKeyValidUntil = try await store.credential(serial: serial)?.previousKeyExpiresAt
-        return try jsonResponse(
-            KeyJSON(
-                device: json(device, latest: latest), apiKey: key,
-                provisioningURI: ProvisioningURI.make(baseURL: configuration.effectivePublicURL, serial: serial, key: key),
-                previousKeyValidUntil: previousKeyValidUntil))
+        let issued = try await devices.rotateKey(
+            tenantID: context.identity.tenant.id, serial: serial, graceSeconds: body.graceSeconds)
+        let latest = try await store.latest(tenantID: context.identity.tenant.id, serial: serial)
+        return try jsonResponse(keyJSON(issued, latest: latest))
     }
 
     @Sendable func revoke(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         try context.identity.requireWrite()
-        let serial = try serialParameter(context)
-        guard try await store.revokeDevice(tenantID: context.identity.tenant.id, serial: serial, at: clock.now()) else {
-            throw PlatformError.notFound("Device")
-        }
-        credentials.invalidate(serial: serial)
+        try await devices.revoke(tenantID: context.identity.tenant.id, serial: try serialParameter(context))
         return try await show(request, context: context)
     }
 
     @Sendable func latest(_ request: Request, context: AuthenticatedContext) async throws -> Response {
-        let device = try await ownDevice(context)
-        let sample = try await store.latest(tenantID: device.tenantID, serial: device.serial)
-        return try jsonResponse(LatestJSON(device: device.serial, sample: sample.map(SampleJSON.init)))
+        let summary = try await devices.summary(tenantID: context.identity.tenant.id, serial: try serialParameter(context))
+        return try jsonResponse(LatestJSON(device: summary.device.serial, sample: summary.latest.map(SampleJSON.init)))
     }
 
     private func serialParameter(_ context: AuthenticatedContext) throws -> String {
@@ -186,10 +142,10 @@ struct DeviceController {
         return serial
     }
 
-    private func ownDevice(_ context: AuthenticatedContext) async throws -> Device {
-        guard let device = try await store.device(tenantID: context.identity.tenant.id, serial: try serialParameter(context))
-        else { throw PlatformError.notFound("Device") }
-        return device
+    private func keyJSON(_ issued: DeviceService.IssuedKey, latest: TelemetrySample?) -> KeyJSON {
+        KeyJSON(
+            device: json(issued.device, latest: latest), apiKey: issued.apiKey, provisioningURI: issued.provisioningURI,
+            previousKeyValidUntil: issued.previousKeyValidUntil)
     }
 
     private func json(_ device: Device, latest: TelemetrySample?) -> DeviceJSON {

@@ -57,6 +57,21 @@ struct SampleJSON: Encodable {
     }
 }
 
+/// A live stream's sample: the query API's JSON plus `device`.
+struct StreamSampleJSON: Encodable {
+    var sample: TelemetrySample
+
+    private enum CodingKeys: String, CodingKey {
+        case device
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try SampleJSON(sample: sample).encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sample.deviceSerial, forKey: .device)
+    }
+}
+
 struct AggregateJSON: Encodable {
     var min: Double
     var avg: Double
@@ -75,6 +90,8 @@ struct BucketJSON: Encodable {
     var tempInside: AggregateJSON
     var tempOutside: AggregateJSON?
     var setpoint: AggregateJSON
+    var heatingShare: Double
+    var coolingShare: Double
 
     init(_ bucket: SampleBucket) {
         timestamp = bucket.start
@@ -82,6 +99,8 @@ struct BucketJSON: Encodable {
         tempInside = AggregateJSON(bucket.tempInside)
         tempOutside = bucket.tempOutside.map(AggregateJSON.init)
         setpoint = AggregateJSON(bucket.setpoint)
+        heatingShare = bucket.heatingShare
+        coolingShare = bucket.coolingShare
     }
 
     enum CodingKeys: String, CodingKey {
@@ -89,6 +108,8 @@ struct BucketJSON: Encodable {
         case tempInside = "temp_inside_c"
         case tempOutside = "temp_outside_c"
         case setpoint = "setpoint_c"
+        case heatingShare = "heating_share"
+        case coolingShare = "cooling_share"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -98,6 +119,8 @@ struct BucketJSON: Encodable {
         try container.encode(tempInside, forKey: .tempInside)
         try container.encode(tempOutside, forKey: .tempOutside)
         try container.encode(setpoint, forKey: .setpoint)
+        try container.encode(heatingShare, forKey: .heatingShare)
+        try container.encode(coolingShare, forKey: .coolingShare)
     }
 }
 

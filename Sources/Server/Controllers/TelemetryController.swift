@@ -3,12 +3,14 @@ import Hummingbird
 import PlatformCore
 import Storage
 
-/// `POST /api/telemetry/ingest/` for devices and `GET /api/telemetry/query/` for people.
+/// `POST /api/telemetry/ingest/` for devices, `GET /api/telemetry/query/` and the live
+/// `GET /api/telemetry/stream/` for people.
 struct TelemetryController {
     let store: any PlatformStore
     let credentials: DeviceCredentialCache
     let writer: GroupCommitWriter
     let scripts: ScriptEngine
+    let events: any TelemetryEventSource
     let deviceLimiter: RateLimiter
     /// Failed device authentications per client address.
     let authFailureLimiter: RateLimiter
@@ -27,7 +29,9 @@ struct TelemetryController {
         var next: String?
     }
 
-    static let bucketWidths: [String: Int] = ["1m": 60, "5m": 300, "1h": 3600, "1d": 86_400]
+    static let bucketWidths: [String: Int] = [
+        "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "2h": 7200, "1d": 86_400,
+    ]
     static let defaultLimit = 1000
     static let maximumLimit = 10_000
 
@@ -35,8 +39,64 @@ struct TelemetryController {
         group.post("ingest/", use: ingest)
     }
 
-    func addQueryRoute(to group: RouterGroup<AuthenticatedContext>) {
+    func addQueryRoutes(to group: RouterGroup<AuthenticatedContext>) {
         group.get("query/", use: query)
+        group.get("stream/", use: stream)
+    }
+
+    /// A keep-alive comment this often, so proxies and browsers keep an idle stream open.
+    static let heartbeatInterval: Duration = .seconds(15)
+
+    /// Server-Sent Events: one `event: sample` per committed sample of the tenant (or of one
+    /// device), as the query API shows it plus `device`; a comment line as heartbeat.
+    @Sendable func stream(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let tenantID = context.identity.tenant.id
+        let serial = request.uri.queryParameters["device"].map(String.init)
+        if let serial {
+            guard !serial.isEmpty, try await store.device(tenantID: tenantID, serial: serial) != nil else {
+                throw PlatformError.notFound("Device")
+            }
+        }
+        let subscription = try events.subscribe(tenantID: tenantID, serial: serial)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        headers[.xAccelBuffering] = "no"
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                try await Self.writeEvents(subscription, to: &writer)
+            })
+    }
+
+    private static func writeEvents(_ subscription: TelemetrySubscription, to writer: inout any ResponseBodyWriter)
+        async throws
+    {
+        let heartbeats = Task {
+            while (try? await Task.sleep(for: heartbeatInterval)) != nil {
+                subscription.sendHeartbeat()
+            }
+        }
+        defer {
+            heartbeats.cancel()
+            subscription.cancel()
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try await writer.write(ByteBuffer(string: "retry: 2000\n: connected\n\n"))
+        for await event in subscription.events {
+            switch event {
+            case .heartbeat:
+                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+            case .sample(let sample):
+                let data = try encoder.encode(StreamSampleJSON(sample: sample))
+                var buffer = ByteBuffer(string: "event: sample\ndata: ")
+                buffer.writeBytes(data)
+                buffer.writeString("\n\n")
+                try await writer.write(buffer)
+            }
+        }
+        try await writer.finish(nil)
     }
 
     @Sendable func ingest(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -125,7 +185,7 @@ struct TelemetryController {
         let range = TelemetryRange(tenantID: tenantID, serial: serial, from: from, to: to, after: after, limit: limit)
         if let bucketName = parameters["bucket"].map(String.init) {
             guard let width = Self.bucketWidths[bucketName] else {
-                throw PlatformError.invalid("bucket", "must be one of 1m, 5m, 1h, 1d", code: "invalid_enum")
+                throw PlatformError.invalid("bucket", "must be one of 1m, 5m, 15m, 1h, 2h, 1d", code: "invalid_enum")
             }
             let buckets = try await store.buckets(range, bucketSeconds: width)
             let next = buckets.count == limit ? buckets.last?.start.iso8601 : nil

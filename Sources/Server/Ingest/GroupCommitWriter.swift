@@ -9,7 +9,8 @@ import Synchronization
 /// Each request submits its records and waits; the writer takes everything queued when a
 /// transaction starts (up to `maximumBatch` records), commits it, and only then answers every
 /// request in it. Throughput comes from many requests sharing one commit, not from answering
-/// before the write. As a `Service` it outlives the HTTP server on shutdown: requests still in
+/// before the write. After each commit the new (non-duplicate) records go to `events`, the live
+/// streams' broadcast. As a `Service` it outlives the HTTP server on shutdown: requests still in
 /// flight are committed before it stops.
 ///
 /// A commit holds one of `maximumConcurrentCommits` slots. Every commit ends within
@@ -60,6 +61,7 @@ final class GroupCommitWriter: Service, Sendable {
     private let maximumConcurrentCommits: Int
     private let commitTimeBound: Duration
     private let requestTimeBound: Duration
+    private let events: (any TelemetryEventPublisher)?
     let health: CommitHealth
     private let state = Mutex(State())
     private let wakeups: AsyncStream<Void>
@@ -68,8 +70,9 @@ final class GroupCommitWriter: Service, Sendable {
     init(
         store: any TelemetryStore, clock: any WallClock, logger: Logger, maximumBatch: Int = 5000,
         maximumConcurrentCommits: Int, requestTimeBound: Duration, commitTimeBound: Duration,
-        health: CommitHealth = CommitHealth()
+        events: (any TelemetryEventPublisher)? = nil, health: CommitHealth = CommitHealth()
     ) {
+        self.events = events
         self.store = store
         self.clock = clock
         self.logger = logger
@@ -213,6 +216,9 @@ final class GroupCommitWriter: Service, Sendable {
                     try await store.insert(records, receivedAt: receivedAt)
                 })
             health.recordSuccess()
+            if let events, case .success(let inserted) = outcome {
+                events.publish(zip(records, inserted).compactMap { $1 ? $0 : nil })
+            }
         } catch {
             logger.error(
                 "telemetry commit failed", metadata: ["error": "\(String(reflecting: error))", "records": "\(records.count)"])

@@ -109,6 +109,8 @@ struct PlatformApplication<Inner: ApplicationProtocol>: ApplicationProtocol {
 
     let inner: Inner
     let shutdownMonitor: ShutdownMonitor
+    /// Live streams end when shutdown starts, so they do not hold the HTTP server's drain.
+    let liveEvents: TelemetryBroadcast
 
     var responder: Responder {
         get async throws { try await inner.responder }
@@ -129,6 +131,7 @@ struct PlatformApplication<Inner: ApplicationProtocol>: ApplicationProtocol {
             try await inner.run()
         } onGracefulShutdown: {
             shutdownMonitor.shutdownStarted()
+            liveEvents.close()
         }
     }
 }

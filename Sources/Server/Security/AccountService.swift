@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import Logging
 import PlatformCore
 import Storage
@@ -47,12 +48,52 @@ struct AccountService: Sendable {
         return (membership, user, token)
     }
 
+    /// Moves a signed-in person to another of their tenants: a new session for that tenant
+    /// replaces `identity`'s (a slug they do not belong to is a 404, like any other tenant's).
+    func switchTenant(_ identity: Identity, toSlug slug: String) async throws -> (Membership, sessionToken: String) {
+        guard case .session(let oldHash) = identity.credential else {
+            throw PlatformError(.forbidden, code: "session_required", message: "Switching tenant needs a login session")
+        }
+        guard let membership = try await store.memberships(userID: identity.user.id).first(where: { $0.tenant.slug == slug })
+        else { throw PlatformError.notFound("Tenant") }
+        let token = try await startSession(userID: identity.user.id, tenantID: membership.tenant.id)
+        try await store.deleteSession(tokenHash: oldHash)
+        return (membership, token)
+    }
+
+    /// Changes the signed-in person's password after checking the current one; every other
+    /// session of theirs ends (the one making the change stays).
+    func changePassword(_ identity: Identity, current: String, new password: String) async throws {
+        guard try await hasher.verify(current, hash: identity.user.passwordHash) else {
+            throw PlatformError.invalid("current_password", "is not your current password", code: "wrong_password")
+        }
+        try passwordPolicy.validate(password, email: identity.user.email, field: "new_password")
+        var keptSession: String?
+        if case .session(let hash) = identity.credential { keptSession = hash }
+        try await store.changePassword(
+            userID: identity.user.id, passwordHash: try await hasher.hash(password), keptSessionHash: keptSession)
+    }
+
     private func startSession(userID: UUID, tenantID: UUID) async throws -> String {
         let token = Secrets.generate(prefix: Secrets.sessionPrefix)
         let now = clock.now()
         try await store.createSession(
             Session(tokenHash: Secrets.hash(token), userID: userID, tenantID: tenantID, createdAt: now, lastSeenAt: now))
         return token
+    }
+
+    /// The session cookie: HttpOnly, SameSite=Lax, Secure in production.
+    func sessionCookie(_ token: String, secure: Bool) -> Cookie {
+        Cookie(
+            name: AuthenticationMiddleware.sessionCookieName, value: token, path: "/", secure: secure, httpOnly: true,
+            sameSite: .lax)
+    }
+
+    /// A cookie that removes the session cookie.
+    func expiredSessionCookie(secure: Bool) -> Cookie {
+        Cookie(
+            name: AuthenticationMiddleware.sessionCookieName, value: "", maxAge: 0, path: "/", secure: secure,
+            httpOnly: true, sameSite: .lax)
     }
 
     func endSession(token: String) async throws {
