@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // Debian's liblua5.4 headers and library.
@@ -51,6 +52,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Debian's libqrencode headers and library.
+        .systemLibrary(
+            name: "CQREncode",
+            pkgConfig: "libqrencode",
+            providers: [.apt(["libqrencode-dev"])]
+        ),
+        // QR codes for provisioning URIs: libqrencode's module matrix, rendered as inline SVG.
+        .target(name: "QRCode", dependencies: ["CQREncode"], swiftSettings: swiftSettings),
         // Domain types and rules: pure Swift, no I/O.
         .target(
             name: "PlatformCore",
@@ -76,7 +85,9 @@ let package = Package(
                 "Storage",
                 "Scripting",
                 "ScriptWorkers",
+                "QRCode",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -117,6 +128,7 @@ let package = Package(
         .testTarget(name: "LuaSandboxTests", dependencies: ["LuaSandbox"], swiftSettings: swiftSettings),
         .testTarget(name: "ScriptingTests", dependencies: ["Scripting"], swiftSettings: swiftSettings),
         .testTarget(name: "ScriptWorkersTests", dependencies: ["ScriptWorkers", "Scripting"], swiftSettings: swiftSettings),
+        .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], swiftSettings: swiftSettings),
         .testTarget(name: "PlatformCoreTests", dependencies: ["PlatformCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting"], swiftSettings: swiftSettings),
         .testTarget(

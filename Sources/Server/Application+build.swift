@@ -24,7 +24,9 @@ public func buildApplication(
         ?? StoreFactory.open(
             databaseURL: configuration.databaseURL, logger: logger,
             timeBound: .seconds(configuration.databaseTimeoutSeconds))
-    let platform = try Platform(configuration: configuration, store: store, clock: clock, logger: logger)
+    let assets = try await WebAssets.load(configuration)
+    let platform = try Platform(
+        configuration: configuration, store: store, assets: assets, clock: clock, logger: logger)
     var app = Application(
         router: platform.router(),
         server: configuration.httpServer,
@@ -39,7 +41,7 @@ public func buildApplication(
             logger.info("applied migrations", metadata: ["versions": "\(applied)", "backend": "\(store.backendName)"])
         }
     }
-    return PlatformApplication(inner: app, shutdownMonitor: platform.shutdownMonitor)
+    return PlatformApplication(inner: app, shutdownMonitor: platform.shutdownMonitor, liveEvents: platform.events)
 }
 
 /// The parts of a running platform and how they connect.
@@ -56,11 +58,22 @@ struct Platform {
     let catalog: PluginCatalog
     let workers: LuaWorkerPool
     let scripts: ScriptEngine
+    let events: TelemetryBroadcast
+    let devices: DeviceService
+    let members: MemberService
+    let assets: WebAssets
+    let csrf: CSRFProtection
 
-    init(configuration: PlatformConfiguration, store: any PlatformStore, clock: any WallClock, logger: Logger) throws {
+    init(
+        configuration: PlatformConfiguration, store: any PlatformStore, assets: WebAssets, clock: any WallClock,
+        logger: Logger
+    ) throws {
         self.configuration = configuration
         self.store = store
         self.clock = clock
+        self.assets = assets
+        csrf = CSRFProtection(secretKey: configuration.secretKey)
+        events = TelemetryBroadcast()
         accounts = AccountService(
             store: store, hasher: PasswordHasher(cost: configuration.bcryptCost),
             passwordPolicy: PasswordPolicy(commonPasswords: try CommonPasswords.load()), clock: clock,
@@ -72,13 +85,16 @@ struct Platform {
             requestTimeBound: .seconds(configuration.databaseTimeoutSeconds),
             // A backstop for any backend: PostgreSQL's own bound fires first and closes the
             // connection; this one holds even for a store call that never returns.
-            commitTimeBound: .seconds(configuration.databaseTimeoutSeconds + 2))
+            commitTimeBound: .seconds(configuration.databaseTimeoutSeconds + 2),
+            events: events)
         requests = InFlightRequests()
         shutdownMonitor = ShutdownMonitor(
             drainTime: .seconds(configuration.shutdownDrainSeconds), requests: requests, writer: writer, logger: logger)
         catalog = try configuration.loadCatalog()
         workers = LuaWorkerPool(configuration: try configuration.luaWorkerPool(), logger: logger)
         scripts = ScriptEngine(store: store, workers: workers, clock: clock, logger: logger)
+        devices = DeviceService(store: store, credentials: credentials, clock: clock, configuration: configuration)
+        members = MemberService(store: store, clock: clock)
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
     }
@@ -95,34 +111,63 @@ struct Platform {
         ).addRoutes(to: router)
 
         let clientAddress = ClientAddressResolver(trustedProxies: configuration.trustedProxies)
+        let authLimits = AuthController.Limits(
+            register: RateLimiter(limit: configuration.registerRatePerHour, periodSeconds: 3600, clock: clock),
+            login: RateLimiter(limit: configuration.loginRatePerMinute, periodSeconds: 60, clock: clock),
+            loginPerAccount: RateLimiter(
+                limit: configuration.loginRatePerAccountPerHour, periodSeconds: 3600, clock: clock))
+        addAPIRoutes(to: router, clientAddress: clientAddress, authLimits: authLimits)
+        addDashboardRoutes(to: router, clientAddress: clientAddress, authLimits: authLimits)
+        return router
+    }
+
+    /// `/api/…`: JSON in and out.
+    private func addAPIRoutes(
+        to router: Router<AppRequestContext>, clientAddress: ClientAddressResolver, authLimits: AuthController.Limits
+    ) {
+        let api = router.group("api").add(middleware: JSONWritesMiddleware())
         let telemetry = TelemetryController(
-            store: store, credentials: credentials, writer: writer, scripts: scripts,
+            store: store, credentials: credentials, writer: writer, scripts: scripts, events: events,
             deviceLimiter: RateLimiter(limit: configuration.telemetryRatePerMinute, periodSeconds: 60, clock: clock),
             authFailureLimiter: RateLimiter(
                 limit: configuration.deviceAuthFailuresPerMinute, periodSeconds: 60, clock: clock),
             clientAddress: clientAddress, clock: clock)
-        telemetry.addIngestRoute(to: router.group("api/telemetry"))
+        telemetry.addIngestRoute(to: api.group("telemetry"))
 
-        let api = router.group("api").add(middleware: AuthenticationMiddleware(accounts: accounts))
+        let users = api.group().add(middleware: AuthenticationMiddleware(accounts: accounts))
         AuthController(
-            accounts: accounts,
-            registerLimiter: RateLimiter(limit: configuration.registerRatePerHour, periodSeconds: 3600, clock: clock),
-            loginLimiter: RateLimiter(limit: configuration.loginRatePerMinute, periodSeconds: 60, clock: clock),
-            accountLoginLimiter: RateLimiter(
-                limit: configuration.loginRatePerAccountPerHour, periodSeconds: 3600, clock: clock),
-            secureCookies: configuration.isProduction, clientAddress: clientAddress
-        ).addRoutes(to: api.group("auth"))
-        let authenticated = api.group(context: AuthenticatedContext.self)
-        DeviceController(store: store, credentials: credentials, clock: clock, configuration: configuration)
+            accounts: accounts, limits: authLimits, secureCookies: configuration.isProduction,
+            clientAddress: clientAddress
+        ).addRoutes(to: users.group("auth"))
+        let authenticated = users.group(context: AuthenticatedContext.self)
+        DeviceController(devices: devices, store: store, clock: clock, configuration: configuration)
             .addRoutes(to: authenticated.group("devices"))
-        telemetry.addQueryRoute(to: authenticated.group("telemetry"))
+        telemetry.addQueryRoutes(to: authenticated.group("telemetry"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
-        MemberController(store: store, clock: clock).addRoutes(to: authenticated.group("tenant/members"))
+        MemberController(members: members).addRoutes(to: authenticated.group("tenant/members"))
         ScriptController(
             store: store, catalog: catalog, engine: scripts, clock: clock,
             trialLimiter: RateLimiter(limit: configuration.scriptTrialsPerMinute, periodSeconds: 60, clock: clock))
             .addRoutes(scripts: authenticated.group("scripts"), plugins: authenticated.group("plugins"))
-        return router
+    }
+
+    /// The dashboard: HTML pages with form posts, and its static files.
+    private func addDashboardRoutes(
+        to router: Router<AppRequestContext>, clientAddress: ClientAddressResolver, authLimits: AuthController.Limits
+    ) {
+        StaticFileController(assets: assets).addRoutes(to: router)
+        let pages = PageRenderer(assets: assets, csrf: csrf, store: store)
+        let secureCookies = configuration.isProduction
+        let web = router.group().add(
+            middleware: WebMiddleware(accounts: accounts, pages: pages, secureCookies: secureCookies))
+        SessionPages(
+            accounts: accounts, pages: pages, limits: authLimits, clientAddress: clientAddress,
+            secureCookies: secureCookies
+        ).addRoutes(to: web)
+        let signedIn = web.group(context: AuthenticatedContext.self)
+        DevicePages(devices: devices, pages: pages).addRoutes(to: signedIn)
+        AccountPages(accounts: accounts, members: members, store: store, pages: pages, clock: clock)
+            .addRoutes(to: signedIn)
     }
 }
 

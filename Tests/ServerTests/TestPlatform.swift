@@ -31,6 +31,8 @@ enum TestPlatform {
         configuration.luaWorkers = 1
         configuration.pluginsDirectory = repositoryRoot.appendingPathComponent("Plugins").path
         configuration.policiesDirectory = repositoryRoot.appendingPathComponent("Policies").path
+        configuration.templatesDirectory = repositoryRoot.appendingPathComponent("Templates").path
+        configuration.staticDirectory = repositoryRoot.appendingPathComponent("Public").path
         adjust(&configuration)
         return configuration
     }

@@ -16,8 +16,10 @@ struct UnauthenticatedIngestTests {
         let clock = ManualClock()
         let store = try StoreFactory.open(databaseURL: try await TestDatabase.makeURL(.sqlite), logger: TestPlatformLog.logger)
         _ = try await store.migrate()
+        let configuration = TestPlatform.configuration()
         let platform = try Platform(
-            configuration: TestPlatform.configuration(), store: store, clock: clock, logger: TestPlatformLog.logger)
+            configuration: configuration, store: store, assets: try await WebAssets.load(configuration), clock: clock,
+            logger: TestPlatformLog.logger)
         var app = Application(router: platform.router(), logger: TestPlatformLog.logger)
         app.addServices(store)
         try await app.test(.router) { client in

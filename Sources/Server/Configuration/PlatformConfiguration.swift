@@ -37,6 +37,12 @@ public struct PlatformConfiguration: Sendable {
     public var pluginsDirectory = "Plugins"
     /// Tier storage policies (`<tier>.lua`).
     public var policiesDirectory = "Policies"
+    /// The dashboard's Mustache templates (`*.mustache`).
+    public var templatesDirectory = "Templates"
+    /// The dashboard's own static files (CSS, JavaScript), served under `/static/`.
+    public var staticDirectory = "Public"
+    /// Chart.js as Debian's `libjs-chart.js` installs it, served as `/static/chart.min.js`.
+    public var chartJSPath = "/usr/share/javascript/chart.js/chart.min.js"
     /// How many reverse proxies in front of the server append to `X-Forwarded-For`. Rate limits
     /// count against the address the outermost of them saw (that many entries from the right);
     /// 0 means clients connect directly and the socket's peer is used.
@@ -113,6 +119,9 @@ public struct PlatformConfiguration: Sendable {
         if let rate = try integer("THERMOSTAT_SCRIPT_TRIALS_PER_MINUTE", 1...100_000) { scriptTrialsPerMinute = rate }
         if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }
         if let folder = variables["THERMOSTAT_POLICIES_DIR"] { policiesDirectory = folder }
+        if let folder = variables["THERMOSTAT_TEMPLATES_DIR"] { templatesDirectory = folder }
+        if let folder = variables["THERMOSTAT_STATIC_DIR"] { staticDirectory = folder }
+        if let path = variables["THERMOSTAT_CHARTJS_PATH"] { chartJSPath = path }
         if variables["THERMOSTAT_TRUST_FORWARDED_FOR"] != nil {
             throw ConfigurationError(
                 variable: "THERMOSTAT_TRUST_FORWARDED_FOR",

@@ -28,6 +28,8 @@ public struct AppRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: String?
     public var identity: Identity?
+    /// A dashboard form's fields, once `WebMiddleware` has read the body and checked its CSRF token.
+    var form: FormFields?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -45,11 +47,20 @@ public struct AuthenticatedContext: ChildRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let identity: Identity
     public let remoteAddress: String?
+    /// A dashboard form's checked fields (see `AppRequestContext.form`); empty for anything else.
+    let form: FormFields
 
     public init(context: AppRequestContext) throws {
         guard let identity = context.identity else { throw PlatformError.unauthenticated }
         coreContext = context.coreContext
         self.identity = identity
         remoteAddress = context.remoteAddress
+        form = context.form ?? FormFields(urlencoded: "")
+    }
+
+    /// The session token's hash when the caller signed in with a session.
+    var sessionHash: String? {
+        if case .session(let hash) = identity.credential { return hash }
+        return nil
     }
 }

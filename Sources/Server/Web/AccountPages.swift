@@ -1,0 +1,169 @@
+import Foundation
+import Hummingbird
+import PlatformCore
+import Storage
+
+/// `/tokens` (user API tokens: created with the secret shown once, revoked), `/members` (the
+/// tenant's people; owners and admins add them and change roles) and `/account` (password).
+struct AccountPages {
+    let accounts: AccountService
+    let members: MemberService
+    let store: any AccountStore
+    let pages: PageRenderer
+    let clock: any WallClock
+
+    struct TokenRow {
+        var id: String
+        var name: String
+        var createdAt: String
+        var lastUsedAt: String
+        var revoked: Bool
+    }
+
+    struct TokensModel {
+        var tokens: [TokenRow]
+        var hasTokens: Bool
+        var newSecret: String?
+        var newName: String?
+        var name: String
+        var error: String?
+    }
+
+    struct MemberRow {
+        var email: String
+        var role: String
+        var isYou: Bool
+    }
+
+    struct RoleOption {
+        var value: String
+        var selected: Bool
+    }
+
+    struct MembersModel {
+        var members: [MemberRow]
+        var canAdminister: Bool
+        var roles: [RoleOption]
+        var email: String
+        var error: String?
+    }
+
+    struct AccountModel {
+        var email: String
+        var tenantName: String
+        var role: String
+        var error: String?
+    }
+
+    func addRoutes(to group: RouterGroup<AuthenticatedContext>) {
+        group.get("tokens", use: tokens)
+        group.post("tokens", use: createToken)
+        group.post("tokens/:id/revoke", use: revokeToken)
+        group.get("members", use: showMembers)
+        group.post("members", use: setMember)
+        group.get("account", use: account)
+        group.post("account/password", use: changePassword)
+    }
+
+    @Sendable func tokens(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try await tokensPage(context, flash: WebNotice.flash(request))
+    }
+
+    @Sendable func createToken(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let name = context.form.text("name") ?? ""
+        do {
+            let (token, secret) = try await accounts.createAPIToken(for: context.identity, name: name)
+            return try await tokensPage(context, newSecret: secret, newName: token.name, status: .created)
+        } catch let error as PlatformError where error.kind == .validation {
+            return try await tokensPage(context, name: name, error: error.message, status: .unprocessableContent)
+        }
+    }
+
+    @Sendable func revokeToken(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
+            try await store.revokeAPIToken(
+                tenantID: context.identity.tenant.id, userID: context.identity.user.id, id: id, at: clock.now())
+        else { throw PlatformError.notFound("Token") }
+        return PageRenderer.redirect(to: "/tokens?notice=token-revoked")
+    }
+
+    private func tokensPage(
+        _ context: AuthenticatedContext, newSecret: String? = nil, newName: String? = nil, name: String = "",
+        error: String? = nil, flash: LayoutModel.Flash? = nil, status: HTTPResponse.Status = .ok
+    ) async throws -> Response {
+        let rows = try await store.apiTokens(tenantID: context.identity.tenant.id, userID: context.identity.user.id).map {
+            TokenRow(
+                id: $0.id.uuidString.lowercased(), name: $0.name, createdAt: $0.createdAt.iso8601,
+                lastUsedAt: $0.lastUsedAt?.iso8601 ?? "never", revoked: $0.revokedAt != nil)
+        }
+        return try await pages.page(
+            "tokens", title: "API tokens", section: .tokens, context: context,
+            content: TokensModel(
+                tokens: rows, hasTokens: !rows.isEmpty, newSecret: newSecret, newName: newName, name: name, error: error),
+            flash: flash, status: status)
+    }
+
+    @Sendable func showMembers(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try await membersPage(context, flash: WebNotice.flash(request))
+    }
+
+    @Sendable func setMember(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let email = context.form.text("email") ?? ""
+        do {
+            _ = try await members.setMember(by: context.identity, email: email, roleName: context.form.text("role") ?? "")
+            return PageRenderer.redirect(to: "/members?notice=member-saved")
+        } catch let error as PlatformError
+            where [.validation, .conflict, .notFound, .forbidden].contains(error.kind)
+        {
+            let message = error.kind == .notFound ? "No account uses that email address." : error.message
+            return try await membersPage(
+                context, email: email, error: message, status: ErrorMapping.status(for: error.kind))
+        }
+    }
+
+    private func membersPage(
+        _ context: AuthenticatedContext, email: String = "", error: String? = nil, flash: LayoutModel.Flash? = nil,
+        status: HTTPResponse.Status = .ok
+    ) async throws -> Response {
+        let identity = context.identity
+        let rows = try await members.members(tenantID: identity.tenant.id).map {
+            MemberRow(email: $0.0.email, role: $0.1.rawValue, isYou: $0.0.id == identity.user.id)
+        }
+        let roles = Role.allCases.filter { $0 <= identity.role }.map {
+            RoleOption(value: $0.rawValue, selected: $0 == .member)
+        }
+        return try await pages.page(
+            "members", title: "Members", section: .members, context: context,
+            content: MembersModel(
+                members: rows, canAdminister: identity.role.canAdminister, roles: roles, email: email, error: error),
+            flash: flash, status: status)
+    }
+
+    @Sendable func account(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try await accountPage(context)
+    }
+
+    @Sendable func changePassword(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        do {
+            try await accounts.changePassword(
+                context.identity, current: context.form["current_password"] ?? "",
+                new: context.form["new_password"] ?? "")
+            return try await accountPage(
+                context, flash: .init(message: "Password changed. Your other sessions have ended.", isError: false))
+        } catch let error as PlatformError where error.kind == .validation {
+            return try await accountPage(context, error: error.message, status: .unprocessableContent)
+        }
+    }
+
+    private func accountPage(
+        _ context: AuthenticatedContext, error: String? = nil, flash: LayoutModel.Flash? = nil,
+        status: HTTPResponse.Status = .ok
+    ) async throws -> Response {
+        let identity = context.identity
+        return try await pages.page(
+            "account", title: "Account", section: .account, context: context,
+            content: AccountModel(
+                email: identity.user.email, tenantName: identity.tenant.name, role: identity.role.rawValue, error: error),
+            flash: flash, status: status)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Hummingbird
+import PlatformCore
+
+/// `/login`, `/signup`, `/logout` and `/switch-tenant`: the dashboard's way in and out, through
+/// the same `AccountService` and rate limits as the JSON API.
+struct SessionPages {
+    let accounts: AccountService
+    let pages: PageRenderer
+    let limits: AuthController.Limits
+    let clientAddress: ClientAddressResolver
+    let secureCookies: Bool
+
+    struct LoginModel {
+        var email: String
+        /// Where to go after logging in (a path on this site).
+        var next: String
+        var error: String?
+    }
+
+    struct SignupModel {
+        var email: String
+        var tenantName: String
+        var error: String?
+    }
+
+    func addRoutes(to router: RouterGroup<AppRequestContext>) {
+        router.get("login", use: showLogin)
+        router.post("login", use: login)
+        router.get("signup", use: showSignup)
+        router.post("signup", use: signup)
+        router.post("logout", use: logout)
+        router.group(context: AuthenticatedContext.self).post("switch-tenant", use: switchTenant)
+    }
+
+    @Sendable func showLogin(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let next = request.uri.queryParameters["next"].flatMap { WebMiddleware.returnPath(String($0)) }
+        if context.identity != nil { return PageRenderer.redirect(to: next ?? "/") }
+        let flash: LayoutModel.Flash? =
+            request.uri.queryParameters["expired"] != nil
+            ? .init(message: "Your session expired. Log in again to continue.", isError: false) : nil
+        return try publicForm(
+            "login", title: "Log in", request: request, content: LoginModel(email: "", next: next ?? "/"), flash: flash)
+    }
+
+    @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let form = context.form ?? FormFields(urlencoded: "")
+        let email = form.text("email") ?? ""
+        let next = form.text("next").flatMap(WebMiddleware.returnPath)
+        let model = LoginModel(email: email, next: next ?? "/")
+        do {
+            try limits.login.acquire(clientAddress.key(request, peer: context.remoteAddress))
+            if let account = try? IdentifierRules.normalizedEmail(email) { try limits.loginPerAccount.acquire(account) }
+            let (_, _, token) = try await accounts.login(email: email, password: form["password"] ?? "")
+            if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value, !old.isEmpty {
+                try await accounts.endSession(token: old)
+            }
+            return PageRenderer.redirect(to: next ?? "/", cookies: [accounts.sessionCookie(token, secure: secureCookies)])
+        } catch let error as PlatformError where error.kind != .internalFailure && error.kind != .unavailable {
+            var model = model
+            model.error = error.message
+            var response = try publicForm(
+                "login", title: "Log in", request: request, content: model, status: ErrorMapping.status(for: error.kind))
+            if case .rateLimited(let seconds) = error.kind { response.headers[.retryAfter] = String(seconds) }
+            return response
+        }
+    }
+
+    @Sendable func showSignup(_ request: Request, context: AppRequestContext) async throws -> Response {
+        if context.identity != nil { return PageRenderer.redirect(to: "/") }
+        return try publicForm("signup", title: "Sign up", request: request, content: SignupModel(email: "", tenantName: ""))
+    }
+
+    @Sendable func signup(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let form = context.form ?? FormFields(urlencoded: "")
+        var model = SignupModel(email: form.text("email") ?? "", tenantName: form.text("tenant_name") ?? "")
+        do {
+            try limits.register.acquire(clientAddress.key(request, peer: context.remoteAddress))
+            let (_, _, token) = try await accounts.register(
+                email: model.email, password: form["password"] ?? "", tenantName: model.tenantName)
+            if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value, !old.isEmpty {
+                try await accounts.endSession(token: old)
+            }
+            return PageRenderer.redirect(to: "/", cookies: [accounts.sessionCookie(token, secure: secureCookies)])
+        } catch let error as PlatformError where error.kind != .internalFailure && error.kind != .unavailable {
+            model.error = error.message
+            var response = try publicForm(
+                "signup", title: "Sign up", request: request, content: model, status: ErrorMapping.status(for: error.kind))
+            if case .rateLimited(let seconds) = error.kind { response.headers[.retryAfter] = String(seconds) }
+            return response
+        }
+    }
+
+    @Sendable func logout(_ request: Request, context: AppRequestContext) async throws -> Response {
+        if context.identity != nil, let token = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
+            try await accounts.endSession(token: token)
+        }
+        return PageRenderer.redirect(to: "/login", cookies: [accounts.expiredSessionCookie(secure: secureCookies)])
+    }
+
+    @Sendable func switchTenant(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        let slug = context.form.text("tenant") ?? ""
+        let (_, token) = try await accounts.switchTenant(context.identity, toSlug: slug)
+        return PageRenderer.redirect(to: "/", cookies: [accounts.sessionCookie(token, secure: secureCookies)])
+    }
+
+    /// A form page shown before login, bound to the pre-session cookie (set here when missing).
+    private func publicForm(
+        _ template: String, title: String, request: Request, content: some Any, flash: LayoutModel.Flash? = nil,
+        status: HTTPResponse.Status = .ok
+    ) throws -> Response {
+        var binding = request.cookies[CSRFProtection.presessionCookieName]?.value ?? ""
+        let isNew = binding.count < 20
+        if isNew { binding = Secrets.generate(prefix: "") }
+        var response = try pages.publicPage(
+            template, title: title, binding: binding, content: content, flash: flash, status: status)
+        if isNew {
+            response.setCookie(
+                Cookie(
+                    name: CSRFProtection.presessionCookieName, value: binding, path: "/", secure: secureCookies,
+                    httpOnly: true, sameSite: .lax))
+        }
+        return response
+    }
+}
