@@ -32,7 +32,7 @@
     if (seen) {
       var time = document.createElement("time");
       time.setAttribute("datetime", sample.timestamp);
-      time.textContent = sample.timestamp;
+      time.textContent = new Date(sample.timestamp).toLocaleString();
       seen.replaceChildren(time);
     }
     var status = container.querySelector('[data-field="status"] .status');
@@ -158,7 +158,35 @@
     subscribe(serial, append, load);
   }
 
+  // A line-number gutter beside each script editor, kept in step with its text and scrolling.
+  function addLineNumbers(textarea) {
+    var gutter = document.createElement("pre");
+    gutter.className = "gutter";
+    gutter.setAttribute("aria-hidden", "true");
+    function update() {
+      var count = textarea.value.split("\n").length;
+      var numbers = [];
+      for (var line = 1; line <= count; line++) { numbers.push(line); }
+      gutter.textContent = numbers.join("\n");
+      gutter.scrollTop = textarea.scrollTop;
+    }
+    textarea.parentNode.insertBefore(gutter, textarea);
+    textarea.addEventListener("input", update);
+    textarea.addEventListener("scroll", function () { gutter.scrollTop = textarea.scrollTop; });
+    update();
+  }
+
+  // Shows ISO timestamps in <time> elements in the browser's own locale and zone.
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (time) {
+      var date = new Date(time.getAttribute("datetime"));
+      if (!isNaN(date.getTime())) { time.textContent = date.toLocaleString(); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    localizeTimes(document);
+    document.querySelectorAll(".editor textarea").forEach(addLineNumbers);
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
         if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }

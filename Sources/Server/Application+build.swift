@@ -61,6 +61,7 @@ struct Platform {
     let events: TelemetryBroadcast
     let devices: DeviceService
     let members: MemberService
+    let scriptService: ScriptService
     let assets: WebAssets
     let csrf: CSRFProtection
 
@@ -95,6 +96,9 @@ struct Platform {
         scripts = ScriptEngine(store: store, workers: workers, clock: clock, logger: logger)
         devices = DeviceService(store: store, credentials: credentials, clock: clock, configuration: configuration)
         members = MemberService(store: store, clock: clock)
+        scriptService = ScriptService(
+            store: store, catalog: catalog, engine: scripts, clock: clock,
+            trialLimiter: RateLimiter(limit: configuration.scriptTrialsPerMinute, periodSeconds: 60, clock: clock))
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
     }
@@ -145,9 +149,7 @@ struct Platform {
         telemetry.addQueryRoutes(to: authenticated.group("telemetry"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
         MemberController(members: members).addRoutes(to: authenticated.group("tenant/members"))
-        ScriptController(
-            store: store, catalog: catalog, engine: scripts, clock: clock,
-            trialLimiter: RateLimiter(limit: configuration.scriptTrialsPerMinute, periodSeconds: 60, clock: clock))
+        ScriptController(scripts: scriptService, clock: clock)
             .addRoutes(scripts: authenticated.group("scripts"), plugins: authenticated.group("plugins"))
     }
 
@@ -166,6 +168,7 @@ struct Platform {
         ).addRoutes(to: web)
         let signedIn = web.group(context: AuthenticatedContext.self)
         DevicePages(devices: devices, pages: pages).addRoutes(to: signedIn)
+        ScriptPages(scripts: scriptService, devices: devices, pages: pages, clock: clock).addRoutes(to: signedIn)
         AccountPages(accounts: accounts, members: members, store: store, pages: pages, clock: clock)
             .addRoutes(to: signedIn)
     }

@@ -71,7 +71,7 @@ struct DashboardTests {
         }
     }
 
-    static let pages = ["/", "/devices/new", "/devices/TH-1", "/tokens", "/members", "/account"]
+    static let pages = ["/", "/devices/new", "/devices/TH-1", "/scripts", "/tokens", "/members", "/account"]
 
     @Test func everyPageNeedsASessionAndReturnsThereAfterLogin() async throws {
         try await TestPlatform.run { client, _ in
@@ -342,6 +342,60 @@ struct DashboardTests {
             let old = try await client.json(
                 "/api/auth/login/", method: .post, body: #"{"email":"guest-s@example.com","password":"Corr3ct-Horse-Battery"}"#)
             #expect(old.status == .unauthorized)
+        }
+    }
+
+    @Test func scriptsAreEditedWithErrorsAtTheirLineDryRunAndActivated() async throws {
+        try await TestPlatform.run { client, store in
+            var browser = Browser(client: client)
+            try await browser.signUp("lua@example.com")
+            let token = try await browser.csrf(on: "/scripts")
+            let broken = "return {\n  transform = function(s)\n    s.temp_inside_c = s.temp_inside_c +\n  end\n}"
+            let refused = try await browser.post(
+                "/scripts", ["_csrf": token, "name": "calibrate", "hook": "ingest", "source": broken, "config": "{}"])
+            #expect(refused.status == .unprocessableContent)
+            let page = String(buffer: refused.body)
+            #expect(page.contains(#"id="script-error" class="form-error" role="alert" data-line="4""#))
+            #expect(page.contains(#"<li id="source-line-4" class="error-line""#))
+            #expect(page.contains("s.temp_inside_c = s.temp_inside_c +"), "the source is kept for fixing")
+            let user = try #require(try await store.user(email: "lua@example.com"))
+            let tenantID = try #require(try await store.memberships(userID: user.id).first?.tenant.id)
+            #expect(try await store.scripts(tenantID: tenantID).isEmpty)
+
+            let fixed = "return {\n  transform = function(s)\n    print('seen', s.temp_inside_c)\n    s.temp_inside_c = s.temp_inside_c + 1\n    return s\n  end\n}"
+            let stored = try await browser.post(
+                "/scripts", ["_csrf": token, "name": "calibrate", "hook": "ingest", "source": fixed, "config": "{}"])
+            #expect(stored.status == .seeOther)
+            let location = try #require(stored.headers[.location])
+            let path = String(location.prefix { $0 != "?" })
+            let script = try #require(try await store.scripts(tenantID: tenantID).first)
+            #expect(script.activeVersion == nil, "uploading never activates")
+            #expect(path == "/scripts/\(script.id.uuidString.lowercased())")
+
+            let sample = SampleJSON.make(serial: "TH-DRY", at: Timestamp(Date()))
+            let report = try await browser.post("\(path)/dry-run", ["_csrf": token, "sample": sample, "version": "1"])
+            #expect(report.status == .ok)
+            let reportHTML = String(buffer: report.body)
+            #expect(reportHTML.contains("&quot;temp_inside_c&quot; : 21.5"))
+            #expect(reportHTML.contains("seen\t20.5"))
+            let badSample = try await browser.post("\(path)/dry-run", ["_csrf": token, "sample": "{not json"])
+            #expect(String(buffer: badSample.body).contains(#"id="dry-run-errors""#))
+
+            let activated = try await browser.post("\(path)/activate", ["_csrf": token, "version": "1"])
+            #expect(activated.status == .seeOther)
+            #expect(try await store.script(tenantID: tenantID, id: script.id)?.activeVersion == 1)
+            let detail = String(buffer: try await browser.get(path).body)
+            #expect(detail.contains(#"id="script-status" class="script-status active""#))
+            let deactivated = try await browser.post("\(path)/deactivate", ["_csrf": token])
+            #expect(deactivated.status == .seeOther)
+            #expect(try await store.script(tenantID: tenantID, id: script.id)?.activeVersion == nil)
+
+            var stranger = Browser(client: client)
+            try await stranger.signUp("other-lua@example.com")
+            #expect(try await stranger.get(path).status == .notFound)
+            let strangerToken = try await stranger.csrf(on: "/")
+            #expect(try await stranger.post("\(path)/activate", ["_csrf": strangerToken]).status == .notFound)
+            #expect(try await store.script(tenantID: tenantID, id: script.id)?.activeVersion == nil)
         }
     }
 }

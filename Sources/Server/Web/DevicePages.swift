@@ -242,6 +242,9 @@ enum WebNotice {
         "revoked": "Device revoked: its key no longer works.",
         "token-revoked": "Token revoked.",
         "member-saved": "Member saved.",
+        "script-uploaded": "Script saved as a new version. It is not active until you activate it.",
+        "script-activated": "Version activated.",
+        "script-deactivated": "Script deactivated: it no longer runs.",
     ]
 
     static func flash(_ request: Request) -> LayoutModel.Flash? {
