@@ -12,10 +12,14 @@ run; the steps follow one owner through the dashboard, each a named step:
      `#latest`) without a reload.
   4. range links: `7d` redraws the chart.
   5. rename, rotate (new key and QR; the old key works during its grace), revoke (401).
-  6. API tokens: created once, work as Bearer, revoked (401).
-  7. tenant switch into a tenant the user was added to over the JSON API.
-  8. logout: back to `/login`, the session cookie no longer works.
-  9. the browser console stayed clean: no Content Security Policy violation, no JS error.
+  6. scripts: a broken upload shows Lua's error at its line (gutter, listing); the fixed one is
+     stored, dry-runs on the pasted sample and on a device's newest samples, is activated (a
+     sample ingested through it is stored transformed) and deactivated.
+  7. API tokens: created once, work as Bearer, revoked (401).
+  8. tenant switch into a tenant the user was added to (as a member) over the JSON API.
+  9. viewer: made a viewer there, the user sees no add-device, rotate/revoke or script editor.
+ 10. logout: back to `/login`, the session cookie no longer works.
+ 11. the browser console stayed clean: no Content Security Policy violation, no JS error.
 
 Page elements come from the contract in docs/dashboard.md. A failed step saves a screenshot and
 the page source under the artifacts folder (default .build/browser-artifacts/), which also
@@ -73,7 +77,24 @@ OWNER_TENANT = "Browser Suite Home"
 OTHER_EMAIL = "neighbour@example.com"
 OTHER_TENANT = "Beach House"
 SERIAL = "TH-B001"
+SCRIPT_SERIAL = "TH-B002"   # registered for the scripts step when SERIAL can no longer ingest
 OTHER_SERIAL = "TH-B900"
+SCRIPT_NAME = "inside-plus-one"
+# Line 4 (`end` right after a dangling `+`) is where Lua reports the syntax error.
+BROKEN_SCRIPT = ("return {\n"
+                 "  transform = function(s)\n"
+                 "    s.temp_inside_c = s.temp_inside_c +\n"
+                 "  end\n"
+                 "}")
+BROKEN_LINE = 4
+FIXED_SCRIPT = ("return {\n"
+                "  transform = function(s)\n"
+                "    print(\"seen\", s.temp_inside_c)\n"
+                "    s.temp_inside_c = s.temp_inside_c + 1\n"
+                "    return s\n"
+                "  end\n"
+                "}")
+PLUGINS = ("fahrenheit-input", "threshold", "csv")
 FIELDS = ("name", "location", "status", "temp_inside_c", "temp_outside_c", "setpoint_c", "mode",
           "output", "last_seen")
 
@@ -393,6 +414,7 @@ class Suite:
         self.artifacts = artifacts
         self.samples = Samples(self.base)
         self.key = None
+        self.other = None   # the second user's API session (tenant switch, viewer)
         self.notes = []
 
     def note(self, text):
@@ -440,6 +462,98 @@ class Suite:
         return self.b.driver.find_element(
             By.CSS_SELECTOR, f"table#devices tr[data-serial='{serial}'] td[data-field='{field}']").text.strip()
 
+    def as_browser(self, method, path, body=None):
+        """The JSON API with the browser's session cookie: (status, body)."""
+        cookies = "; ".join(f"{c['name']}={c['value']}" for c in self.b.driver.get_cookies())
+        return Api(self.base).call(method, path, body, headers={"Cookie": cookies}, cookies=False)
+
+    def type_source(self, css, text):
+        """Types text into a textarea as a user would (send_keys; a textarea adds no indent)."""
+        element = self.b.find(css, visible=True)
+        element.clear()
+        element.send_keys(text)
+        value = self.b.driver.execute_script("return arguments[0].value", element)
+        check(value == text, f"{css} holds {value!r} after typing, expected {text!r}")
+
+    def gutter_lines(self):
+        """The line numbers app.js shows beside #source."""
+        gutter = self.b.find("form#script-form .editor pre.gutter")
+        return gutter.get_attribute("textContent").split()
+
+    def script_status(self):
+        status = self.b.find("#script-status")
+        return status.text.strip(), (status.get_attribute("class") or "").split()
+
+    def expect_status(self, expected):
+        text, classes = self.script_status()
+        check(text == expected and "script-status" in classes and expected in classes,
+              f"#script-status shows {text!r} with class {classes}, expected {expected!r}")
+
+    def dry_run_results(self):
+        """Each pre in #dry-run-results parsed as JSON."""
+        parsed = []
+        for pre in self.b.driver.find_elements(By.CSS_SELECTOR, "#dry-run-report #dry-run-results pre"):
+            text = pre.get_attribute("textContent")
+            try:
+                parsed.append(json.loads(text))
+            except ValueError:
+                raise Failure(f"a #dry-run-results pre is not JSON: {text[:200]!r}") from None
+        return parsed
+
+    def dry_run(self, device=""):
+        """Submits form#dry-run-form for version 1 (device "" = the prefilled sample); returns
+        (results, logs text)."""
+        b = self.b
+        Select(b.find("form#dry-run-form select#dry-run-version")).select_by_value("1")
+        devices = Select(b.find("form#dry-run-form select#dry-run-device"))
+        offered = [o.get_attribute("value") for o in devices.options]
+        check(device in offered, f"select#dry-run-device offers {offered}, not {device!r}")
+        devices.select_by_value(device)
+        b.submit("form#dry-run-form", confirm=False)
+        b.find("#dry-run-report", visible=True)
+        errors = b.driver.find_elements(By.CSS_SELECTOR, "#dry-run-errors")
+        check(not errors, f"the dry run failed: {errors[0].text if errors else ''!r}")
+        logs = b.driver.find_elements(By.CSS_SELECTOR, "#dry-run-logs")
+        b.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", b.find("#dry-run-report"))
+        return self.dry_run_results(), (logs[0].get_attribute("textContent") if logs else "")
+
+    def ingest_device(self):
+        """(serial, key) of a device in the owner's tenant that can still ingest: the one from
+        step 2 unless it was revoked, else one registered over the JSON API with the browser's
+        session cookie."""
+        if self.key:
+            status, _ = self.samples.post(SERIAL, self.key, 18.0)
+            if status == 200:
+                return SERIAL, self.key
+        status, body = self.as_browser("POST", "/api/devices/register/",
+                                       {"serial": SCRIPT_SERIAL, "name": "Script bench"})
+        check(status == 201 and isinstance(body, dict) and body.get("api_key"),
+              f"register {SCRIPT_SERIAL} with the browser's session: {status} {body}")
+        self.samples.accepted(SCRIPT_SERIAL, body["api_key"], 18.0, f"the new {SCRIPT_SERIAL} key")
+        return SCRIPT_SERIAL, body["api_key"]
+
+    def stored_inside(self, serial, millis):
+        """temp_inside_c of the raw sample stored at `millis` (ms since the epoch), read back
+        through GET /api/telemetry/query/ with the browser's session cookie."""
+        def stamp(ms):
+            return datetime.fromtimestamp(ms // 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+        query = urllib.parse.urlencode({"device": serial, "from": stamp(millis - 1000),
+                                        "to": stamp(millis + 1000), "limit": 100})
+        status, body = self.as_browser("GET", f"/api/telemetry/query/?{query}")
+        check(status == 200 and isinstance(body, dict), f"GET /api/telemetry/query/?{query}: {status} {body}")
+        found = []
+        for sample in body.get("samples") or []:
+            text = str(sample.get("timestamp", "")).replace("Z", "+00:00")
+            try:
+                at = datetime.fromisoformat(text)
+            except ValueError:
+                continue
+            if round(at.timestamp() * 1000) == millis:
+                found.append(sample.get("temp_inside_c"))
+        check(len(found) == 1, f"expected one stored sample at {stamp(millis)} for {serial}, found {found} "
+                               f"in {json.dumps(body)[:600]}")
+        return found[0]
+
     # Steps
 
     def signup(self):
@@ -478,7 +592,7 @@ class Suite:
         nav = b.find("nav#main-nav")
         links = {urllib.parse.urlsplit(a.get_attribute("href") or "").path
                  for a in nav.find_elements(By.TAG_NAME, "a")}
-        missing = {"/", "/tokens", "/members", "/account"} - links
+        missing = {"/", "/scripts", "/tokens", "/members", "/account"} - links
         check(not missing, f"nav#main-nav lacks links to {sorted(missing)} (has {sorted(links)})")
         b.find("form#tenant-switcher select[name=tenant]")
         b.find("form#logout-form")
@@ -569,6 +683,118 @@ class Suite:
         self.samples.refused(SERIAL, old_key, "the old key after revoke")
         return "renamed; rotated (new key and QR, old key in grace); revoked (both keys 401)"
 
+    def scripts(self):
+        b = self.b
+        serial, key = self.ingest_device()
+        self.samples.accepted(serial, key, 18.5, f"a newest sample of {serial}")
+        b.go("/scripts")
+        b.at("/scripts")
+        b.find("#no-scripts", visible=True)
+        for plugin in PLUGINS:
+            b.find(f"article.plugin[data-plugin='{plugin}']")
+        hooks = [o.get_attribute("value") for o in Select(b.find("form#script-form select#script-hook")).options]
+        check(set(hooks) == {"ingest", "alert", "export", "storage_policy"},
+              f"select#script-hook offers {hooks}")
+        check(b.find("form#script-form textarea#config").get_attribute("value").strip() == "{}",
+              "textarea#config does not default to {}")
+        b.find("form#script-form .editor pre.gutter")
+        b.shot("scripts empty")
+
+        # A broken upload: Lua's error at line 4, in the message, the listing and the gutter.
+        b.fill("form#script-form input#script-name", SCRIPT_NAME)
+        Select(b.find("form#script-form select#script-hook")).select_by_value("ingest")
+        self.type_source("form#script-form textarea#source", BROKEN_SCRIPT)
+        numbers = self.gutter_lines()
+        check(numbers == [str(n) for n in range(1, 6)], f"pre.gutter shows {numbers} for 5 typed lines")
+        b.submit("form#script-form", confirm=False)
+        b.at("/scripts")
+        error = b.find(f"#script-error[data-line='{BROKEN_LINE}']", visible=True)
+        check(error.text.strip().startswith(f"Line {BROKEN_LINE}:"),
+              f"#script-error reads {error.text.strip()!r}, expected it to start with 'Line {BROKEN_LINE}:'")
+        b.find(f"ol.source-listing li#source-line-{BROKEN_LINE}.error-line")
+        marked = [li.get_attribute("id") for li in
+                  b.driver.find_elements(By.CSS_SELECTOR, "ol.source-listing li.error-line")]
+        check(marked == [f"source-line-{BROKEN_LINE}"], f"lines marked as the error: {marked}")
+        kept = b.find("form#script-form textarea#source").get_attribute("value").replace("\r\n", "\n")
+        check(kept == BROKEN_SCRIPT, f"textarea#source lost the upload: {kept!r}")
+        numbers = self.gutter_lines()
+        check(numbers == [str(n) for n in range(1, 6)], f"pre.gutter shows {numbers} beside the kept source")
+        check(b.find("input#script-name").get_attribute("value") == SCRIPT_NAME, "input#script-name lost the name")
+        check(b.absent("table#scripts tr[data-script-id]"), "a refused upload was listed in table#scripts")
+        b.shot("script error at its line")
+        error_text = error.text.strip()
+
+        # The fix: stored as version 1, inactive.
+        self.type_source("form#script-form textarea#source", FIXED_SCRIPT)
+        numbers = self.gutter_lines()
+        check(numbers == [str(n) for n in range(1, 8)], f"pre.gutter shows {numbers} for 7 typed lines")
+        b.submit("form#script-form", confirm=False)
+        check(re.fullmatch(r"/scripts/[0-9a-f-]{36}", b.path() or ""), f"the fixed upload landed on {b.driver.current_url}")
+        script_id = b.path().rsplit("/", 1)[1]
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(b.driver.current_url).query)
+        check(query.get("notice") == ["script-uploaded"] and query.get("version") == ["1"],
+              f"the fixed upload redirected to {b.driver.current_url}")
+        b.find("#flash", visible=True)
+        check(SCRIPT_NAME in b.text("h1"), f"h1 reads {b.text('h1')!r}")
+        self.expect_status("inactive")
+        b.find("table#versions tr[data-version='1'] form.activate-version")
+        check(b.absent("form#deactivate-form"), "form#deactivate-form shown for an inactive script")
+        b.find("form#script-form textarea#source")
+        check(b.absent("form#script-form input#script-name") and b.absent("form#script-form select#script-hook"),
+              "the detail page's editor asks for a name or hook")
+        b.shot("script detail")
+
+        # Dry run on the prefilled sample: inside temperature + 1, and the print output.
+        prefilled = json.loads(b.find("form#dry-run-form textarea#dry-run-sample").get_attribute("value"))
+        inside = prefilled["temp_inside_c"]
+        results, logs = self.dry_run("")
+        temps = [r.get("sample", {}).get("temp_inside_c") for r in results if isinstance(r, dict)]
+        check(len(results) == 1 and results[0].get("outcome") == "accepted" and temps == [inside + 1],
+              f"#dry-run-results for a sample at {inside}: {results}")
+        check("seen" in logs and str(inside) in logs, f"#dry-run-logs reads {logs!r}")
+        b.shot("script dry run report")
+
+        # Dry run on the device's newest samples (18.0 and 18.5 were sent): each + 1.
+        results, logs = self.dry_run(serial)
+        temps = sorted(r.get("sample", {}).get("temp_inside_c") for r in results if isinstance(r, dict))
+        check(results and 19.5 in temps, f"#dry-run-results on {serial}'s newest samples: {results}")
+        check("seen" in logs, f"#dry-run-logs on {serial}'s samples reads {logs!r}")
+        b.shot("script dry run device")
+
+        # Activate version 1; a sample ingested at 19.0 is stored at 20.0.
+        b.submit("table#versions tr[data-version='1'] form.activate-version", confirm=False)
+        check(b.path() == f"/scripts/{script_id}", f"activating landed on {b.driver.current_url}")
+        self.expect_status("active")
+        b.find("form#deactivate-form")
+        b.find("table#versions tr[data-version='1']")
+        check(b.absent("table#versions tr[data-version='1'] form.activate-version"),
+              "the active version still offers form.activate-version")
+        b.shot("script active")
+        self.samples.accepted(serial, key, 19.0, "a sample through the active script")
+        stored = self.stored_inside(serial, self.samples.last_millis)
+        check(stored == 20.0, f"a sample sent at 19.0 was stored at {stored}, expected 20.0 (the script on ingest)")
+
+        # The list shows it, active.
+        b.go("/scripts")
+        row = b.find(f"table#scripts tr[data-script-id='{script_id}']")
+        check(SCRIPT_NAME in row.text and "active" in row.text, f"table#scripts row reads {row.text!r}")
+        check(b.absent("#no-scripts"), "#no-scripts still shown with a script")
+        b.shot("scripts list")
+
+        # Deactivate (confirmed): inactive again; ingest stores samples untouched.
+        b.go(f"/scripts/{script_id}")
+        b.submit("form#deactivate-form", confirm=True)
+        check(b.path() == f"/scripts/{script_id}", f"deactivating landed on {b.driver.current_url}")
+        self.expect_status("inactive")
+        b.find("table#versions tr[data-version='1'] form.activate-version")
+        self.samples.accepted(serial, key, 19.0, "a sample after deactivating")
+        stored = self.stored_inside(serial, self.samples.last_millis)
+        check(stored == 19.0, f"after deactivating, a sample sent at 19.0 was stored at {stored}")
+        b.shot("script deactivated")
+        return (f"error shown at line {BROKEN_LINE} ({error_text[:60]!r}); fixed upload inactive; dry runs "
+                f"(sample {inside} → {inside + 1}, {serial}'s newest: {len(temps)} results); active: 19.0 "
+                f"stored as 20.0; deactivated: 19.0 stored as 19.0")
+
     def tokens(self):
         b = self.b
         name = "browser-suite"
@@ -595,7 +821,7 @@ class Suite:
 
     def tenant_switch(self):
         b = self.b
-        other = Api(self.base)
+        other = self.other = Api(self.base)
         status, body = other.call("POST", "/api/auth/register/",
                                   {"email": OTHER_EMAIL, "password": PASSWORD, "tenant_name": OTHER_TENANT})
         check(status == 201, f"register {OTHER_EMAIL}: {status} {body}")
@@ -625,6 +851,62 @@ class Suite:
         b.find(f"table#devices tr[data-serial='{OTHER_SERIAL}']")
         check(b.absent(f"tr[data-serial='{SERIAL}']"), "the switch did not last to the next page")
         return f"switched to {slug}: its device {OTHER_SERIAL} shown, {SERIAL} not"
+
+    def viewer(self):
+        """In the other tenant: a member sees the device controls but no script editor; made a
+        viewer over the JSON API, none of them."""
+        b = self.b
+        other = self.other
+        status, body = other.call("POST", "/api/scripts/", {"name": "porch-check", "hook": "ingest",
+                                                             "source": FIXED_SCRIPT})
+        check(status == 201 and isinstance(body, dict), f"upload a script as {OTHER_EMAIL}: {status} {body}")
+        script_id = (body.get("script") or {}).get("id")
+        check(script_id, f"the upload answered no script id: {body}")
+        status, body = other.call("POST", f"/api/scripts/{script_id}/activate/", {})
+        check(status == 200, f"activate {OTHER_EMAIL}'s script: {status} {body}")
+
+        def pages(role):
+            b.go("/")
+            b.at("/")
+            who = b.text(".session .who")
+            check(who.endswith(role), f"the header names the role {who!r}, expected {role!r}")
+            b.find(f"table#devices tr[data-serial='{OTHER_SERIAL}']")
+            shown = {"a#add-device": not b.absent("a#add-device")}
+            b.shot(f"{role} dashboard")
+            b.go(f"/devices/{OTHER_SERIAL}")
+            b.find("canvas#chart")
+            for css in ("form#rename-form", "form#rotate-form", "form#revoke-form"):
+                shown[css] = not b.absent(css)
+            b.shot(f"{role} device")
+            b.go("/scripts")
+            b.find(f"table#scripts tr[data-script-id='{script_id}']")
+            shown["form#script-form on /scripts"] = not b.absent("form#script-form")
+            b.go(f"/scripts/{script_id}")
+            self.expect_status("active")
+            b.find("form#dry-run-form")
+            shown["form#script-form on the script"] = not b.absent("form#script-form")
+            shown["form#deactivate-form"] = not b.absent("form#deactivate-form")
+            shown["form.activate-version"] = not b.absent("form.activate-version")
+            b.shot(f"{role} script")
+            return shown
+
+        member = pages("member")
+        expected = {"a#add-device": True, "form#rename-form": True, "form#rotate-form": True,
+                    "form#revoke-form": True, "form#script-form on /scripts": False,
+                    "form#script-form on the script": False, "form#deactivate-form": False,
+                    "form.activate-version": False}
+        wrong = {css: shown for css, shown in member.items() if shown != expected[css]}
+        check(not wrong, "as a member: " + ", ".join(
+            f"{css} {'shown' if shown else 'missing'}" for css, shown in wrong.items()))
+        status, body = other.call("POST", "/api/tenant/members/", {"email": OWNER_EMAIL, "role": "viewer"})
+        check(status in (200, 201), f"make {OWNER_EMAIL} a viewer in {OTHER_TENANT}: {status} {body}")
+        viewer = pages("viewer")
+        shown = [css for css, present in viewer.items() if present]
+        check(not shown, "as a viewer the pages show " + ", ".join(shown))
+        status, body = self.as_browser("POST", "/api/devices/register/", {"serial": "TH-B901"})
+        check(status == 403, f"a viewer registering a device over the API: {status} {body}, expected 403")
+        return ("member: device controls, no script editor; viewer: no add-device, rename/rotate/revoke, "
+                "script editor, activate or deactivate (API write 403)")
 
     def logout(self):
         b = self.b
@@ -667,10 +949,12 @@ STEPS = [
     (3, "live updates", "live_updates", (2,)),
     (4, "range links", "range_links", (2,)),
     (5, "rename, rotate, revoke", "rename_rotate_revoke", (2,)),
-    (6, "API tokens", "tokens", (1,)),
-    (7, "tenant switch", "tenant_switch", (1,)),
-    (8, "logout", "logout", (1,)),
-    (9, "console: CSP and JS errors", "console_clean", ()),
+    (6, "scripts: error at its line, fix, dry-run, activate", "scripts", (1,)),
+    (7, "API tokens", "tokens", (1,)),
+    (8, "tenant switch", "tenant_switch", (1,)),
+    (9, "viewer: read-only pages", "viewer", (8,)),
+    (10, "logout", "logout", (1,)),
+    (11, "console: CSP and JS errors", "console_clean", ()),
 ]
 
 
