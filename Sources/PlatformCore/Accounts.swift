@@ -91,6 +91,13 @@ public struct Session: Sendable, Equatable {
 }
 
 /// A long-lived bearer token for scripts and the CLI, acting as its user in one tenant.
+/// What a user API token may do: `read` only reads, `write` acts with its user's role.
+public enum TokenScope: String, Sendable, Codable, CaseIterable {
+    case read
+    case write
+}
+
+/// A user API token (Bearer) for scripts and the command line, stored as a hash.
 public struct APIToken: Sendable, Equatable {
     public var id: UUID
     public var tenantID: UUID
@@ -100,11 +107,17 @@ public struct APIToken: Sendable, Equatable {
     public var createdAt: Timestamp
     public var lastUsedAt: Timestamp?
     public var revokedAt: Timestamp?
+    /// What the token may do; a `read` token acts with at most a viewer's rights.
+    public var scope: TokenScope
+    /// After this the token no longer works; nil never expires.
+    public var expiresAt: Timestamp?
 
     public init(
         id: UUID, tenantID: UUID, userID: UUID, name: String, tokenHash: String, createdAt: Timestamp,
-        lastUsedAt: Timestamp? = nil, revokedAt: Timestamp? = nil
+        lastUsedAt: Timestamp? = nil, revokedAt: Timestamp? = nil, scope: TokenScope = .write, expiresAt: Timestamp? = nil
     ) {
+        self.scope = scope
+        self.expiresAt = expiresAt
         self.id = id
         self.tenantID = tenantID
         self.userID = userID

@@ -75,10 +75,7 @@ struct Platform {
         self.assets = assets
         csrf = CSRFProtection(secretKey: configuration.secretKey)
         events = TelemetryBroadcast()
-        accounts = AccountService(
-            store: store, hasher: PasswordHasher(cost: configuration.bcryptCost),
-            passwordPolicy: PasswordPolicy(commonPasswords: try CommonPasswords.load()), clock: clock,
-            sessionIdleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds)
+        accounts = try AccountService(configuration: configuration, store: store, clock: clock)
         credentials = DeviceCredentialCache(store: store, clock: clock)
         writer = GroupCommitWriter(
             store: store, clock: clock, logger: logger,
@@ -140,8 +137,7 @@ struct Platform {
 
         let users = api.group().add(middleware: AuthenticationMiddleware(accounts: accounts))
         AuthController(
-            accounts: accounts, limits: authLimits, secureCookies: configuration.isProduction,
-            clientAddress: clientAddress
+            accounts: accounts, limits: authLimits, clientAddress: clientAddress
         ).addRoutes(to: users.group("auth"))
         let authenticated = users.group(context: AuthenticatedContext.self)
         DeviceController(devices: devices, store: store, clock: clock, configuration: configuration)
@@ -159,17 +155,13 @@ struct Platform {
     ) {
         StaticFileController(assets: assets).addRoutes(to: router)
         let pages = PageRenderer(assets: assets, csrf: csrf, store: store)
-        let secureCookies = configuration.isProduction
-        let web = router.group().add(
-            middleware: WebMiddleware(accounts: accounts, pages: pages, secureCookies: secureCookies))
-        SessionPages(
-            accounts: accounts, pages: pages, limits: authLimits, clientAddress: clientAddress,
-            secureCookies: secureCookies
-        ).addRoutes(to: web)
+        let web = router.group().add(middleware: WebMiddleware(accounts: accounts, pages: pages))
+        SessionPages(accounts: accounts, pages: pages, limits: authLimits, clientAddress: clientAddress)
+            .addRoutes(to: web)
         let signedIn = web.group(context: AuthenticatedContext.self)
         DevicePages(devices: devices, pages: pages).addRoutes(to: signedIn)
         ScriptPages(scripts: scriptService, devices: devices, pages: pages, clock: clock).addRoutes(to: signedIn)
-        AccountPages(accounts: accounts, members: members, store: store, pages: pages, clock: clock)
+        AccountPages(accounts: accounts, limits: authLimits, members: members, store: store, pages: pages, clock: clock)
             .addRoutes(to: signedIn)
     }
 }

@@ -24,10 +24,7 @@ public struct Operations: Sendable {
     public func createPlatformAdmin(email: String, password: String) async throws -> User {
         try await withStore { store in
             try await store.migrate()
-            let accounts = AccountService(
-                store: store, hasher: PasswordHasher(cost: configuration.bcryptCost),
-                passwordPolicy: PasswordPolicy(commonPasswords: try CommonPasswords.load()), clock: SystemClock(),
-                sessionIdleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds)
+            let accounts = try AccountService(configuration: configuration, store: store, clock: SystemClock())
             return try await accounts.createPlatformAdmin(email: email, password: password)
         }
     }

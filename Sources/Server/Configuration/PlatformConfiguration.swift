@@ -26,6 +26,8 @@ public struct PlatformConfiguration: Sendable {
     /// bcrypt work factor (4…31).
     public var bcryptCost = 12
     public var sessionIdleTimeoutSeconds: Double = 9000
+    /// A session ends this long after login, however active (the idle timeout ends it sooner).
+    public var sessionLifetimeSeconds: Double = 604_800
     public var telemetryRatePerMinute = 60
     public var loginRatePerMinute = 5
     public var registerRatePerHour = 3
@@ -104,6 +106,9 @@ public struct PlatformConfiguration: Sendable {
         if let cost = try integer("THERMOSTAT_BCRYPT_COST", 4...31) { bcryptCost = cost }
         if let seconds = try integer("THERMOSTAT_SESSION_IDLE_SECONDS", 60...2_592_000) {
             sessionIdleTimeoutSeconds = Double(seconds)
+        }
+        if let seconds = try integer("THERMOSTAT_SESSION_LIFETIME_SECONDS", 300...31_536_000) {
+            sessionLifetimeSeconds = Double(seconds)
         }
         if let rate = try integer("THERMOSTAT_TELEMETRY_RATE_PER_MINUTE", 1...10_000_000) { telemetryRatePerMinute = rate }
         if let rate = try integer("THERMOSTAT_LOGIN_RATE_PER_MINUTE", 1...1_000_000) { loginRatePerMinute = rate }

@@ -15,7 +15,6 @@ struct AuthController {
 
     let accounts: AccountService
     let limits: Limits
-    let secureCookies: Bool
     let clientAddress: ClientAddressResolver
 
     struct RegisterBody: StrictRequestBody {
@@ -74,7 +73,7 @@ struct AuthController {
         let body = try await request.decodeStrict(RegisterBody.self, context: context)
         let (membership, user, token) = try await accounts.register(
             email: body.email, password: body.password, tenantName: body.tenantName)
-        if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
+        if let old = accounts.cookies.sessionToken(in: request) {
             try await accounts.endSession(token: old)
         }
         var response = try jsonResponse(
@@ -90,7 +89,7 @@ struct AuthController {
             try limits.loginPerAccount.acquire(account)
         }
         let (membership, user, token) = try await accounts.login(email: body.email, password: body.password)
-        if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
+        if let old = accounts.cookies.sessionToken(in: request) {
             try await accounts.endSession(token: old)
         }
         var response = try jsonResponse(AccountJSON(user: UserJSON(user), tenant: TenantJSON(membership)))
@@ -99,13 +98,13 @@ struct AuthController {
     }
 
     @Sendable func logout(_ request: Request, context: AppRequestContext) async throws -> Response {
-        guard context.identity != nil, let token = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value
+        guard context.identity != nil, let token = accounts.cookies.sessionToken(in: request)
         else {
             throw PlatformError.unauthenticated
         }
         try await accounts.endSession(token: token)
         var response = Response(status: .noContent)
-        response.setCookie(accounts.expiredSessionCookie(secure: secureCookies))
+        response.setCookie(accounts.cookies.expiredSession())
         return response
     }
 
@@ -129,11 +128,13 @@ struct AuthController {
 
     @Sendable func changePassword(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let body = try await request.decodeStrict(PasswordBody.self, context: context)
+        // Guessing the current password here counts like guessing it at login.
+        try limits.loginPerAccount.acquire(context.identity.user.email)
         try await accounts.changePassword(context.identity, current: body.currentPassword, new: body.newPassword)
         return Response(status: .noContent)
     }
 
     private func sessionCookie(_ token: String) -> Cookie {
-        accounts.sessionCookie(token, secure: secureCookies)
+        accounts.cookies.session(token)
     }
 }

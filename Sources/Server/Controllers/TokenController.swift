@@ -3,15 +3,23 @@ import Hummingbird
 import PlatformCore
 import Storage
 
-/// `/api/tokens/`: user API tokens for scripts and the CLI (Bearer), listed and revocable.
+/// `/api/tokens/`: user API tokens for scripts and the CLI (Bearer), listed and revocable; each
+/// `read` or `write`, optionally expiring. Only a session creates them.
 struct TokenController {
     let accounts: AccountService
     let store: any PlatformStore
     let clock: any WallClock
 
     struct CreateBody: StrictRequestBody {
-        static let fields: Set<String> = ["name"]
+        static let fields: Set<String> = ["name", "scope", "expires_in_days"]
         var name: String
+        var scope: String?
+        var expiresInDays: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case name, scope
+            case expiresInDays = "expires_in_days"
+        }
     }
 
     struct TokenJSON: Encodable {
@@ -20,6 +28,8 @@ struct TokenController {
         var createdAt: Timestamp
         var lastUsedAt: Timestamp?
         var revoked: Bool
+        var scope: String
+        var expiresAt: Timestamp?
 
         init(_ token: APIToken) {
             id = token.id.uuidString.lowercased()
@@ -27,12 +37,15 @@ struct TokenController {
             createdAt = token.createdAt
             lastUsedAt = token.lastUsedAt
             revoked = token.revokedAt != nil
+            scope = token.scope.rawValue
+            expiresAt = token.expiresAt
         }
 
         enum CodingKeys: String, CodingKey {
-            case id, name, revoked
+            case id, name, revoked, scope
             case createdAt = "created_at"
             case lastUsedAt = "last_used_at"
+            case expiresAt = "expires_at"
         }
     }
 
@@ -58,8 +71,18 @@ struct TokenController {
 
     @Sendable func create(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let body = try await request.decodeStrict(CreateBody.self, context: context)
-        let (token, secret) = try await accounts.createAPIToken(for: context.identity, name: body.name)
+        let (token, secret) = try await accounts.createAPIToken(
+            for: context.identity, name: body.name, scope: try Self.scope(body.scope), expiresInDays: body.expiresInDays)
         return try jsonResponse(CreatedJSON(token: TokenJSON(token), secret: secret), status: .created)
+    }
+
+    /// A scope name (default `write`); anything else is a 422.
+    static func scope(_ name: String?) throws -> TokenScope {
+        guard let name else { return .write }
+        guard let scope = TokenScope(rawValue: name) else {
+            throw PlatformError.invalid("scope", "must be read or write", code: "invalid_enum")
+        }
+        return scope
     }
 
     @Sendable func revoke(_ request: Request, context: AuthenticatedContext) async throws -> Response {

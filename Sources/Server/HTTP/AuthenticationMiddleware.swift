@@ -7,8 +7,6 @@ import PlatformCore
 /// session leaves the context anonymous, and `AuthenticatedContext` turns that into a 401.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
-    static let sessionCookieName = "thermostat_session"
-
     let accounts: AccountService
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
@@ -21,7 +19,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 throw PlatformError(.unauthenticated, code: "invalid_token", message: "The API token is invalid or revoked")
             }
             context.identity = identity
-        } else if let token = request.cookies[Self.sessionCookieName]?.value, !token.isEmpty {
+        } else if let token = accounts.cookies.sessionToken(in: request) {
             context.identity = try await accounts.identity(sessionToken: token)
         }
         return try await next(request, context)

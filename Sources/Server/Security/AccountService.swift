@@ -11,6 +11,19 @@ struct AccountService: Sendable {
     let passwordPolicy: PasswordPolicy
     let clock: any WallClock
     let sessionIdleTimeoutSeconds: Double
+    /// A session ends this long after login however active it is.
+    let sessionLifetimeSeconds: Double
+    let cookies: SessionCookies
+    init(configuration: PlatformConfiguration, store: any PlatformStore, clock: any WallClock) throws {
+        self.store = store
+        hasher = PasswordHasher(cost: configuration.bcryptCost)
+        passwordPolicy = PasswordPolicy(commonPasswords: try CommonPasswords.load())
+        self.clock = clock
+        sessionIdleTimeoutSeconds = configuration.sessionIdleTimeoutSeconds
+        sessionLifetimeSeconds = configuration.sessionLifetimeSeconds
+        cookies = SessionCookies(secure: configuration.isProduction)
+    }
+
     /// Sessions record activity at most this often, so reads do not each cost a write.
     static let touchIntervalSeconds: Double = 60
 
@@ -82,32 +95,19 @@ struct AccountService: Sendable {
         return token
     }
 
-    /// The session cookie: HttpOnly, SameSite=Lax, Secure in production.
-    func sessionCookie(_ token: String, secure: Bool) -> Cookie {
-        Cookie(
-            name: AuthenticationMiddleware.sessionCookieName, value: token, path: "/", secure: secure, httpOnly: true,
-            sameSite: .lax)
-    }
-
-    /// A cookie that removes the session cookie.
-    func expiredSessionCookie(secure: Bool) -> Cookie {
-        Cookie(
-            name: AuthenticationMiddleware.sessionCookieName, value: "", maxAge: 0, path: "/", secure: secure,
-            httpOnly: true, sameSite: .lax)
-    }
-
     func endSession(token: String) async throws {
         try await store.deleteSession(tokenHash: Secrets.hash(token))
     }
 
-    /// The identity behind a session cookie, or nil when it is unknown or idle too long
-    /// (an expired session is deleted).
+    /// The identity behind a session cookie, or nil when it is unknown, idle too long or older
+    /// than the session lifetime (an expired session is deleted).
     func identity(sessionToken token: String) async throws -> Identity? {
         let hash = Secrets.hash(token)
         guard let session = try await store.session(tokenHash: hash) else { return nil }
         let now = clock.now()
         let idle = now.secondsSinceEpoch - session.lastSeenAt.secondsSinceEpoch
-        if idle > sessionIdleTimeoutSeconds {
+        let age = now.secondsSinceEpoch - session.createdAt.secondsSinceEpoch
+        if idle > sessionIdleTimeoutSeconds || age > sessionLifetimeSeconds {
             try await store.deleteSession(tokenHash: hash)
             return nil
         }
@@ -119,16 +119,21 @@ struct AccountService: Sendable {
         return identity
     }
 
-    /// The identity behind a user API token, or nil when it is unknown or revoked.
+    /// The identity behind a user API token, or nil when it is unknown, revoked or expired. A
+    /// `read` token acts with at most a viewer's rights.
     func identity(apiToken token: String) async throws -> Identity? {
         guard let stored = try await store.apiToken(tokenHash: Secrets.hash(token)), stored.revokedAt == nil else {
             return nil
         }
         let now = clock.now()
+        if let expiry = stored.expiresAt, now >= expiry { return nil }
         if stored.lastUsedAt.map({ now.secondsSinceEpoch - $0.secondsSinceEpoch > Self.touchIntervalSeconds }) ?? true {
             try await store.touchAPIToken(id: stored.id, at: now)
         }
-        return try await identity(userID: stored.userID, tenantID: stored.tenantID, .apiToken(id: stored.id))
+        guard var identity = try await identity(userID: stored.userID, tenantID: stored.tenantID, .apiToken(id: stored.id))
+        else { return nil }
+        if stored.scope == .read { identity.role = min(identity.role, .viewer) }
+        return identity
     }
 
     private func identity(userID: UUID, tenantID: UUID, _ credential: Identity.Credential) async throws -> Identity? {
@@ -138,13 +143,28 @@ struct AccountService: Sendable {
         return Identity(user: user, tenant: membership.tenant, role: membership.role, credential: credential)
     }
 
-    /// Creates a user API token; returns it with its secret, shown this once.
-    func createAPIToken(for identity: Identity, name: String) async throws -> (APIToken, secret: String) {
+    /// The longest a token may be made to last.
+    static let maximumTokenLifetimeDays = 3650
+
+    /// Creates a user API token; returns it with its secret, shown this once. Only a person
+    /// signed in with a session creates tokens: a token cannot mint more of itself.
+    func createAPIToken(for identity: Identity, name: String, scope: TokenScope, expiresInDays: Int?) async throws
+        -> (APIToken, secret: String)
+    {
+        guard case .session = identity.credential else {
+            throw PlatformError(
+                .forbidden, code: "session_required", message: "API tokens are created by a person logged in, not by a token")
+        }
         let name = try IdentifierRules.validName(name, field: "name")
+        if let days = expiresInDays, !(1...Self.maximumTokenLifetimeDays).contains(days) {
+            throw PlatformError.invalid("expires_in_days", "must be from 1 to \(Self.maximumTokenLifetimeDays)")
+        }
         let secret = Secrets.generate(prefix: Secrets.apiTokenPrefix)
+        let now = clock.now()
         let token = APIToken(
             id: UUID(), tenantID: identity.tenant.id, userID: identity.user.id, name: name,
-            tokenHash: Secrets.hash(secret), createdAt: clock.now())
+            tokenHash: Secrets.hash(secret), createdAt: now, scope: scope,
+            expiresAt: expiresInDays.map { now.adding(seconds: Double($0) * 86_400) })
         try await store.createAPIToken(token)
         return (token, secret)
     }

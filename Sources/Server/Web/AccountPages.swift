@@ -7,6 +7,7 @@ import Storage
 /// tenant's people; owners and admins add them and change roles) and `/account` (password).
 struct AccountPages {
     let accounts: AccountService
+    let limits: AuthController.Limits
     let members: MemberService
     let store: any AccountStore
     let pages: PageRenderer
@@ -18,6 +19,8 @@ struct AccountPages {
         var createdAt: String
         var lastUsedAt: String
         var revoked: Bool
+        var scope: String
+        var expiresAt: String
     }
 
     struct TokensModel {
@@ -72,7 +75,10 @@ struct AccountPages {
     @Sendable func createToken(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let name = context.form.text("name") ?? ""
         do {
-            let (token, secret) = try await accounts.createAPIToken(for: context.identity, name: name)
+            let days = context.form.text("expires_in_days").flatMap { Int($0) }
+            let (token, secret) = try await accounts.createAPIToken(
+                for: context.identity, name: name, scope: try TokenController.scope(context.form.text("scope")),
+                expiresInDays: days)
             return try await tokensPage(context, newSecret: secret, newName: token.name, status: .created)
         } catch let error as PlatformError where error.kind == .validation {
             return try await tokensPage(context, name: name, error: error.message, status: .unprocessableContent)
@@ -94,7 +100,8 @@ struct AccountPages {
         let rows = try await store.apiTokens(tenantID: context.identity.tenant.id, userID: context.identity.user.id).map {
             TokenRow(
                 id: $0.id.uuidString.lowercased(), name: $0.name, createdAt: $0.createdAt.iso8601,
-                lastUsedAt: $0.lastUsedAt?.iso8601 ?? "never", revoked: $0.revokedAt != nil)
+                lastUsedAt: $0.lastUsedAt?.iso8601 ?? "never", revoked: $0.revokedAt != nil, scope: $0.scope.rawValue,
+                expiresAt: $0.expiresAt?.iso8601 ?? "never")
         }
         return try await pages.page(
             "tokens", title: "API tokens", section: .tokens, context: context,
@@ -145,13 +152,14 @@ struct AccountPages {
 
     @Sendable func changePassword(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         do {
+            try limits.loginPerAccount.acquire(context.identity.user.email)
             try await accounts.changePassword(
                 context.identity, current: context.form["current_password"] ?? "",
                 new: context.form["new_password"] ?? "")
             return try await accountPage(
                 context, flash: .init(message: "Password changed. Your other sessions have ended.", isError: false))
-        } catch let error as PlatformError where error.kind == .validation {
-            return try await accountPage(context, error: error.message, status: .unprocessableContent)
+        } catch let error as PlatformError where error.kind != .internalFailure && error.kind != .unavailable {
+            return try await accountPage(context, error: error.message, status: ErrorMapping.status(for: error.kind))
         }
     }
 

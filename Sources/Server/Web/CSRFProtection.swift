@@ -2,14 +2,13 @@ import Crypto
 import Foundation
 
 /// Form tokens against cross-site request forgery: a token is an HMAC of the request's binding
-/// (the session token's hash once signed in, before that a random pre-session cookie) under the
+/// (the session token's hash once signed in, before that a random pre-session cookie, see
+/// `SessionCookies`) under the
 /// server's secret key, so nothing is stored and a token is useless for another session.
 /// Without `THERMOSTAT_SECRET_KEY` (development) the key is random per process: open forms
 /// then stop working across a restart, nothing else.
 struct CSRFProtection: Sendable {
     private let keyBytes: Data
-    /// The cookie that binds forms shown before login (login, sign-up).
-    static let presessionCookieName = "thermostat_presession"
     static let fieldName = "_csrf"
 
     init(secretKey: String?) {

@@ -9,7 +9,6 @@ struct SessionPages {
     let pages: PageRenderer
     let limits: AuthController.Limits
     let clientAddress: ClientAddressResolver
-    let secureCookies: Bool
 
     struct LoginModel {
         var email: String
@@ -52,10 +51,10 @@ struct SessionPages {
             try limits.login.acquire(clientAddress.key(request, peer: context.remoteAddress))
             if let account = try? IdentifierRules.normalizedEmail(email) { try limits.loginPerAccount.acquire(account) }
             let (_, _, token) = try await accounts.login(email: email, password: form["password"] ?? "")
-            if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value, !old.isEmpty {
+            if let old = accounts.cookies.sessionToken(in: request) {
                 try await accounts.endSession(token: old)
             }
-            return PageRenderer.redirect(to: next ?? "/", cookies: [accounts.sessionCookie(token, secure: secureCookies)])
+            return PageRenderer.redirect(to: next ?? "/", cookies: [accounts.cookies.session(token)])
         } catch let error as PlatformError where error.kind != .internalFailure && error.kind != .unavailable {
             var model = model
             model.error = error.message
@@ -78,10 +77,10 @@ struct SessionPages {
             try limits.register.acquire(clientAddress.key(request, peer: context.remoteAddress))
             let (_, _, token) = try await accounts.register(
                 email: model.email, password: form["password"] ?? "", tenantName: model.tenantName)
-            if let old = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value, !old.isEmpty {
+            if let old = accounts.cookies.sessionToken(in: request) {
                 try await accounts.endSession(token: old)
             }
-            return PageRenderer.redirect(to: "/", cookies: [accounts.sessionCookie(token, secure: secureCookies)])
+            return PageRenderer.redirect(to: "/", cookies: [accounts.cookies.session(token)])
         } catch let error as PlatformError where error.kind != .internalFailure && error.kind != .unavailable {
             model.error = error.message
             var response = try publicForm(
@@ -92,16 +91,16 @@ struct SessionPages {
     }
 
     @Sendable func logout(_ request: Request, context: AppRequestContext) async throws -> Response {
-        if context.identity != nil, let token = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value {
+        if context.identity != nil, let token = accounts.cookies.sessionToken(in: request) {
             try await accounts.endSession(token: token)
         }
-        return PageRenderer.redirect(to: "/login", cookies: [accounts.expiredSessionCookie(secure: secureCookies)])
+        return PageRenderer.redirect(to: "/login", cookies: [accounts.cookies.expiredSession()])
     }
 
     @Sendable func switchTenant(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let slug = context.form.text("tenant") ?? ""
         let (_, token) = try await accounts.switchTenant(context.identity, toSlug: slug)
-        return PageRenderer.redirect(to: "/", cookies: [accounts.sessionCookie(token, secure: secureCookies)])
+        return PageRenderer.redirect(to: "/", cookies: [accounts.cookies.session(token)])
     }
 
     /// A form page shown before login, bound to the pre-session cookie (set here when missing).
@@ -109,16 +108,13 @@ struct SessionPages {
         _ template: String, title: String, request: Request, content: some Any, flash: LayoutModel.Flash? = nil,
         status: HTTPResponse.Status = .ok
     ) throws -> Response {
-        var binding = request.cookies[CSRFProtection.presessionCookieName]?.value ?? ""
+        var binding = accounts.cookies.presession(in: request) ?? ""
         let isNew = binding.count < 20
         if isNew { binding = Secrets.generate(prefix: "") }
         var response = try pages.publicPage(
             template, title: title, binding: binding, content: content, flash: flash, status: status)
         if isNew {
-            response.setCookie(
-                Cookie(
-                    name: CSRFProtection.presessionCookieName, value: binding, path: "/", secure: secureCookies,
-                    httpOnly: true, sameSite: .lax))
+            response.setCookie(accounts.cookies.presession(binding))
         }
         return response
     }

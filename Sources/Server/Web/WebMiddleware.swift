@@ -12,7 +12,6 @@ struct WebMiddleware: RouterMiddleware {
 
     let accounts: AccountService
     let pages: PageRenderer
-    let secureCookies: Bool
     /// The largest form body accepted (a script source is the largest field).
     static let maximumFormBytes = 256 * 1024
 
@@ -21,7 +20,7 @@ struct WebMiddleware: RouterMiddleware {
     {
         var context = context
         var request = request
-        let sessionToken = request.cookies[AuthenticationMiddleware.sessionCookieName]?.value ?? ""
+        let sessionToken = accounts.cookies.sessionToken(in: request) ?? ""
         do {
             if !sessionToken.isEmpty {
                 context.identity = try await accounts.identity(sessionToken: sessionToken)
@@ -46,7 +45,7 @@ struct WebMiddleware: RouterMiddleware {
         let form = FormFields(urlencoded: String(buffer: body))
         let binding: String? =
             if case .session(let hash) = context.identity?.credential { hash } else {
-                request.cookies[CSRFProtection.presessionCookieName]?.value
+                accounts.cookies.presession(in: request)
             }
         guard let binding, !binding.isEmpty, pages.csrf.isValid(form[CSRFProtection.fieldName], binding: binding) else {
             throw PlatformError(
@@ -69,7 +68,7 @@ struct WebMiddleware: RouterMiddleware {
             }
             if !query.isEmpty { location += "?" + query.joined(separator: "&") }
             return PageRenderer.redirect(
-                to: location, cookies: hadSession ? [accounts.expiredSessionCookie(secure: secureCookies)] : [])
+                to: location, cookies: hadSession ? [accounts.cookies.expiredSession()] : [])
         }
         if failure.kind == .internalFailure {
             context.logger.error("page failed", metadata: ["error": "\(String(reflecting: error))"])

@@ -146,5 +146,11 @@ enum PostgresMigrations {
                 )
                 """,
             ]),
+        Migration(
+            version: 3, name: "api token scope and expiry",
+            statements: [
+                "ALTER TABLE api_tokens ADD COLUMN scope text NOT NULL DEFAULT 'write'",
+                "ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz",
+            ]),
     ]
 }

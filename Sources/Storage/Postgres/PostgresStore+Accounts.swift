@@ -188,20 +188,21 @@ extension PostgresStore: AccountStore {
     public func createAPIToken(_ token: APIToken) async throws {
         try await execute(
             """
-            INSERT INTO api_tokens (tenant_id, id, user_id, name, token_hash, created_at)
+            INSERT INTO api_tokens (tenant_id, id, user_id, name, token_hash, created_at, scope, expires_at)
             VALUES (\(token.tenantID), \(token.id), \(token.userID), \(token.name), \(token.tokenHash),
-                \(token.createdAt))
+                \(token.createdAt), \(token.scope.rawValue), \(token.expiresAt))
             """)
     }
 
-    private typealias TokenRow = (UUID, UUID, UUID, String, String, Timestamp, Timestamp?, Timestamp?)
+    private typealias TokenRow = (UUID, UUID, UUID, String, String, Timestamp, Timestamp?, Timestamp?, String, Timestamp?)
 
-    private static let tokenColumns = "id, tenant_id, user_id, name, token_hash, created_at, last_used_at, revoked_at"
+    private static let tokenColumns =
+        "id, tenant_id, user_id, name, token_hash, created_at, last_used_at, revoked_at, scope, expires_at"
 
     private static func apiToken(_ row: TokenRow) -> APIToken {
         APIToken(
             id: row.0, tenantID: row.1, userID: row.2, name: row.3, tokenHash: row.4, createdAt: row.5,
-            lastUsedAt: row.6, revokedAt: row.7)
+            lastUsedAt: row.6, revokedAt: row.7, scope: TokenScope(rawValue: row.8) ?? .read, expiresAt: row.9)
     }
 
     public func apiToken(tokenHash: String) async throws -> APIToken? {

@@ -120,5 +120,11 @@ enum SQLiteMigrations {
                 )
                 """,
             ]),
+        Migration(
+            version: 3, name: "api token scope and expiry",
+            statements: [
+                "ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'write'",
+                "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER",
+            ]),
     ]
 }

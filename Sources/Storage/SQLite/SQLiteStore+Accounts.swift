@@ -203,12 +203,12 @@ extension SQLiteStore: AccountStore {
         try await pool.write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO api_tokens (tenant_id, id, user_id, name, token_hash, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO api_tokens (tenant_id, id, user_id, name, token_hash, created_at, scope, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     token.tenantID.databaseText, token.id.databaseText, token.userID.databaseText, token.name,
-                    token.tokenHash, token.createdAt.microseconds,
+                    token.tokenHash, token.createdAt.microseconds, token.scope.rawValue, token.expiresAt?.microseconds,
                 ])
         }
     }
@@ -217,7 +217,8 @@ extension SQLiteStore: AccountStore {
         APIToken(
             id: row.uuid("id"), tenantID: row.uuid("tenant_id"), userID: row.uuid("user_id"), name: row["name"],
             tokenHash: row["token_hash"], createdAt: row.timestamp("created_at"),
-            lastUsedAt: row.optionalTimestamp("last_used_at"), revokedAt: row.optionalTimestamp("revoked_at"))
+            lastUsedAt: row.optionalTimestamp("last_used_at"), revokedAt: row.optionalTimestamp("revoked_at"),
+            scope: TokenScope(rawValue: row["scope"]) ?? .read, expiresAt: row.optionalTimestamp("expires_at"))
     }
 
     public func apiToken(tokenHash: String) async throws -> APIToken? {
