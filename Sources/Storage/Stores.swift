@@ -43,12 +43,15 @@ public protocol AccountStore: Sendable {
 
 /// Devices and their credentials.
 public protocol DeviceStore: Sendable {
-    /// Registers a device. Throws a conflict when the serial exists in any tenant.
+    /// Registers a device. Throws a conflict when the tenant already has the serial (serials are
+    /// unique per tenant: another tenant's devices neither block nor reveal one).
     func createDevice(_ device: Device, keyHash: String) async throws
     func devices(tenantID: UUID) async throws -> [Device]
     func device(tenantID: UUID, serial: String) async throws -> Device?
-    /// Looks a credential up by serial across tenants; the ingest path authenticates with it.
-    func credential(serial: String) async throws -> DeviceCredential?
+    /// The credential whose current or previous key has this hash, in any tenant: the ingest
+    /// path finds a device by its key, then checks the serial.
+    func credential(keyHash: String) async throws -> DeviceCredential?
+    func credential(tenantID: UUID, serial: String) async throws -> DeviceCredential?
     /// Installs a new key; the current one stays valid until `previousValidUntil` — unless the
     /// device was revoked, whose keys never come back.
     func rotateKey(tenantID: UUID, serial: String, newKeyHash: String, previousValidUntil: Timestamp) async throws

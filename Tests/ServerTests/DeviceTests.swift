@@ -22,7 +22,8 @@ struct DeviceTests {
             #expect(key.hasPrefix("thk_") && key.count >= 46)
             let uri = try #require(body["provisioning_uri"] as? String)
             #expect(uri == "thermostat://provision?v=1&url=http%3A%2F%2F127.0.0.1%3A8080&serial=TH-0001&key=\(key)")
-            let credential = try #require(try await store.credential(serial: "TH-0001"))
+            let tenantID = try #require(UUID(uuidString: user.tenantID))
+            let credential = try #require(try await store.credential(tenantID: tenantID, serial: "TH-0001"))
             let digest = SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
             #expect(credential.keyHash == digest)
 
@@ -66,9 +67,6 @@ struct DeviceTests {
             let owner = try await client.register()
             let intruder = try await client.register()
             let device = try await client.registerDevice(owner, serial: "TH-OWNED")
-            let duplicate = try await client.json(
-                "/api/devices/register/", method: .post, body: #"{"serial":"TH-OWNED"}"#, cookie: intruder.cookie)
-            #expect(duplicate.status == .conflict)
             let requests: [(String, HTTPRequest.Method, String?)] = [
                 ("/api/devices/TH-OWNED/", .get, nil),
                 ("/api/devices/TH-OWNED/latest/", .get, nil),
@@ -87,6 +85,45 @@ struct DeviceTests {
             #expect((try intruderList.object()["devices"] as? [Any])?.isEmpty == true)
             let still = try await client.ingest(device, SampleJSON.make(serial: device.serial, at: Timestamp(Date())))
             #expect(still.status == .ok, "nothing the intruder tried touched the device")
+        }
+    }
+
+    /// Serials are unique per tenant: nobody can squat another tenant's serials, and nothing
+    /// tells whether a serial exists elsewhere. A device is found by its key, then its serial.
+    @Test(arguments: Backend.available)
+    func serialsAreUniquePerTenantAndDevicesAreFoundByKey(_ backend: Backend) async throws {
+        try await TestPlatform.run(backend) { client, store in
+            let first = try await client.register()
+            let second = try await client.register()
+            let mine = try await client.registerDevice(first, serial: "TH-0001")
+            let theirs = try await client.registerDevice(second, serial: "TH-0001")
+            #expect(mine.key != theirs.key)
+            let again = try await client.json(
+                "/api/devices/register/", method: .post, body: #"{"serial":"TH-0001"}"#, cookie: first.cookie)
+            #expect(again.status == .conflict, "within one tenant a serial is still unique")
+
+            let now = Timestamp(Date())
+            #expect(try await client.ingest(mine, SampleJSON.make(serial: "TH-0001", at: now, inside: 21.0)).status == .ok)
+            #expect(try await client.ingest(theirs, SampleJSON.make(serial: "TH-0001", at: now, inside: 25.0)).status == .ok)
+            let firstTenant = try #require(UUID(uuidString: first.tenantID))
+            let secondTenant = try #require(UUID(uuidString: second.tenantID))
+            #expect(try await store.latest(tenantID: firstTenant, serial: "TH-0001")?.tempInside == 21.0)
+            #expect(try await store.latest(tenantID: secondTenant, serial: "TH-0001")?.tempInside == 25.0)
+
+            let wrongSerial = TestDevice(serial: "TH-0002", key: mine.key)
+            let refused = try await client.ingest(wrongSerial, SampleJSON.make(serial: "TH-0002", at: now))
+            #expect(refused.status == .unauthorized, "a key works only with the serial it was issued for")
+            let rotated = try await client.json("/api/devices/TH-0001/rotate-key/", method: .post, cookie: second.cookie)
+            #expect(rotated.status == .ok)
+            let newKey = try #require(try rotated.object()["api_key"] as? String)
+            let later = now.adding(seconds: 60)
+            #expect(try await client.ingest(mine, SampleJSON.make(serial: "TH-0001", at: later)).status == .ok, "untouched")
+            #expect(try await client.ingest(theirs, SampleJSON.make(serial: "TH-0001", at: later)).status == .ok, "in grace")
+            let fresh = TestDevice(serial: "TH-0001", key: newKey)
+            #expect(try await client.ingest(fresh, SampleJSON.make(serial: "TH-0001", at: later.adding(seconds: 1))).status == .ok)
+            #expect(try await client.json("/api/devices/TH-0001/revoke/", method: .post, cookie: second.cookie).status == .ok)
+            #expect(try await client.ingest(fresh, SampleJSON.make(serial: "TH-0001", at: later.adding(seconds: 2))).status == .unauthorized)
+            #expect(try await client.ingest(mine, SampleJSON.make(serial: "TH-0001", at: later.adding(seconds: 2))).status == .ok)
         }
     }
 
@@ -163,7 +200,7 @@ struct DeviceTests {
             #expect(try await client.json("/api/devices/\(device.serial)/", method: .delete, cookie: user.cookie).status == .noContent)
             #expect(try await client.json("/api/devices/\(device.serial)/", cookie: user.cookie).status == .notFound)
             #expect(try await client.ingest(device, SampleJSON.make(serial: device.serial, at: Timestamp(Date()))).status == .unauthorized)
-            #expect(try await store.credential(serial: device.serial) == nil)
+            #expect(try await store.credential(tenantID: try #require(UUID(uuidString: user.tenantID)), serial: device.serial) == nil)
         }
     }
 }

@@ -40,7 +40,7 @@ struct UnauthenticatedIngestTests {
         }
     }
 
-    @Test func unknownSerialsNeverEvictRealDevicesFromTheCache() async throws {
+    @Test func unknownKeysNeverEvictRealDevicesFromTheCache() async throws {
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock) { client, appStore in
             let user = try await client.register()
@@ -49,11 +49,14 @@ struct UnauthenticatedIngestTests {
             _ = try await cache.authenticate(serial: device.serial, key: device.key)
             for index in 0..<200 {
                 await #expect(throws: PlatformError.self) {
-                    _ = try await cache.authenticate(serial: "SQUAT-\(index)", key: "thk_guess")
+                    _ = try await cache.authenticate(serial: "SQUAT-\(index)", key: "thk_guess-\(index)")
                 }
             }
             #expect(cache.counts.devices == 1)
-            #expect(cache.counts.unknown == 5, "unknown serials are bounded apart")
+            #expect(cache.counts.unknown == 5, "unknown keys are bounded apart")
+            await #expect(throws: PlatformError.self, "a real key with another serial") {
+                _ = try await cache.authenticate(serial: "SQUAT-1", key: device.key)
+            }
             #expect(cache.cachedCredential(serial: device.serial, key: device.key) != nil, "the real device stays cached")
             #expect(cache.cachedCredential(serial: device.serial, key: "thk_wrong") == nil)
         }

@@ -133,22 +133,25 @@ struct StoreConformanceTests {
 
             let device = Device(tenantID: tenant.id, serial: "TH-1", name: "Hall", location: nil, createdAt: Self.epoch)
             try await store.createDevice(device, keyHash: "key-1")
-            let clash = Device(tenantID: otherTenant.id, serial: "TH-1", name: "Clash", location: nil, createdAt: Self.epoch)
-            await #expect(throws: PlatformError.self) { try await store.createDevice(clash, keyHash: "key-x") }
+            let twin = Device(tenantID: tenant.id, serial: "TH-1", name: "Twin", location: nil, createdAt: Self.epoch)
+            await #expect(throws: PlatformError.self) { try await store.createDevice(twin, keyHash: "key-x") }
 
             #expect(try await store.devices(tenantID: tenant.id) == [device])
             #expect(try await store.devices(tenantID: otherTenant.id).isEmpty)
             #expect(try await store.device(tenantID: otherTenant.id, serial: "TH-1") == nil)
-            #expect(try await store.credential(serial: "TH-1") == DeviceCredential(tenantID: tenant.id, serial: "TH-1", keyHash: "key-1"))
+            #expect(try await store.credential(tenantID: tenant.id, serial: "TH-1") == DeviceCredential(tenantID: tenant.id, serial: "TH-1", keyHash: "key-1"))
+            #expect(try await store.credential(keyHash: "key-1") == DeviceCredential(tenantID: tenant.id, serial: "TH-1", keyHash: "key-1"))
+            #expect(try await store.credential(keyHash: "key-x") == nil)
 
             let grace = Self.epoch.adding(seconds: 3600)
             #expect(!(try await store.rotateKey(tenantID: otherTenant.id, serial: "TH-1", newKeyHash: "evil", previousValidUntil: grace)))
             #expect(try await store.rotateKey(tenantID: tenant.id, serial: "TH-1", newKeyHash: "key-2", previousValidUntil: grace))
-            #expect(
-                try await store.credential(serial: "TH-1")
-                    == DeviceCredential(
-                        tenantID: tenant.id, serial: "TH-1", keyHash: "key-2", previousKeyHash: "key-1",
-                        previousKeyExpiresAt: grace))
+            let rotated = DeviceCredential(
+                tenantID: tenant.id, serial: "TH-1", keyHash: "key-2", previousKeyHash: "key-1", previousKeyExpiresAt: grace)
+            #expect(try await store.credential(tenantID: tenant.id, serial: "TH-1") == rotated)
+            #expect(try await store.credential(keyHash: "key-2") == rotated)
+            #expect(try await store.credential(keyHash: "key-1") == rotated, "the previous key finds the device too")
+
 
             #expect(try await store.updateDevice(tenantID: tenant.id, serial: "TH-1", name: "Kitchen", location: .some("Floor 1")))
             #expect(try await store.device(tenantID: tenant.id, serial: "TH-1")?.location == "Floor 1")
@@ -160,14 +163,23 @@ struct StoreConformanceTests {
 
             #expect(!(try await store.revokeDevice(tenantID: otherTenant.id, serial: "TH-1", at: grace)))
             #expect(try await store.revokeDevice(tenantID: tenant.id, serial: "TH-1", at: grace))
-            let revoked = try await store.credential(serial: "TH-1")
+            let revoked = try await store.credential(tenantID: tenant.id, serial: "TH-1")
             #expect(revoked?.revoked == true)
             #expect(revoked?.previousKeyHash == nil, "revoking also ends the rotation grace period")
 
             _ = try await store.insert([TelemetryRecord(tenantID: tenant.id, sample: Self.sample("TH-1", at: 0))], receivedAt: grace)
             #expect(!(try await store.deleteDevice(tenantID: otherTenant.id, serial: "TH-1")))
             #expect(try await store.deleteDevice(tenantID: tenant.id, serial: "TH-1"))
-            #expect(try await store.credential(serial: "TH-1") == nil)
+            #expect(try await store.credential(tenantID: tenant.id, serial: "TH-1") == nil)
+            #expect(try await store.credential(keyHash: "key-2") == nil)
+
+            // Another tenant may use the same serial: its own device, found by its own key.
+            let same = Device(tenantID: otherTenant.id, serial: "TH-1", name: "Same serial", location: nil, createdAt: Self.epoch)
+            try await store.createDevice(same, keyHash: "key-other")
+            try await store.createDevice(device, keyHash: "key-again")
+            #expect(try await store.credential(keyHash: "key-other")?.tenantID == otherTenant.id)
+            #expect(try await store.credential(keyHash: "key-again")?.tenantID == tenant.id)
+            #expect(try await store.device(tenantID: otherTenant.id, serial: "TH-1")?.name == "Same serial")
             #expect(try await store.latest(tenantID: tenant.id, serial: "TH-1") == nil, "a deleted device's data goes too")
         }
     }

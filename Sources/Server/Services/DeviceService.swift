@@ -33,7 +33,7 @@ struct DeviceService: Sendable {
         let key = Secrets.generate(prefix: Secrets.deviceKeyPrefix)
         let device = Device(tenantID: tenantID, serial: serial, name: name, location: location, createdAt: clock.now())
         try await store.createDevice(device, keyHash: Secrets.hash(key))
-        credentials.invalidate(serial: device.serial)
+        credentials.invalidate(tenantID: tenantID, serial: device.serial)
         return IssuedKey(device: device, apiKey: key, provisioningURI: provisioningURI(serial: serial, key: key))
     }
 
@@ -69,7 +69,7 @@ struct DeviceService: Sendable {
 
     func delete(tenantID: UUID, serial: String) async throws {
         guard try await store.deleteDevice(tenantID: tenantID, serial: serial) else { throw PlatformError.notFound("Device") }
-        credentials.invalidate(serial: serial)
+        credentials.invalidate(tenantID: tenantID, serial: serial)
     }
 
     /// A new key; the previous one keeps working for `graceSeconds` (default: the configured grace).
@@ -83,18 +83,18 @@ struct DeviceService: Sendable {
             tenantID: tenantID, serial: serial, newKeyHash: Secrets.hash(key),
             previousValidUntil: clock.now().adding(seconds: grace))
         else { throw PlatformError.notFound("Device") }
-        credentials.invalidate(serial: serial)
+        credentials.invalidate(tenantID: tenantID, serial: serial)
         let device = try await device(tenantID: tenantID, serial: serial)
         return IssuedKey(
             device: device, apiKey: key, provisioningURI: provisioningURI(serial: serial, key: key),
-            previousKeyValidUntil: try await store.credential(serial: serial)?.previousKeyExpiresAt)
+            previousKeyValidUntil: try await store.credential(tenantID: tenantID, serial: serial)?.previousKeyExpiresAt)
     }
 
     func revoke(tenantID: UUID, serial: String) async throws {
         guard try await store.revokeDevice(tenantID: tenantID, serial: serial, at: clock.now()) else {
             throw PlatformError.notFound("Device")
         }
-        credentials.invalidate(serial: serial)
+        credentials.invalidate(tenantID: tenantID, serial: serial)
     }
 
     /// Whether the device reported within the online window.

@@ -152,5 +152,13 @@ enum PostgresMigrations {
                 "ALTER TABLE api_tokens ADD COLUMN scope text NOT NULL DEFAULT 'write'",
                 "ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz",
             ]),
+        // Serials are unique per tenant, not platform-wide; devices are found by their key.
+        Migration(
+            version: 4, name: "serials unique per tenant, devices found by key",
+            statements: [
+                "ALTER TABLE devices DROP CONSTRAINT devices_serial_key",
+                "CREATE UNIQUE INDEX devices_by_key ON devices (key_hash)",
+                "CREATE INDEX devices_by_previous_key ON devices (previous_key_hash) WHERE previous_key_hash IS NOT NULL",
+            ]),
     ]
 }

@@ -42,17 +42,30 @@ extension PostgresStore: DeviceStore {
         ).first.map(Self.device)
     }
 
-    public func credential(serial: String) async throws -> DeviceCredential? {
+    private typealias CredentialRow = (UUID, String, String, String?, Timestamp?, Bool)
+
+    private static func credential(_ row: CredentialRow) -> DeviceCredential {
+        DeviceCredential(
+            tenantID: row.0, serial: row.1, keyHash: row.2, previousKeyHash: row.3, previousKeyExpiresAt: row.4,
+            revoked: row.5)
+    }
+
+    public func credential(keyHash: String) async throws -> DeviceCredential? {
         try await rows(
             """
             SELECT tenant_id, serial, key_hash, previous_key_hash, previous_key_expires_at, revoked_at IS NOT NULL
-            FROM devices WHERE serial = \(serial)
-            """, as: (UUID, String, String, String?, Timestamp?, Bool).self
-        ).first.map {
-            DeviceCredential(
-                tenantID: $0.0, serial: $0.1, keyHash: $0.2, previousKeyHash: $0.3, previousKeyExpiresAt: $0.4,
-                revoked: $0.5)
-        }
+            FROM devices WHERE key_hash = \(keyHash) OR previous_key_hash = \(keyHash) LIMIT 1
+            """, as: CredentialRow.self
+        ).first.map(Self.credential)
+    }
+
+    public func credential(tenantID: UUID, serial: String) async throws -> DeviceCredential? {
+        try await rows(
+            """
+            SELECT tenant_id, serial, key_hash, previous_key_hash, previous_key_expires_at, revoked_at IS NOT NULL
+            FROM devices WHERE tenant_id = \(tenantID) AND serial = \(serial)
+            """, as: CredentialRow.self
+        ).first.map(Self.credential)
     }
 
     public func rotateKey(tenantID: UUID, serial: String, newKeyHash: String, previousValidUntil: Timestamp)

@@ -126,5 +126,35 @@ enum SQLiteMigrations {
                 "ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'write'",
                 "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER",
             ]),
+        // Serials are unique per tenant, not platform-wide; devices are found by their key.
+        Migration(
+            version: 4, name: "serials unique per tenant, devices found by key",
+            statements: [
+                """
+                CREATE TABLE devices_per_tenant (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    serial TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    location TEXT,
+                    created_at INTEGER NOT NULL,
+                    last_seen INTEGER,
+                    revoked_at INTEGER,
+                    key_hash TEXT NOT NULL,
+                    previous_key_hash TEXT,
+                    previous_key_expires_at INTEGER,
+                    PRIMARY KEY (tenant_id, serial)
+                )
+                """,
+                """
+                INSERT INTO devices_per_tenant
+                SELECT tenant_id, serial, name, location, created_at, last_seen, revoked_at, key_hash, previous_key_hash,
+                    previous_key_expires_at
+                FROM devices
+                """,
+                "DROP TABLE devices",
+                "ALTER TABLE devices_per_tenant RENAME TO devices",
+                "CREATE UNIQUE INDEX devices_by_key ON devices (key_hash)",
+                "CREATE INDEX devices_by_previous_key ON devices (previous_key_hash) WHERE previous_key_hash IS NOT NULL",
+            ]),
     ]
 }

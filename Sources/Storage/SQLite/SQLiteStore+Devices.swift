@@ -5,7 +5,10 @@ import PlatformCore
 extension SQLiteStore: DeviceStore {
     public func createDevice(_ device: Device, keyHash: String) async throws {
         try await pool.write { db in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM devices WHERE serial = ?", arguments: [device.serial]) != nil {
+            if try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM devices WHERE tenant_id = ? AND serial = ?",
+                arguments: [device.tenantID.databaseText, device.serial]) != nil
+            {
                 throw PlatformError.conflict("A device with this serial is already registered", field: "serial")
             }
             try db.execute(
@@ -44,23 +47,38 @@ extension SQLiteStore: DeviceStore {
         }
     }
 
-    public func credential(serial: String) async throws -> DeviceCredential? {
+    public func credential(keyHash: String) async throws -> DeviceCredential? {
         try await pool.read { db in
             try Row.fetchOne(
                 db,
                 sql: """
                     SELECT tenant_id, serial, key_hash, previous_key_hash, previous_key_expires_at, revoked_at
-                    FROM devices WHERE serial = ?
+                    FROM devices WHERE key_hash = ?1 OR previous_key_hash = ?1 LIMIT 1
                     """,
-                arguments: [serial]
-            ).map { row in
-                DeviceCredential(
-                    tenantID: row.uuid("tenant_id"), serial: row["serial"], keyHash: row["key_hash"],
-                    previousKeyHash: row["previous_key_hash"],
-                    previousKeyExpiresAt: row.optionalTimestamp("previous_key_expires_at"),
-                    revoked: (row["revoked_at"] as Int64?) != nil)
-            }
+                arguments: [keyHash]
+            ).map(Self.credential(from:))
         }
+    }
+
+    public func credential(tenantID: UUID, serial: String) async throws -> DeviceCredential? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT tenant_id, serial, key_hash, previous_key_hash, previous_key_expires_at, revoked_at
+                    FROM devices WHERE tenant_id = ? AND serial = ?
+                    """,
+                arguments: [tenantID.databaseText, serial]
+            ).map(Self.credential(from:))
+        }
+    }
+
+    private static func credential(from row: Row) -> DeviceCredential {
+        DeviceCredential(
+            tenantID: row.uuid("tenant_id"), serial: row["serial"], keyHash: row["key_hash"],
+            previousKeyHash: row["previous_key_hash"],
+            previousKeyExpiresAt: row.optionalTimestamp("previous_key_expires_at"),
+            revoked: (row["revoked_at"] as Int64?) != nil)
     }
 
     public func rotateKey(tenantID: UUID, serial: String, newKeyHash: String, previousValidUntil: Timestamp)
