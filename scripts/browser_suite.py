@@ -828,8 +828,17 @@ class Suite:
         slug = body["tenant"]["slug"]
         status, body = other.call("POST", "/api/devices/register/", {"serial": OTHER_SERIAL, "name": "Porch"})
         check(status == 201, f"register {OTHER_SERIAL}: {status} {body}")
-        status, body = other.call("POST", "/api/tenant/members/", {"email": OWNER_EMAIL, "role": "member"})
-        check(status in (200, 201), f"add {OWNER_EMAIL} to {OTHER_TENANT}: {status} {body}")
+        status, body = other.call("POST", "/api/tenant/invitations/", {"email": OWNER_EMAIL, "role": "member"})
+        check(status == 201, f"invite {OWNER_EMAIL} to {OTHER_TENANT}: {status} {body}")
+        invitation = body["invitation"]["id"]
+        b.go("/account")
+        b.find(f"#received-invitations li[data-invitation-id='{invitation}']")
+        check(OTHER_TENANT in b.find("#received-invitations").text, f"{OTHER_TENANT} is not named in the invitation")
+        b.shot("invitation received")
+        b.submit(f"#received-invitations li[data-invitation-id='{invitation}'] form.accept-invitation", confirm=False)
+        b.at("/account")
+        b.find("#flash")
+        check(b.absent("#received-invitations"), "the accepted invitation is still listed")
         b.go("/")
         select = Select(b.find("form#tenant-switcher select[name=tenant]"))
         values = [option.get_attribute("value") for option in select.options]

@@ -73,6 +73,45 @@ public struct Membership: Sendable, Equatable {
     }
 }
 
+/// An invitation to join a tenant with a role, addressed to an email address. The invitee sees
+/// it after logging in with that address and accepts or declines it; nothing tells the inviter
+/// whether the address has an account.
+public struct Invitation: Sendable, Equatable {
+    public var id: UUID
+    public var tenantID: UUID
+    /// Normalised (see `IdentifierRules.normalizedEmail`).
+    public var email: String
+    public var role: Role
+    public var invitedBy: UUID
+    public var createdAt: Timestamp
+    public var expiresAt: Timestamp
+
+    public init(
+        id: UUID, tenantID: UUID, email: String, role: Role, invitedBy: UUID, createdAt: Timestamp, expiresAt: Timestamp
+    ) {
+        self.id = id
+        self.tenantID = tenantID
+        self.email = email
+        self.role = role
+        self.invitedBy = invitedBy
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+}
+
+/// An invitation as its invitee sees it: which tenant, and who invited them.
+public struct ReceivedInvitation: Sendable, Equatable {
+    public var invitation: Invitation
+    public var tenant: Tenant
+    public var inviterEmail: String
+
+    public init(invitation: Invitation, tenant: Tenant, inviterEmail: String) {
+        self.invitation = invitation
+        self.tenant = tenant
+        self.inviterEmail = inviterEmail
+    }
+}
+
 /// A server-side login session. Only the SHA-256 of the cookie token is stored.
 public struct Session: Sendable, Equatable {
     public var tokenHash: String

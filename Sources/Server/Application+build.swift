@@ -92,7 +92,9 @@ struct Platform {
         workers = LuaWorkerPool(configuration: try configuration.luaWorkerPool(), logger: logger)
         scripts = ScriptEngine(store: store, workers: workers, clock: clock, logger: logger)
         devices = DeviceService(store: store, credentials: credentials, clock: clock, configuration: configuration)
-        members = MemberService(store: store, clock: clock)
+        members = MemberService(
+            store: store, clock: clock,
+            invitationLimiter: RateLimiter(limit: configuration.invitationsPerHour, periodSeconds: 3600, clock: clock))
         scriptService = ScriptService(
             store: store, catalog: catalog, engine: scripts, clock: clock,
             trialLimiter: RateLimiter(limit: configuration.scriptTrialsPerMinute, periodSeconds: 60, clock: clock))
@@ -144,7 +146,9 @@ struct Platform {
             .addRoutes(to: authenticated.group("devices"))
         telemetry.addQueryRoutes(to: authenticated.group("telemetry"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
-        MemberController(members: members).addRoutes(to: authenticated.group("tenant/members"))
+        MemberController(members: members).addRoutes(
+            members: authenticated.group("tenant/members"), invitations: authenticated.group("tenant/invitations"),
+            received: authenticated.group("auth/invitations"))
         ScriptController(scripts: scriptService, clock: clock)
             .addRoutes(scripts: authenticated.group("scripts"), plugins: authenticated.group("plugins"))
     }

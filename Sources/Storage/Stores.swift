@@ -33,6 +33,21 @@ public protocol AccountStore: Sendable {
     /// `keptSessionHash`), in one transaction.
     func changePassword(userID: UUID, passwordHash: String, keptSessionHash: String?) async throws
 
+    /// Stores an invitation, replacing a pending one of the same tenant and email.
+    func saveInvitation(_ invitation: Invitation) async throws
+    /// The tenant's pending invitations (expired ones included), oldest first.
+    func invitations(tenantID: UUID) async throws -> [Invitation]
+    /// Invitations addressed to `email` that have not expired at `now`, oldest first.
+    func invitations(email: String, now: Timestamp) async throws -> [ReceivedInvitation]
+    /// Withdraws an invitation of the tenant; false when there is none.
+    func deleteInvitation(tenantID: UUID, id: UUID) async throws -> Bool
+    /// Declines an invitation addressed to `email`; false when there is none.
+    func declineInvitation(id: UUID, email: String) async throws -> Bool
+    /// Accepts an unexpired invitation addressed to `email` in one transaction: the user joins
+    /// with the invited role (a member already keeps their role) and the invitation is gone.
+    /// Nil when there is no such invitation.
+    func acceptInvitation(id: UUID, email: String, userID: UUID, at time: Timestamp) async throws -> Membership?
+
     func createAPIToken(_ token: APIToken) async throws
     func apiToken(tokenHash: String) async throws -> APIToken?
     func apiTokens(tenantID: UUID, userID: UUID) async throws -> [APIToken]

@@ -228,10 +228,9 @@ struct DashboardTests {
             _ = try await client.registerDevice(owner, serial: "TH-VIEW")
             var browser = Browser(client: client)
             try await browser.signUp("viewer-v@example.com", tenant: "Own")
-            let added = try await client.json(
-                "/api/tenant/members/", method: .post, body: #"{"email":"viewer-v@example.com","role":"viewer"}"#,
-                cookie: owner.cookie)
-            #expect(added.status == .ok)
+            try await client.addMember(
+                owner, email: "viewer-v@example.com", role: "viewer",
+                inviteeCookie: try #require(browser.cookies["thermostat_session"]))
             let sharedID = try #require(UUID(uuidString: owner.tenantID))
             let shared = try #require(try await store.tenant(id: sharedID))
             let token = try await browser.csrf(on: "/")
@@ -298,9 +297,7 @@ struct DashboardTests {
         try await TestPlatform.run(backend) { client, _ in
             let owner = try await client.register("host@example.com", tenant: "Host")
             let guest = try await client.register("guest-s@example.com", tenant: "Guest")
-            _ = try await client.json(
-                "/api/tenant/members/", method: .post, body: #"{"email":"guest-s@example.com","role":"member"}"#,
-                cookie: owner.cookie)
+            try await client.addMember(owner, email: "guest-s@example.com", role: "member", inviteeCookie: guest.cookie)
             let me = try await client.json("/api/auth/me/", cookie: guest.cookie).object()
             let tenants = try #require(me["tenants"] as? [[String: Any]])
             #expect(Set(tenants.compactMap { $0["name"] as? String }) == ["Host", "Guest"])
@@ -396,6 +393,46 @@ struct DashboardTests {
             let strangerToken = try await stranger.csrf(on: "/")
             #expect(try await stranger.post("\(path)/activate", ["_csrf": strangerToken]).status == .notFound)
             #expect(try await store.script(tenantID: tenantID, id: script.id)?.activeVersion == nil)
+        }
+    }
+
+    @Test func membersAreInvitedOnOnePageAndAcceptOnTheirAccountPage() async throws {
+        try await TestPlatform.run { client, store in
+            var host = Browser(client: client)
+            try await host.signUp("page-host@example.com", tenant: "Page Host")
+            var guest = Browser(client: client)
+            try await guest.signUp("page-guest@example.com", tenant: "Page Guest")
+
+            let token = try await host.csrf(on: "/members")
+            let sent = try await host.post("/members/invite", ["_csrf": token, "email": "page-guest@example.com", "role": "viewer"])
+            #expect(sent.status == .seeOther)
+            #expect(sent.headers[.location] == "/members?notice=invitation-sent")
+            let members = String(buffer: try await host.get("/members").body)
+            #expect(members.contains(#"<table id="invitations">"#) && members.contains("page-guest@example.com"))
+            let unknown = try await host.post("/members/invite", ["_csrf": token, "email": "no-account@example.com", "role": "viewer"])
+            #expect(unknown.status == .seeOther, "the same answer for an address without an account")
+
+            let account = String(buffer: try await guest.get("/account").body)
+            #expect(account.contains("Page Host"))
+            let marker = #"<li data-invitation-id=""#
+            let start = try #require(account.range(of: marker)).upperBound
+            let id = String(account[start...].prefix { $0 != "\"" })
+            let guestToken = try await guest.csrf(on: "/account")
+            #expect(try await host.post("/invitations/\(id)/accept", ["_csrf": token]).status == .notFound, "not the host's")
+            let accepted = try await guest.post("/invitations/\(id)/accept", ["_csrf": guestToken])
+            #expect(accepted.headers[.location] == "/account?notice=invitation-accepted")
+            let hostTenant = try #require(try await store.tenant(slug: "page-host"))
+            let guestUser = try #require(try await store.user(email: "page-guest@example.com"))
+            #expect(try await store.membership(userID: guestUser.id, tenantID: hostTenant.id)?.role == .viewer)
+            let switched = try await guest.post("/switch-tenant", ["_csrf": guestToken, "tenant": "page-host"])
+            #expect(switched.status == .seeOther)
+            #expect(String(buffer: try await guest.get("/").body).contains(#"<option value="page-host" selected>"#))
+
+            let roleToken = try await host.csrf(on: "/members")
+            let promoted = try await host.post(
+                "/members/role", ["_csrf": roleToken, "email": "page-guest@example.com", "role": "member"])
+            #expect(promoted.headers[.location] == "/members?notice=member-saved")
+            #expect(try await store.membership(userID: guestUser.id, tenantID: hostTenant.id)?.role == .member)
         }
     }
 }

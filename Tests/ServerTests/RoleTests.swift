@@ -17,9 +17,7 @@ struct RoleTests {
             let device = try await client.registerDevice(owner, serial: "TH-SHARED")
             let guest = try await client.register("guest@example.com", tenant: "Guest Home")
             clock.advance(seconds: 1)
-            let added = try await client.json(
-                "/api/tenant/members/", method: .post, body: #"{"email":"guest@example.com","role":"viewer"}"#, cookie: owner.cookie)
-            #expect(added.status == .ok)
+            try await client.addMember(owner, email: "guest@example.com", role: "viewer", inviteeCookie: guest.cookie)
             let members = try await client.json("/api/tenant/members/", cookie: owner.cookie)
             #expect((try members.object()["members"] as? [[String: Any]])?.compactMap { $0["role"] as? String } == ["owner", "viewer"])
 
@@ -61,18 +59,29 @@ struct RoleTests {
             let cases: [(String, HTTPResponse.Status)] = [
                 (#"{"email":"colleague@example.com","role":"superuser"}"#, .unprocessableContent),
                 (#"{"email":"nobody@example.com","role":"member"}"#, .notFound),
+                (#"{"email":"colleague@example.com","role":"member"}"#, .notFound),
                 (#"{"email":"colleague@example.com"}"#, .unprocessableContent),
                 (#"{"email":"colleague@example.com","role":"member","extra":1}"#, .unprocessableContent),
                 (#"{"email":"boss@example.com","role":"admin"}"#, .conflict),
-                (#"{"email":"colleague@example.com","role":"admin"}"#, .ok),
             ]
             for (body, status) in cases {
                 let response = try await client.json("/api/tenant/members/", method: .post, body: body, cookie: owner.cookie)
                 #expect(response.status == status, "\(body)")
             }
+            let nobody = try await client.json(
+                "/api/tenant/members/", method: .post, body: #"{"email":"nobody@example.com","role":"member"}"#, cookie: owner.cookie)
+            let stranger = try await client.json(
+                "/api/tenant/members/", method: .post, body: #"{"email":"colleague@example.com","role":"member"}"#,
+                cookie: owner.cookie)
+            #expect(String(buffer: nobody.body) == String(buffer: stranger.body), "nothing tells whether an account exists")
+            try await client.addMember(owner, email: "colleague@example.com", role: "member", inviteeCookie: colleague.cookie)
+            let promoted = try await client.json(
+                "/api/tenant/members/", method: .post, body: #"{"email":"colleague@example.com","role":"admin"}"#,
+                cookie: owner.cookie)
+            #expect(promoted.status == .ok)
             #expect(try await client.json("/api/tenant/members/", method: .post, body: #"{"email":"boss@example.com","role":"member"}"#).status == .unauthorized)
             let otherTenantList = try await client.json("/api/tenant/members/", cookie: colleague.cookie)
-            #expect((try otherTenantList.object()["members"] as? [[String: Any]])?.count == 1, "each tenant sees only its own members")
+            #expect((try otherTenantList.object()["members"] as? [[String: Any]])?.count == 1, "the colleague's own tenant")
         }
     }
 

@@ -132,10 +132,8 @@ struct ScriptAPITests {
             let tenantID = try #require(UUID(uuidString: user.tenantID))
             for role in ["member", "admin"] {
                 let email = "\(role)-\(UUID().uuidString.prefix(6).lowercased())@example.com"
-                _ = try await client.register(email)
-                let added = try await client.json(
-                    "/api/tenant/members/", method: .post, body: #"{"email":"\#(email)","role":"\#(role)"}"#, cookie: user.cookie)
-                #expect(added.status == .ok)
+                let invitee = try await client.register(email)
+                try await client.addMember(user, email: email, role: role, inviteeCookie: invitee.cookie)
                 let colleague = try #require(try await store.user(email: email))
                 let token: HTTPFields = [.authorization: "Bearer \(try await TestPlatform.apiToken(store: store, user: colleague, tenantID: tenantID))"]
                 let expected: HTTPResponse.Status = role == "admin" ? .ok : .forbidden

@@ -117,6 +117,17 @@ extension TestClientProtocol {
         return TestDevice(serial: serial, key: try #require(try response.object()["api_key"] as? String))
     }
 
+    /// Makes `inviteeCookie`'s user a member of `inviter`'s tenant: an invitation, accepted.
+    func addMember(_ inviter: TestUser, email: String, role: String, inviteeCookie: String) async throws {
+        let invited = try await json(
+            "/api/tenant/invitations/", method: .post, body: #"{"email":"\#(email)","role":"\#(role)"}"#,
+            cookie: inviter.cookie)
+        #expect(invited.status == .created, "\(String(buffer: invited.body))")
+        let id = try #require((try invited.object()["invitation"] as? [String: Any])?["id"] as? String)
+        let accepted = try await json("/api/auth/invitations/\(id)/accept/", method: .post, cookie: inviteeCookie)
+        #expect(accepted.status == .ok, "\(String(buffer: accepted.body))")
+    }
+
     func ingest(_ device: TestDevice, _ body: String) async throws -> TestResponse {
         try await json("/api/telemetry/ingest/", method: .post, body: body, headers: [.authorization: device.authorization])
     }

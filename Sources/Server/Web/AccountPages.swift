@@ -4,7 +4,8 @@ import PlatformCore
 import Storage
 
 /// `/tokens` (user API tokens: created with the secret shown once, revoked), `/members` (the
-/// tenant's people; owners and admins add them and change roles) and `/account` (password).
+/// tenant's people; owners and admins invite them and change roles) and `/account` (password,
+/// and invitations to other tenants to accept or decline).
 struct AccountPages {
     let accounts: AccountService
     let limits: AuthController.Limits
@@ -36,6 +37,25 @@ struct AccountPages {
         var email: String
         var role: String
         var isYou: Bool
+        /// Whether the viewer may change this member's role, and the choices.
+        var canChangeRole: Bool
+        var roleOptions: [RoleOption]
+    }
+
+    struct InvitationRow {
+        var id: String
+        var email: String
+        var role: String
+        var expiresAt: String
+        var expired: Bool
+    }
+
+    struct ReceivedRow {
+        var id: String
+        var tenantName: String
+        var role: String
+        var invitedBy: String
+        var expiresAt: String
     }
 
     struct RoleOption {
@@ -47,6 +67,8 @@ struct AccountPages {
         var members: [MemberRow]
         var canAdminister: Bool
         var roles: [RoleOption]
+        var invitations: [InvitationRow]
+        var hasInvitations: Bool
         var email: String
         var error: String?
     }
@@ -55,6 +77,8 @@ struct AccountPages {
         var email: String
         var tenantName: String
         var role: String
+        var received: [ReceivedRow]
+        var hasReceived: Bool
         var error: String?
     }
 
@@ -63,7 +87,11 @@ struct AccountPages {
         group.post("tokens", use: createToken)
         group.post("tokens/:id/revoke", use: revokeToken)
         group.get("members", use: showMembers)
-        group.post("members", use: setMember)
+        group.post("members/invite", use: invite)
+        group.post("members/role", use: setRole)
+        group.post("invitations/:id/withdraw", use: withdraw)
+        group.post("invitations/:id/accept", use: accept)
+        group.post("invitations/:id/decline", use: decline)
         group.get("account", use: account)
         group.post("account/password", use: changePassword)
     }
@@ -114,17 +142,53 @@ struct AccountPages {
         try await membersPage(context, flash: WebNotice.flash(request))
     }
 
-    @Sendable func setMember(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+    @Sendable func invite(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let email = context.form.text("email") ?? ""
         do {
-            _ = try await members.setMember(by: context.identity, email: email, roleName: context.form.text("role") ?? "")
-            return PageRenderer.redirect(to: "/members?notice=member-saved")
-        } catch let error as PlatformError
-            where [.validation, .conflict, .notFound, .forbidden].contains(error.kind)
-        {
-            let message = error.kind == .notFound ? "No account uses that email address." : error.message
+            _ = try await members.invite(by: context.identity, email: email, roleName: context.form.text("role") ?? "")
+            return PageRenderer.redirect(to: "/members?notice=invitation-sent")
+        } catch let error as PlatformError where Self.isFormError(error) {
             return try await membersPage(
-                context, email: email, error: message, status: ErrorMapping.status(for: error.kind))
+                context, email: email, error: error.message, status: ErrorMapping.status(for: error.kind))
+        }
+    }
+
+    @Sendable func setRole(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        do {
+            _ = try await members.setRole(
+                by: context.identity, email: context.form.text("email") ?? "", roleName: context.form.text("role") ?? "")
+            return PageRenderer.redirect(to: "/members?notice=member-saved")
+        } catch let error as PlatformError where Self.isFormError(error) {
+            return try await membersPage(context, error: error.message, status: ErrorMapping.status(for: error.kind))
+        }
+    }
+
+    @Sendable func withdraw(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try await members.withdrawInvitation(by: context.identity, id: try Self.invitationID(context))
+        return PageRenderer.redirect(to: "/members?notice=invitation-withdrawn")
+    }
+
+    @Sendable func accept(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        _ = try await members.accept(by: context.identity, id: try Self.invitationID(context))
+        return PageRenderer.redirect(to: "/account?notice=invitation-accepted")
+    }
+
+    @Sendable func decline(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try await members.decline(by: context.identity, id: try Self.invitationID(context))
+        return PageRenderer.redirect(to: "/account?notice=invitation-declined")
+    }
+
+    private static func invitationID(_ context: AuthenticatedContext) throws -> UUID {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else {
+            throw PlatformError.notFound("Invitation")
+        }
+        return id
+    }
+
+    private static func isFormError(_ error: PlatformError) -> Bool {
+        switch error.kind {
+        case .validation, .conflict, .notFound, .forbidden, .rateLimited: true
+        default: false
         }
     }
 
@@ -133,21 +197,32 @@ struct AccountPages {
         status: HTTPResponse.Status = .ok
     ) async throws -> Response {
         let identity = context.identity
-        let rows = try await members.members(tenantID: identity.tenant.id).map {
-            MemberRow(email: $0.0.email, role: $0.1.rawValue, isYou: $0.0.id == identity.user.id)
+        let grantable = Role.allCases.filter { $0 <= identity.role }
+        let rows = try await members.members(tenantID: identity.tenant.id).map { user, role in
+            MemberRow(
+                email: user.email, role: role.rawValue, isYou: user.id == identity.user.id,
+                canChangeRole: identity.role.canAdminister && user.id != identity.user.id && role <= identity.role,
+                roleOptions: grantable.map { RoleOption(value: $0.rawValue, selected: $0 == role) })
         }
-        let roles = Role.allCases.filter { $0 <= identity.role }.map {
-            RoleOption(value: $0.rawValue, selected: $0 == .member)
-        }
+        let roles = grantable.map { RoleOption(value: $0.rawValue, selected: $0 == .member) }
+        let now = clock.now()
+        let invitations =
+            identity.role.canAdminister
+            ? try await members.invitations(by: identity).map {
+                InvitationRow(
+                    id: $0.id.uuidString.lowercased(), email: $0.email, role: $0.role.rawValue,
+                    expiresAt: $0.expiresAt.iso8601, expired: $0.expiresAt <= now)
+            } : []
         return try await pages.page(
             "members", title: "Members", section: .members, context: context,
             content: MembersModel(
-                members: rows, canAdminister: identity.role.canAdminister, roles: roles, email: email, error: error),
+                members: rows, canAdminister: identity.role.canAdminister, roles: roles, invitations: invitations,
+                hasInvitations: !invitations.isEmpty, email: email, error: error),
             flash: flash, status: status)
     }
 
     @Sendable func account(_ request: Request, context: AuthenticatedContext) async throws -> Response {
-        try await accountPage(context)
+        try await accountPage(context, flash: WebNotice.flash(request))
     }
 
     @Sendable func changePassword(_ request: Request, context: AuthenticatedContext) async throws -> Response {
@@ -168,10 +243,16 @@ struct AccountPages {
         status: HTTPResponse.Status = .ok
     ) async throws -> Response {
         let identity = context.identity
+        let received = try await members.receivedInvitations(for: identity.user).map {
+            ReceivedRow(
+                id: $0.invitation.id.uuidString.lowercased(), tenantName: $0.tenant.name,
+                role: $0.invitation.role.rawValue, invitedBy: $0.inviterEmail, expiresAt: $0.invitation.expiresAt.iso8601)
+        }
         return try await pages.page(
             "account", title: "Account", section: .account, context: context,
             content: AccountModel(
-                email: identity.user.email, tenantName: identity.tenant.name, role: identity.role.rawValue, error: error),
+                email: identity.user.email, tenantName: identity.tenant.name, role: identity.role.rawValue,
+                received: received, hasReceived: !received.isEmpty, error: error),
             flash: flash, status: status)
     }
 }

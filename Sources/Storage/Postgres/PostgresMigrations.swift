@@ -160,5 +160,23 @@ enum PostgresMigrations {
                 "CREATE UNIQUE INDEX devices_by_key ON devices (key_hash)",
                 "CREATE INDEX devices_by_previous_key ON devices (previous_key_hash) WHERE previous_key_hash IS NOT NULL",
             ]),
+        Migration(
+            version: 5, name: "invitations",
+            statements: [
+                """
+                CREATE TABLE invitations (
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id uuid NOT NULL,
+                    email text NOT NULL,
+                    role text NOT NULL,
+                    invited_by uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at timestamptz NOT NULL,
+                    expires_at timestamptz NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    UNIQUE (tenant_id, email)
+                )
+                """,
+                "CREATE INDEX invitations_by_email ON invitations (email)",
+            ]),
     ]
 }

@@ -232,3 +232,84 @@ extension PostgresStore: AccountStore {
         try await execute("UPDATE api_tokens SET last_used_at = \(time) WHERE id = \(id)")
     }
 }
+
+extension PostgresStore {
+    private typealias InvitationRow = (UUID, UUID, String, String, UUID, Timestamp, Timestamp)
+
+    private static let invitationColumns = "i.id, i.tenant_id, i.email, i.role, i.invited_by, i.created_at, i.expires_at"
+
+    private static func invitation(_ row: InvitationRow) -> Invitation {
+        Invitation(
+            id: row.0, tenantID: row.1, email: row.2, role: Role(rawValue: row.3) ?? .viewer, invitedBy: row.4,
+            createdAt: row.5, expiresAt: row.6)
+    }
+
+    public func saveInvitation(_ invitation: Invitation) async throws {
+        let logger = logger
+        try await transaction("save invitation") { connection in
+            try await connection.query(
+                "DELETE FROM invitations WHERE tenant_id = \(invitation.tenantID) AND email = \(invitation.email)",
+                logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO invitations (tenant_id, id, email, role, invited_by, created_at, expires_at)
+                VALUES (\(invitation.tenantID), \(invitation.id), \(invitation.email), \(invitation.role.rawValue),
+                    \(invitation.invitedBy), \(invitation.createdAt), \(invitation.expiresAt))
+                """, logger: logger)
+        }
+    }
+
+    public func invitations(tenantID: UUID) async throws -> [Invitation] {
+        try await rows(
+            """
+            SELECT \(unescaped: Self.invitationColumns) FROM invitations i
+            WHERE i.tenant_id = \(tenantID) ORDER BY i.created_at
+            """, as: InvitationRow.self
+        ).map(Self.invitation)
+    }
+
+    public func invitations(email: String, now: Timestamp) async throws -> [ReceivedInvitation] {
+        try await rows(
+            """
+            SELECT \(unescaped: Self.invitationColumns), t.slug, t.name, t.tier, t.created_at, u.email
+            FROM invitations i JOIN tenants t ON t.id = i.tenant_id JOIN users u ON u.id = i.invited_by
+            WHERE i.email = \(email) AND i.expires_at > \(now) ORDER BY i.created_at
+            """,
+            as: (UUID, UUID, String, String, UUID, Timestamp, Timestamp, String, String, String, Timestamp, String).self
+        ).map { row in
+            ReceivedInvitation(
+                invitation: Self.invitation((row.0, row.1, row.2, row.3, row.4, row.5, row.6)),
+                tenant: Tenant(id: row.1, slug: row.7, name: row.8, tier: row.9, createdAt: row.10), inviterEmail: row.11)
+        }
+    }
+
+    public func deleteInvitation(tenantID: UUID, id: UUID) async throws -> Bool {
+        try await changedRows("DELETE FROM invitations WHERE tenant_id = \(tenantID) AND id = \(id) RETURNING 1") > 0
+    }
+
+    public func declineInvitation(id: UUID, email: String) async throws -> Bool {
+        try await changedRows("DELETE FROM invitations WHERE id = \(id) AND email = \(email) RETURNING 1") > 0
+    }
+
+    public func acceptInvitation(id: UUID, email: String, userID: UUID, at time: Timestamp) async throws -> Membership? {
+        let logger = logger
+        let tenantID: UUID? = try await transaction("accept invitation") { connection in
+            let rows = try await connection.query(
+                """
+                DELETE FROM invitations WHERE id = \(id) AND email = \(email) AND expires_at > \(time)
+                RETURNING tenant_id, role
+                """, logger: logger)
+            var found: (UUID, String)?
+            for try await row in rows.decode((UUID, String).self) { found = row }
+            guard let (tenantID, role) = found else { return nil }
+            try await connection.query(
+                """
+                INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES (\(tenantID), \(userID), \(role), \(time))
+                ON CONFLICT (tenant_id, user_id) DO NOTHING
+                """, logger: logger)
+            return tenantID
+        }
+        guard let tenantID else { return nil }
+        return try await membership(userID: userID, tenantID: tenantID)
+    }
+}

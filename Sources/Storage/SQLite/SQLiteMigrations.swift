@@ -156,5 +156,23 @@ enum SQLiteMigrations {
                 "CREATE UNIQUE INDEX devices_by_key ON devices (key_hash)",
                 "CREATE INDEX devices_by_previous_key ON devices (previous_key_hash) WHERE previous_key_hash IS NOT NULL",
             ]),
+        Migration(
+            version: 5, name: "invitations",
+            statements: [
+                """
+                CREATE TABLE invitations (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id TEXT NOT NULL,
+                    email TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    invited_by TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    UNIQUE (tenant_id, email)
+                )
+                """,
+                "CREATE INDEX invitations_by_email ON invitations (email)",
+            ]),
     ]
 }

@@ -256,3 +256,104 @@ extension SQLiteStore: AccountStore {
         }
     }
 }
+
+extension SQLiteStore {
+    private static func invitation(from row: Row) -> Invitation {
+        Invitation(
+            id: row.uuid("id"), tenantID: row.uuid("tenant_id"), email: row["email"],
+            role: Role(rawValue: row["role"]) ?? .viewer, invitedBy: row.uuid("invited_by"),
+            createdAt: row.timestamp("created_at"), expiresAt: row.timestamp("expires_at"))
+    }
+
+    public func saveInvitation(_ invitation: Invitation) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM invitations WHERE tenant_id = ? AND email = ?",
+                arguments: [invitation.tenantID.databaseText, invitation.email])
+            try db.execute(
+                sql: """
+                    INSERT INTO invitations (tenant_id, id, email, role, invited_by, created_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    invitation.tenantID.databaseText, invitation.id.databaseText, invitation.email,
+                    invitation.role.rawValue, invitation.invitedBy.databaseText, invitation.createdAt.microseconds,
+                    invitation.expiresAt.microseconds,
+                ])
+        }
+    }
+
+    public func invitations(tenantID: UUID) async throws -> [Invitation] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM invitations WHERE tenant_id = ? ORDER BY created_at",
+                arguments: [tenantID.databaseText]
+            ).map(Self.invitation(from:))
+        }
+    }
+
+    public func invitations(email: String, now: Timestamp) async throws -> [ReceivedInvitation] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT i.*, t.slug AS tenant_slug, t.name AS tenant_name, t.tier AS tenant_tier,
+                        t.created_at AS tenant_created_at, u.email AS inviter_email
+                    FROM invitations i JOIN tenants t ON t.id = i.tenant_id JOIN users u ON u.id = i.invited_by
+                    WHERE i.email = ? AND i.expires_at > ? ORDER BY i.created_at
+                    """,
+                arguments: [email, now.microseconds]
+            ).map { row in
+                let invitation = Self.invitation(from: row)
+                return ReceivedInvitation(
+                    invitation: invitation,
+                    tenant: Tenant(
+                        id: invitation.tenantID, slug: row["tenant_slug"], name: row["tenant_name"],
+                        tier: row["tenant_tier"], createdAt: row.timestamp("tenant_created_at")),
+                    inviterEmail: row["inviter_email"])
+            }
+        }
+    }
+
+    public func deleteInvitation(tenantID: UUID, id: UUID) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM invitations WHERE tenant_id = ? AND id = ?",
+                arguments: [tenantID.databaseText, id.databaseText])
+            return db.changesCount > 0
+        }
+    }
+
+    public func declineInvitation(id: UUID, email: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM invitations WHERE id = ? AND email = ?", arguments: [id.databaseText, email])
+            return db.changesCount > 0
+        }
+    }
+
+    public func acceptInvitation(id: UUID, email: String, userID: UUID, at time: Timestamp) async throws -> Membership? {
+        let tenantID: UUID? = try await pool.write { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM invitations WHERE id = ? AND email = ? AND expires_at > ?",
+                    arguments: [id.databaseText, email, time.microseconds])
+            else { return nil }
+            let invitation = Self.invitation(from: row)
+            try db.execute(
+                sql: """
+                    INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (tenant_id, user_id) DO NOTHING
+                    """,
+                arguments: [
+                    invitation.tenantID.databaseText, userID.databaseText, invitation.role.rawValue, time.microseconds,
+                ])
+            try db.execute(
+                sql: "DELETE FROM invitations WHERE tenant_id = ? AND id = ?",
+                arguments: [invitation.tenantID.databaseText, id.databaseText])
+            return invitation.tenantID
+        }
+        guard let tenantID else { return nil }
+        return try await membership(userID: userID, tenantID: tenantID)
+    }
+}
