@@ -10,7 +10,7 @@ public enum ScriptError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .lua(let error): error.description
-        case .contract(let message): message
+        case .contract(let message): LuaError.escaped(message)
         }
     }
 }

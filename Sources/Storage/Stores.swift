@@ -156,6 +156,9 @@ public protocol TelemetryStore: Sendable {
     func buckets(_ range: TelemetryRange, bucketSeconds: Int) async throws -> [SampleBucket]
     /// The device's newest `limit` samples, oldest first.
     func recentSamples(tenantID: UUID, serial: String, limit: Int) async throws -> [TelemetrySample]
+    /// Each of the tenant's devices' newest sample, by serial (devices without one are absent),
+    /// in one query: one index seek per device, however much telemetry there is.
+    func latestSamples(tenantID: UUID) async throws -> [String: TelemetrySample]
 }
 
 extension TelemetryStore {

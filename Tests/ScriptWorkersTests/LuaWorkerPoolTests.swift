@@ -143,6 +143,8 @@ struct LuaWorkerPoolTests {
         case let other:
             Issue.record("expected the deadline, got \(other)")
         }
+        // A call makes sure the replacement is up (it is started eagerly, but asynchronously).
+        _ = try await Self.transform(pool, tenant: other, source: plain, samples: [Self.sample("TH-3")])
         let secondWorker = try #require(await pool.workerProcessIDs().first)
         #expect(secondWorker != firstWorker)
         #expect(kill(firstWorker, 0) != 0, "the killed worker is gone")

@@ -204,6 +204,35 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: Backend.available)
+    func latestSamplesPerDeviceInOneQuery(_ backend: Backend) async throws {
+        try await TestDatabase.withStore(backend) { store in
+            let (user, tenant) = Self.account("latest@example.com")
+            _ = try await store.createAccount(user: user, tenant: tenant)
+            let (other, otherTenant) = Self.account("latest-other@example.com", tenantName: "Other")
+            _ = try await store.createAccount(user: other, tenant: otherTenant)
+            for (tenantID, serial, key) in [
+                (tenant.id, "TH-A", "k-a"), (tenant.id, "TH-B", "k-b"), (tenant.id, "TH-QUIET", "k-q"),
+                (otherTenant.id, "TH-A", "k-o"),
+            ] {
+                try await store.createDevice(
+                    Device(tenantID: tenantID, serial: serial, name: serial, location: nil, createdAt: Self.epoch), keyHash: key)
+            }
+            var records: [TelemetryRecord] = []
+            for minute in 0..<5 {
+                records.append(TelemetryRecord(tenantID: tenant.id, sample: Self.sample("TH-A", at: Int64(minute * 60), inside: Double(minute))))
+                records.append(TelemetryRecord(tenantID: tenant.id, sample: Self.sample("TH-B", at: Int64(minute * 30), inside: Double(10 + minute))))
+            }
+            records.append(TelemetryRecord(tenantID: otherTenant.id, sample: Self.sample("TH-A", at: 9999, inside: 99)))
+            _ = try await store.insert(records.shuffled(), receivedAt: Self.epoch)
+            let latest = try await store.latestSamples(tenantID: tenant.id)
+            #expect(Set(latest.keys) == ["TH-A", "TH-B"], "a device without samples is absent")
+            #expect(latest["TH-A"] == Self.sample("TH-A", at: 240, inside: 4))
+            #expect(latest["TH-B"]?.tempInside == 14)
+            #expect(try await store.latestSamples(tenantID: otherTenant.id)["TH-A"]?.tempInside == 99)
+        }
+    }
+
+    @Test(arguments: Backend.available)
     func telemetryQueries(_ backend: Backend) async throws {
         try await TestDatabase.withStore(backend) { store in
             let (user, tenant) = Self.account("q@example.com")

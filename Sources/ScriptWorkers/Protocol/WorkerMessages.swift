@@ -169,7 +169,7 @@ public struct WorkerScriptError: Sendable, Equatable, Codable, Error {
         case .contract(let message):
             isContract = true
             kind = "contract"
-            self.message = message
+            self.message = error.description
         }
     }
 }

@@ -38,12 +38,8 @@ struct DeviceService: Sendable {
     }
 
     func summaries(tenantID: UUID) async throws -> [DeviceSummary] {
-        var summaries: [DeviceSummary] = []
-        for device in try await store.devices(tenantID: tenantID) {
-            summaries.append(
-                DeviceSummary(device: device, latest: try await store.latest(tenantID: tenantID, serial: device.serial)))
-        }
-        return summaries
+        let latest = try await store.latestSamples(tenantID: tenantID)
+        return try await store.devices(tenantID: tenantID).map { DeviceSummary(device: $0, latest: latest[$0.serial]) }
     }
 
     func summary(tenantID: UUID, serial: String) async throws -> DeviceSummary {

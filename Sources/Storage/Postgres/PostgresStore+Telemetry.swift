@@ -134,6 +134,22 @@ extension PostgresStore: TelemetryStore {
         }
     }
 
+    public func latestSamples(tenantID: UUID) async throws -> [String: TelemetrySample] {
+        let rows = try await rows(
+            """
+            SELECT t.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output, d.serial
+            FROM devices d CROSS JOIN LATERAL (
+                SELECT ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output FROM telemetry
+                WHERE tenant_id = d.tenant_id AND device_serial = d.serial ORDER BY ts DESC LIMIT 1) t
+            WHERE d.tenant_id = \(tenantID)
+            """, as: (Timestamp, String, Double, Double?, Double, Double, String, String).self)
+        var latest: [String: TelemetrySample] = [:]
+        for row in rows {
+            latest[row.7] = Self.sample((row.0, row.1, row.2, row.3, row.4, row.5, row.6), serial: row.7)
+        }
+        return latest
+    }
+
     public func recentSamples(tenantID: UUID, serial: String, limit: Int) async throws -> [TelemetrySample] {
         try await rows(
             """

@@ -78,6 +78,27 @@ extension SQLiteStore: TelemetryStore {
         }
     }
 
+    public func latestSamples(tenantID: UUID) async throws -> [String: TelemetrySample] {
+        try await pool.read { db in
+            var latest: [String: TelemetrySample] = [:]
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT t.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output, d.serial
+                    FROM devices d JOIN telemetry t ON t.tenant_id = d.tenant_id AND t.device_serial = d.serial
+                        AND t.ts = (
+                            SELECT max(ts) FROM telemetry WHERE tenant_id = d.tenant_id AND device_serial = d.serial)
+                    WHERE d.tenant_id = ?
+                    """,
+                arguments: [tenantID.databaseText])
+            while let row = try rows.next() {
+                let serial: String = row[7]
+                latest[serial] = Self.sample(from: row, serial: serial)
+            }
+            return latest
+        }
+    }
+
     public func recentSamples(tenantID: UUID, serial: String, limit: Int) async throws -> [TelemetrySample] {
         try await pool.read { db in
             try Row.fetchAll(
