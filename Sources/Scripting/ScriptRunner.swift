@@ -370,18 +370,35 @@ public final class ScriptRunner {
     public func export(_ script: LoadedScript, samples: [TelemetrySample], context: ScriptContext) throws(ScriptError)
         -> String
     {
-        let ctx = ctx(context, script)
-        var output = ""
-        if vm.hasFunction("header", in: script.module) {
-            output += try text(call("header", script, [ctx]), from: "header")
+        try exportPiece(script, .header, context: { _ in context })
+            + exportPiece(script, .rows(samples), context: { _ in context })
+            + exportPiece(script, .footer, context: { _ in context })
+    }
+
+    /// One piece of an export — its header, some rows, or its footer — so that a long export runs
+    /// as many calls. `context` gives the `ctx` for a row's sample (nil for header and footer);
+    /// consecutive rows of one device share one `ctx` value.
+    public func exportPiece(
+        _ script: LoadedScript, _ piece: ExportPiece, context: (TelemetrySample?) -> ScriptContext
+    ) throws(ScriptError) -> String {
+        switch piece {
+        case .header, .footer:
+            let function = piece == .header ? "header" : "footer"
+            guard vm.hasFunction(function, in: script.module) else { return "" }
+            return try text(call(function, script, [ctx(context(nil), script)]), from: function)
+        case .rows(let samples):
+            var output = ""
+            var currentSerial: String?
+            var rowContext = LuaValue.nil
+            for sample in samples {
+                if sample.deviceSerial != currentSerial {
+                    currentSerial = sample.deviceSerial
+                    rowContext = ctx(context(sample), script)
+                }
+                output += try text(call("row", script, [SampleBridge.value(sample), rowContext]), from: "row")
+            }
+            return output
         }
-        for sample in samples {
-            output += try text(call("row", script, [SampleBridge.value(sample), ctx]), from: "row")
-        }
-        if vm.hasFunction("footer", in: script.module) {
-            output += try text(call("footer", script, [ctx]), from: "footer")
-        }
-        return output
     }
 
     /// An export script's declared media type and file extension.
@@ -482,4 +499,11 @@ public final class ScriptRunner {
         default: throw .contract("\(function) must return a string (or nil)")
         }
     }
+}
+
+/// A piece of an export (see `ScriptRunner.exportPiece`).
+public enum ExportPiece: Sendable, Equatable {
+    case header
+    case rows([TelemetrySample])
+    case footer
 }

@@ -145,6 +145,8 @@ struct Platform {
         DeviceController(devices: devices, store: store, clock: clock, configuration: configuration)
             .addRoutes(to: authenticated.group("devices"))
         telemetry.addQueryRoutes(to: authenticated.group("telemetry"))
+        ExportController(exports: ExportService(store: store, catalog: catalog, engine: scripts, clock: clock))
+            .addRoutes(to: authenticated.group("telemetry"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
         MemberController(members: members).addRoutes(
             members: authenticated.group("tenant/members"), invitations: authenticated.group("tenant/invitations"),

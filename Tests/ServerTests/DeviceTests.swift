@@ -92,7 +92,8 @@ struct DeviceTests {
     /// tells whether a serial exists elsewhere. A device is found by its key, then its serial.
     @Test(arguments: Backend.available)
     func serialsAreUniquePerTenantAndDevicesAreFoundByKey(_ backend: Backend) async throws {
-        try await TestPlatform.run(backend) { client, store in
+        let clock = ManualClock()
+        try await TestPlatform.run(backend, clock: clock, configure: { $0.telemetryRatePerMinute = 5 }) { client, store in
             let first = try await client.register()
             let second = try await client.register()
             let mine = try await client.registerDevice(first, serial: "TH-0001")
@@ -110,6 +111,17 @@ struct DeviceTests {
             #expect(try await store.latest(tenantID: firstTenant, serial: "TH-0001")?.tempInside == 21.0)
             #expect(try await store.latest(tenantID: secondTenant, serial: "TH-0001")?.tempInside == 25.0)
 
+            for second in 1...4 {
+                let at = now.adding(seconds: Double(second))
+                #expect(try await client.ingest(mine, SampleJSON.make(serial: "TH-0001", at: at)).status == .ok)
+            }
+            #expect(
+                try await client.ingest(mine, SampleJSON.make(serial: "TH-0001", at: now.adding(seconds: 5))).status
+                    == .tooManyRequests)
+            #expect(
+                try await client.ingest(theirs, SampleJSON.make(serial: "TH-0001", at: now.adding(seconds: 5))).status == .ok,
+                "the same serial in another tenant has its own budget")
+            clock.advance(seconds: 61)
             let wrongSerial = TestDevice(serial: "TH-0002", key: mine.key)
             let refused = try await client.ingest(wrongSerial, SampleJSON.make(serial: "TH-0002", at: now))
             #expect(refused.status == .unauthorized, "a key works only with the serial it was issued for")

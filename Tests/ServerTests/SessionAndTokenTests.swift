@@ -86,12 +86,25 @@ struct SessionAndTokenTests {
             let switched = try await client.json(
                 "/api/auth/switch-tenant/", method: .post, body: #"{"tenant":"anything"}"#, headers: writer)
             #expect(switched.status == .forbidden)
+            for token in [readOnly, writer] {
+                let password = try await client.json(
+                    "/api/auth/password/", method: .post,
+                    body: #"{"current_password":"Corr3ct-Horse-Battery","new_password":"Brand-New-Passw0rd"}"#, headers: token)
+                #expect(password.status == .forbidden, "a token never changes the password")
+                let readID = try #require((readBody["token"] as? [String: Any])?["id"] as? String)
+                #expect(try await client.json("/api/tokens/\(readID)/", method: .delete, headers: token).status == .forbidden)
+            }
 
             for body in [#"{"name":"x","scope":"admin"}"#, #"{"name":"x","expires_in_days":0}"#, #"{"name":"x","expires_in_days":99999}"#] {
                 #expect(try await Self.createToken(client, owner, body).status == .unprocessableContent, "\(body)")
             }
 
             clock.advance(seconds: 86_401)
+            let relogin = try await client.json(
+                "/api/auth/login/", method: .post, body: #"{"email":"scopes@example.com","password":"Corr3ct-Horse-Battery"}"#)
+            let listed = try await client.json("/api/tokens/", cookie: try #require(relogin.sessionCookie)).object()
+            let states = (listed["tokens"] as? [[String: Any]] ?? []).map { "\($0["name"] ?? "")=\($0["expired"] ?? "")" }
+            #expect(states.sorted() == ["ci=1", "dashboard tv=0"], "JSONSerialization reads booleans as 1 and 0")
             let expired = try await client.json("/api/devices/", headers: writer)
             #expect(expired.status == .unauthorized)
             #expect(expired.errorCode == "invalid_token")

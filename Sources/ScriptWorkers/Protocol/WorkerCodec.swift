@@ -45,6 +45,9 @@ public enum WorkerCodec {
         case .job(let job):
             buffer.writeInteger(Tag.job.rawValue)
             try writeJSON(job, into: &buffer)
+            if case .export(let export) = job {
+                write(export.samples, into: &buffer)
+            }
             if case .dryRun(let dryRun) = job {
                 write(dryRun.samples, into: &buffer)
             }
@@ -70,6 +73,10 @@ public enum WorkerCodec {
             return .transform(TransformCall(tenant: tenant, script: script, budgetMilliseconds: budget, parts: parts))
         case .job:
             var job = try readJSON(WorkerJob.self, &buffer)
+            if case .export(var export) = job {
+                export.samples = try readSamples(&buffer)
+                job = .export(export)
+            }
             if case .dryRun(var dryRun) = job {
                 dryRun.samples = try readSamples(&buffer)
                 job = .dryRun(dryRun)

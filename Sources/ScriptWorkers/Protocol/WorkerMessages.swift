@@ -90,6 +90,68 @@ public enum WorkerJob: Sendable, Equatable, Codable {
     case dryRun(DryRunJob)
     /// A tier policy's limits for a tenant.
     case tierLimits(tier: String, tenant: WorkerTenant)
+    /// A piece of an export, rendered by the tenant's warm VM.
+    case export(ExportJob)
+}
+
+/// One piece of an export: the script (its source only when the worker asked for it), and for
+/// rows the samples, which travel beside the JSON in the frame's binary part.
+public struct ExportJob: Sendable, Equatable, Codable {
+    /// Which piece: `header`, `rows` or `footer`, or `format` for the script's declared media
+    /// type and file extension.
+    public enum Piece: String, Sendable, Codable {
+        case format, header, rows, footer
+    }
+
+    public var tenant: WorkerTenant
+    public var script: WorkerScript
+    public var now: Timestamp
+    public var piece: Piece
+    public var budgetMilliseconds: Int
+    public var samples: [TelemetrySample]
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, id, version, name, configJSON, source, now, piece, budgetMilliseconds
+    }
+
+    public init(
+        tenant: WorkerTenant, script: WorkerScript, now: Timestamp, piece: Piece, budgetMilliseconds: Int,
+        samples: [TelemetrySample] = []
+    ) {
+        self.tenant = tenant
+        self.script = script
+        self.now = now
+        self.piece = piece
+        self.budgetMilliseconds = budgetMilliseconds
+        self.samples = samples
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        tenant = try container.decode(WorkerTenant.self, forKey: .tenant)
+        script = WorkerScript(
+            id: try container.decode(UUID.self, forKey: .id), version: try container.decode(Int.self, forKey: .version),
+            name: try container.decode(String.self, forKey: .name),
+            configJSON: try container.decode(String.self, forKey: .configJSON),
+            source: try container.decodeIfPresent(String.self, forKey: .source))
+        now = Timestamp(microseconds: try container.decode(Int64.self, forKey: .now))
+        piece = try container.decode(Piece.self, forKey: .piece)
+        budgetMilliseconds = try container.decode(Int.self, forKey: .budgetMilliseconds)
+        samples = []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(tenant, forKey: .tenant)
+        try container.encode(script.id, forKey: .id)
+        try container.encode(script.version, forKey: .version)
+        try container.encode(script.name, forKey: .name)
+        try container.encode(script.configJSON, forKey: .configJSON)
+        try container.encodeIfPresent(script.source, forKey: .source)
+        try container.encode(now.microseconds, forKey: .now)
+        try container.encode(piece, forKey: .piece)
+        try container.encode(budgetMilliseconds, forKey: .budgetMilliseconds)
+    }
 }
 
 /// A dry-run's inputs; the samples travel beside the JSON in the frame's binary part.
@@ -148,6 +210,12 @@ public enum WorkerJobResult: Sendable, Equatable, Codable {
     case report(DryRunReport)
     case limits(TierLimits)
     case failed(String)
+    /// An export piece's text.
+    case exported(String)
+    /// An export script's declared media type and file extension.
+    case exportFormat(contentType: String, fileExtension: String)
+    /// The worker does not hold that script version: send it again with its source.
+    case needsSource
 }
 
 /// A `ScriptError` as it crosses the pipe, so the API can show Lua's message and line.

@@ -105,11 +105,8 @@ public final class LuaWorkerPool: Service, Sendable {
     public func transform(tenant: WorkerTenant, script: WorkerScript, source: String, now: Timestamp, samples: [TelemetrySample])
         async throws -> TransformResult
     {
-        let (seconds, attoseconds) = configuration.callDeadline.components
-        // The worker gives a call half the hard deadline before failing it itself, so the kill
-        // stays the last resort.
-        let budget = max(1, Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000) / 2)
-        var call = TransformCall(tenant: tenant, script: script, now: now, budgetMilliseconds: budget, samples: samples)
+        var call = TransformCall(
+            tenant: tenant, script: script, now: now, budgetMilliseconds: callBudgetMilliseconds, samples: samples)
         call.script.source = nil
         for _ in 0..<2 {
             guard case .transform(let results) = try await self.call(.transform(call), tenant: tenant.id), results.count == 1 else {
@@ -122,6 +119,31 @@ public final class LuaWorkerPool: Service, Sendable {
             return results[0]
         }
         throw WorkerCallError.workerDied("it did not load the script")
+    }
+
+    /// One piece of an export in the tenant's worker, the source sent only when the worker asks.
+    public func export(_ job: ExportJob, source: String) async throws -> WorkerJobResult {
+        var job = job
+        job.script.source = nil
+        job.budgetMilliseconds = callBudgetMilliseconds
+        for _ in 0..<2 {
+            guard case .job(let result) = try await call(.job(.export(job)), tenant: job.tenant.id) else {
+                throw WorkerCallError.workerDied("it answered another request")
+            }
+            if result == .needsSource {
+                job.script.source = source
+                continue
+            }
+            return result
+        }
+        throw WorkerCallError.workerDied("it did not load the script")
+    }
+
+    /// The part of the hard deadline a worker gives a call before failing it itself, so the
+    /// kill stays the last resort: half.
+    var callBudgetMilliseconds: Int {
+        let (seconds, attoseconds) = configuration.callDeadline.components
+        return max(1, Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000) / 2)
     }
 
     /// A stable slot for a tenant: the same on every start, so its VMs warm up in one place.

@@ -55,7 +55,9 @@ public final class LuaWorker {
         } catch {
             return call.parts.map { _ in .failed(index: nil, error: "the script VM could not start: \(error)") }
         }
-        guard let version = loadedVersion(call.script, in: runtime) else { return call.parts.map { _ in .needsSource } }
+        guard let version = loadedVersion(call.script, hook: .ingest, in: runtime) else {
+            return call.parts.map { _ in .needsSource }
+        }
         defer { _ = runtime.runner.drainLog() }
         let loaded: LoadedScript
         switch version.loaded {
@@ -113,6 +115,8 @@ public final class LuaWorker {
             } catch {
                 return .failed("\(error)")
             }
+        case .export(let job):
+            return export(job)
         case .tierLimits(let tier, let tenant):
             guard let policy = catalog.policies[tier] else { return .failed("no policy for the tier '\(tier)'") }
             do {
@@ -125,6 +129,49 @@ public final class LuaWorker {
             } catch {
                 return .failed("\(error)")
             }
+        }
+    }
+
+    /// Renders one piece of an export in the tenant's warm VM (the script stays loaded between
+    /// pieces, so module-level state carries from header to rows to footer).
+    private func export(_ job: ExportJob) -> WorkerJobResult {
+        let runtime: TenantRuntime
+        do {
+            runtime = try tenantRuntime(job.tenant)
+        } catch {
+            return .failed("the script VM could not start: \(error)")
+        }
+        guard let version = loadedVersion(job.script, hook: .export, in: runtime) else { return .needsSource }
+        defer { _ = runtime.runner.drainLog() }
+        let loaded: LoadedScript
+        switch version.loaded {
+        case .success(let script): loaded = script
+        case .failure(let error): return .failed(error.description)
+        }
+        let piece: ExportPiece
+        switch job.piece {
+        case .format:
+            do {
+                let (contentType, fileExtension) = try runtime.runner.contentType(loaded)
+                return .exportFormat(contentType: contentType, fileExtension: fileExtension)
+            } catch {
+                return .failed(error.description)
+            }
+        case .header: piece = .header
+        case .rows: piece = .rows(job.samples)
+        case .footer: piece = .footer
+        }
+        let tenantID = job.tenant.id.uuidString.lowercased()
+        do {
+            return .exported(
+                try runtime.runner.exportPiece(loaded, piece) { sample in
+                    ScriptContext(
+                        tenantID: tenantID, tenantSlug: job.tenant.slug, tier: job.tenant.tier,
+                        deviceSerial: sample?.deviceSerial, deviceName: sample?.deviceSerial, now: job.now,
+                        config: version.config)
+                })
+        } catch {
+            return .failed(error.description)
         }
     }
 
@@ -154,7 +201,7 @@ public final class LuaWorker {
 
     /// The script version loaded in the tenant's VM, loading it from the request's source when
     /// the VM holds another version (or none); nil when it must be sent with its source.
-    private func loadedVersion(_ script: WorkerScript, in runtime: TenantRuntime) -> LoadedVersion? {
+    private func loadedVersion(_ script: WorkerScript, hook: ScriptHook, in runtime: TenantRuntime) -> LoadedVersion? {
         if let current = runtime.scripts[script.id], current.version == script.version, current.configJSON == script.configJSON {
             return current
         }
@@ -164,7 +211,7 @@ public final class LuaWorker {
         }
         let version = LoadedVersion(
             version: script.version, configJSON: script.configJSON,
-            loaded: Result { () throws(ScriptError) in try runtime.runner.load(source: source, name: script.name, hook: .ingest) },
+            loaded: Result { () throws(ScriptError) in try runtime.runner.load(source: source, name: script.name, hook: hook) },
             config: (try? LuaValue(jsonText: script.configJSON)) ?? .table([:]))
         runtime.scripts[script.id] = version
         return version

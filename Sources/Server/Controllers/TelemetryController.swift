@@ -102,7 +102,8 @@ struct TelemetryController {
     @Sendable func ingest(_ request: Request, context: AppRequestContext) async throws -> Response {
         let (serial, key) = try Self.deviceCredentials(request)
         let credential = try await authenticate(serial: serial, key: key, request: request, context: context)
-        try deviceLimiter.acquire(serial)
+        // Serials are unique per tenant only: the budget is the device's, not the serial's.
+        try deviceLimiter.acquire("\(credential.tenantID.uuidString)/\(serial)")
         let body = try await request.body.collect(upTo: TelemetryRules.maximumBodyBytes)
         let ingestScripts = try await scripts.ingestScripts(tenantID: credential.tenantID)
         let payload = try IngestPayload.decode(

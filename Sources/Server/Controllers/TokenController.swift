@@ -30,8 +30,9 @@ struct TokenController {
         var revoked: Bool
         var scope: String
         var expiresAt: Timestamp?
+        var expired: Bool
 
-        init(_ token: APIToken) {
+        init(_ token: APIToken, now: Timestamp) {
             id = token.id.uuidString.lowercased()
             name = token.name
             createdAt = token.createdAt
@@ -39,10 +40,11 @@ struct TokenController {
             revoked = token.revokedAt != nil
             scope = token.scope.rawValue
             expiresAt = token.expiresAt
+            expired = token.expiresAt.map { $0 <= now } ?? false
         }
 
         enum CodingKeys: String, CodingKey {
-            case id, name, revoked, scope
+            case id, name, revoked, scope, expired
             case createdAt = "created_at"
             case lastUsedAt = "last_used_at"
             case expiresAt = "expires_at"
@@ -66,14 +68,15 @@ struct TokenController {
 
     @Sendable func list(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let tokens = try await store.apiTokens(tenantID: context.identity.tenant.id, userID: context.identity.user.id)
-        return try jsonResponse(ListJSON(tokens: tokens.map(TokenJSON.init)))
+        return try jsonResponse(ListJSON(tokens: tokens.map { TokenJSON($0, now: clock.now()) }))
     }
 
     @Sendable func create(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try context.identity.requireSession()
         let body = try await request.decodeStrict(CreateBody.self, context: context)
         let (token, secret) = try await accounts.createAPIToken(
             for: context.identity, name: body.name, scope: try Self.scope(body.scope), expiresInDays: body.expiresInDays)
-        return try jsonResponse(CreatedJSON(token: TokenJSON(token), secret: secret), status: .created)
+        return try jsonResponse(CreatedJSON(token: TokenJSON(token, now: clock.now()), secret: secret), status: .created)
     }
 
     /// A scope name (default `write`); anything else is a 422.
@@ -86,6 +89,7 @@ struct TokenController {
     }
 
     @Sendable func revoke(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try context.identity.requireSession()
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
             try await store.revokeAPIToken(
                 tenantID: context.identity.tenant.id, userID: context.identity.user.id, id: id, at: clock.now())

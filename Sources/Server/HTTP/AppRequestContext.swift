@@ -20,6 +20,15 @@ public struct Identity: Sendable {
     func requireWrite() throws(PlatformError) {
         guard role.canWrite else { throw PlatformError.readOnlyRole }
     }
+
+    /// Throws unless the caller signed in with a login session: account-level changes
+    /// (password, tokens, invitations, tenant switching) are never made by an API token.
+    func requireSession() throws(PlatformError) {
+        guard case .session = credential else {
+            throw PlatformError(
+                .forbidden, code: "session_required", message: "This needs a person logged in, not an API token")
+        }
+    }
 }
 
 /// The request context of every route: the client's address (for rate limits) and, once the

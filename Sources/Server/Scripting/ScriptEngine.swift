@@ -180,8 +180,24 @@ final class ScriptEngine: Sendable {
         PlatformError(.unavailable, code: "scripts_unavailable", message: "Scripts cannot run right now; retry")
     }
 
+    /// One piece of an export in the tenant's worker: its format, header, rows or footer.
+    /// A script failure is `.failed`; no worker is 503 `scripts_unavailable`; a worker killed at
+    /// the deadline throws `WorkerCallError.deadlineExceeded`.
+    func export(
+        _ script: WorkerScript, source: String, tenant: WorkerTenant, piece: ExportJob.Piece,
+        samples: [TelemetrySample] = [], now: Timestamp
+    ) async throws -> WorkerJobResult {
+        let job = ExportJob(tenant: tenant, script: script, now: now, piece: piece, budgetMilliseconds: 0, samples: samples)
+        do {
+            return try await workers.export(job, source: source)
+        } catch let error as WorkerCallError {
+            if case .unavailable = error { throw Self.unavailable(error) }
+            throw error
+        }
+    }
+
     /// What a worker needs to know of a tenant.
-    private func workerTenant(_ tenant: Tenant) async -> WorkerTenant {
+    func workerTenant(_ tenant: Tenant) async -> WorkerTenant {
         WorkerTenant(id: tenant.id, slug: tenant.slug, tier: tenant.tier, memoryBytes: await memoryBytes(for: tenant))
     }
 

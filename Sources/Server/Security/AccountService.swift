@@ -64,9 +64,8 @@ struct AccountService: Sendable {
     /// Moves a signed-in person to another of their tenants: a new session for that tenant
     /// replaces `identity`'s (a slug they do not belong to is a 404, like any other tenant's).
     func switchTenant(_ identity: Identity, toSlug slug: String) async throws -> (Membership, sessionToken: String) {
-        guard case .session(let oldHash) = identity.credential else {
-            throw PlatformError(.forbidden, code: "session_required", message: "Switching tenant needs a login session")
-        }
+        try identity.requireSession()
+        guard case .session(let oldHash) = identity.credential else { throw PlatformError.unauthenticated }
         guard let membership = try await store.memberships(userID: identity.user.id).first(where: { $0.tenant.slug == slug })
         else { throw PlatformError.notFound("Tenant") }
         let token = try await startSession(userID: identity.user.id, tenantID: membership.tenant.id)
@@ -77,6 +76,7 @@ struct AccountService: Sendable {
     /// Changes the signed-in person's password after checking the current one; every other
     /// session of theirs ends (the one making the change stays).
     func changePassword(_ identity: Identity, current: String, new password: String) async throws {
+        try identity.requireSession()
         guard try await hasher.verify(current, hash: identity.user.passwordHash) else {
             throw PlatformError.invalid("current_password", "is not your current password", code: "wrong_password")
         }
@@ -151,10 +151,7 @@ struct AccountService: Sendable {
     func createAPIToken(for identity: Identity, name: String, scope: TokenScope, expiresInDays: Int?) async throws
         -> (APIToken, secret: String)
     {
-        guard case .session = identity.credential else {
-            throw PlatformError(
-                .forbidden, code: "session_required", message: "API tokens are created by a person logged in, not by a token")
-        }
+        try identity.requireSession()
         let name = try IdentifierRules.validName(name, field: "name")
         if let days = expiresInDays, !(1...Self.maximumTokenLifetimeDays).contains(days) {
             throw PlatformError.invalid("expires_in_days", "must be from 1 to \(Self.maximumTokenLifetimeDays)")

@@ -109,9 +109,6 @@ struct MemberService: Sendable {
     }
 
     private func requireSession(_ identity: Identity) throws {
-        guard case .session = identity.credential else {
-            throw PlatformError(
-                .forbidden, code: "session_required", message: "Invitations are answered by a person logged in, not by a token")
-        }
+        try identity.requireSession()
     }
 }

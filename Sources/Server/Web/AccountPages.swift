@@ -22,6 +22,7 @@ struct AccountPages {
         var revoked: Bool
         var scope: String
         var expiresAt: String
+        var expired: Bool
     }
 
     struct TokensModel {
@@ -103,7 +104,10 @@ struct AccountPages {
     @Sendable func createToken(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         let name = context.form.text("name") ?? ""
         do {
-            let days = context.form.text("expires_in_days").flatMap { Int($0) }
+            let days = try context.form.text("expires_in_days").map { text in
+                guard let days = Int(text) else { throw PlatformError.invalid("expires_in_days", "must be a number of days") }
+                return days
+            }
             let (token, secret) = try await accounts.createAPIToken(
                 for: context.identity, name: name, scope: try TokenController.scope(context.form.text("scope")),
                 expiresInDays: days)
@@ -125,11 +129,12 @@ struct AccountPages {
         _ context: AuthenticatedContext, newSecret: String? = nil, newName: String? = nil, name: String = "",
         error: String? = nil, flash: LayoutModel.Flash? = nil, status: HTTPResponse.Status = .ok
     ) async throws -> Response {
+        let now = clock.now()
         let rows = try await store.apiTokens(tenantID: context.identity.tenant.id, userID: context.identity.user.id).map {
             TokenRow(
                 id: $0.id.uuidString.lowercased(), name: $0.name, createdAt: $0.createdAt.iso8601,
                 lastUsedAt: $0.lastUsedAt?.iso8601 ?? "never", revoked: $0.revokedAt != nil, scope: $0.scope.rawValue,
-                expiresAt: $0.expiresAt?.iso8601 ?? "never")
+                expiresAt: $0.expiresAt?.iso8601 ?? "never", expired: $0.expiresAt.map { $0 <= now } ?? false)
         }
         return try await pages.page(
             "tokens", title: "API tokens", section: .tokens, context: context,
