@@ -192,6 +192,16 @@
         if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
       });
     });
+    // Export times are typed in local time; the API takes UTC with a zone.
+    var exportForm = document.getElementById("export-form");
+    if (exportForm) {
+      exportForm.addEventListener("submit", function () {
+        exportForm.querySelectorAll("input[data-utc-target]").forEach(function (input) {
+          var target = exportForm.querySelector('input[name="' + input.dataset.utcTarget + '"]');
+          target.value = input.value ? new Date(input.value).toISOString() : "";
+        });
+      });
+    }
     var tenantSelect = document.getElementById("tenant-select");
     if (tenantSelect) {
       tenantSelect.addEventListener("change", function () { tenantSelect.form.requestSubmit(); });

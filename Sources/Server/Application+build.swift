@@ -62,6 +62,7 @@ struct Platform {
     let devices: DeviceService
     let members: MemberService
     let scriptService: ScriptService
+    let exports: ExportService
     let assets: WebAssets
     let csrf: CSRFProtection
 
@@ -98,6 +99,7 @@ struct Platform {
         scriptService = ScriptService(
             store: store, catalog: catalog, engine: scripts, clock: clock,
             trialLimiter: RateLimiter(limit: configuration.scriptTrialsPerMinute, periodSeconds: 60, clock: clock))
+        exports = ExportService(store: store, catalog: catalog, engine: scripts, clock: clock)
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
     }
@@ -145,8 +147,7 @@ struct Platform {
         DeviceController(devices: devices, store: store, clock: clock, configuration: configuration)
             .addRoutes(to: authenticated.group("devices"))
         telemetry.addQueryRoutes(to: authenticated.group("telemetry"))
-        ExportController(exports: ExportService(store: store, catalog: catalog, engine: scripts, clock: clock))
-            .addRoutes(to: authenticated.group("telemetry"))
+        ExportController(exports: exports).addRoutes(to: authenticated.group("telemetry"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
         MemberController(members: members).addRoutes(
             members: authenticated.group("tenant/members"), invitations: authenticated.group("tenant/invitations"),
@@ -167,6 +168,7 @@ struct Platform {
         let signedIn = web.group(context: AuthenticatedContext.self)
         DevicePages(devices: devices, pages: pages).addRoutes(to: signedIn)
         ScriptPages(scripts: scriptService, devices: devices, pages: pages, clock: clock).addRoutes(to: signedIn)
+        ExportPages(exports: exports, devices: devices, pages: pages).addRoutes(to: signedIn)
         AccountPages(accounts: accounts, limits: authLimits, members: members, store: store, pages: pages, clock: clock)
             .addRoutes(to: signedIn)
     }

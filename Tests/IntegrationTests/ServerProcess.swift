@@ -15,6 +15,17 @@ final class ServerProcess: @unchecked Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
+    var processID: Int32 { process.processIdentifier }
+
+    /// The server's resident memory now, from /proc (Linux), in bytes.
+    func residentBytes() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes * 1024
+    }
+
     /// `workingDirectory` nil keeps the test's; another one checks the binary finds its folders.
     init(database: String, port: Int? = nil, environment extra: [String: String] = [:], workingDirectory: URL? = nil) throws {
         self.port = try port ?? Self.freePort()

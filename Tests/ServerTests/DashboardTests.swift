@@ -71,7 +71,7 @@ struct DashboardTests {
         }
     }
 
-    static let pages = ["/", "/devices/new", "/devices/TH-1", "/scripts", "/tokens", "/members", "/account"]
+    static let pages = ["/", "/devices/new", "/devices/TH-1", "/scripts", "/export", "/tokens", "/members", "/account"]
 
     @Test func everyPageNeedsASessionAndReturnsThereAfterLogin() async throws {
         try await TestPlatform.run { client, _ in

@@ -14,12 +14,14 @@ struct ExportController {
     }
 
     @Sendable func export(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        // An empty parameter counts as absent, as an HTML form sends it for "all" or "any time".
         let parameters = request.uri.queryParameters
-        let device = parameters["device"].map(String.init)
-        if let device, device.isEmpty { throw PlatformError.invalid("device", "must not be empty") }
+        func parameter(_ name: Substring) -> String? {
+            parameters[name].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        }
         let prepared = try await exports.prepare(
-            identity: context.identity, formatName: parameters["format"].map(String.init), device: device,
-            from: parameters["from"].map(String.init), to: parameters["to"].map(String.init))
+            identity: context.identity, formatName: parameter("format"), device: parameter("device"),
+            from: parameter("from"), to: parameter("to"))
         var headers = HTTPFields()
         headers[.contentType] = prepared.contentType
         headers[.contentDisposition] = "attachment; filename=\"\(prepared.filename)\""

@@ -166,6 +166,12 @@ struct ExportService: Sendable {
         return nil
     }
 
+    /// Every format name the tenant can export in: `csv`, the built-ins, its active export scripts.
+    func formatNames(tenantID: UUID) async throws -> [String] {
+        let scripts = try await store.activeScripts(tenantID: tenantID, hook: ScriptHook.export.rawValue)
+        return ["csv"] + Self.builtInFormats + scripts.map(\.0.name).filter { $0 != "csv" && !Self.builtInFormats.contains($0) }.sorted()
+    }
+
     /// The export script or built-in plugin called `name`; 422 listing the valid formats.
     private func luaFormat(named name: String, tenant: Tenant) async throws -> (WorkerScript, String) {
         if Self.builtInFormats.contains(name), let plugin = catalog.plugins[name], plugin.hook == .export {
@@ -181,7 +187,7 @@ struct ExportService: Sendable {
                 version.source
             )
         }
-        let valid = ["csv"] + Self.builtInFormats + active.map(\.0.name).sorted()
+        let valid = try await formatNames(tenantID: tenant.id)
         throw PlatformError.invalid(
             "format", "must be one of: \(valid.joined(separator: ", "))", code: "unknown_format")
     }

@@ -34,6 +34,7 @@ struct LayoutModel {
     var flash: Flash?
     var navDevices = false
     var navScripts = false
+    var navExport = false
     var navTokens = false
     var navMembers = false
     var navAccount = false
@@ -50,6 +51,7 @@ struct PageRenderer: Sendable {
         var flash: LayoutModel.Flash?
         var navDevices: Bool
         var navScripts: Bool
+        var navExport: Bool
         var navTokens: Bool
         var navMembers: Bool
         var navAccount: Bool
@@ -57,13 +59,13 @@ struct PageRenderer: Sendable {
     }
 
     static let requiredTemplates = [
-        "layout", "login", "signup", "overview", "device", "device-new", "device-key", "scripts", "script", "script-editor", "tokens",
+        "layout", "login", "signup", "overview", "device", "device-new", "device-key", "scripts", "script", "script-editor", "export", "tokens",
         "members", "account", "error",
     ]
 
     /// Where a page sits in the navigation.
     enum Section {
-        case devices, scripts, tokens, members, account, none
+        case devices, scripts, export, tokens, members, account, none
     }
 
     let assets: WebAssets
@@ -86,7 +88,7 @@ struct PageRenderer: Sendable {
             canAdminister: identity.role.canAdminister)
         let layout = LayoutModel(
             title: title, csrf: csrf.token(binding: context.sessionHash ?? ""), session: session, flash: flash,
-            navDevices: section == .devices, navScripts: section == .scripts, navTokens: section == .tokens, navMembers: section == .members,
+            navDevices: section == .devices, navScripts: section == .scripts, navExport: section == .export, navTokens: section == .tokens, navMembers: section == .members,
             navAccount: section == .account)
         return try render(template, layout: layout, content: content, status: status)
     }
@@ -105,7 +107,7 @@ struct PageRenderer: Sendable {
     {
         let object = Page(
             title: layout.title, csrf: layout.csrf, session: layout.session, flash: layout.flash,
-            navDevices: layout.navDevices, navScripts: layout.navScripts, navTokens: layout.navTokens, navMembers: layout.navMembers,
+            navDevices: layout.navDevices, navScripts: layout.navScripts, navExport: layout.navExport, navTokens: layout.navTokens, navMembers: layout.navMembers,
             navAccount: layout.navAccount, page: content)
         guard let html = assets.templates.render(object, withTemplate: template) else {
             throw PlatformError(.internalFailure, code: "internal_error", message: "Template \(template) is missing")
