@@ -2,6 +2,8 @@
  * Telemetry: a sample every CONFIG_THERMOSTAT_SAMPLE_INTERVAL_S once SNTP set the
  * clock, buffered in the shared ring, uploaded oldest first while Wi-Fi is up.
  * A 401 raises APP_EVENT_REPROVISION; the network task then asks for a new payload.
+ * A 403 quota_exceeded / tenant_disabled keeps the samples and waits the long
+ * hold backoff (TH_RETRY_HOLD_BASE_MS .. TH_RETRY_HOLD_MAX_MS, retry.h).
  */
 #include <time.h>
 
@@ -68,11 +70,17 @@ static void record_sample(app_state_t *app)
 static void upload(app_state_t *app, th_uplink_t *uplink)
 {
     th_uplink_result_t result;
+    uint64_t now;
     do {
-        result = th_uplink_poll(uplink, monotonic_ms());
+        now = monotonic_ms();
+        result = th_uplink_poll(uplink, now);
     } while (result == TH_UPLINK_SENT || result == TH_UPLINK_DISCARDED);
     if (result == TH_UPLINK_STOPPED) {
         xEventGroupSetBits(app->events, APP_EVENT_REPROVISION);
+    } else if (result == TH_UPLINK_HELD) {
+        ESP_LOGW(TAG, "platform refuses telemetry for now (quota or tenant disabled): "
+                      "samples kept, next try in %llu s",
+                 (unsigned long long)((th_uplink_next_attempt_ms(uplink) - now) / 1000));
     }
 }
 
@@ -95,6 +103,8 @@ void telemetry_task(void *arg)
         .batch_max = CONFIG_THERMOSTAT_UPLOAD_BATCH,
         .backoff_base_ms = BACKOFF_BASE_MS,
         .backoff_max_ms = BACKOFF_MAX_MS,
+        .hold_base_ms = TH_RETRY_HOLD_BASE_MS,
+        .hold_max_ms = TH_RETRY_HOLD_MAX_MS,
         .lock = app_state_lock,
         .unlock = app_state_unlock,
         .lock_ctx = app,

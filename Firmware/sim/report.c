@@ -41,11 +41,12 @@ static void write_device(FILE *out, const sim_device_t *dev)
             ",\"acknowledged\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"duplicates\":%" PRIu64
             ",\"dropped\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"pending\":%zu"
             ",\"requests\":%" PRIu64 ",\"failed_requests\":%" PRIu64 ",\"rate_limited\":%" PRIu64
+            ",\"held\":%" PRIu64
             ",\"first_timestamp\":\"%s\",\"last_timestamp\":\"%s\",\"state\":\"%s\"}",
             serial, dev->generated, stats->sent, stats->acknowledged, stats->accepted,
             stats->duplicates, th_ring_dropped(&dev->ring), stats->rejected,
             th_ring_count(&dev->ring), stats->requests, stats->failed_requests,
-            stats->rate_limited, first, last, sim_report_state(dev));
+            stats->rate_limited, stats->held, first, last, sim_report_state(dev));
 }
 
 bool sim_report_write_json(FILE *out, const sim_device_t *devices, size_t count)
@@ -69,11 +70,12 @@ void sim_report_print(FILE *out, const sim_device_t *devices, size_t count)
         fprintf(out,
                 "%s: generated %" PRIu64 ", acknowledged %" PRIu64 " (%" PRIu64
                 " duplicates), dropped %" PRIu64 ", rejected %" PRIu64 ", pending %zu, "
-                "requests %" PRIu64 " (%" PRIu64 " retried, %" PRIu64 " rate limited): %s\n",
+                "requests %" PRIu64 " (%" PRIu64 " retried, %" PRIu64 " rate limited, %" PRIu64
+                " held): %s\n",
                 dev->credentials.serial, dev->generated, dev->uplink.stats.acknowledged,
                 dev->uplink.stats.duplicates, th_ring_dropped(&dev->ring),
                 dev->uplink.stats.rejected, th_ring_count(&dev->ring), dev->uplink.stats.requests,
                 dev->uplink.stats.failed_requests, dev->uplink.stats.rate_limited,
-                sim_report_state(dev));
+                dev->uplink.stats.held, sim_report_state(dev));
     }
 }

@@ -55,6 +55,8 @@ bool sim_device_init(sim_device_t *dev, const th_credentials_t *creds, const sim
         .batch_max = opts->batch,
         .backoff_base_ms = BACKOFF_BASE_MS,
         .backoff_max_ms = BACKOFF_MAX_MS,
+        .hold_base_ms = TH_RETRY_HOLD_BASE_MS,
+        .hold_max_ms = TH_RETRY_HOLD_MAX_MS,
     };
     return th_uplink_init(&dev->uplink, &cfg) == TH_OK;
 }

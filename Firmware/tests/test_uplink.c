@@ -6,7 +6,7 @@
 #include "thermostat/telemetry_json.h"
 #include "thermostat/uplink.h"
 
-#define MAX_CALLS 8
+#define MAX_CALLS 16
 #define BODY_CAP 2048
 
 /* Scripted transport: answers call i with replies[i] and records what was sent. */
@@ -214,6 +214,144 @@ static void discards_a_batch_the_server_refuses(void **state)
     assert_int_equal(th_ring_at(&f->ring, 0)->timestamp, 180);
 }
 
+#define QUOTA_EXCEEDED_BODY                                                                     \
+    "{\"error\":{\"code\":\"quota_exceeded\",\"message\":\"The tenant has reached its sample "     \
+    "quota\"}}"
+#define TENANT_DISABLED_BODY                                                                    \
+    "{\"error\":{\"code\":\"tenant_disabled\",\"message\":\"An administrator disabled this "      \
+    "tenant\"}}"
+
+static void holds_samples_while_the_platform_refuses_and_drains_after_a_2xx(void **state)
+{
+    fixture_t *f = *state;
+    for (int64_t t = 0; t < 5; t++) {
+        push(f, 60 * (t + 1), 20.0);
+    }
+    f->transport.replies[0] = reply(403, "", QUOTA_EXCEEDED_BODY);
+    f->transport.replies[1] = reply(403, "", TENANT_DISABLED_BODY);
+    for (size_t i = 2; i < 5; i++) {
+        f->transport.replies[i] = reply(201, "", "{\"accepted\":2,\"duplicates\":0}");
+    }
+    f->transport.replies[5] = reply(403, "", QUOTA_EXCEEDED_BODY);
+
+    /* First hold: c = 5 min, the fixed random value 0 gives c/2. Nothing is released. */
+    assert_int_equal(th_uplink_poll(&f->uplink, 1000), TH_UPLINK_HELD);
+    assert_int_equal(th_ring_count(&f->ring), 5);
+    assert_int_equal(th_uplink_next_attempt_ms(&f->uplink), 1000 + 150000);
+    assert_int_equal(f->uplink.stats.held, 1);
+    assert_int_equal(f->uplink.stats.failed_requests, 1);
+    assert_int_equal(f->uplink.stats.rejected, 0);
+    assert_int_equal(f->uplink.stats.acknowledged, 0);
+
+    /* No request before the hold is over, not even when connectivity returns. */
+    assert_int_equal(th_uplink_poll(&f->uplink, 2000), TH_UPLINK_WAITING);
+    th_uplink_network_up(&f->uplink, 3000);
+    assert_int_equal(th_uplink_next_attempt_ms(&f->uplink), 151000);
+    assert_int_equal(th_uplink_poll(&f->uplink, 3000), TH_UPLINK_WAITING);
+    assert_int_equal(th_uplink_poll(&f->uplink, 150999), TH_UPLINK_WAITING);
+    assert_int_equal(f->transport.calls, 1);
+
+    /* The same batch again; a disabled tenant holds too, twice as long. */
+    assert_int_equal(th_uplink_poll(&f->uplink, 151000), TH_UPLINK_HELD);
+    assert_string_equal(f->transport.bodies[1], f->transport.bodies[0]);
+    assert_int_equal(th_uplink_next_attempt_ms(&f->uplink), 151000 + 300000);
+    assert_int_equal(th_ring_count(&f->ring), 5);
+
+    /* Accepted again: normal sending resumes and drains the buffer oldest first. */
+    assert_int_equal(th_uplink_poll(&f->uplink, 451000), TH_UPLINK_SENT);
+    assert_string_equal(f->transport.bodies[2], f->transport.bodies[0]);
+    assert_int_equal(th_uplink_poll(&f->uplink, 451000), TH_UPLINK_SENT);
+    assert_non_null(strstr(f->transport.bodies[3], "T00:03:00Z"));
+    assert_int_equal(th_uplink_poll(&f->uplink, 451000), TH_UPLINK_SENT);
+    assert_non_null(strstr(f->transport.bodies[4], "T00:05:00Z"));
+    assert_int_equal(th_uplink_poll(&f->uplink, 451000), TH_UPLINK_IDLE);
+    assert_int_equal(f->uplink.stats.acknowledged, 5);
+    assert_int_equal(f->uplink.stats.held, 2);
+    assert_int_equal(f->uplink.stats.rejected, 0);
+    assert_int_equal(th_ring_dropped(&f->ring), 0);
+
+    /* The 2xx also ended the hold schedule: the next refusal starts again at 5 min. */
+    push(f, 360, 20.0);
+    assert_int_equal(th_uplink_poll(&f->uplink, 500000), TH_UPLINK_HELD);
+    assert_int_equal(th_uplink_next_attempt_ms(&f->uplink), 500000 + 150000);
+    assert_int_equal(th_ring_count(&f->ring), 1);
+}
+
+static void the_hold_grows_to_its_cap_and_the_ring_keeps_its_overflow_rule(void **state)
+{
+    fixture_t *f = *state;
+    /* Lowest delays (c/2) of successive holds: 2.5, 5, 10, 20, then 30 min (c capped at 1 h). */
+    const uint64_t waits_s[] = {150, 300, 600, 1200, 1800, 1800};
+    const size_t holds = sizeof waits_s / sizeof *waits_s;
+    for (size_t i = 0; i < holds; i++) {
+        f->transport.replies[i] =
+            reply(403, "", i % 2 ? TENANT_DISABLED_BODY : QUOTA_EXCEEDED_BODY);
+    }
+    for (size_t i = holds; i < holds + 3; i++) {
+        f->transport.replies[i] = reply(200, "", "{\"accepted\":2,\"duplicates\":0}");
+    }
+    push(f, 60, 20.0);
+
+    uint64_t now = 0;
+    int64_t t = 60;
+    for (size_t i = 0; i < holds; i++) {
+        assert_int_equal(th_uplink_poll(&f->uplink, now), TH_UPLINK_HELD);
+        const uint64_t next = th_uplink_next_attempt_ms(&f->uplink);
+        assert_int_equal(next - now, waits_s[i] * 1000);
+        /* Samples keep coming meanwhile and nothing is sent before the hold is over. */
+        push(f, t += 60, 20.0);
+        assert_int_equal(th_uplink_poll(&f->uplink, next - 1), TH_UPLINK_WAITING);
+        assert_int_equal(f->transport.calls, i + 1);
+        now = next;
+    }
+    /* Seven samples in a ring of six: the oldest is dropped and counted, as during an outage. */
+    assert_int_equal(th_ring_count(&f->ring), 6);
+    assert_int_equal(th_ring_dropped(&f->ring), 1);
+    assert_int_equal(th_ring_at(&f->ring, 0)->timestamp, 120);
+    assert_int_equal(f->uplink.stats.held, holds);
+    assert_int_equal(f->uplink.stats.rejected, 0);
+
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(th_uplink_poll(&f->uplink, now), TH_UPLINK_SENT);
+    }
+    assert_non_null(strstr(f->transport.bodies[holds], "T00:02:00Z"));
+    assert_non_null(strstr(f->transport.bodies[holds + 2], "T00:07:00Z"));
+    assert_int_equal(th_uplink_poll(&f->uplink, now), TH_UPLINK_IDLE);
+    assert_int_equal(f->uplink.stats.acknowledged, 6);
+}
+
+static void discards_on_a_403_with_another_code(void **state)
+{
+    fixture_t *f = *state;
+    push(f, 60, 20.0);
+    f->transport.replies[0] =
+        reply(403, "", "{\"error\":{\"code\":\"forbidden\",\"message\":\"No\"}}");
+    f->transport.replies[1] = reply(403, "", "<html>Forbidden</html>");
+
+    assert_int_equal(th_uplink_poll(&f->uplink, 0), TH_UPLINK_DISCARDED);
+    push(f, 120, 20.0);
+    assert_int_equal(th_uplink_poll(&f->uplink, 0), TH_UPLINK_DISCARDED);
+    assert_int_equal(f->uplink.stats.rejected, 2);
+    assert_int_equal(f->uplink.stats.held, 0);
+    assert_int_equal(th_ring_count(&f->ring), 0);
+}
+
+static void a_configured_hold_replaces_the_default(void **state)
+{
+    fixture_t *f = *state;
+    th_uplink_config_t cfg = f->uplink.cfg;
+    cfg.hold_base_ms = 4000;
+    cfg.hold_max_ms = 6000;
+    assert_int_equal(th_uplink_init(&f->uplink, &cfg), TH_OK);
+    push(f, 60, 20.0);
+    f->transport.replies[0] = reply(403, "", QUOTA_EXCEEDED_BODY);
+    f->transport.replies[1] = reply(403, "", QUOTA_EXCEEDED_BODY);
+    assert_int_equal(th_uplink_poll(&f->uplink, 0), TH_UPLINK_HELD);
+    assert_int_equal(th_uplink_next_attempt_ms(&f->uplink), 2000);
+    assert_int_equal(th_uplink_poll(&f->uplink, 2000), TH_UPLINK_HELD);
+    assert_int_equal(th_uplink_next_attempt_ms(&f->uplink), 2000 + 3000);
+}
+
 static void buffers_through_an_outage_and_drains_oldest_first(void **state)
 {
     fixture_t *f = *state;
@@ -299,6 +437,12 @@ int run_uplink_tests(void)
         cmocka_unit_test_setup(honours_retry_after_on_429, setup),
         cmocka_unit_test_setup(stops_for_good_on_401, setup),
         cmocka_unit_test_setup(discards_a_batch_the_server_refuses, setup),
+        cmocka_unit_test_setup(holds_samples_while_the_platform_refuses_and_drains_after_a_2xx,
+                               setup),
+        cmocka_unit_test_setup(the_hold_grows_to_its_cap_and_the_ring_keeps_its_overflow_rule,
+                               setup),
+        cmocka_unit_test_setup(discards_on_a_403_with_another_code, setup),
+        cmocka_unit_test_setup(a_configured_hold_replaces_the_default, setup),
         cmocka_unit_test_setup(buffers_through_an_outage_and_drains_oldest_first, setup),
         cmocka_unit_test_setup(releases_only_what_was_sent_when_samples_arrive_meanwhile, setup),
         cmocka_unit_test_setup(discards_samples_that_cannot_be_encoded, setup),

@@ -106,6 +106,57 @@ static bool skip_value(cursor_t *c, int depth)
     return c->p != start;
 }
 
+/* A plain string (no escapes) of 1..cap-1 bytes into out[cap]. */
+static bool read_plain_string(cursor_t *c, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (!consume(c, '"')) {
+        return false;
+    }
+    while (c->p < c->end && *c->p != '"') {
+        if (*c->p == '\\' || (unsigned char)*c->p < 0x20 || n + 1 >= cap) {
+            return false;
+        }
+        out[n++] = *c->p++;
+    }
+    out[n] = '\0';
+    return n > 0 && consume(c, '"');
+}
+
+/* Walks the members of the object just opened; true once `code` of "error" was read. */
+static bool find_code(cursor_t *c, bool in_error, char *code)
+{
+    char key[KEY_MAX];
+    if (consume(c, '}')) {
+        return false;
+    }
+    do {
+        if (!read_string(c, key, sizeof key) || !consume(c, ':')) {
+            return false;
+        }
+        if (in_error && strcmp(key, "code") == 0) {
+            return read_plain_string(c, code, TH_ERROR_CODE_MAX + 1);
+        }
+        if (!in_error && strcmp(key, "error") == 0) {
+            return consume(c, '{') && find_code(c, true, code);
+        }
+        if (!skip_value(c, 2)) {
+            return false;
+        }
+    } while (consume(c, ','));
+    return false;
+}
+
+th_status_t th_error_code_parse(const char *body, size_t len, char *code)
+{
+    cursor_t c = {body, body + len};
+    if (consume(&c, '{') && find_code(&c, false, code)) {
+        return TH_OK;
+    }
+    code[0] = '\0';
+    return TH_ERR_INVALID;
+}
+
 th_status_t th_ingest_response_parse(const char *body, size_t len, uint32_t *accepted,
                                      uint32_t *duplicates)
 {

@@ -46,6 +46,9 @@ th_status_t th_uplink_init(th_uplink_t *uplink, const th_uplink_config_t *cfg)
              cfg->credentials->serial, cfg->credentials->api_key);
     th_retry_init(&uplink->retry, cfg->backoff_base_ms, cfg->backoff_max_ms, cfg->random,
                   cfg->random_ctx);
+    if (cfg->hold_base_ms != 0) {
+        th_retry_set_hold(&uplink->retry, cfg->hold_base_ms, cfg->hold_max_ms);
+    }
     uplink->state = TH_UPLINK_ACTIVE;
     return TH_OK;
 }
@@ -128,8 +131,11 @@ th_uplink_result_t th_uplink_poll(th_uplink_t *uplink, uint64_t now_ms)
         uplink->stats.sent += batch.encoded;
     }
 
+    char error_code[TH_ERROR_CODE_MAX + 1];
+    th_error_code_parse(response.body, strlen(response.body), error_code);
     const th_retry_action_t action =
-        th_retry_decide(&uplink->retry, response.status, response.retry_after);
+        th_retry_decide(&uplink->retry, response.status, response.retry_after, error_code);
+    uplink->holding = action.kind == TH_RETRY_HOLD;
     switch (action.kind) {
     case TH_RETRY_DONE:
         release(uplink, &batch);
@@ -145,20 +151,26 @@ th_uplink_result_t th_uplink_poll(th_uplink_t *uplink, uint64_t now_ms)
         uplink->state = TH_UPLINK_NEEDS_REPROVISIONING;
         return TH_UPLINK_STOPPED;
     case TH_RETRY_AGAIN:
+    case TH_RETRY_HOLD:
         break;
     }
     uplink->stats.failed_requests++;
     if (response.status == 429) {
         uplink->stats.rate_limited++;
     }
+    if (uplink->holding) {
+        uplink->stats.held++;
+    }
     uplink->next_attempt_ms = now_ms + action.delay_ms;
-    return TH_UPLINK_RETRY;
+    return uplink->holding ? TH_UPLINK_HELD : TH_UPLINK_RETRY;
 }
 
 void th_uplink_network_up(th_uplink_t *uplink, uint64_t now_ms)
 {
     th_retry_reset(&uplink->retry);
-    uplink->next_attempt_ms = now_ms;
+    if (!uplink->holding) {
+        uplink->next_attempt_ms = now_ms;
+    }
 }
 
 uint64_t th_uplink_next_attempt_ms(const th_uplink_t *uplink)

@@ -3,12 +3,17 @@
  * caller-supplied HTTP transport, following the retry policy (retry.h). Samples
  * leave the ring buffer only once the platform acknowledged them (2xx) or
  * refused them for good (other 4xx). After a 401 the uplink stops for good and
- * reports TH_UPLINK_NEEDS_REPROVISIONING. Time is a caller-supplied monotonic
- * clock in milliseconds; nothing here blocks, sleeps or allocates.
+ * reports TH_UPLINK_NEEDS_REPROVISIONING. A 403 quota_exceeded or
+ * tenant_disabled puts it on hold: the samples stay buffered (a full ring still
+ * drops its oldest, as during an outage) and the same batch is tried again after
+ * the long hold backoff, which connectivity returning does not cut short. Time is
+ * a caller-supplied monotonic clock in milliseconds; nothing here blocks, sleeps
+ * or allocates.
  */
 #ifndef THERMOSTAT_UPLINK_H
 #define THERMOSTAT_UPLINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +60,8 @@ typedef struct {
     size_t batch_max; /* samples per request, at least 1 */
     uint32_t backoff_base_ms;
     uint32_t backoff_max_ms;
+    uint32_t hold_base_ms; /* hold backoff; 0 for TH_RETRY_HOLD_BASE_MS / TH_RETRY_HOLD_MAX_MS */
+    uint32_t hold_max_ms;
     th_lock_fn lock; /* lock/unlock may be NULL */
     th_lock_fn unlock;
     void *lock_ctx;
@@ -62,8 +69,9 @@ typedef struct {
 
 typedef struct {
     uint64_t requests;        /* upload attempts */
-    uint64_t failed_requests; /* attempts to be retried: no response, 408, 429, 5xx, ... */
+    uint64_t failed_requests; /* attempts to be retried: no response, 408, 429, 5xx, holds... */
     uint64_t rate_limited;    /* 429 answers */
+    uint64_t held;            /* 403 quota_exceeded / tenant_disabled answers */
     uint64_t sent;            /* samples carried by requests that got an HTTP answer */
     uint64_t acknowledged;    /* samples in batches answered 2xx */
     uint64_t accepted;        /* as counted by the platform */
@@ -78,6 +86,7 @@ typedef enum {
     TH_UPLINK_WAITING,   /* backing off until th_uplink_next_attempt_ms() */
     TH_UPLINK_SENT,      /* one batch acknowledged */
     TH_UPLINK_RETRY,     /* the attempt failed; the samples stay buffered */
+    TH_UPLINK_HELD,      /* the platform refuses for now (quota, tenant disabled); samples stay */
     TH_UPLINK_DISCARDED, /* samples were dropped as permanently unacceptable */
     TH_UPLINK_STOPPED    /* the key was revoked: needs re-provisioning */
 } th_uplink_result_t;
@@ -88,6 +97,7 @@ typedef struct {
     char authorization[sizeof "Device " + TH_SERIAL_MAX + 1 + TH_API_KEY_MAX];
     th_retry_t retry;
     th_uplink_state_t state;
+    bool holding; /* the pending wait is a hold backoff */
     uint64_t next_attempt_ms;
     th_uplink_stats_t stats;
 } th_uplink_t;
@@ -98,7 +108,11 @@ th_status_t th_uplink_init(th_uplink_t *uplink, const th_uplink_config_t *cfg);
 /* Sends at most one batch if one is buffered and no backoff is pending at `now_ms`. */
 th_uplink_result_t th_uplink_poll(th_uplink_t *uplink, uint64_t now_ms);
 
-/* Connectivity came back: forget the backoff and allow an attempt at `now_ms`. */
+/*
+ * Connectivity came back: forget the transient backoff and allow an attempt at
+ * `now_ms`, unless the uplink is on hold (the platform, not the network, asked it
+ * to wait): then the pending wait stands.
+ */
 void th_uplink_network_up(th_uplink_t *uplink, uint64_t now_ms);
 
 /* Earliest time the next attempt may happen. */
