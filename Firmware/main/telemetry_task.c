@@ -1,10 +1,13 @@
 /*
  * Telemetry: a sample every CONFIG_THERMOSTAT_SAMPLE_INTERVAL_S once SNTP set the
  * clock, buffered in the shared ring, uploaded oldest first while Wi-Fi is up.
+ * Without a plausible outdoor reading the sample goes out with a null outside
+ * temperature; without a plausible inside reading there is no sample.
  * A 401 raises APP_EVENT_REPROVISION; the network task then asks for a new payload.
  * A 403 quota_exceeded / tenant_disabled keeps the samples and waits the long
  * hold backoff (TH_RETRY_HOLD_BASE_MS .. TH_RETRY_HOLD_MAX_MS, retry.h).
  */
+#include <math.h>
 #include <time.h>
 
 #include "freertos/FreeRTOS.h"
@@ -18,6 +21,7 @@
 #include "app_state.h"
 #include "http_transport.h"
 #include "tasks.h"
+#include "thermostat/sample.h"
 #include "thermostat/uplink.h"
 
 #define POLL_MS 1000
@@ -40,31 +44,32 @@ static uint64_t monotonic_ms(void)
     return (uint64_t)(esp_timer_get_time() / 1000);
 }
 
-static void record_sample(app_state_t *app)
+/* `*had_outside` remembers whether the previous sample had an outdoor reading (to log changes). */
+static void record_sample(app_state_t *app, bool *had_outside)
 {
     const time_t now = time(NULL);
     if (now < EARLIEST_VALID_TIME) {
         return;
     }
+    th_sample_t sample;
     app_state_lock(app);
-    const th_sample_t sample = {
-        .timestamp = (int64_t)now,
-        .mode = app->control.mode,
-        .output = app->output,
-        .temp_inside_c = app->inside.celsius,
-        .temp_outside_c = app->outside.celsius,
-        .setpoint_c = app->control.setpoint_c,
-        .hysteresis_c = app->control.hysteresis_c,
-    };
-    const bool plausible = th_reading_plausible(&app->control, app->inside) &&
-                           th_reading_plausible(&app->control, app->outside);
-    if (plausible) {
+    const bool recorded = th_sample_from_readings(&sample, (int64_t)now, &app->control,
+                                                  app->output, app->inside, app->outside);
+    if (recorded) {
         th_ring_push(&app->ring, &sample);
     }
     app_state_unlock(app);
-    if (!plausible) {
-        ESP_LOGW(TAG, "sample skipped: a temperature sensor is faulty");
+    if (!recorded) {
+        ESP_LOGW(TAG, "sample skipped: the inside temperature sensor is faulty");
+        return;
     }
+    const bool has_outside = !isnan(sample.temp_outside_c);
+    if (has_outside && !*had_outside) {
+        ESP_LOGI(TAG, "outdoor sensor reading again");
+    } else if (!has_outside && *had_outside) {
+        ESP_LOGW(TAG, "no plausible outdoor reading: samples carry temp_outside_c null");
+    }
+    *had_outside = has_outside;
 }
 
 static void upload(app_state_t *app, th_uplink_t *uplink)
@@ -116,11 +121,12 @@ void telemetry_task(void *arg)
 
     uint64_t next_sample_ms = 0;
     bool was_up = false;
+    bool had_outside = true;
     for (;;) {
         const EventBits_t events = xEventGroupGetBits(app->events);
         const uint64_t now = monotonic_ms();
         if ((events & APP_EVENT_TIME_SYNCED) && now >= next_sample_ms) {
-            record_sample(app);
+            record_sample(app, &had_outside);
             next_sample_ms = now + CONFIG_THERMOSTAT_SAMPLE_INTERVAL_S * 1000u;
         }
         const bool up = (events & APP_EVENT_WIFI_UP) != 0;

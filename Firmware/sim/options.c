@@ -28,6 +28,7 @@ static const spec_t specs[] = {
     {"speed", OPT_DOUBLE, offsetof(sim_options_t, speed)},
     {"outage", OPT_OUTAGE, offsetof(sim_options_t, outage_start)},
     {"heater-failure", OPT_FLAG, offsetof(sim_options_t, heater_failure)},
+    {"no-outside-sensor", OPT_FLAG, offsetof(sim_options_t, no_outside_sensor)},
     {"batch", OPT_UINT, offsetof(sim_options_t, batch)},
     {"buffer", OPT_UINT, offsetof(sim_options_t, buffer)},
     {"seed", OPT_U64, offsetof(sim_options_t, seed)},
@@ -238,6 +239,9 @@ void sim_options_usage(FILE *out, const char *program)
             "  --outage START:END    sample indexes (0-based, inclusive) during which the\n"
             "                        network refuses to send, so samples are buffered\n"
             "  --heater-failure      heaters run but produce no heat\n"
+            "  --no-outside-sensor   thermostats without an outdoor sensor: samples carry\n"
+            "                        a null outside temperature (the room still loses heat\n"
+            "                        to --outside-temp)\n"
             "  --batch N             max samples per upload (default 20, max 500)\n"
             "  --buffer N            offline buffer per device in samples (default 1024)\n"
             "  --mode MODE           OFF, HEAT, COOL or AUTO (default AUTO)\n"

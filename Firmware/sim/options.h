@@ -21,6 +21,7 @@ typedef struct {
     uint32_t outage_start; /* first sample index of the outage */
     uint32_t outage_end;   /* last sample index of the outage (inclusive) */
     bool heater_failure;
+    bool no_outside_sensor; /* samples carry "temp_outside_c":null */
     uint32_t batch;  /* max samples per upload */
     uint32_t buffer; /* offline buffer capacity per device, in samples */
     uint64_t seed;

@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "thermostat/sample.h"
+
 #define CONTROL_PERIOD_S 30
 #define BACKOFF_BASE_MS 500u
 #define BACKOFF_MAX_MS 30000u
@@ -23,6 +25,7 @@ bool sim_device_init(sim_device_t *dev, const th_credentials_t *creds, const sim
 {
     const size_t body_cap = opts->batch * SAMPLE_JSON_MAX + TH_UPLINK_BODY_MIN;
     dev->credentials = *creds;
+    dev->outside_sensor = !opts->no_outside_sensor;
     sim_rng_seed(&dev->rng, opts->seed * 1000003u + index);
     init_room(&dev->room, opts, &dev->rng);
     th_control_default_config(&dev->control_cfg);
@@ -75,15 +78,13 @@ void sim_device_record(sim_device_t *dev, int64_t timestamp)
         room_advance(&dev->room, control(dev), (double)step);
         dev->sim_time_s += step;
     }
-    const th_sample_t sample = {
-        .timestamp = timestamp,
-        .mode = dev->control_cfg.mode,
-        .output = control(dev),
-        .temp_inside_c = dev->room.inside_c,
-        .temp_outside_c = dev->room.outside_c,
-        .setpoint_c = dev->control_cfg.setpoint_c,
-        .hysteresis_c = dev->control_cfg.hysteresis_c,
-    };
+    const th_reading_t inside = {true, dev->room.inside_c};
+    const th_reading_t outside = {dev->outside_sensor, dev->room.outside_c};
+    th_sample_t sample;
+    if (!th_sample_from_readings(&sample, timestamp, &dev->control_cfg, control(dev), inside,
+                                 outside)) {
+        return;
+    }
     th_ring_push(&dev->ring, &sample);
     if (dev->generated == 0) {
         dev->first_timestamp = timestamp;

@@ -19,6 +19,7 @@ typedef struct {
     room_t room;
     th_control_config_t control_cfg;
     th_control_t control;
+    bool outside_sensor; /* false: no outdoor sensor, samples carry a null outside temperature */
     int64_t sim_time_s; /* simulated Unix time the room has been advanced to */
     th_sample_t *ring_storage;
     th_ring_t ring;
@@ -39,7 +40,10 @@ typedef struct {
 bool sim_device_init(sim_device_t *dev, const th_credentials_t *creds, const sim_options_t *opts,
                      unsigned index, int64_t start_s, const bool *outage);
 
-/* Runs room and controller up to `timestamp` and buffers the sample taken then. */
+/*
+ * Runs room and controller up to `timestamp` and buffers the sample taken then
+ * (built by the firmware's th_sample_from_readings).
+ */
 void sim_device_record(sim_device_t *dev, int64_t timestamp);
 
 /* Uploads buffered batches while they are accepted and no backoff is pending at `now_ms`. */

@@ -12,6 +12,7 @@
 
 int run_control_tests(void);
 int run_telemetry_json_tests(void);
+int run_sample_tests(void);
 int run_ring_buffer_tests(void);
 int run_retry_tests(void);
 int run_provisioning_tests(void);

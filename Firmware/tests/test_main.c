@@ -5,9 +5,10 @@
 int main(void)
 {
     int (*const groups[])(void) = {
-        run_control_tests,      run_telemetry_json_tests,  run_ring_buffer_tests,
-        run_retry_tests,        run_provisioning_tests,    run_ingest_response_tests,
-        run_uplink_tests,       run_ntc_tests,             run_sim_tests,
+        run_control_tests,      run_telemetry_json_tests,  run_sample_tests,
+        run_ring_buffer_tests,  run_retry_tests,           run_provisioning_tests,
+        run_ingest_response_tests, run_uplink_tests,       run_ntc_tests,
+        run_sim_tests,
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {

@@ -27,6 +27,7 @@ static void options_have_defaults(void **state)
     assert_int_equal(opts.interval_s, 60);
     assert_int_equal(opts.batch, 20);
     assert_false(opts.has_outage);
+    assert_false(opts.no_outside_sensor);
     assert_int_equal(opts.mode, TH_MODE_AUTO);
 }
 
@@ -42,7 +43,8 @@ static void options_parse_every_flag(void **state)
                     "--buffer",    "16",        "--seed",                "42",
                     "--mode",      "HEAT",      "--setpoint",            "19.5",
                     "--outside-temp",           "-10",                   "--report",
-                    "r.json",      "--drain-timeout",                    "9"};
+                    "r.json",      "--drain-timeout",                    "9",
+                    "--no-outside-sensor"};
     assert_true(parse_args(&opts, err, sizeof err, (int)(sizeof argv / sizeof *argv), argv));
     assert_string_equal(opts.url, "http://127.0.0.1:8080");
     assert_string_equal(opts.credentials_path, "c.txt");
@@ -61,6 +63,7 @@ static void options_parse_every_flag(void **state)
     assert_true(opts.outside_c == -10.0);
     assert_string_equal(opts.report_path, "r.json");
     assert_int_equal(opts.drain_timeout_s, 9);
+    assert_true(opts.no_outside_sensor);
 }
 
 static void duration_sets_the_number_of_samples(void **state)

@@ -34,6 +34,52 @@ static void encodes_one_sample_exactly(void **state)
     assert_int_equal(len, strlen(buf));
 }
 
+static void a_missing_outside_temperature_is_null(void **state)
+{
+    (void)state;
+    char buf[512];
+    size_t len;
+    th_sample_t s = sample(T_2026_11_29_0700, 20.5);
+    s.temp_outside_c = NAN;
+    assert_int_equal(th_json_encode_sample("TH-0001", &s, buf, sizeof buf, &len), TH_OK);
+    assert_string_equal(buf, "{\"device_id\":\"TH-0001\",\"mode\":\"AUTO\",\"temp_inside_c\":20.5,"
+                             "\"temp_outside_c\":null,\"setpoint_c\":21,\"hysteresis_c\":1,"
+                             "\"output\":\"HEAT_ON\",\"timestamp\":\"2026-11-29T07:00:00Z\"}");
+    assert_int_equal(len, strlen(buf));
+
+    /* NAN means "no reading" only outside; an infinite reading is still a bug. */
+    s.temp_outside_c = INFINITY;
+    assert_int_equal(th_json_encode_sample("TH-0001", &s, buf, sizeof buf, &len), TH_ERR_INVALID);
+    s.temp_outside_c = NAN;
+    s.temp_inside_c = NAN;
+    assert_int_equal(th_json_encode_sample("TH-0001", &s, buf, sizeof buf, &len), TH_ERR_INVALID);
+    s.temp_inside_c = 20.0;
+    s.setpoint_c = NAN;
+    assert_int_equal(th_json_encode_sample("TH-0001", &s, buf, sizeof buf, &len), TH_ERR_INVALID);
+}
+
+static void a_batch_mixes_samples_with_and_without_outside_temperature(void **state)
+{
+    (void)state;
+    char buf[1024];
+    size_t len;
+    th_json_batch_t batch;
+    const th_sample_t a = sample(T_2026_11_29_0700, 20.5);
+    th_sample_t b = sample(T_2026_11_29_0700 + 60, 20.75);
+    b.temp_outside_c = NAN;
+    th_json_batch_begin(&batch, buf, sizeof buf);
+    assert_int_equal(th_json_batch_add(&batch, "TH-1", &a), TH_OK);
+    assert_int_equal(th_json_batch_add(&batch, "TH-1", &b), TH_OK);
+    assert_int_equal(th_json_batch_finish(&batch, &len), TH_OK);
+    assert_int_equal(batch.count, 2);
+    const char *first = strstr(buf, "\"temp_outside_c\":-3.25,");
+    const char *second = strstr(buf, "\"temp_outside_c\":null,");
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_true(first < second);
+    assert_non_null(strstr(second, "07:01:00Z"));
+}
+
 static void numbers_are_rounded_to_hundredths(void **state)
 {
     (void)state;
@@ -185,6 +231,8 @@ int run_telemetry_json_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encodes_one_sample_exactly),
+        cmocka_unit_test(a_missing_outside_temperature_is_null),
+        cmocka_unit_test(a_batch_mixes_samples_with_and_without_outside_temperature),
         cmocka_unit_test(numbers_are_rounded_to_hundredths),
         cmocka_unit_test(rejects_unrepresentable_samples),
         cmocka_unit_test(reports_a_too_small_buffer),

@@ -148,7 +148,9 @@ static th_status_t put_sample(writer_t *w, const char *device_id, const th_sampl
         status = put_number(w, s->temp_inside_c);
     }
     put_str(w, ",\"temp_outside_c\":");
-    if (status == TH_OK) {
+    if (isnan(s->temp_outside_c)) {
+        put_str(w, "null");
+    } else if (status == TH_OK) {
         status = put_number(w, s->temp_outside_c);
     }
     put_str(w, ",\"setpoint_c\":");

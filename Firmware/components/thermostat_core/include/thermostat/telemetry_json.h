@@ -20,9 +20,10 @@
 th_status_t th_json_quote(const char *text, char *buf, size_t cap, size_t *len);
 
 /*
- * Encodes one sample as a JSON object. TH_ERR_INVALID when the serial is empty or
- * not UTF-8, a temperature is not finite (or absurdly large), or the timestamp is
- * outside 1970..9999.
+ * Encodes one sample as a JSON object. A NAN temp_outside_c (no outdoor reading)
+ * is written as "temp_outside_c":null. TH_ERR_INVALID when the serial is empty or
+ * not UTF-8, another number is not finite (or any is absurdly large), or the
+ * timestamp is outside 1970..9999.
  */
 th_status_t th_json_encode_sample(const char *device_id, const th_sample_t *sample, char *buf,
                                   size_t cap, size_t *len);
