@@ -7,8 +7,10 @@ and reads the stored telemetry back through /api/telemetry/query/:
 
   1. an outage in the middle: every sample arrives exactly once, oldest first;
   2. a failed heater in a cold outside: the inside temperature keeps falling;
-  3. a revoked key: the simulator stops and reports needs_reprovisioning;
-  4. a low per-device rate limit (server restarted with
+  3. thermostats without an outdoor sensor: every sample is stored, with a null
+     outside temperature, and heating still follows the inside temperature;
+  4. a revoked key: the simulator stops and reports needs_reprovisioning;
+  5. a low per-device rate limit (server restarted with
      THERMOSTAT_TELEMETRY_RATE_PER_MINUTE): the simulator backs off on 429 and
      still delivers everything.
 
@@ -211,6 +213,29 @@ class E2E:
                         f"{serial}: inside temperature falls {temps[:1]} -> {temps[-1:]}")
             self.expect(all(s["output"] == "HEAT_ON" for s in samples),
                         f"{serial}: heater commanded on throughout")
+            self.expect(all(s["temp_outside_c"] == -10 for s in samples),
+                        f"{serial}: outside temperature -10 in every sample")
+
+    def no_outside_sensor(self):
+        path, serials = self.register_devices("e2e-no-outdoor", 2)
+        code, report = self.run_sim(path, "--samples", 20, "--no-outside-sensor", "--mode", "HEAT",
+                                    "--setpoint", 22, "--outage", "5:9", "--batch", 4)
+        self.expect(code == 0, f"run without outdoor sensors exits 0 (got {code})")
+        for serial in serials:
+            device = report.get(serial)
+            if not device:
+                self.expect(False, f"{serial}: in the report")
+                continue
+            self.exactly_once(serial, device, 20, 60)
+            samples = self.session.samples(serial, epoch(device["first_timestamp"]),
+                                           epoch(device["last_timestamp"]))
+            self.expect(len(samples) == 20
+                        and all("temp_outside_c" in s and s["temp_outside_c"] is None
+                                for s in samples),
+                        f"{serial}: temp_outside_c is null in all {len(samples)} stored samples")
+            self.expect(all(isinstance(s["temp_inside_c"], (int, float)) for s in samples)
+                        and any(s["output"] == "HEAT_ON" for s in samples),
+                        f"{serial}: inside temperature present, heating ran without outdoor sensor")
 
     def revoked(self):
         path, (serial,) = self.register_devices("e2e-revoked", 1)
@@ -250,6 +275,7 @@ def scenarios(e2e, binary, workdir):
         e2e.register_user(email)
         e2e.outage()
         e2e.heater_failure()
+        e2e.no_outside_sensor()
         e2e.revoked()
         limited, (limited_serial,) = e2e.register_devices("e2e-limited", 1)
     finally:
