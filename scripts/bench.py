@@ -9,9 +9,14 @@ For each backend it measures, in the same run and with the same client settings:
     interleaved rounds for two tenants (one with the script, one without) and compared by
     their medians, so a drift of the shared machine hits both sides alike.
 Committed samples are counted in the database afterwards, not taken from wrk.
-Prints a Markdown table; BENCHMARKS.md keeps the figures and this exact command.
+Then (`--suite all`, the default, or `--suite stream`) scripts/bench/stream_bench.py, per
+backend on a fresh server: commit-to-browser latency of the live stream under the same
+single-sample load, ingest with and without a subscriber, and the dashboard overview for a
+tenant with 1,000 devices.
+Prints Markdown tables; BENCHMARKS.md keeps the figures and this exact command.
 """
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -40,12 +45,37 @@ def call(base, path, body=None, headers=None):
         return response.status, dict(response.headers), json.loads(response.read() or b"{}")
 
 
+BENCH_FREE_TIER = {"max_devices": 1_000_000, "max_samples": 1_000_000_000_000, "retention_days": 3650,
+                   "ingest_per_minute": 10_000_000}
+
+
+def bench_policies(directory):
+    """A copy of Policies/ whose free tier (every new tenant's) has limits far above the load:
+    the real one allows 3 devices, 100,000 samples and 60 samples per device and minute. The
+    checks still run on every request; only the numbers differ."""
+    source = os.path.join(HERE, "..", "Policies")
+    for name in os.listdir(source):
+        if not name.endswith(".lua"):
+            continue
+        with open(os.path.join(source, name)) as policy:
+            text = policy.read()
+        if name == "free.lua":
+            for field, value in BENCH_FREE_TIER.items():
+                text, count = re.subn(rf"\b{field}\s*=\s*[0-9_]+", f"{field} = {value}", text)
+                if count != 1:
+                    raise SystemExit(f"Policies/free.lua: no single `{field} = N` to raise for the benchmark")
+        with open(os.path.join(directory, name), "w") as policy:
+            policy.write(text)
+
+
 class Server:
-    def __init__(self, binary, database, log):
+    def __init__(self, binary, database, log, extra_env=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.policies = tempfile.mkdtemp(prefix="thermostat-bench-policies-")
+        bench_policies(self.policies)
         env = dict(os.environ, THERMOSTAT_TELEMETRY_RATE_PER_MINUTE="10000000", THERMOSTAT_BCRYPT_COST="4",
-                   THERMOSTAT_LOG_LEVEL="warning")
+                   THERMOSTAT_LOG_LEVEL="warning", THERMOSTAT_POLICIES_DIR=self.policies, **(extra_env or {}))
         self.process = subprocess.Popen([binary, "serve", "--port", str(self.port), "--database", database],
                                         env=env, stdout=log, stderr=log)
         deadline = time.time() + 60
@@ -60,12 +90,20 @@ class Server:
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=60)
+        shutil.rmtree(self.policies, ignore_errors=True)
 
 
-def wrk(base, script, seconds, connections, threads, env):
+def wrk(base, script, seconds, connections, threads, env, path=None, headers=(), timeout=None):
+    """Runs wrk with one of the scripts/bench/*.lua scripts and parses its BENCH summary line.
+    `path` defaults to /health/ for health.lua and to the ingest endpoint otherwise."""
+    if path is None:
+        path = "/health/" if script.endswith("health.lua") else "/api/telemetry/ingest/"
+    extra = [arg for header in headers for arg in ("-H", header)]
+    if timeout is not None:
+        extra += ["--timeout", f"{timeout}s"]
     output = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", script,
-         base + ("/health/" if script.endswith("health.lua") else "/api/telemetry/ingest/")],
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", *extra, "-s", script,
+         base + path],
         env=dict(os.environ, **env), capture_output=True, text=True, check=True).stdout
     match = re.search(r"BENCH requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) non2xx=(\d+) errors=(\d+)", output)
     if not match:
@@ -157,6 +195,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--devices", type=int, default=64)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--suite", choices=["ingest", "stream", "all"], default="all",
+                        help="ingest: the wrk runs of this file; stream: scripts/bench/stream_bench.py")
+    parser.add_argument("--stream-rounds", type=int, default=3)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="thermostat-bench-")
     backends = []
@@ -169,6 +210,20 @@ def main():
         backends.append(("postgres", url))
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, {args.devices} devices, "
           f"{os.cpu_count()} cores shared by server, database and load generator\n")
+    if args.suite in ("ingest", "all"):
+        run_ingest(backends, args, work)
+    if args.suite in ("stream", "all"):
+        spec = importlib.util.spec_from_file_location("stream_bench", os.path.join(HERE, "bench", "stream_bench.py"))
+        stream_bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(stream_bench)
+        for name, database in backends:
+            if database.startswith("sqlite:"):
+                database = f"sqlite:{work}/stream.sqlite"
+            stream_bench.run_backend(sys.modules[__name__], name, database, args, work)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def run_ingest(backends, args, work):
     print("| backend | workload | requests/s | samples/s committed | p50 ms | p99 ms | vs /health/ | non-2xx |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, database in backends:
@@ -186,7 +241,6 @@ def main():
         print(f"| {name} | requests/s with the Lua transform vs without | "
               f"{results['scripted']['rps'] / results['plain']['rps']:.0%} | | | | | |")
         sys.stdout.flush()
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
