@@ -29,7 +29,9 @@ test-swift:
 	url=$$(scripts/test-postgres.sh start "$(PG_DIR)") || exit 1; \
 	trap 'scripts/test-postgres.sh stop "$(PG_DIR)"' EXIT; \
 	TEST_DATABASE_URL="$$url" THERMOSTAT_BIN="$(CURDIR)/.build/release/thermostat" \
-		swift test --skip-build
+		swift test --skip-build && \
+	THERMOSTAT_BIN="$(CURDIR)/.build/release/thermostat" THERMOSTAT_EXPORT_MEMORY_TEST=1 \
+		swift test --skip-build --filter aMillionRowExportStreamsInBoundedMemory
 
 # The release binary under database faults: PostgreSQL restarted and paused mid-ingest, SQLite
 # on a full volume (a tmpfs it mounts; skipped with a message where mounting is impossible).

@@ -172,6 +172,8 @@ class Server:
             "THERMOSTAT_TELEMETRY_RATE_PER_MINUTE": "10000000",
             "THERMOSTAT_DATABASE_TIMEOUT_SECONDS": str(DATABASE_TIMEOUT),
             "THERMOSTAT_SHUTDOWN_DRAIN_SECONDS": str(DRAIN),
+            # Test tiers without device or sample quotas: this suite is about faults, not tiers.
+            "THERMOSTAT_POLICIES_DIR": str(REPOSITORY / "Tests" / "Fixtures" / "Policies"),
         })
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(

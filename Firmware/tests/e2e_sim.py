@@ -57,6 +57,8 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
+        # The repository's test tiers: no quotas, and the server's own rate (set below) applies.
+        env["THERMOSTAT_POLICIES_DIR"] = str(Path(__file__).resolve().parents[2] / "Tests" / "Fixtures" / "Policies")
         if rate_per_minute is not None:
             env["THERMOSTAT_TELEMETRY_RATE_PER_MINUTE"] = str(rate_per_minute)
         self.log_path = workdir / f"server-{self.port}.log"

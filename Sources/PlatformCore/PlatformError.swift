@@ -23,6 +23,19 @@ public struct PlatformError: Error, Sendable, Equatable, CustomStringConvertible
     public var code: String
     public var message: String
     public var field: String?
+    /// For a quota error: the limit and what is used.
+    public var quota: Quota?
+
+    /// A limit and its use, carried by `quota_exceeded` errors.
+    public struct Quota: Sendable, Equatable {
+        public var limit: Int
+        public var used: Int
+
+        public init(limit: Int, used: Int) {
+            self.limit = limit
+            self.used = used
+        }
+    }
 
     public init(_ kind: Kind, code: String, message: String, field: String? = nil) {
         self.kind = kind
@@ -61,6 +74,18 @@ extension PlatformError {
     public static func conflict(_ message: String, field: String? = nil) -> PlatformError {
         PlatformError(.conflict, code: "conflict", message: message, field: field)
     }
+
+    /// 403 `quota_exceeded`: the tenant's tier allows `limit` of `what` and `used` are used.
+    public static func quotaExceeded(_ what: String, limit: Int, used: Int) -> PlatformError {
+        var error = PlatformError(
+            .forbidden, code: "quota_exceeded",
+            message: "Your storage tier allows \(limit) \(what) and \(used) are in use; ask for a larger tier or remove some")
+        error.quota = Quota(limit: limit, used: used)
+        return error
+    }
+
+    public static let tenantDisabled = PlatformError(
+        .forbidden, code: "tenant_disabled", message: "This tenant is disabled by the platform's operators")
 
     public static func rateLimited(retryAfter seconds: Int) -> PlatformError {
         PlatformError(

@@ -58,16 +58,19 @@ public struct TierLimits: Sendable, Equatable, Codable {
     public var maxDevices: Int
     public var maxSamples: Int
     public var retentionDays: Int
-    public var ingestPerMinute: Int
+    /// Samples per device per minute; nil leaves the server's default rate.
+    public var ingestPerMinute: Int?
     public var downsample: [Downsample]
     /// Memory cap of the tier's tenant VMs in MiB (`script_memory_mb`); nil keeps the server's
     /// default.
     public var scriptMemoryMegabytes: Int?
+    /// What the policy's `on_over_quota` answers for usage at the limits.
+    public var onOverQuota: QuotaAction = .reject
     /// The range a policy may choose `script_memory_mb` from.
     public static let scriptMemoryMegabytesRange = 2...256
 
     public init(
-        maxDevices: Int, maxSamples: Int, retentionDays: Int, ingestPerMinute: Int, downsample: [Downsample],
+        maxDevices: Int, maxSamples: Int, retentionDays: Int, ingestPerMinute: Int?, downsample: [Downsample],
         scriptMemoryMegabytes: Int? = nil
     ) {
         self.maxDevices = maxDevices
@@ -82,16 +85,17 @@ public struct TierLimits: Sendable, Equatable, Codable {
     public var luaValue: LuaValue {
         var fields: [String: LuaValue] = [
             "max_devices": .integer(Int64(maxDevices)), "max_samples": .integer(Int64(maxSamples)),
-            "retention_days": .integer(Int64(retentionDays)), "ingest_per_minute": .integer(Int64(ingestPerMinute)),
+            "retention_days": .integer(Int64(retentionDays)),
             "downsample": .array(downsample.map { ["after_days": .integer(Int64($0.afterDays)), "resolution": .string($0.resolution)] }),
         ]
         if let scriptMemoryMegabytes { fields["script_memory_mb"] = .integer(Int64(scriptMemoryMegabytes)) }
+        if let ingestPerMinute { fields["ingest_per_minute"] = .integer(Int64(ingestPerMinute)) }
         return .table(fields)
     }
 }
 
 /// What to do when a tenant is over its quota.
-public enum QuotaAction: String, Sendable {
+public enum QuotaAction: String, Sendable, Codable {
     case reject
     case dropOldest = "drop_oldest"
 }
@@ -449,7 +453,8 @@ public final class ScriptRunner {
         }
         return TierLimits(
             maxDevices: try integer("max_devices"), maxSamples: try integer("max_samples"),
-            retentionDays: try integer("retention_days"), ingestPerMinute: try integer("ingest_per_minute"),
+            retentionDays: try integer("retention_days"),
+            ingestPerMinute: (result["ingest_per_minute"] ?? .nil) == .nil ? nil : try integer("ingest_per_minute"),
             downsample: downsample, scriptMemoryMegabytes: scriptMemory)
     }
 

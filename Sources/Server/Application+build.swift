@@ -34,7 +34,9 @@ public func buildApplication(
             address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         logger: logger)
     // The shutdown monitor comes first so that the service group stops it last (see its comment).
-    app.addServices(platform.shutdownMonitor, store, platform.writer, platform.sessionSweeper, platform.workers)
+    app.addServices(
+        platform.shutdownMonitor, store, platform.writer, platform.sessionSweeper, platform.workers, platform.usageJob,
+        platform.retention)
     app.beforeServerStarts {
         let applied = try await store.migrate()
         if !applied.isEmpty {
@@ -63,6 +65,9 @@ struct Platform {
     let members: MemberService
     let scriptService: ScriptService
     let exports: ExportService
+    let quotas: QuotaService
+    let usageJob: TenantUsageJob
+    let retention: RetentionJob
     let assets: WebAssets
     let csrf: CSRFProtection
 
@@ -76,7 +81,16 @@ struct Platform {
         self.assets = assets
         csrf = CSRFProtection(secretKey: configuration.secretKey)
         events = TelemetryBroadcast()
-        accounts = try AccountService(configuration: configuration, store: store, clock: clock)
+        let gate = TenantGate()
+        accounts = try AccountService(configuration: configuration, store: store, gate: gate, clock: clock)
+        catalog = try configuration.loadCatalog()
+        workers = LuaWorkerPool(configuration: try configuration.luaWorkerPool(), logger: logger)
+        scripts = ScriptEngine(
+            store: store, workers: workers,
+            policiesDirectory: try PlatformConfiguration.locateFolder(
+                configuration.policiesDirectory, variable: "THERMOSTAT_POLICIES_DIR"),
+            clock: clock, logger: logger)
+        quotas = QuotaService(store: store, scripts: scripts, gate: gate, clock: clock)
         credentials = DeviceCredentialCache(store: store, clock: clock)
         writer = GroupCommitWriter(
             store: store, clock: clock, logger: logger,
@@ -85,14 +99,12 @@ struct Platform {
             // A backstop for any backend: PostgreSQL's own bound fires first and closes the
             // connection; this one holds even for a store call that never returns.
             commitTimeBound: .seconds(configuration.databaseTimeoutSeconds + 2),
-            events: events)
+            events: TelemetryFanOut(targets: [events, quotas]))
         requests = InFlightRequests()
         shutdownMonitor = ShutdownMonitor(
             drainTime: .seconds(configuration.shutdownDrainSeconds), requests: requests, writer: writer, logger: logger)
-        catalog = try configuration.loadCatalog()
-        workers = LuaWorkerPool(configuration: try configuration.luaWorkerPool(), logger: logger)
-        scripts = ScriptEngine(store: store, workers: workers, clock: clock, logger: logger)
-        devices = DeviceService(store: store, credentials: credentials, clock: clock, configuration: configuration)
+        devices = DeviceService(
+            store: store, credentials: credentials, quotas: quotas, clock: clock, configuration: configuration)
         members = MemberService(
             store: store, clock: clock,
             invitationLimiter: RateLimiter(limit: configuration.invitationsPerHour, periodSeconds: 3600, clock: clock))
@@ -102,6 +114,10 @@ struct Platform {
         exports = ExportService(store: store, catalog: catalog, engine: scripts, clock: clock)
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
+        usageJob = TenantUsageJob(quotas: quotas, logger: logger)
+        retention = RetentionJob(
+            store: store, quotas: quotas, clock: clock, period: .seconds(configuration.retentionIntervalSeconds),
+            logger: logger)
     }
 
     func router() -> Router<AppRequestContext> {
@@ -132,7 +148,7 @@ struct Platform {
     ) {
         let api = router.group("api").add(middleware: JSONWritesMiddleware())
         let telemetry = TelemetryController(
-            store: store, credentials: credentials, writer: writer, scripts: scripts, events: events,
+            store: store, credentials: credentials, writer: writer, scripts: scripts, events: events, quotas: quotas,
             deviceLimiter: RateLimiter(limit: configuration.telemetryRatePerMinute, periodSeconds: 60, clock: clock),
             authFailureLimiter: RateLimiter(
                 limit: configuration.deviceAuthFailuresPerMinute, periodSeconds: 60, clock: clock),
@@ -148,6 +164,8 @@ struct Platform {
             .addRoutes(to: authenticated.group("devices"))
         telemetry.addQueryRoutes(to: authenticated.group("telemetry"))
         ExportController(exports: exports).addRoutes(to: authenticated.group("telemetry"))
+        TierController(store: store, quotas: quotas, scripts: scripts, retention: retention, clock: clock)
+            .addRoutes(usage: authenticated.group("usage"), admin: authenticated.group("admin/tenants"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
         MemberController(members: members).addRoutes(
             members: authenticated.group("tenant/members"), invitations: authenticated.group("tenant/invitations"),

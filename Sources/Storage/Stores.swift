@@ -197,7 +197,25 @@ public protocol ScriptStore: Sendable {
 /// Everything the platform persists, behind one handle per backend. As a `Service` it owns
 /// its connections: `run()` must be running while the store is used, and closes them on
 /// graceful shutdown.
-public protocol PlatformStore: AccountStore, DeviceStore, TelemetryStore, ScriptStore, Service {
+/// What storage tiers need of the store: every tenant for operators, disabling, usage counts
+/// and chunked deletes (retention, `drop_oldest`).
+public protocol TierStore: Sendable {
+    /// Every tenant, oldest first (the platform admins' list).
+    func allTenants() async throws -> [Tenant]
+    /// The tenants a platform admin disabled.
+    func disabledTenants() async throws -> Set<UUID>
+    func setTenantDisabled(tenantID: UUID, _ disabled: Bool, at time: Timestamp) async throws
+    /// Samples stored per tenant: one aggregate over the telemetry table, a job's work (see
+    /// `UsageTracker`), never a request's.
+    func sampleCounts() async throws -> [UUID: Int]
+    func deviceCount(tenantID: UUID) async throws -> Int
+    /// Deletes up to `limit` of one device's samples older than `cutoff`; returns how many.
+    func deleteSamples(tenantID: UUID, serial: String, before cutoff: Timestamp, limit: Int) async throws -> Int
+    /// Deletes the tenant's `count` oldest samples (across its devices); returns how many.
+    func deleteOldestSamples(tenantID: UUID, count: Int) async throws -> Int
+}
+
+public protocol PlatformStore: AccountStore, DeviceStore, TelemetryStore, ScriptStore, TierStore, Service {
     /// Applies pending migrations; returns the versions applied.
     @discardableResult
     func migrate() async throws -> [Int]

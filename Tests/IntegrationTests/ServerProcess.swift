@@ -37,6 +37,9 @@ final class ServerProcess: @unchecked Sendable {
         environment["THERMOSTAT_BCRYPT_COST"] = "4"
         environment["THERMOSTAT_REGISTER_RATE_PER_HOUR"] = "1000"
         environment["THERMOSTAT_TELEMETRY_RATE_PER_MINUTE"] = "100000"
+        // Generous test tiers, so storage quotas do not get in the way of what a test checks.
+        environment["THERMOSTAT_POLICIES_DIR"] = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fixtures/Policies").path
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
         if let workingDirectory { process.currentDirectoryURL = workingDirectory }

@@ -30,7 +30,8 @@ enum TestPlatform {
         // One Lua worker process per test application is plenty, and many tests run at once.
         configuration.luaWorkers = 1
         configuration.pluginsDirectory = repositoryRoot.appendingPathComponent("Plugins").path
-        configuration.policiesDirectory = repositoryRoot.appendingPathComponent("Policies").path
+        // Generous test tiers (see the folder's files); tests of the shipped tiers set their own.
+        configuration.policiesDirectory = repositoryRoot.appendingPathComponent("Tests/Fixtures/Policies").path
         configuration.templatesDirectory = repositoryRoot.appendingPathComponent("Templates").path
         configuration.staticDirectory = repositoryRoot.appendingPathComponent("Public").path
         adjust(&configuration)

@@ -88,8 +88,10 @@ public enum WorkerJob: Sendable, Equatable, Codable {
     case validate(source: String, name: String, hook: ScriptHook, memoryBytes: Int)
     /// Try a script on samples in a fresh VM, changing nothing (the dry-run API and `script check`).
     case dryRun(DryRunJob)
-    /// A tier policy's limits for a tenant.
-    case tierLimits(tier: String, tenant: WorkerTenant)
+    /// A tier policy's limits for a tenant, with its `on_over_quota` answer at the limits; the
+    /// policy's source when given (read from disk by the server, so edits apply without a
+    /// restart), else the one the worker loaded at start.
+    case tierLimits(tier: String, tenant: WorkerTenant, source: String?)
     /// A piece of an export, rendered by the tenant's warm VM.
     case export(ExportJob)
 }

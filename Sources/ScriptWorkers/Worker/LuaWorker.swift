@@ -117,15 +117,26 @@ public final class LuaWorker {
             }
         case .export(let job):
             return export(job)
-        case .tierLimits(let tier, let tenant):
-            guard let policy = catalog.policies[tier] else { return .failed("no policy for the tier '\(tier)'") }
+        case .tierLimits(let tier, let tenant, let source):
             do {
                 let runner = try ScriptRunner(catalog: catalog)
-                let loaded = try runner.load(plugin: policy)
+                let loaded: LoadedScript
+                if let source {
+                    loaded = try runner.load(source: source, name: "policy:\(tier)", hook: .storagePolicy)
+                } else if let policy = catalog.policies[tier] {
+                    loaded = try runner.load(plugin: policy)
+                } else {
+                    return .failed("no policy for the tier '\(tier)'")
+                }
                 let context = ScriptContext(
                     tenantID: tenant.id.uuidString.lowercased(), tenantSlug: tenant.slug, tier: tenant.tier, deviceSerial: nil,
                     deviceName: nil, now: Timestamp(Date()), config: .table([:]))
-                return .limits(try runner.limits(loaded, context: context))
+                var limits = try runner.limits(loaded, context: context)
+                let usage = LuaValue.table([
+                    "devices": .integer(Int64(limits.maxDevices)), "samples": .integer(Int64(limits.maxSamples)),
+                ])
+                limits.onOverQuota = try runner.onOverQuota(loaded, usage: usage, limits: limits, context: context)
+                return .limits(limits)
             } catch {
                 return .failed("\(error)")
             }

@@ -65,6 +65,8 @@ public struct PlatformConfiguration: Sendable {
     public var scriptDeadlineMilliseconds = 1000
     /// Address-space cap of each Lua worker process.
     public var luaWorkerMemoryMegabytes = 1024
+    /// How often the retention job deletes samples older than each tenant's `retention_days`.
+    public var retentionIntervalSeconds = 600
     /// Member invitations each tenant may send per hour.
     public var invitationsPerHour = 20
     /// Dry-runs and uploads per tenant per minute (each runs the tenant's Lua).
@@ -125,6 +127,7 @@ public struct PlatformConfiguration: Sendable {
         if let megabytes = try integer("THERMOSTAT_LUA_WORKER_MEMORY_MB", 256...65_536) { luaWorkerMemoryMegabytes = megabytes }
         if let rate = try integer("THERMOSTAT_SCRIPT_TRIALS_PER_MINUTE", 1...100_000) { scriptTrialsPerMinute = rate }
         if let rate = try integer("THERMOSTAT_INVITATIONS_PER_HOUR", 1...100_000) { invitationsPerHour = rate }
+        if let seconds = try integer("THERMOSTAT_RETENTION_INTERVAL_SECONDS", 10...86_400) { retentionIntervalSeconds = seconds }
         if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }
         if let folder = variables["THERMOSTAT_POLICIES_DIR"] { policiesDirectory = folder }
         if let folder = variables["THERMOSTAT_TEMPLATES_DIR"] { templatesDirectory = folder }

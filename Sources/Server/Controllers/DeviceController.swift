@@ -87,7 +87,7 @@ struct DeviceController {
         try context.identity.requireWrite()
         let body = try await request.decodeStrict(RegisterBody.self, context: context)
         let issued = try await devices.register(
-            tenantID: context.identity.tenant.id, serial: body.serial, name: body.name, location: body.location)
+            tenant: context.identity.tenant, serial: body.serial, name: body.name, location: body.location)
         return try jsonResponse(keyJSON(issued, latest: nil), status: .created)
     }
 

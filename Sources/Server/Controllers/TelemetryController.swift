@@ -11,6 +11,7 @@ struct TelemetryController {
     let writer: GroupCommitWriter
     let scripts: ScriptEngine
     let events: any TelemetryEventSource
+    let quotas: QuotaService
     let deviceLimiter: RateLimiter
     /// Failed device authentications per client address.
     let authFailureLimiter: RateLimiter
@@ -102,8 +103,18 @@ struct TelemetryController {
     @Sendable func ingest(_ request: Request, context: AppRequestContext) async throws -> Response {
         let (serial, key) = try Self.deviceCredentials(request)
         let credential = try await authenticate(serial: serial, key: key, request: request, context: context)
-        // Serials are unique per tenant only: the budget is the device's, not the serial's.
-        try deviceLimiter.acquire("\(credential.tenantID.uuidString)/\(serial)")
+        let tenantID = credential.tenantID
+        if quotas.isDisabled(tenantID) { throw PlatformError.tenantDisabled }
+        let limits = try await quotas.tenant(tenantID).asyncFlatMap { await quotas.limits(for: $0) }
+        // Serials are unique per tenant only: the budget is the device's, not the serial's. A
+        // tier that sets its own rate replaces the server's default.
+        let deviceKey = "\(tenantID.uuidString)/\(serial)"
+        if let perMinute = limits?.ingestPerMinute, perMinute > 0 {
+            // (0 is treated like "not set": a tier cannot stop its own devices.)
+            try deviceLimiter.acquire(deviceKey, limit: perMinute)
+        } else {
+            try deviceLimiter.acquire(deviceKey)
+        }
         let body = try await request.body.collect(upTo: TelemetryRules.maximumBodyBytes)
         let ingestScripts = try await scripts.ingestScripts(tenantID: credential.tenantID)
         let payload = try IngestPayload.decode(
@@ -113,8 +124,14 @@ struct TelemetryController {
             samples = try await scripts.transform(samples, with: ingestScripts, isBatch: payload.isBatch)
             try TelemetryRules.checkRanges(samples, isBatch: payload.isBatch)
         }
-        let records = samples.map { TelemetryRecord(tenantID: credential.tenantID, sample: $0) }
+        let records = samples.map { TelemetryRecord(tenantID: tenantID, sample: $0) }
+        let room = try quotas.sampleQuota(tenantID: tenantID, limits: limits, incoming: records.count)
         let inserted = try await writer.submit(records)
+        if room > 0 {
+            // `drop_oldest`: the new samples are committed; the oldest go right after, before
+            // the answer (a separate short delete, not part of the shared group commit).
+            try await quotas.makeRoom(tenantID: tenantID, count: room)
+        }
         let accepted = inserted.count { $0 }
         return try jsonResponse(IngestJSON(accepted: accepted, duplicates: inserted.count - accepted))
     }

@@ -69,7 +69,10 @@ enum ErrorMapping {
         if error.kind == .unavailable {
             headers[.retryAfter] = "1"
         }
-        let body = ErrorBody(error: .init(code: error.code, message: error.message, field: error.field))
+        let body = ErrorBody(
+            error: .init(
+                code: error.code, message: error.message, field: error.field, limit: error.quota?.limit,
+                used: error.quota?.used))
         do {
             return try jsonResponse(body, status: status(for: error.kind), headers: headers)
         } catch {
@@ -83,6 +86,8 @@ private struct ErrorBody: Encodable {
         var code: String
         var message: String
         var field: String?
+        var limit: Int?
+        var used: Int?
     }
     var error: Detail
 }

@@ -9,10 +9,14 @@ import Synchronization
 /// Runs tenants' scripts in the Lua worker pool: the server process itself never runs tenant
 /// Lua. It keeps each tenant's active ingest scripts (and their failure state) for a short
 /// time-to-live; activation in this process reloads a tenant at once, and the time-to-live
-/// picks up activations made by other processes.
+/// picks up activations made by other processes. It is also where tier policies are evaluated
+/// (in a worker, from the policy file on disk) and their limits cached per tier.
 final class ScriptEngine: Sendable {
     private let store: any PlatformStore
     private let workers: LuaWorkerPool
+    /// `Policies/`, read again whenever a tier's cached limits expire, so edits apply without
+    /// a restart.
+    private let policiesDirectory: URL?
     private let clock: any WallClock
     private let logger: Logger
     private let tenants = Mutex<[UUID: CachedTenant]>([:])
@@ -34,9 +38,12 @@ final class ScriptEngine: Sendable {
         var loadedAt: Timestamp
     }
 
-    init(store: any PlatformStore, workers: LuaWorkerPool, clock: any WallClock, logger: Logger) {
+    init(
+        store: any PlatformStore, workers: LuaWorkerPool, policiesDirectory: URL?, clock: any WallClock, logger: Logger
+    ) {
         self.store = store
         self.workers = workers
+        self.policiesDirectory = policiesDirectory
         self.clock = clock
         self.logger = logger
     }
@@ -202,9 +209,20 @@ final class ScriptEngine: Sendable {
     }
 
     /// The memory cap of a tenant's VMs: the default, or what its tier's storage policy sets
-    /// (`script_memory_mb`). Limits are cached per tier for the time-to-live; a tier without a
-    /// policy, or a policy that fails, keeps the default.
+    /// (`script_memory_mb`).
     func memoryBytes(for tenant: Tenant) async -> Int {
+        (await tierLimits(for: tenant)?.scriptMemoryMegabytes).map { $0 * 1024 * 1024 } ?? Self.defaultMemoryBytes
+    }
+
+    /// Forgets every tier's cached limits (a tier was reassigned in this process).
+    func invalidateTierLimits() {
+        tierLimits.withLock { $0.removeAll() }
+    }
+
+    /// The limits of the tenant's tier from its storage policy (`Policies/<tier>.lua`, read from
+    /// disk), cached per tier for the time-to-live; nil for a tier without a policy, or a policy
+    /// that fails (logged): then nothing is limited but the server's defaults.
+    func tierLimits(for tenant: Tenant) async -> TierLimits? {
         let now = clock.now()
         let cached = tierLimits.withLock { table -> CachedLimits? in
             guard let entry = table[tenant.tier], now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds
@@ -215,7 +233,9 @@ final class ScriptEngine: Sendable {
         if cached == nil {
             do {
                 let job = WorkerJob.tierLimits(
-                    tier: tenant.tier, tenant: WorkerTenant(id: tenant.id, slug: tenant.slug, tier: tenant.tier, memoryBytes: Self.defaultMemoryBytes))
+                    tier: tenant.tier,
+                    tenant: WorkerTenant(id: tenant.id, slug: tenant.slug, tier: tenant.tier, memoryBytes: Self.defaultMemoryBytes),
+                    source: policySource(tier: tenant.tier))
                 switch try await runJob(job, tenant: tenant.id) {
                 case .limits(let answer): limits = answer
                 case .failed(let message):
@@ -227,7 +247,24 @@ final class ScriptEngine: Sendable {
             }
             tierLimits.withLock { $0[tenant.tier] = CachedLimits(limits: limits, loadedAt: now) }
         }
-        return (limits?.scriptMemoryMegabytes).map { $0 * 1024 * 1024 } ?? Self.defaultMemoryBytes
+        return limits
+    }
+
+    /// The tiers that have a policy file on disk now (`Policies/<tier>.lua`), sorted.
+    func availableTiers() -> [String] {
+        guard let policiesDirectory,
+            let names = try? FileManager.default.contentsOfDirectory(atPath: policiesDirectory.path)
+        else { return [] }
+        return names.filter { $0.hasSuffix(".lua") }.map { String($0.dropLast(4)) }.sorted()
+    }
+
+    /// The tier's policy file as it is on disk now; nil when there is none (the worker then
+    /// answers that the tier has no policy).
+    private func policySource(tier: String) -> String? {
+        guard let policiesDirectory, tier.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            return nil
+        }
+        return try? String(contentsOf: policiesDirectory.appendingPathComponent("\(tier).lua"), encoding: .utf8)
     }
 }
 

@@ -14,8 +14,13 @@ struct AccountService: Sendable {
     /// A session ends this long after login however active it is.
     let sessionLifetimeSeconds: Double
     let cookies: SessionCookies
-    init(configuration: PlatformConfiguration, store: any PlatformStore, clock: any WallClock) throws {
+    /// Disabled tenants: their sessions and tokens stop working and nobody logs in to them.
+    let gate: TenantGate
+    init(configuration: PlatformConfiguration, store: any PlatformStore, gate: TenantGate = TenantGate(), clock: any WallClock)
+        throws
+    {
         self.store = store
+        self.gate = gate
         hasher = PasswordHasher(cost: configuration.bcryptCost)
         passwordPolicy = PasswordPolicy(commonPasswords: try CommonPasswords.load())
         self.clock = clock
@@ -54,8 +59,10 @@ struct AccountService: Sendable {
         guard try await hasher.verify(password, hash: user?.passwordHash), let user else {
             throw PlatformError.invalidCredentials
         }
-        guard let membership = try await store.memberships(userID: user.id).first else {
-            throw PlatformError.invalidCredentials
+        let memberships = try await store.memberships(userID: user.id)
+        guard !memberships.isEmpty else { throw PlatformError.invalidCredentials }
+        guard let membership = memberships.first(where: { !gate.isDisabled($0.tenant.id) }) else {
+            throw PlatformError.tenantDisabled
         }
         let token = try await startSession(userID: user.id, tenantID: membership.tenant.id)
         return (membership, user, token)
@@ -68,6 +75,7 @@ struct AccountService: Sendable {
         guard case .session(let oldHash) = identity.credential else { throw PlatformError.unauthenticated }
         guard let membership = try await store.memberships(userID: identity.user.id).first(where: { $0.tenant.slug == slug })
         else { throw PlatformError.notFound("Tenant") }
+        if gate.isDisabled(membership.tenant.id) { throw PlatformError.tenantDisabled }
         let token = try await startSession(userID: identity.user.id, tenantID: membership.tenant.id)
         try await store.deleteSession(tokenHash: oldHash)
         return (membership, token)
@@ -137,6 +145,7 @@ struct AccountService: Sendable {
     }
 
     private func identity(userID: UUID, tenantID: UUID, _ credential: Identity.Credential) async throws -> Identity? {
+        if gate.isDisabled(tenantID) { throw PlatformError.tenantDisabled }
         guard let user = try await store.user(id: userID),
             let membership = try await store.membership(userID: userID, tenantID: tenantID)
         else { return nil }

@@ -13,13 +13,15 @@ import Synchronization
 final class RateLimiter: Sendable {
     private let emissionInterval: Int64
     private let burstTolerance: Int64
+    private let periodMicroseconds: Int64
     private let clock: any WallClock
     private let theoreticalArrival: Mutex<LRUTable<Int64>>
     static let defaultCapacity = 100_000
     static let maximumKeyBytes = 256
 
     init(limit: Int, periodSeconds: Double, clock: any WallClock, capacity: Int = defaultCapacity) {
-        emissionInterval = Int64(periodSeconds * 1_000_000) / Int64(max(limit, 1))
+        periodMicroseconds = Int64(periodSeconds * 1_000_000)
+        emissionInterval = periodMicroseconds / Int64(max(limit, 1))
         burstTolerance = emissionInterval * Int64(max(limit, 1) - 1)
         self.clock = clock
         theoreticalArrival = Mutex(LRUTable(capacity: capacity))
@@ -27,6 +29,17 @@ final class RateLimiter: Sendable {
 
     /// Counts one request for `key`; throws a 429 error carrying Retry-After when over the limit.
     func acquire(_ key: String) throws(PlatformError) {
+        try acquire(key, emissionInterval: emissionInterval, burstTolerance: burstTolerance)
+    }
+
+    /// Counts one request for `key` against `limit` per period instead of the limiter's own
+    /// (a tenant whose tier sets its own rate).
+    func acquire(_ key: String, limit: Int) throws(PlatformError) {
+        let interval = periodMicroseconds / Int64(max(limit, 1))
+        try acquire(key, emissionInterval: interval, burstTolerance: interval * Int64(max(limit, 1) - 1))
+    }
+
+    private func acquire(_ key: String, emissionInterval: Int64, burstTolerance: Int64) throws(PlatformError) {
         let key = Self.bounded(key)
         let now = clock.now().microseconds
         let wait: Int64 = theoreticalArrival.withLock { table in

@@ -9,6 +9,7 @@ import Storage
 struct DeviceService: Sendable {
     let store: any PlatformStore
     let credentials: DeviceCredentialCache
+    let quotas: QuotaService
     let clock: any WallClock
     let configuration: PlatformConfiguration
 
@@ -26,10 +27,13 @@ struct DeviceService: Sendable {
         var latest: TelemetrySample?
     }
 
-    func register(tenantID: UUID, serial: String, name: String?, location: String?) async throws -> IssuedKey {
+    /// Registers a device with a new key, within the tier's device quota.
+    func register(tenant: Tenant, serial: String, name: String?, location: String?) async throws -> IssuedKey {
+        let tenantID = tenant.id
         try IdentifierRules.validateSerial(serial)
         let name = try IdentifierRules.validName(name ?? serial, field: "name")
         let location = try location.map { try IdentifierRules.validName($0, field: "location") }
+        try await quotas.checkDeviceQuota(tenant: tenant)
         let key = Secrets.generate(prefix: Secrets.deviceKeyPrefix)
         let device = Device(tenantID: tenantID, serial: serial, name: name, location: location, createdAt: clock.now())
         try await store.createDevice(device, keyHash: Secrets.hash(key))

@@ -105,10 +105,12 @@ struct DevicePages {
             serial: form.text("serial") ?? "", name: form.text("name") ?? "", location: form.text("location") ?? "")
         do {
             let issued = try await devices.register(
-                tenantID: context.identity.tenant.id, serial: model.serial, name: model.name.isEmpty ? nil : model.name,
+                tenant: context.identity.tenant, serial: model.serial, name: model.name.isEmpty ? nil : model.name,
                 location: model.location.isEmpty ? nil : model.location)
             return try await keyPage(issued, rotated: false, context: context)
-        } catch let error as PlatformError where error.kind == .validation || error.kind == .conflict {
+        } catch let error as PlatformError
+            where error.kind == .validation || error.kind == .conflict || error.code == "quota_exceeded"
+        {
             model.error = error.message
             return try await newForm(context, model, status: ErrorMapping.status(for: error.kind))
         }

@@ -178,5 +178,15 @@ enum PostgresMigrations {
                 """,
                 "CREATE INDEX invitations_by_email ON invitations (email)",
             ]),
+        Migration(
+            version: 6, name: "disabled tenants",
+            statements: [
+                """
+                CREATE TABLE disabled_tenants (
+                    tenant_id uuid PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+                    disabled_at timestamptz NOT NULL
+                )
+                """
+            ]),
     ]
 }

@@ -174,5 +174,15 @@ enum SQLiteMigrations {
                 """,
                 "CREATE INDEX invitations_by_email ON invitations (email)",
             ]),
+        Migration(
+            version: 6, name: "disabled tenants",
+            statements: [
+                """
+                CREATE TABLE disabled_tenants (
+                    tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+                    disabled_at INTEGER NOT NULL
+                )
+                """
+            ]),
     ]
 }
