@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Mustache
 import PlatformCore
 import QRCode
 import Storage
@@ -232,6 +233,31 @@ struct DevicePages {
         case .heatOn: "heating"
         case .coolOn: "cooling"
         case .off: "idle"
+        }
+    }
+}
+
+/// Rows are looked up by name, not by reflection: Mustache's `Mirror` lookup made a
+/// 1,000-device overview spend most of its time finding fields (see BENCHMARKS.md).
+extension DevicePages.DeviceRow: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "serial": serial
+        case "name": self.name
+        case "location": location
+        case "status": status
+        case "online": online
+        case "revoked": revoked
+        case "insideText": insideText
+        case "outsideText": outsideText
+        case "setpointText": setpointText
+        case "mode": mode
+        case "output": output
+        case "outputLabel": outputLabel
+        case "outputClass": outputClass
+        case "lastSeen": lastSeen
+        case "lastSeenText": lastSeenText
+        default: nil
         }
     }
 }
