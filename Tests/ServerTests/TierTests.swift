@@ -153,6 +153,10 @@ struct TierTests {
             #expect(ingest.status == .forbidden)
             #expect(ingest.errorCode == "tenant_disabled")
             #expect(try await client.json("/api/devices/", cookie: customer.cookie).errorCode == "tenant_disabled")
+            let page = try await client.execute(
+                uri: "/", method: .get, headers: [.cookie: "thermostat_session=\(customer.cookie)"])
+            #expect(page.status == .seeOther, "the dashboard ends the session and sends the person to log in")
+            #expect(page.headers[.location]?.hasPrefix("/login") == true)
             let login = try await client.json(
                 "/api/auth/login/", method: .post, body: #"{"email":"customer@example.com","password":"Corr3ct-Horse-Battery"}"#)
             #expect(login.status == .forbidden)
@@ -160,7 +164,9 @@ struct TierTests {
 
             #expect(try await client.json("/api/admin/tenants/\(slug)/enable/", method: .post, cookie: admin.cookie).status == .ok)
             #expect(try await client.ingest(device, SampleJSON.make(serial: "TH-C1", at: Timestamp(Date()))).status == .ok)
-            #expect(try await client.json("/api/devices/", cookie: customer.cookie).status == .ok)
+            let again = try await client.json(
+                "/api/auth/login/", method: .post, body: #"{"email":"customer@example.com","password":"Corr3ct-Horse-Battery"}"#)
+            #expect(try await client.json("/api/devices/", cookie: try #require(again.sessionCookie)).status == .ok)
         }
     }
 

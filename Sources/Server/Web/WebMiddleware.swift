@@ -23,7 +23,13 @@ struct WebMiddleware: RouterMiddleware {
         let sessionToken = accounts.cookies.sessionToken(in: request) ?? ""
         do {
             if !sessionToken.isEmpty {
-                context.identity = try await accounts.identity(sessionToken: sessionToken)
+                do {
+                    context.identity = try await accounts.identity(sessionToken: sessionToken)
+                } catch let error as PlatformError where error == PlatformError.tenantDisabled {
+                    // The session's tenant was disabled: end it, so the person can log in again
+                    // (into another of their tenants) instead of meeting an error on every page.
+                    try await accounts.endSession(token: sessionToken)
+                }
             }
             if request.method == .post {
                 context.form = try await checkedForm(&request, context: context)
