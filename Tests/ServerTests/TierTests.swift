@@ -201,4 +201,33 @@ struct TierTests {
             #expect(try await platform.retention.runOnce() == 0, "a second run finds nothing: resumable by design")
         }
     }
+
+    @Test func aTenantsOwnPolicyMakesLimitsStricterNeverLooser() async throws {
+        let folder = try Self.policies()
+        try await TestPlatform.run(configure: { $0.policiesDirectory = folder.path }) { client, store in
+            let user = try await client.register("own-policy@example.com")
+            try await store.setTier(tenantID: try Self.tenantID(user), tier: "tiny")
+            func activate(maxDevices: Int, version: Int) async throws {
+                let source = Self.policy(maxDevices: maxDevices, maxSamples: 5, retentionDays: 1, ingestPerMinute: 1000, action: "reject")
+                let uploaded = try await ScriptAPITests.upload(client, user, name: "mine", hook: "storage_policy", source: source)
+                #expect(uploaded.status == .created)
+                let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+                let activated = try await client.json(
+                    "/api/scripts/\(id)/activate/", method: .post, body: #"{"version":\#(version)}"#, cookie: user.cookie)
+                #expect(activated.status == .ok)
+            }
+            func deviceLimit() async throws -> Int? {
+                (try await client.json("/api/usage/", cookie: user.cookie).object()["devices"] as? [String: Any])?["limit"] as? Int
+            }
+            #expect(try await deviceLimit() == 2, "the tier's")
+            try await activate(maxDevices: 1, version: 1)
+            #expect(try await deviceLimit() == 1, "stricter: applies")
+            _ = try await client.registerDevice(user, serial: "TH-OWN-1")
+            let refused = try await client.json(
+                "/api/devices/register/", method: .post, body: #"{"serial":"TH-OWN-2"}"#, cookie: user.cookie)
+            #expect(refused.status == .forbidden)
+            try await activate(maxDevices: 50, version: 2)
+            #expect(try await deviceLimit() == 2, "looser: the tier's limit stays")
+        }
+    }
 }

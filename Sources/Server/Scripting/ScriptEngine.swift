@@ -21,6 +21,8 @@ final class ScriptEngine: Sendable {
     private let logger: Logger
     private let tenants = Mutex<[UUID: CachedTenant]>([:])
     private let tierLimits = Mutex<[String: CachedLimits]>([:])
+    /// Limits from tenants' own active `storage_policy` scripts, per tenant.
+    private let ownLimits = Mutex<[UUID: CachedLimits]>([:])
     static let capacity = 256
     static let timeToLiveSeconds: Double = 10
     /// The memory cap of a tenant VM whose tier sets none (or whose policy fails).
@@ -49,6 +51,7 @@ final class ScriptEngine: Sendable {
     }
 
     func invalidate(tenantID: UUID) {
+        _ = ownLimits.withLock { $0.removeValue(forKey: tenantID) }
         _ = tenants.withLock { $0.removeValue(forKey: tenantID) }
     }
 
@@ -223,6 +226,66 @@ final class ScriptEngine: Sendable {
     /// disk), cached per tier for the time-to-live; nil for a tier without a policy, or a policy
     /// that fails (logged): then nothing is limited but the server's defaults.
     func tierLimits(for tenant: Tenant) async -> TierLimits? {
+        Self.stricter(await limitsOfTier(tenant), than: await limitsOfOwnPolicy(tenant))
+    }
+
+    /// The tier's limits, tightened by the tenant's own: a tenant's storage policy may make each
+    /// limit stricter, never looser. What happens over quota (`reject` or `drop_oldest`) is the
+    /// tenant's to choose, since it is its own data; downsampling steps stay the tier's.
+    static func stricter(_ tier: TierLimits?, than own: TierLimits?) -> TierLimits? {
+        guard let own else { return tier }
+        guard var result = tier else { return own }
+        func lower(_ a: Int?, _ b: Int?) -> Int? {
+            switch (a, b) {
+            case (let a?, let b?): min(a, b)
+            default: a ?? b
+            }
+        }
+        result.maxDevices = min(result.maxDevices, own.maxDevices)
+        result.maxSamples = min(result.maxSamples, own.maxSamples)
+        result.retentionDays = min(result.retentionDays, own.retentionDays)
+        result.ingestPerMinute = lower(result.ingestPerMinute, own.ingestPerMinute)
+        result.scriptMemoryMegabytes = lower(result.scriptMemoryMegabytes, own.scriptMemoryMegabytes)
+        result.onOverQuota = own.onOverQuota
+        return result
+    }
+
+    /// The limits of the tenant's own active `storage_policy` script, cached per tenant for the
+    /// time-to-live (activation in this process clears it); nil when it has none or it fails.
+    private func limitsOfOwnPolicy(_ tenant: Tenant) async -> TierLimits? {
+        let now = clock.now()
+        if let entry = ownLimits.withLock({ $0[tenant.id] }),
+            now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds
+        {
+            return entry.limits
+        }
+        var limits: TierLimits?
+        do {
+            if let (script, version) = try await store.activeScripts(
+                tenantID: tenant.id, hook: ScriptHook.storagePolicy.rawValue
+            ).first {
+                let job = WorkerJob.tierLimits(
+                    tier: tenant.tier,
+                    tenant: WorkerTenant(id: tenant.id, slug: tenant.slug, tier: tenant.tier, memoryBytes: Self.defaultMemoryBytes),
+                    source: version.source)
+                switch try await runJob(job, tenant: tenant.id) {
+                case .limits(let answer): limits = answer
+                case .failed(let message):
+                    logger.notice(
+                        "tenant storage policy failed; the tier's limits apply",
+                        metadata: ["script": "\(script.name)", "error": "\(message)"])
+                default: break
+                }
+            }
+        } catch {
+            logger.notice("tenant storage policy failed; the tier's limits apply", metadata: ["error": "\(error)"])
+        }
+        ownLimits.withLock { $0[tenant.id] = CachedLimits(limits: limits, loadedAt: now) }
+        return limits
+    }
+
+    /// The tier's own limits (see `tierLimits(for:)`).
+    private func limitsOfTier(_ tenant: Tenant) async -> TierLimits? {
         let now = clock.now()
         let cached = tierLimits.withLock { table -> CachedLimits? in
             guard let entry = table[tenant.tier], now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds
