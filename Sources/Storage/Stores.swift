@@ -213,6 +213,11 @@ public protocol TierStore: Sendable {
     func deleteSamples(tenantID: UUID, serial: String, before cutoff: Timestamp, limit: Int) async throws -> Int
     /// Deletes the tenant's `count` oldest samples (across its devices); returns how many.
     func deleteOldestSamples(tenantID: UUID, count: Int) async throws -> Int
+    /// The storage policy a platform admin assigned to this tenant alone (a special contract),
+    /// replacing its tier's; nil when it has none.
+    func contractPolicy(tenantID: UUID) async throws -> String?
+    /// Assigns (or with nil removes) the tenant's contract policy.
+    func setContractPolicy(tenantID: UUID, source: String?, at time: Timestamp) async throws
 }
 
 public protocol PlatformStore: AccountStore, DeviceStore, TelemetryStore, ScriptStore, TierStore, Service {

@@ -163,6 +163,29 @@ struct TierTests {
             #expect(try await store.device(tenantID: try Self.tenantID(customer), serial: "TH-C1") != nil, "nothing is deleted")
 
             #expect(try await client.json("/api/admin/tenants/\(slug)/enable/", method: .post, cookie: admin.cookie).status == .ok)
+
+            let contract = Self.policy(maxDevices: 7, maxSamples: 70, retentionDays: 3, ingestPerMinute: 1000, action: "drop_oldest")
+            let contractBody = String(
+                decoding: try JSONSerialization.data(withJSONObject: ["source": contract]), as: UTF8.self)
+            let relogin = try await client.json(
+                "/api/auth/login/", method: .post, body: #"{"email":"customer@example.com","password":"Corr3ct-Horse-Battery"}"#)
+            let fresh = try #require(relogin.sessionCookie)
+            #expect(
+                try await client.json("/api/admin/tenants/\(slug)/policy/", method: .put, body: contractBody, cookie: fresh)
+                    .status == .forbidden)
+            let broken = try await client.json(
+                "/api/admin/tenants/\(slug)/policy/", method: .put, body: #"{"source":"return {"}"#, cookie: admin.cookie)
+            #expect(broken.status == .unprocessableContent)
+            let assigned = try await client.json(
+                "/api/admin/tenants/\(slug)/policy/", method: .put, body: contractBody, cookie: admin.cookie)
+            #expect(assigned.status == .ok)
+            #expect((try assigned.object()["tenant"] as? [String: Any])?["contract_policy"] as? Bool == true)
+            let contracted = try await client.json("/api/usage/", cookie: fresh).object()
+            #expect((contracted["devices"] as? [String: Any])?["limit"] as? Int == 7, "the contract replaces the tier")
+            #expect(contracted["on_over_quota"] as? String == "drop_oldest")
+            #expect(try await client.json("/api/admin/tenants/\(slug)/policy/", method: .delete, cookie: admin.cookie).status == .ok)
+            let back = try await client.json("/api/usage/", cookie: fresh).object()
+            #expect((back["devices"] as? [String: Any])?["limit"] as? Int == 2, "the tier's again")
             #expect(try await client.ingest(device, SampleJSON.make(serial: "TH-C1", at: Timestamp(Date()))).status == .ok)
             let again = try await client.json(
                 "/api/auth/login/", method: .post, body: #"{"email":"customer@example.com","password":"Corr3ct-Horse-Battery"}"#)

@@ -76,6 +76,8 @@ struct TierController {
         var tier: String
         var usage: Usage
         var disabled: Bool
+        /// Whether a contract policy replaces the tier's.
+        var contractPolicy: Bool
         var createdAt: Timestamp
 
         struct Usage: Encodable {
@@ -85,6 +87,7 @@ struct TierController {
 
         enum CodingKeys: String, CodingKey {
             case slug, name, tier, usage, disabled
+            case contractPolicy = "contract_policy"
             case createdAt = "created_at"
         }
     }
@@ -92,6 +95,11 @@ struct TierController {
     struct TierBody: StrictRequestBody {
         static let fields: Set<String> = ["tier"]
         var tier: String
+    }
+
+    struct PolicyBody: StrictRequestBody {
+        static let fields: Set<String> = ["source"]
+        var source: String
     }
 
     /// About 60 bytes per stored sample with its index entry, on either backend.
@@ -103,6 +111,8 @@ struct TierController {
         admin.post(":slug/tier/", use: setTier)
         admin.post(":slug/disable/", use: disable)
         admin.post(":slug/enable/", use: enable)
+        admin.put(":slug/policy/", use: assignPolicy)
+        admin.delete(":slug/policy/", use: removePolicy)
     }
 
     @Sendable func usageReport(_ request: Request, context: AuthenticatedContext) async throws -> Response {
@@ -131,7 +141,8 @@ struct TierController {
                     slug: tenant.slug, name: tenant.name, tier: tenant.tier,
                     usage: .init(
                         devices: try await store.deviceCount(tenantID: tenant.id), samples: quotas.samples(tenantID: tenant.id)),
-                    disabled: quotas.isDisabled(tenant.id), createdAt: tenant.createdAt))
+                    disabled: quotas.isDisabled(tenant.id),
+                    contractPolicy: try await store.contractPolicy(tenantID: tenant.id) != nil, createdAt: tenant.createdAt))
         }
         return try jsonResponse(["tenants": items])
     }
@@ -163,13 +174,41 @@ struct TierController {
         return try await adminJSON(tenant.slug)
     }
 
+    /// A storage policy for this tenant alone (a special contract): it replaces the tier's
+    /// policy. Validated in a worker like any storage policy script.
+    @Sendable func assignPolicy(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        let tenant = try await tenant(context)
+        let body = try await request.decodeStrict(PolicyBody.self, context: context)
+        guard body.source.utf8.count <= ScriptService.maximumSourceBytes else {
+            throw PlatformError(.payloadTooLarge, code: "script_too_large", message: "Scripts are limited to 32 KiB", field: "source")
+        }
+        if let error = try await scripts.validate(
+            source: body.source, name: "contract", hook: .storagePolicy, tenant: tenant)
+        {
+            throw ScriptService.invalidScript(error)
+        }
+        try await store.setContractPolicy(tenantID: tenant.id, source: body.source, at: clock.now())
+        quotas.tierChanged(tenant.id)
+        return try await adminJSON(tenant.slug)
+    }
+
+    @Sendable func removePolicy(_ request: Request, context: AuthenticatedContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        let tenant = try await tenant(context)
+        try await store.setContractPolicy(tenantID: tenant.id, source: nil, at: clock.now())
+        quotas.tierChanged(tenant.id)
+        return try await adminJSON(tenant.slug)
+    }
+
     private func adminJSON(_ slug: String) async throws -> Response {
         guard let tenant = try await store.tenant(slug: slug) else { throw PlatformError.notFound("Tenant") }
         return try jsonResponse([
             "tenant": AdminTenantJSON(
                 slug: tenant.slug, name: tenant.name, tier: tenant.tier,
                 usage: .init(devices: try await store.deviceCount(tenantID: tenant.id), samples: quotas.samples(tenantID: tenant.id)),
-                disabled: quotas.isDisabled(tenant.id), createdAt: tenant.createdAt)
+                disabled: quotas.isDisabled(tenant.id),
+                contractPolicy: try await store.contractPolicy(tenantID: tenant.id) != nil, createdAt: tenant.createdAt)
         ])
     }
 

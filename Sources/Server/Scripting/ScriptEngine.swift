@@ -23,6 +23,14 @@ final class ScriptEngine: Sendable {
     private let tierLimits = Mutex<[String: CachedLimits]>([:])
     /// Limits from tenants' own active `storage_policy` scripts, per tenant.
     private let ownLimits = Mutex<[UUID: CachedLimits]>([:])
+    /// Per tenant: whether a platform admin assigned it a contract policy, and its limits.
+    private let contractLimits = Mutex<[UUID: CachedContract]>([:])
+
+    private struct CachedContract {
+        var hasContract: Bool
+        var limits: TierLimits?
+        var loadedAt: Timestamp
+    }
     static let capacity = 256
     static let timeToLiveSeconds: Double = 10
     /// The memory cap of a tenant VM whose tier sets none (or whose policy fails).
@@ -217,9 +225,10 @@ final class ScriptEngine: Sendable {
         (await tierLimits(for: tenant)?.scriptMemoryMegabytes).map { $0 * 1024 * 1024 } ?? Self.defaultMemoryBytes
     }
 
-    /// Forgets every tier's cached limits (a tier was reassigned in this process).
+    /// Forgets every cached limit (a tier or contract was reassigned in this process).
     func invalidateTierLimits() {
         tierLimits.withLock { $0.removeAll() }
+        contractLimits.withLock { $0.removeAll() }
     }
 
     /// The limits of the tenant's tier from its storage policy (`Policies/<tier>.lua`, read from
@@ -284,8 +293,40 @@ final class ScriptEngine: Sendable {
         return limits
     }
 
-    /// The tier's own limits (see `tierLimits(for:)`).
+    /// The limits of the tenant's contract policy, when a platform admin assigned one (it replaces
+    /// the tier's); nil when it has none. Cached per tenant for the time-to-live.
+    private func limitsOfContract(_ tenant: Tenant) async -> TierLimits?? {
+        let now = clock.now()
+        if let entry = contractLimits.withLock({ $0[tenant.id] }),
+            now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds
+        {
+            return entry.hasContract ? .some(entry.limits) : nil
+        }
+        var entry = CachedContract(hasContract: false, limits: nil, loadedAt: now)
+        do {
+            if let source = try await store.contractPolicy(tenantID: tenant.id) {
+                entry.hasContract = true
+                let job = WorkerJob.tierLimits(
+                    tier: tenant.tier,
+                    tenant: WorkerTenant(id: tenant.id, slug: tenant.slug, tier: tenant.tier, memoryBytes: Self.defaultMemoryBytes),
+                    source: source)
+                switch try await runJob(job, tenant: tenant.id) {
+                case .limits(let answer): entry.limits = answer
+                case .failed(let message):
+                    logger.error("contract policy failed; nothing is limited", metadata: ["tenant": "\(tenant.slug)", "error": "\(message)"])
+                default: break
+                }
+            }
+        } catch {
+            logger.error("contract policy failed", metadata: ["tenant": "\(tenant.slug)", "error": "\(error)"])
+        }
+        contractLimits.withLock { $0[tenant.id] = entry }
+        return entry.hasContract ? .some(entry.limits) : nil
+    }
+
+    /// The limits of the tenant's contract policy if it has one, else of its tier's policy.
     private func limitsOfTier(_ tenant: Tenant) async -> TierLimits? {
+        if let contract = await limitsOfContract(tenant) { return contract }
         let now = clock.now()
         let cached = tierLimits.withLock { table -> CachedLimits? in
             guard let entry = table[tenant.tier], now.secondsSinceEpoch - entry.loadedAt.secondsSinceEpoch < Self.timeToLiveSeconds

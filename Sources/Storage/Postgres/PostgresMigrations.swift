@@ -188,5 +188,16 @@ enum PostgresMigrations {
                 )
                 """
             ]),
+        Migration(
+            version: 7, name: "contract policies",
+            statements: [
+                """
+                CREATE TABLE contract_policies (
+                    tenant_id uuid PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+                    source text NOT NULL,
+                    assigned_at timestamptz NOT NULL
+                )
+                """
+            ]),
     ]
 }

@@ -56,4 +56,22 @@ extension PostgresStore: TierStore {
             RETURNING 1
             """)
     }
+
+    public func contractPolicy(tenantID: UUID) async throws -> String? {
+        let sources: [String] = try await rows(
+            "SELECT source FROM contract_policies WHERE tenant_id = \(tenantID)", as: String.self)
+        return sources.first
+    }
+
+    public func setContractPolicy(tenantID: UUID, source: String?, at time: Timestamp) async throws {
+        if let source {
+            try await execute(
+                """
+                INSERT INTO contract_policies (tenant_id, source, assigned_at) VALUES (\(tenantID), \(source), \(time))
+                ON CONFLICT (tenant_id) DO UPDATE SET source = excluded.source, assigned_at = excluded.assigned_at
+                """)
+        } else {
+            try await execute("DELETE FROM contract_policies WHERE tenant_id = \(tenantID)")
+        }
+    }
 }

@@ -184,5 +184,16 @@ enum SQLiteMigrations {
                 )
                 """
             ]),
+        Migration(
+            version: 7, name: "contract policies",
+            statements: [
+                """
+                CREATE TABLE contract_policies (
+                    tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+                    source TEXT NOT NULL,
+                    assigned_at INTEGER NOT NULL
+                )
+                """
+            ]),
     ]
 }

@@ -72,4 +72,26 @@ extension SQLiteStore: TierStore {
             return db.changesCount
         }
     }
+
+    public func contractPolicy(tenantID: UUID) async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(
+                db, sql: "SELECT source FROM contract_policies WHERE tenant_id = ?", arguments: [tenantID.databaseText])
+        }
+    }
+
+    public func setContractPolicy(tenantID: UUID, source: String?, at time: Timestamp) async throws {
+        try await pool.write { db in
+            if let source {
+                try db.execute(
+                    sql: """
+                        INSERT INTO contract_policies (tenant_id, source, assigned_at) VALUES (?, ?, ?)
+                        ON CONFLICT (tenant_id) DO UPDATE SET source = excluded.source, assigned_at = excluded.assigned_at
+                        """,
+                    arguments: [tenantID.databaseText, source, time.microseconds])
+            } else {
+                try db.execute(sql: "DELETE FROM contract_policies WHERE tenant_id = ?", arguments: [tenantID.databaseText])
+            }
+        }
+    }
 }
