@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CONFIGURATION ?= release
 SWIFT_BUILD_FLAGS ?=
 RUN_PACKAGES := libsqlite3-dev liblua5.4-dev libqrencode-dev libjs-chart.js pkg-config
-TEST_PACKAGES := $(RUN_PACKAGES) postgresql python3 libcmocka-dev libcurl4-openssl-dev
+TEST_PACKAGES := $(RUN_PACKAGES) postgresql python3 python3-aiosmtpd libcmocka-dev libcurl4-openssl-dev
 BENCH_PACKAGES := $(TEST_PACKAGES) wrk
 PG_DIR := $(CURDIR)/.build/test-postgres
 

@@ -58,6 +58,16 @@ let package = Package(
             pkgConfig: "libqrencode",
             providers: [.apt(["libqrencode-dev"])]
         ),
+        // Debian's libcurl headers and library, for SMTP.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // libcurl's SMTP client behind one C function (curl_easy_setopt is variadic).
+        .target(name: "CurlSMTP", dependencies: ["CCurl"]),
+        // Outbound notifications: mail over SMTP (libcurl).
+        .target(name: "Notify", dependencies: ["CurlSMTP"], swiftSettings: swiftSettings),
         // QR codes for provisioning URIs: libqrencode's module matrix, rendered as inline SVG.
         .target(name: "QRCode", dependencies: ["CQREncode"], swiftSettings: swiftSettings),
         // Domain types and rules: pure Swift, no I/O.
@@ -130,6 +140,7 @@ let package = Package(
         .testTarget(name: "ScriptingTests", dependencies: ["Scripting"], swiftSettings: swiftSettings),
         .testTarget(name: "ScriptWorkersTests", dependencies: ["ScriptWorkers", "Scripting"], swiftSettings: swiftSettings),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], swiftSettings: swiftSettings),
+        .testTarget(name: "NotifyTests", dependencies: ["Notify"], swiftSettings: swiftSettings),
         .testTarget(name: "PlatformCoreTests", dependencies: ["PlatformCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting"], swiftSettings: swiftSettings),
         .testTarget(

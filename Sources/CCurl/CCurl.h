@@ -1,0 +1,2 @@
+/* Debian's libcurl headers (libcurl4-openssl-dev, pkg-config libcurl). */
+#include <curl/curl.h>
