@@ -13,6 +13,10 @@ Then (`--suite all`, the default, or `--suite stream`) scripts/bench/stream_benc
 backend on a fresh server: commit-to-browser latency of the live stream under the same
 single-sample load, ingest with and without a subscriber, and the dashboard overview for a
 tenant with 1,000 devices.
+Then (`--suite all`, or `--suite export` / `--suite quota`) scripts/bench/export_bench.py: the
+whole export of a 1,000,000-sample device as CSV, NDJSON and a tenant Lua format per backend
+(rows/s, server RSS growth), and single-sample ingest with tier quotas against a tier whose
+policy fails (no limits), two SQLite servers in interleaved rounds.
 Prints Markdown tables; BENCHMARKS.md keeps the figures and this exact command.
 """
 import argparse
@@ -69,11 +73,12 @@ def bench_policies(directory):
 
 
 class Server:
-    def __init__(self, binary, database, log, extra_env=None):
+    def __init__(self, binary, database, log, extra_env=None, policies=None):
+        """`policies` writes the policy files into a folder (default: bench_policies)."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.policies = tempfile.mkdtemp(prefix="thermostat-bench-policies-")
-        bench_policies(self.policies)
+        (policies or bench_policies)(self.policies)
         env = dict(os.environ, THERMOSTAT_TELEMETRY_RATE_PER_MINUTE="10000000", THERMOSTAT_BCRYPT_COST="4",
                    THERMOSTAT_LOG_LEVEL="warning", THERMOSTAT_POLICIES_DIR=self.policies, **(extra_env or {}))
         self.process = subprocess.Popen([binary, "serve", "--port", str(self.port), "--database", database],
@@ -195,9 +200,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--devices", type=int, default=64)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--suite", choices=["ingest", "stream", "all"], default="all",
-                        help="ingest: the wrk runs of this file; stream: scripts/bench/stream_bench.py")
+    parser.add_argument("--suite", choices=["ingest", "stream", "export", "quota", "all"], default="all",
+                        help="ingest: the wrk runs of this file; stream: scripts/bench/stream_bench.py; "
+                             "export, quota: scripts/bench/export_bench.py")
     parser.add_argument("--stream-rounds", type=int, default=3)
+    parser.add_argument("--quota-rounds", type=int, default=3)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="thermostat-bench-")
     backends = []
@@ -220,6 +227,17 @@ def main():
             if database.startswith("sqlite:"):
                 database = f"sqlite:{work}/stream.sqlite"
             stream_bench.run_backend(sys.modules[__name__], name, database, args, work)
+    if args.suite in ("export", "quota", "all"):
+        spec = importlib.util.spec_from_file_location("export_bench", os.path.join(HERE, "bench", "export_bench.py"))
+        export_bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(export_bench)
+        if args.suite in ("export", "all"):
+            for name, database in backends:
+                if database.startswith("sqlite:"):
+                    database = f"sqlite:{work}/export.sqlite"
+                export_bench.run_export(sys.modules[__name__], name, database, args, work)
+        if args.suite in ("quota", "all"):
+            export_bench.run_quota(sys.modules[__name__], args, work)
     shutil.rmtree(work, ignore_errors=True)
 
 
