@@ -96,6 +96,7 @@ let package = Package(
                 "Scripting",
                 "ScriptWorkers",
                 "QRCode",
+                "Notify",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -140,7 +141,9 @@ let package = Package(
         .testTarget(name: "ScriptingTests", dependencies: ["Scripting"], swiftSettings: swiftSettings),
         .testTarget(name: "ScriptWorkersTests", dependencies: ["ScriptWorkers", "Scripting"], swiftSettings: swiftSettings),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], swiftSettings: swiftSettings),
-        .testTarget(name: "NotifyTests", dependencies: ["Notify"], swiftSettings: swiftSettings),
+        // A real SMTP server on loopback for tests (Debian's aiosmtpd).
+        .target(name: "MailTesting", path: "Tests/MailTesting", swiftSettings: swiftSettings),
+        .testTarget(name: "NotifyTests", dependencies: ["Notify", "MailTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "PlatformCoreTests", dependencies: ["PlatformCore"], swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting"], swiftSettings: swiftSettings),
         .testTarget(
@@ -148,6 +151,7 @@ let package = Package(
             dependencies: [
                 "Server",
                 "StorageTesting",
+                "MailTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -45,7 +45,7 @@ public struct MailMessage: Sendable, Equatable {
     }
 
     /// `local@domain` without spaces, angle brackets or line breaks.
-    static func isAddress(_ text: String) -> Bool {
+    public static func isAddress(_ text: String) -> Bool {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         return parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") && text.count <= 254
             && !text.unicodeScalars.contains(where: {

@@ -58,7 +58,7 @@ public struct TierLimits: Sendable, Equatable, Codable {
     public var maxDevices: Int
     public var maxSamples: Int
     public var retentionDays: Int
-    /// Samples per device per minute; nil leaves the server's default rate.
+    /// Ingest requests per device per minute; nil leaves the server's default rate.
     public var ingestPerMinute: Int?
     public var downsample: [Downsample]
     /// Memory cap of the tier's tenant VMs in MiB (`script_memory_mb`); nil keeps the server's

@@ -82,7 +82,7 @@ struct Platform {
         csrf = CSRFProtection(secretKey: configuration.secretKey)
         events = TelemetryBroadcast()
         let gate = TenantGate()
-        accounts = try AccountService(configuration: configuration, store: store, gate: gate, clock: clock)
+        accounts = try AccountService(configuration: configuration, store: store, gate: gate, clock: clock, logger: logger)
         catalog = try configuration.loadCatalog()
         workers = LuaWorkerPool(configuration: try configuration.luaWorkerPool(), logger: logger)
         scripts = ScriptEngine(

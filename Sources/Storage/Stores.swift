@@ -29,6 +29,10 @@ public protocol AccountStore: Sendable {
     func deleteSession(tokenHash: String) async throws
     /// Deletes sessions idle since before `cutoff`; returns how many.
     func deleteSessions(idleSince cutoff: Timestamp) async throws -> Int
+    /// Stores a password-reset token (its hash) for a user, valid until `expiresAt`.
+    func createPasswordReset(tokenHash: String, userID: UUID, at time: Timestamp, expiresAt: Timestamp) async throws
+    /// Uses up a password-reset token: deletes it and returns its user when it was valid at `now`.
+    func consumePasswordReset(tokenHash: String, now: Timestamp) async throws -> UUID?
     /// Replaces a user's password hash and ends every other session of theirs (all but
     /// `keptSessionHash`), in one transaction.
     func changePassword(userID: UUID, passwordHash: String, keptSessionHash: String?) async throws
@@ -206,7 +210,7 @@ public protocol TierStore: Sendable {
     func disabledTenants() async throws -> Set<UUID>
     func setTenantDisabled(tenantID: UUID, _ disabled: Bool, at time: Timestamp) async throws
     /// Samples stored per tenant: one aggregate over the telemetry table, a job's work (see
-    /// `UsageTracker`), never a request's.
+    /// `QuotaService`), never a request's.
     func sampleCounts() async throws -> [UUID: Int]
     func deviceCount(tenantID: UUID) async throws -> Int
     /// Deletes up to `limit` of one device's samples older than `cutoff`; returns how many.

@@ -1,4 +1,5 @@
 import Foundation
+import MailTesting
 import Testing
 
 @testable import Notify
@@ -55,77 +56,8 @@ struct MailTests {
         }
     }
 
-    /// aiosmtpd on a free loopback port, writing what it receives to a maildir.
-    final class SMTPServer {
-        let process = Process()
-        let port: Int
-        let maildir: URL
-
-        init() throws {
-            maildir = FileManager.default.temporaryDirectory.appendingPathComponent("maildir-\(UUID().uuidString)")
-            port = try Self.freePort()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = [
-                "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:\(port)", "-c", "aiosmtpd.handlers.Mailbox", maildir.path,
-            ]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-        }
-
-        /// Waits until the server accepts connections.
-        func waitUntilListening() async throws {
-            for _ in 0..<100 {
-                if Self.connects(port) { return }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("aiosmtpd did not start on port \(port)")
-        }
-
-        func messages() throws -> [String] {
-            let folder = maildir.appendingPathComponent("new")
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-            return try names.map { try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8) }
-        }
-
-        deinit {
-            process.terminate()
-            try? FileManager.default.removeItem(at: maildir)
-        }
-
-        static func connects(_ port: Int) -> Bool {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-                }
-            }
-        }
-
-        static func freePort() throws -> Int {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-                }
-            }
-            guard bound else { throw CancellationError() }
-            return Int(UInt16(bigEndian: address.sin_port))
-        }
-    }
-
     @Test func mailReachesARealSMTPServerAndFailuresAreReported() async throws {
-        let server = try SMTPServer()
+        let server = try LoopbackSMTPServer()
         try await server.waitUntilListening()
         let mailer = SMTPMailer(
             configuration: try SMTPConfiguration(url: "smtp://127.0.0.1:\(server.port)?starttls=never", timeoutSeconds: 10))
@@ -143,7 +75,7 @@ struct MailTests {
         })
         #expect(String(decoding: body, as: UTF8.self) == "Hall is at 21.0 °C again.\r\nhttps://thermostat.example.com/devices/TH-1")
 
-        let closedPort = try SMTPServer.freePort()
+        let closedPort = try LoopbackSMTPServer.freePort()
         let nowhere = SMTPMailer(
             configuration: try SMTPConfiguration(url: "smtp://127.0.0.1:\(closedPort)?starttls=never", timeoutSeconds: 5))
         await #expect(throws: MailError.self) { try await nowhere.send(message) }

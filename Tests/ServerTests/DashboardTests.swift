@@ -178,7 +178,7 @@ struct DashboardTests {
     @Test func pagesSendTheSecurityHeaders() async throws {
         try await TestPlatform.run { client, _ in
             var browser = Browser(client: client)
-            for page in ["/login", "/signup"] {
+            for page in ["/login", "/signup", "/forgot-password", "/reset-password?token=x"] {
                 Self.expectSecurityHeaders(try await browser.get(page), page)
             }
             try await browser.signUp("headers@example.com")

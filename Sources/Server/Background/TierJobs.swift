@@ -46,7 +46,7 @@ final class RetentionJob: Service, Sendable {
     private let clock: any WallClock
     private let logger: Logger
     private let period: Duration
-    private let report = Mutex(JobReport(lastRun: nil, rows: 0))
+    private let reports = Mutex<(lastRun: Timestamp?, total: Int, byTenant: [UUID: Int])>((nil, 0, [:]))
     static let chunk = 5000
 
     init(store: any PlatformStore, quotas: QuotaService, clock: any WallClock, period: Duration, logger: Logger) {
@@ -57,7 +57,13 @@ final class RetentionJob: Service, Sendable {
         self.logger = logger
     }
 
-    var lastReport: JobReport { report.withLock { $0 } }
+    /// The last run over all tenants.
+    var lastReport: JobReport { reports.withLock { JobReport(lastRun: $0.lastRun, rows: $0.total) } }
+
+    /// The last run and what it deleted of one tenant's samples.
+    func report(for tenantID: UUID) -> JobReport {
+        reports.withLock { JobReport(lastRun: $0.lastRun, rows: $0.byTenant[tenantID] ?? 0) }
+    }
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
@@ -76,6 +82,7 @@ final class RetentionJob: Service, Sendable {
     @discardableResult
     func runOnce() async throws -> Int {
         var deleted = 0
+        var byTenant: [UUID: Int] = [:]
         let now = clock.now()
         for tenant in try await store.allTenants() {
             guard let limits = await quotas.limits(for: tenant), limits.retentionDays > 0 else { continue }
@@ -94,8 +101,9 @@ final class RetentionJob: Service, Sendable {
                 logger.info("retention deleted samples", metadata: ["tenant": "\(tenant.slug)", "rows": "\(tenantDeleted)"])
             }
             deleted += tenantDeleted
+            byTenant[tenant.id] = tenantDeleted
         }
-        report.withLock { $0 = JobReport(lastRun: now, rows: deleted) }
+        reports.withLock { $0 = (now, deleted, byTenant) }
         return deleted
     }
 }

@@ -65,6 +65,11 @@ public struct PlatformConfiguration: Sendable {
     public var scriptDeadlineMilliseconds = 1000
     /// Address-space cap of each Lua worker process.
     public var luaWorkerMemoryMegabytes = 1024
+    /// Outgoing mail (password resets): `smtp://[user:pass@]host:port[?starttls=…]` or
+    /// `smtps://…`; nil turns mail off.
+    public var smtpURL: String?
+    /// The sender of outgoing mail.
+    public var mailFrom = "thermostat@example.com"
     /// How often the retention job deletes samples older than each tenant's `retention_days`.
     public var retentionIntervalSeconds = 600
     /// Member invitations each tenant may send per hour.
@@ -128,6 +133,8 @@ public struct PlatformConfiguration: Sendable {
         if let rate = try integer("THERMOSTAT_SCRIPT_TRIALS_PER_MINUTE", 1...100_000) { scriptTrialsPerMinute = rate }
         if let rate = try integer("THERMOSTAT_INVITATIONS_PER_HOUR", 1...100_000) { invitationsPerHour = rate }
         if let seconds = try integer("THERMOSTAT_RETENTION_INTERVAL_SECONDS", 10...86_400) { retentionIntervalSeconds = seconds }
+        if let url = variables["THERMOSTAT_SMTP_URL"], !url.isEmpty { smtpURL = url }
+        if let from = variables["THERMOSTAT_MAIL_FROM"] { mailFrom = from }
         if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }
         if let folder = variables["THERMOSTAT_POLICIES_DIR"] { policiesDirectory = folder }
         if let folder = variables["THERMOSTAT_TEMPLATES_DIR"] { templatesDirectory = folder }

@@ -51,6 +51,22 @@ struct AuthController {
         }
     }
 
+    struct ResetRequestBody: StrictRequestBody {
+        static let fields: Set<String> = ["email"]
+        var email: String
+    }
+
+    struct ResetBody: StrictRequestBody {
+        static let fields: Set<String> = ["token", "new_password"]
+        var token: String
+        var newPassword: String
+
+        enum CodingKeys: String, CodingKey {
+            case token
+            case newPassword = "new_password"
+        }
+    }
+
     struct AccountJSON: Encodable {
         var user: UserJSON
         var tenant: TenantJSON
@@ -62,6 +78,8 @@ struct AuthController {
         group.post("register/", use: register)
         group.post("login/", use: login)
         group.post("logout/", use: logout)
+        group.post("password-reset/", use: requestPasswordReset)
+        group.post("password-reset/confirm/", use: resetPassword)
         let signedIn = group.group(context: AuthenticatedContext.self)
         signedIn.get("me/", use: me)
         signedIn.post("switch-tenant/", use: switchTenant)
@@ -106,6 +124,22 @@ struct AuthController {
         var response = Response(status: .noContent)
         response.setCookie(accounts.cookies.expiredSession())
         return response
+    }
+
+    /// 202 whether or not the address has an account; a link goes out by mail when it has.
+    @Sendable func requestPasswordReset(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try limits.login.acquire(clientAddress.key(request, peer: context.remoteAddress))
+        let body = try await request.decodeStrict(ResetRequestBody.self, context: context)
+        if let account = try? IdentifierRules.normalizedEmail(body.email) { try limits.loginPerAccount.acquire(account) }
+        try await accounts.requestPasswordReset(email: body.email)
+        return Response(status: .accepted)
+    }
+
+    @Sendable func resetPassword(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try limits.login.acquire(clientAddress.key(request, peer: context.remoteAddress))
+        let body = try await request.decodeStrict(ResetBody.self, context: context)
+        try await accounts.resetPassword(token: body.token, newPassword: body.newPassword)
+        return Response(status: .noContent)
     }
 
     @Sendable func me(_ request: Request, context: AuthenticatedContext) async throws -> Response {

@@ -119,7 +119,7 @@ struct TierController {
         let tenant = context.identity.tenant
         let limits = await quotas.limits(for: tenant)
         let samples = quotas.samples(tenantID: tenant.id)
-        let retention = retention.lastReport
+        let retention = retention.report(for: tenant.id)
         return try jsonResponse(
             UsageJSON(
                 tier: tenant.tier,
@@ -133,7 +133,7 @@ struct TierController {
     }
 
     @Sendable func listTenants(_ request: Request, context: AuthenticatedContext) async throws -> Response {
-        try requirePlatformAdmin(context)
+        try requirePlatformAdmin(context, writing: false)
         var items: [AdminTenantJSON] = []
         for tenant in try await store.allTenants() {
             items.append(
@@ -219,9 +219,11 @@ struct TierController {
         return tenant
     }
 
-    private func requirePlatformAdmin(_ context: AuthenticatedContext) throws {
+    /// A platform admin, with a session or a write token (a read token only reads the list).
+    private func requirePlatformAdmin(_ context: AuthenticatedContext, writing: Bool = true) throws {
         guard context.identity.user.isPlatformAdmin else {
             throw PlatformError(.forbidden, code: "forbidden", message: "Only platform admins manage tenants")
         }
+        if writing { try context.identity.requireWrite() }
     }
 }

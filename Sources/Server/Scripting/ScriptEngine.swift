@@ -244,17 +244,18 @@ final class ScriptEngine: Sendable {
     static func stricter(_ tier: TierLimits?, than own: TierLimits?) -> TierLimits? {
         guard let own else { return tier }
         guard var result = tier else { return own }
-        func lower(_ a: Int?, _ b: Int?) -> Int? {
-            switch (a, b) {
-            case (let a?, let b?): min(a, b)
-            default: a ?? b
-            }
+        // For retention and the ingest rate, nil and 0 mean "no limit of its own" (keep
+        // everything, the server's default rate): such a value never replaces a real one.
+        func tighter(_ tier: Int?, _ own: Int?) -> Int? {
+            guard let own, own > 0 else { return tier }
+            guard let tier, tier > 0 else { return own }
+            return min(tier, own)
         }
         result.maxDevices = min(result.maxDevices, own.maxDevices)
         result.maxSamples = min(result.maxSamples, own.maxSamples)
-        result.retentionDays = min(result.retentionDays, own.retentionDays)
-        result.ingestPerMinute = lower(result.ingestPerMinute, own.ingestPerMinute)
-        result.scriptMemoryMegabytes = lower(result.scriptMemoryMegabytes, own.scriptMemoryMegabytes)
+        result.retentionDays = tighter(result.retentionDays, own.retentionDays) ?? 0
+        result.ingestPerMinute = tighter(result.ingestPerMinute, own.ingestPerMinute)
+        result.scriptMemoryMegabytes = tighter(result.scriptMemoryMegabytes, own.scriptMemoryMegabytes)
         result.onOverQuota = own.onOverQuota
         return result
     }

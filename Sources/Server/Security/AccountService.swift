@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Notify
 import PlatformCore
 import Storage
 
@@ -16,11 +17,34 @@ struct AccountService: Sendable {
     let cookies: SessionCookies
     /// Disabled tenants: their sessions and tokens stop working and nobody logs in to them.
     let gate: TenantGate
-    init(configuration: PlatformConfiguration, store: any PlatformStore, gate: TenantGate = TenantGate(), clock: any WallClock)
-        throws
-    {
+    /// Sends password-reset links; nil when the server has no mail configured.
+    let mailer: (any Mailer)?
+    let mailFrom: String
+    let publicURL: String
+    let logger: Logger
+    /// How long a password-reset link works.
+    static let resetLifetimeSeconds: Double = 3600
+    init(
+        configuration: PlatformConfiguration, store: any PlatformStore, gate: TenantGate = TenantGate(),
+        clock: any WallClock, logger: Logger = Logger(label: "thermostat")
+    ) throws {
         self.store = store
         self.gate = gate
+        self.logger = logger
+        mailFrom = configuration.mailFrom
+        publicURL = configuration.effectivePublicURL
+        if let url = configuration.smtpURL {
+            do {
+                mailer = SMTPMailer(configuration: try SMTPConfiguration(url: url))
+            } catch {
+                throw ConfigurationError(variable: "THERMOSTAT_SMTP_URL", message: "\(error)")
+            }
+            guard MailMessage.isAddress(configuration.mailFrom) else {
+                throw ConfigurationError(variable: "THERMOSTAT_MAIL_FROM", message: "must be an email address")
+            }
+        } else {
+            mailer = nil
+        }
         hasher = PasswordHasher(cost: configuration.bcryptCost)
         passwordPolicy = PasswordPolicy(commonPasswords: try CommonPasswords.load())
         self.clock = clock
@@ -79,6 +103,56 @@ struct AccountService: Sendable {
         let token = try await startSession(userID: identity.user.id, tenantID: membership.tenant.id)
         try await store.deleteSession(tokenHash: oldHash)
         return (membership, token)
+    }
+
+    /// Mails a password-reset link when `email` has an account. The answer is the same either
+    /// way, and the mail goes out after it, so neither its content nor its timing tells whether
+    /// the address has an account.
+    func requestPasswordReset(email rawEmail: String) async throws {
+        guard let mailer else {
+            throw PlatformError(
+                .unavailable, code: "mail_not_configured",
+                message: "Password reset by email is not set up on this server; ask its operator")
+        }
+        guard let email = try? IdentifierRules.normalizedEmail(rawEmail), let user = try await store.user(email: email) else {
+            return
+        }
+        let token = Secrets.generate(prefix: Secrets.passwordResetPrefix)
+        let now = clock.now()
+        try await store.createPasswordReset(
+            tokenHash: Secrets.hash(token), userID: user.id, at: now, expiresAt: now.adding(seconds: Self.resetLifetimeSeconds))
+        let message = MailMessage(
+            from: mailFrom, to: [user.email], subject: "Reset your ThermostatRTOS password",
+            text: """
+                Someone (hopefully you) asked to reset the password of \(user.email).
+
+                To choose a new one, open this link within an hour:
+                \(publicURL)/reset-password?token=\(token)
+
+                If it was not you, ignore this mail: your password stays as it is.
+                """)
+        let logger = logger
+        Task {
+            do {
+                try await mailer.send(message)
+            } catch {
+                logger.error("password reset mail failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Sets a new password with a reset token (used up, whatever happens next); every session
+    /// of the user ends.
+    func resetPassword(token: String, newPassword: String) async throws {
+        let invalid = PlatformError(
+            .validation, code: "invalid_reset_token", message: "This reset link is invalid, used or expired; ask for a new one",
+            field: "token")
+        guard token.utf8.count <= 128,
+            let userID = try await store.consumePasswordReset(tokenHash: Secrets.hash(token), now: clock.now()),
+            let user = try await store.user(id: userID)
+        else { throw invalid }
+        try passwordPolicy.validate(newPassword, email: user.email, field: "new_password")
+        try await store.changePassword(userID: user.id, passwordHash: try await hasher.hash(newPassword), keptSessionHash: nil)
     }
 
     /// Changes the signed-in person's password after checking the current one; every other

@@ -43,4 +43,5 @@ enum Secrets {
     static let deviceKeyPrefix = "thk_"
     static let sessionPrefix = "ths_"
     static let apiTokenPrefix = "tht_"
+    static let passwordResetPrefix = "thr_"
 }

@@ -59,7 +59,7 @@ struct PageRenderer: Sendable {
     }
 
     static let requiredTemplates = [
-        "layout", "login", "signup", "overview", "device", "device-new", "device-key", "scripts", "script", "script-editor", "export", "tokens",
+        "layout", "login", "signup", "forgot-password", "reset-password", "overview", "device", "device-new", "device-key", "scripts", "script", "script-editor", "export", "tokens",
         "members", "account", "error",
     ]
 

@@ -17,6 +17,17 @@ struct SessionPages {
         var error: String?
     }
 
+    struct ResetRequestModel {
+        var email: String
+        var sent: Bool
+        var error: String?
+    }
+
+    struct ResetModel {
+        var token: String
+        var error: String?
+    }
+
     struct SignupModel {
         var email: String
         var tenantName: String
@@ -29,6 +40,10 @@ struct SessionPages {
         router.get("signup", use: showSignup)
         router.post("signup", use: signup)
         router.post("logout", use: logout)
+        router.get("forgot-password", use: showForgotPassword)
+        router.post("forgot-password", use: forgotPassword)
+        router.get("reset-password", use: showResetPassword)
+        router.post("reset-password", use: resetPassword)
         router.group(context: AuthenticatedContext.self).post("switch-tenant", use: switchTenant)
     }
 
@@ -36,8 +51,11 @@ struct SessionPages {
         let next = request.uri.queryParameters["next"].flatMap { WebMiddleware.returnPath(String($0)) }
         if context.identity != nil { return PageRenderer.redirect(to: next ?? "/") }
         let flash: LayoutModel.Flash? =
-            request.uri.queryParameters["expired"] != nil
-            ? .init(message: "Your session expired. Log in again to continue.", isError: false) : nil
+            if request.uri.queryParameters["expired"] != nil {
+                .init(message: "Your session expired. Log in again to continue.", isError: false)
+            } else if request.uri.queryParameters["reset"] != nil {
+                .init(message: "Password changed. Log in with the new one; your other sessions have ended.", isError: false)
+            } else { nil }
         return try publicForm(
             "login", title: "Log in", request: request, content: LoginModel(email: "", next: next ?? "/"), flash: flash)
     }
@@ -87,6 +105,48 @@ struct SessionPages {
                 "signup", title: "Sign up", request: request, content: model, status: ErrorMapping.status(for: error.kind))
             if case .rateLimited(let seconds) = error.kind { response.headers[.retryAfter] = String(seconds) }
             return response
+        }
+    }
+
+    @Sendable func showForgotPassword(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try publicForm(
+            "forgot-password", title: "Forgot your password?", request: request,
+            content: ResetRequestModel(email: "", sent: false))
+    }
+
+    @Sendable func forgotPassword(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let email = context.form?.text("email") ?? ""
+        do {
+            try limits.login.acquire(clientAddress.key(request, peer: context.remoteAddress))
+            if let account = try? IdentifierRules.normalizedEmail(email) { try limits.loginPerAccount.acquire(account) }
+            try await accounts.requestPasswordReset(email: email)
+            return try publicForm(
+                "forgot-password", title: "Forgot your password?", request: request,
+                content: ResetRequestModel(email: email, sent: true))
+        } catch let error as PlatformError where error.kind != .internalFailure {
+            return try publicForm(
+                "forgot-password", title: "Forgot your password?", request: request,
+                content: ResetRequestModel(email: email, sent: false, error: error.message),
+                status: ErrorMapping.status(for: error.kind))
+        }
+    }
+
+    @Sendable func showResetPassword(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let token = request.uri.queryParameters["token"].map(String.init) ?? ""
+        return try publicForm("reset-password", title: "Choose a new password", request: request, content: ResetModel(token: token))
+    }
+
+    @Sendable func resetPassword(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let form = context.form ?? FormFields(urlencoded: "")
+        let token = form["token"] ?? ""
+        do {
+            try limits.login.acquire(clientAddress.key(request, peer: context.remoteAddress))
+            try await accounts.resetPassword(token: token, newPassword: form["new_password"] ?? "")
+            return PageRenderer.redirect(to: "/login?reset=1")
+        } catch let error as PlatformError where error.kind != .internalFailure && error.kind != .unavailable {
+            return try publicForm(
+                "reset-password", title: "Choose a new password", request: request,
+                content: ResetModel(token: token, error: error.message), status: ErrorMapping.status(for: error.kind))
         }
     }
 

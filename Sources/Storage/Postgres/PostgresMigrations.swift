@@ -199,5 +199,17 @@ enum PostgresMigrations {
                 )
                 """
             ]),
+        Migration(
+            version: 8, name: "password resets",
+            statements: [
+                """
+                CREATE TABLE password_resets (
+                    token_hash text PRIMARY KEY,
+                    user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at timestamptz NOT NULL,
+                    expires_at timestamptz NOT NULL
+                )
+                """
+            ]),
     ]
 }

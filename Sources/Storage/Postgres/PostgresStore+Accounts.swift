@@ -170,6 +170,22 @@ extension PostgresStore: AccountStore {
         try await execute("DELETE FROM sessions WHERE token_hash = \(tokenHash)")
     }
 
+    public func createPasswordReset(tokenHash: String, userID: UUID, at time: Timestamp, expiresAt: Timestamp) async throws {
+        try await execute(
+            """
+            INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)
+            VALUES (\(tokenHash), \(userID), \(time), \(expiresAt))
+            """)
+    }
+
+    public func consumePasswordReset(tokenHash: String, now: Timestamp) async throws -> UUID? {
+        let users: [UUID] = try await rows(
+            "DELETE FROM password_resets WHERE token_hash = \(tokenHash) AND expires_at > \(now) RETURNING user_id",
+            as: UUID.self)
+        try await execute("DELETE FROM password_resets WHERE token_hash = \(tokenHash)")
+        return users.first
+    }
+
     public func changePassword(userID: UUID, passwordHash: String, keptSessionHash: String?) async throws {
         let logger = logger
         try await transaction("change password") { connection in

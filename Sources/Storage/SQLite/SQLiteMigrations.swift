@@ -195,5 +195,17 @@ enum SQLiteMigrations {
                 )
                 """
             ]),
+        Migration(
+            version: 8, name: "password resets",
+            statements: [
+                """
+                CREATE TABLE password_resets (
+                    token_hash TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                )
+                """
+            ]),
     ]
 }

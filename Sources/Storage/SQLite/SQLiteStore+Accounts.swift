@@ -182,6 +182,24 @@ extension SQLiteStore: AccountStore {
         }
     }
 
+    public func createPasswordReset(tokenHash: String, userID: UUID, at time: Timestamp, expiresAt: Timestamp) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [tokenHash, userID.databaseText, time.microseconds, expiresAt.microseconds])
+        }
+    }
+
+    public func consumePasswordReset(tokenHash: String, now: Timestamp) async throws -> UUID? {
+        try await pool.write { db in
+            let row = try Row.fetchOne(
+                db, sql: "SELECT user_id, expires_at FROM password_resets WHERE token_hash = ?", arguments: [tokenHash])
+            try db.execute(sql: "DELETE FROM password_resets WHERE token_hash = ?", arguments: [tokenHash])
+            guard let row, row.timestamp("expires_at") > now else { return nil }
+            return row.uuid("user_id")
+        }
+    }
+
     public func changePassword(userID: UUID, passwordHash: String, keptSessionHash: String?) async throws {
         try await pool.write { db in
             try db.execute(
