@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 CONFIGURATION ?= release
 SWIFT_BUILD_FLAGS ?=
-RUN_PACKAGES := libsqlite3-dev liblua5.4-dev libqrencode-dev libjs-chart.js pkg-config
-TEST_PACKAGES := $(RUN_PACKAGES) postgresql python3 python3-aiosmtpd libcmocka-dev libcurl4-openssl-dev
+RUN_PACKAGES := libsqlite3-dev liblua5.4-dev libqrencode-dev libjs-chart.js libcurl4-openssl-dev pkg-config
+TEST_PACKAGES := $(RUN_PACKAGES) postgresql python3 python3-aiosmtpd libcmocka-dev
 BENCH_PACKAGES := $(TEST_PACKAGES) wrk
 PG_DIR := $(CURDIR)/.build/test-postgres
 
