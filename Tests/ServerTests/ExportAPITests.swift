@@ -136,4 +136,27 @@ struct ExportAPITests {
             #expect(viaToken.status == .ok)
         }
     }
+
+    /// A format whose rows never finish ends in a clear error within the worker deadline, and
+    /// the tenant's next export (and other tenants) are served.
+    @Test func aRunawayExportScriptEndsInAClearError() async throws {
+        try await TestPlatform.run(configure: { $0.scriptDeadlineMilliseconds = 300 }) { client, _ in
+            let user = try await client.register("runaway-export@example.com")
+            let device = try await client.registerDevice(user, serial: "TH-LOOP")
+            #expect(try await client.ingest(device, Self.samples("TH-LOOP", from: Timestamp(seconds: 1_795_000_000), count: 3)).status == .ok)
+            for (name, row) in [
+                ("spin", "while true do end"),
+                ("grow", "local t = {} while true do t[#t + 1] = ('x'):rep(1000) end"),
+            ] {
+                let source = #"return { content_type = "text/plain", extension = "txt", row = function(s) \#(row) end }"#
+                let uploaded = try await ScriptAPITests.upload(client, user, name: name, hook: "export", source: source)
+                let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+                #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: user.cookie).status == .ok)
+                let export = try await client.json("/api/telemetry/export/?format=\(name)", cookie: user.cookie)
+                #expect(export.status == .unprocessableContent, "\(name)")
+                #expect(export.errorCode == "export_script_failed", "\(name)")
+            }
+            #expect(try await client.json("/api/telemetry/export/?format=ndjson", cookie: user.cookie).status == .ok)
+        }
+    }
 }

@@ -127,4 +127,30 @@ struct SessionAndTokenTests {
             #expect(statuses.suffix(2).allSatisfy { $0 == .tooManyRequests })
         }
     }
+
+    /// Every route this session added answers 401 without credentials, and changes nothing.
+    @Test func newRoutesNeedCredentials() async throws {
+        try await TestPlatform.run { client, _ in
+            let id = UUID().uuidString.lowercased()
+            let routes: [(String, HTTPRequest.Method, String?)] = [
+                ("/api/auth/switch-tenant/", .post, #"{"tenant":"x"}"#),
+                ("/api/auth/password/", .post, #"{"current_password":"a","new_password":"b"}"#),
+                ("/api/auth/invitations/", .get, nil),
+                ("/api/auth/invitations/\(id)/accept/", .post, nil),
+                ("/api/tenant/invitations/", .post, #"{"email":"a@example.com","role":"member"}"#),
+                ("/api/tenant/invitations/\(id)/", .delete, nil),
+                ("/api/telemetry/stream/", .get, nil),
+                ("/api/telemetry/export/", .get, nil),
+                ("/api/usage/", .get, nil),
+                ("/api/admin/tenants/", .get, nil),
+                ("/api/admin/tenants/x/tier/", .post, #"{"tier":"pro"}"#),
+                ("/api/admin/tenants/x/policy/", .put, #"{"source":"return {}"}"#),
+            ]
+            for (path, method, body) in routes {
+                #expect(try await client.json(path, method: method, body: body).status == .unauthorized, "\(method) \(path)")
+                let forged = try await client.json(path, method: method, body: body, headers: [.authorization: "Bearer tht_forged"])
+                #expect(forged.status == .unauthorized, "\(method) \(path) with a forged token")
+            }
+        }
+    }
 }

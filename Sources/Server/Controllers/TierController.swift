@@ -135,15 +135,7 @@ struct TierController {
     @Sendable func listTenants(_ request: Request, context: AuthenticatedContext) async throws -> Response {
         try requirePlatformAdmin(context, writing: false)
         var items: [AdminTenantJSON] = []
-        for tenant in try await store.allTenants() {
-            items.append(
-                AdminTenantJSON(
-                    slug: tenant.slug, name: tenant.name, tier: tenant.tier,
-                    usage: .init(
-                        devices: try await store.deviceCount(tenantID: tenant.id), samples: quotas.samples(tenantID: tenant.id)),
-                    disabled: quotas.isDisabled(tenant.id),
-                    contractPolicy: try await store.contractPolicy(tenantID: tenant.id) != nil, createdAt: tenant.createdAt))
-        }
+        for tenant in try await store.allTenants() { items.append(try await adminRow(tenant)) }
         return try jsonResponse(["tenants": items])
     }
 
@@ -203,13 +195,16 @@ struct TierController {
 
     private func adminJSON(_ slug: String) async throws -> Response {
         guard let tenant = try await store.tenant(slug: slug) else { throw PlatformError.notFound("Tenant") }
-        return try jsonResponse([
-            "tenant": AdminTenantJSON(
-                slug: tenant.slug, name: tenant.name, tier: tenant.tier,
-                usage: .init(devices: try await store.deviceCount(tenantID: tenant.id), samples: quotas.samples(tenantID: tenant.id)),
-                disabled: quotas.isDisabled(tenant.id),
-                contractPolicy: try await store.contractPolicy(tenantID: tenant.id) != nil, createdAt: tenant.createdAt)
-        ])
+        return try jsonResponse(["tenant": try await adminRow(tenant)])
+    }
+
+    /// A tenant as the admin list shows it.
+    private func adminRow(_ tenant: Tenant) async throws -> AdminTenantJSON {
+        AdminTenantJSON(
+            slug: tenant.slug, name: tenant.name, tier: tenant.tier,
+            usage: .init(devices: try await store.deviceCount(tenantID: tenant.id), samples: quotas.samples(tenantID: tenant.id)),
+            disabled: quotas.isDisabled(tenant.id),
+            contractPolicy: try await store.contractPolicy(tenantID: tenant.id) != nil, createdAt: tenant.createdAt)
     }
 
     private func tenant(_ context: AuthenticatedContext) async throws -> Tenant {
