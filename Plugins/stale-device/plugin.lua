@@ -1,51 +1,31 @@
--- Alert: a device that has gone quiet for more than config.max_silence_minutes.
+-- Alert: a device that has sent nothing for more than config.max_silence_minutes
+-- (level-triggered).
 --
--- The rule is evaluated two ways, and tells them apart by the sample's time:
---   * per sample, at ingest: the sample is newer than state.last_time. The device is talking
---     right now, so ctx.now says nothing about silence (a back-filled batch can carry hours-old
---     samples); instead a gap since the previous sample larger than the limit is reported,
---     unless the timer already reported that silence.
---   * on the server's timer: the server evaluates the rule with the device's latest stored
---     sample, which is state.last_time again. Then ctx.now - last_time over the limit alerts,
---     once per silence.
--- A device the rule has never seen only gets its time recorded (no history, no verdict), so
--- a freshly activated rule alerts from the second timer run on.
+-- `timer = true`: besides each sample at ingest, the platform evaluates the rule on its timer
+-- with the device's newest stored sample (the same one again and again while the device is
+-- silent) and ctx.timer set; that is how a silence is noticed at all. "stale" is active while
+-- ctx.now, the server's time, is more than the limit past the newest sample time seen, so a
+-- fresh sample resolves it and a back-filled old one changes nothing.
 --
--- state: { last_time = <epoch seconds>, reported = <last_time whose silence was reported> }
+-- state: { last_time = <newest sample time seen, epoch seconds>, last_timestamp = <its ISO 8601> }
 
-local M = {}
+local M = { timer = true }
 
 function M.evaluate(sample, state, ctx)
   local config = ctx.config
-  local minutes, severity = config.max_silence_minutes, config.severity
-  local limit = minutes * 60
-  local last, time = state.last_time, sample.time
-  local key = "stale-device:" .. sample.device_id
-
-  if last == nil or time > last then
-    local alerts = {}
-    if last and time - last > limit and state.reported ~= last then
-      alerts[1] = {
-        severity = severity,
-        message = string.format("%s sent nothing for %d minutes before %s (limit %g)",
-          sample.device_id, (time - last) // 60, sample.timestamp, minutes),
-        key = key,
-      }
-    end
-    return alerts, { last_time = time }
+  local minutes = config.max_silence_minutes
+  if state.last_time == nil or sample.time > state.last_time then
+    state.last_time, state.last_timestamp = sample.time, sample.timestamp
   end
-
-  if time == last and ctx.now - last > limit and state.reported ~= last then
-    state.reported = last
-    return { {
-      severity = severity,
-      message = string.format("%s has sent nothing for %d minutes (last sample %s, limit %g)",
-        sample.device_id, (ctx.now - last) // 60, sample.timestamp, minutes),
-      key = key,
-    } }, state
-  end
-  -- An older sample arriving late, or a timer run within the limit: nothing to say.
-  return {}, state
+  local silent = ctx.now - state.last_time
+  if silent <= minutes * 60 then return {}, state end
+  return { {
+    key = "stale",
+    severity = config.severity,
+    message = string.format("%s has sent nothing for %d minutes (last sample %s, limit %g)",
+      sample.device_id, silent // 60, state.last_timestamp, minutes),
+    value = silent // 60,
+  } }, state
 end
 
 return M

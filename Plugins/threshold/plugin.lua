@@ -1,45 +1,59 @@
--- Alert: a reading above high_c or below low_c, with hysteresis.
+-- Alert: a reading above high_c or below low_c, with hysteresis (level-triggered).
 --
--- Each bound raises one alert when it is crossed and stays quiet while the reading stays
--- beyond it. The condition clears (silently: alerts have no "resolved" severity) only once
--- the reading is back by hysteresis_c - below high_c - hysteresis_c, or above
--- low_c + hysteresis_c - and then the next crossing alerts again.
+-- "high" is active from the first reading above high_c until the reading is back below
+-- high_c - hysteresis_c, so a reading hovering at the limit does not flap; "low" likewise from
+-- below low_c until above low_c + hysteresis_c. The platform starts the alert when a key first
+-- appears and resolves it when the key is no longer returned.
 --
--- config: field (any numeric sample field; a sample without it is skipped), high_c and low_c
--- (false switches a bound off), hysteresis_c, severity ("warning" or "critical").
--- state:  { high = true } / { low = true } while a condition is active.
+-- config: field (any numeric sample field), high_c and low_c (false switches a bound off),
+-- hysteresis_c, severity ("warning" or "critical").
+-- state:  { high = <reading>, low = <reading> }: the latest reading of each active condition.
+-- A sample without a number in `field` changes nothing: the held conditions are returned again.
 
 local M = {}
+
+local function alert(sample, config, name, reading, limit)
+  local high = name == "high"
+  local message
+  if (high and reading > limit) or (not high and reading < limit) then
+    message = string.format("%s: %s is %g °C, %s %g °C",
+      sample.device_id, config.field, reading, high and "above" or "below", limit)
+  else
+    -- Back inside the limit but not yet past the hysteresis band.
+    message = string.format("%s: %s is %g °C, not yet back %s %g °C (limit %g °C)",
+      sample.device_id, config.field, reading, high and "below" or "above",
+      high and limit - config.hysteresis_c or limit + config.hysteresis_c, limit)
+  end
+  return { key = name, severity = config.severity, message = message, value = reading }
+end
 
 function M.evaluate(sample, state, ctx)
   local config = ctx.config
   assert(config.field ~= nil, "threshold needs ctx.config.field (pass on the script's own ctx: its config holds the plugin's defaults)")
-  local field = config.field
-  local value = sample[field]
+  local reading = sample[config.field]
+  local hysteresis = config.hysteresis_c
   local alerts = {}
-  if type(value) ~= "number" then return alerts, state end
-
-  local function check(name, limit, beyond, back, word)
+  for _, name in ipairs({ "high", "low" }) do
+    local limit = config[name .. "_c"]
     if not limit then
       state[name] = nil
-    elseif not state[name] and beyond then
-      state[name] = true
-      alerts[#alerts + 1] = {
-        severity = config.severity,
-        message = string.format("%s: %s is %g °C, %s %g °C", sample.device_id, field, value, word, limit),
-        -- The key names the condition, so two threshold rules with different bounds never
-        -- share a key.
-        key = string.format("threshold:%s:%s%s%g", sample.device_id, field, name == "high" and ">" or "<", limit),
-      }
-    elseif state[name] and back then
-      state[name] = nil
+    elseif type(reading) == "number" then
+      local beyond, held
+      if name == "high" then
+        beyond, held = reading > limit, reading >= limit - hysteresis
+      else
+        beyond, held = reading < limit, reading <= limit + hysteresis
+      end
+      if beyond or (state[name] and held) then
+        state[name] = reading
+      else
+        state[name] = nil
+      end
+    end
+    if state[name] then
+      alerts[#alerts + 1] = alert(sample, config, name, state[name], limit)
     end
   end
-
-  local high, low = config.high_c, config.low_c
-  local hysteresis = config.hysteresis_c
-  check("high", high, high and value > high, high and value < high - hysteresis, "above")
-  check("low", low, low and value < low, low and value > low + hysteresis, "below")
   return alerts, state
 end
 

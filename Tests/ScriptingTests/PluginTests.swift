@@ -49,12 +49,14 @@ import Testing
     }
 
     /// Feeds one device's samples to an alert rule as the server does: the state persisted as
-    /// JSON between calls, `ctx.now` the sample's time unless a timer run passes another.
+    /// JSON between calls, `ctx.now` the sample's time unless a call passes another (a timer run,
+    /// or a back-filled sample arriving late). The alerts returned are the ones active now.
     struct AlertRun {
         let runner: ScriptRunner
         let script: LoadedScript
         let plugin: Plugin
-        let overrides: [String: LuaValue]
+        /// The rule's config over the manifest's; change it between calls to edit the rule.
+        var overrides: [String: LuaValue]
         var state: LuaValue = .table([:])
 
         init(_ name: String, _ overrides: [String: LuaValue] = [:]) throws {
@@ -65,18 +67,18 @@ import Testing
             self.overrides = overrides
         }
 
-        mutating func feed(_ sample: TelemetrySample, now: Timestamp? = nil) throws -> [ScriptAlert] {
+        mutating func feed(_ sample: TelemetrySample, now: Timestamp? = nil, timer: Bool = false) throws -> [ScriptAlert] {
             let context = PluginTests.context(plugin, overrides, now: now ?? sample.timestamp)
-            let result = try runner.evaluate(script, sample: sample, state: state, context: context)
+            let result = try runner.evaluate(script, sample: sample, state: state, context: context, timer: timer)
             state = try LuaValue(jsonText: result.state.jsonText)
             return result.alerts
         }
 
-        /// How many alerts a sample at `minute` reading `inside` raises; `nowMinute` makes it a
-        /// timer run at that minute.
-        mutating func count(minute: Double, inside: Double, nowMinute: Double? = nil) throws -> Int {
+        /// The keys active after a sample at `minute` reading `inside`; `nowMinute` sets
+        /// `ctx.now`, `timer` makes it a timer run.
+        mutating func keys(minute: Double, inside: Double, nowMinute: Double? = nil, timer: Bool = false) throws -> [String] {
             let now = nowMinute.map { PluginTests.start.adding(seconds: $0 * 60) }
-            return try feed(PluginTests.sample(minute: minute, inside: inside), now: now).count
+            return try feed(PluginTests.sample(minute: minute, inside: inside), now: now, timer: timer).map(\.key)
         }
     }
 
@@ -197,82 +199,124 @@ import Testing
 
     // MARK: Alerts
 
-    @Test func thresholdRaisesOnceAndClearsOnlyPastTheHysteresis() throws {
+    @Test func thresholdIsActiveWhileBeyondTheLimitAndUntilPastTheHysteresis() throws {
         var run = try AlertRun("threshold", ["high_c": 25, "low_c": 15, "hysteresis_c": 1, "severity": "critical"])
-        #expect(try run.count(minute: 0, inside: 24) == 0)
-        let high = ScriptAlert(
-            severity: "critical", message: "TH-1: temp_inside_c is 25.5 °C, above 25 °C", key: "threshold:TH-1:temp_inside_c>25")
+        #expect(try run.keys(minute: 0, inside: 24) == [])
+        let high = ScriptAlert(key: "high", severity: "critical", message: "TH-1: temp_inside_c is 25.5 °C, above 25 °C", value: 25.5)
         #expect(try run.feed(Self.sample(minute: 1, inside: 25.5)) == [high])
-        #expect(try run.count(minute: 2, inside: 26) == 0, "still above: quiet")
-        #expect(try run.count(minute: 3, inside: 24.5) == 0, "below high but within the hysteresis: not cleared")
-        #expect(try run.count(minute: 4, inside: 25.2) == 0, "so going back above does not raise again")
-        #expect(try run.count(minute: 5, inside: 23.9) == 0, "below high - hysteresis: cleared")
-        #expect(run.state == .array([]), "no active condition left")
-        #expect(try run.count(minute: 6, inside: 25.1) == 1, "the next crossing raises again")
-
-        #expect(try run.feed(Self.sample(minute: 7, inside: 14)).map(\.key) == ["threshold:TH-1:temp_inside_c<15"])
-        #expect(try run.count(minute: 8, inside: 15.5) == 0)
-        #expect(try run.count(minute: 9, inside: 14.5) == 0, "within the hysteresis of low")
-        #expect(try run.count(minute: 10, inside: 16.1) == 0)
-        #expect(try run.count(minute: 11, inside: 14.9) == 1)
-    }
-
-    @Test func thresholdSkipsSamplesWithoutTheField() throws {
-        var run = try AlertRun("threshold", ["field": "temp_outside_c", "low_c": -10])
-        #expect(try run.feed(Self.sample(outside: nil)).isEmpty)
-        #expect(try run.feed(Self.sample(minute: 1, outside: -12)).map(\.key) == ["threshold:TH-1:temp_outside_c<-10"])
-    }
-
-    @Test func rateOfChangeAlertsOnFastChangesBetweenSamples() throws {
-        var run = try AlertRun("rate-of-change", ["max_c_per_hour": 3])
-        #expect(try run.count(minute: 0, inside: 20) == 0, "the first sample only sets the reference")
-        #expect(try run.count(minute: 1, inside: 20.1) == 0, "closer than min_interval_minutes: not compared")
-        #expect(try run.count(minute: 10, inside: 20.4) == 0, "2.4 °C/h")
-        let rising = ScriptAlert(
-            severity: "warning", message: "TH-1: temp_inside_c rising at 3.6 °C/h (20.4 -> 21 °C in 10 min; limit 3 °C/h)",
-            key: "rate-of-change:TH-1:temp_inside_c")
-        #expect(try run.feed(Self.sample(minute: 20, inside: 21)) == [rising])
-        #expect(try run.count(minute: 30, inside: 21.6) == 0, "still too fast: raised once")
-        #expect(try run.count(minute: 40, inside: 21.7) == 0, "slow again: re-armed")
-        #expect(try run.feed(Self.sample(minute: 50, inside: 20)).map { $0.message.contains("falling at 10.2 °C/h") } == [true])
-        #expect(try run.count(minute: 5, inside: 30) == 0, "an older sample restarts from itself")
-    }
-
-    @Test func sustainedFiresOnlyAfterTheConditionHeldForTheMinutes() throws {
-        var run = try AlertRun("sustained", ["above_c": 28, "minutes": 15])
-        #expect(try run.count(minute: 0, inside: 29) == 0)
-        #expect(try run.count(minute: 5, inside: 29) == 0)
-        #expect(try run.count(minute: 14.9, inside: 29.5) == 0)
-        let held = ScriptAlert(
-            severity: "warning", message: "TH-1: temp_inside_c has been above 28 °C for 15 minutes (now 29 °C)",
-            key: "sustained:TH-1:temp_inside_c>28")
-        #expect(try run.feed(Self.sample(minute: 15, inside: 29)) == [held])
-        #expect(try run.count(minute: 20, inside: 29) == 0, "once per episode")
-        #expect(try run.count(minute: 25, inside: 27) == 0, "the condition breaks")
-        #expect(try run.count(minute: 30, inside: 29) == 0, "a new episode starts")
-        #expect(try run.count(minute: 40, inside: 29) == 0)
-        #expect(try run.count(minute: 45, inside: 29) == 1)
-
-        var below = try AlertRun("sustained", ["above_c": false, "below_c": 16, "minutes": 10])
-        #expect(try below.count(minute: 0, inside: 15) == 0)
-        #expect(try below.feed(Self.sample(minute: 10, inside: 15)).map(\.key) == ["sustained:TH-1:temp_inside_c<16"])
-    }
-
-    @Test func staleDeviceAlertsOnTheTimerAndOnGaps() throws {
-        var run = try AlertRun("stale-device", ["max_silence_minutes": 60])
-        #expect(try run.count(minute: 0, inside: 20) == 0, "a new sample records the time")
-        #expect(try run.count(minute: 0, inside: 20, nowMinute: 30) == 0, "timer run within the limit")
-        let silent = ScriptAlert(
-            severity: "warning", message: "TH-1 has sent nothing for 120 minutes (last sample 2026-11-29T07:00:00Z, limit 60)",
-            key: "stale-device:TH-1")
-        #expect(try run.feed(Self.sample(minute: 0), now: Self.start.adding(seconds: 120 * 60)) == [silent])
-        #expect(try run.count(minute: 0, inside: 20, nowMinute: 180) == 0, "one alert per silence")
-        #expect(try run.count(minute: 180, inside: 20) == 0, "back online: the timer already reported this silence")
-        #expect(try run.count(minute: 185, inside: 20) == 0)
         #expect(
-            try run.feed(Self.sample(minute: 360)).map(\.message)
-                == ["TH-1 sent nothing for 175 minutes before 2026-11-29T13:00:00Z (limit 60)"], "a gap no timer saw")
-        #expect(try run.count(minute: 300, inside: 20, nowMinute: 361) == 0, "a late, older sample says nothing")
+            try run.feed(Self.sample(minute: 2, inside: 26)).map(\.message) == ["TH-1: temp_inside_c is 26 °C, above 25 °C"],
+            "still above: the same key on every sample, the message follows the reading")
+        let band = ScriptAlert(
+            key: "high", severity: "critical", message: "TH-1: temp_inside_c is 24.5 °C, not yet back below 24 °C (limit 25 °C)",
+            value: 24.5)
+        #expect(try run.feed(Self.sample(minute: 3, inside: 24.5)) == [band], "below high but within the hysteresis: still active")
+        #expect(try run.keys(minute: 4, inside: 25.2) == ["high"])
+        #expect(try run.keys(minute: 5, inside: 24) == ["high"], "exactly high - hysteresis is not below it yet")
+        #expect(try run.keys(minute: 6, inside: 23.9) == [], "below high - hysteresis: resolved")
+        #expect(run.state == .array([]), "no active condition left")
+        #expect(try run.keys(minute: 7, inside: 24.5) == [], "inside the band without a crossing: nothing")
+        #expect(try run.keys(minute: 8, inside: 25.1) == ["high"], "the next crossing starts it again")
+
+        #expect(try run.keys(minute: 9, inside: 14) == ["low"])
+        #expect(try run.keys(minute: 10, inside: 15.5) == ["low"], "within the hysteresis of low")
+        #expect(try run.keys(minute: 11, inside: 16) == ["low"])
+        #expect(try run.keys(minute: 12, inside: 16.1) == [])
+        #expect(try run.keys(minute: 13, inside: 14.9) == ["low"])
+    }
+
+    /// The key names the condition, not the limits: editing a rule keeps its state and its alert.
+    @Test func thresholdKeepsItsKeyWhenTheLimitsAreEdited() throws {
+        var run = try AlertRun("threshold", ["high_c": 25])
+        #expect(try run.keys(minute: 0, inside: 26) == ["high"])
+        run.overrides["high_c"] = 25.5
+        #expect(
+            try run.feed(Self.sample(minute: 1, inside: 26))
+                == [ScriptAlert(key: "high", severity: "warning", message: "TH-1: temp_inside_c is 26 °C, above 25.5 °C", value: 26)])
+        run.overrides["high_c"] = 30
+        #expect(try run.keys(minute: 2, inside: 26) == [], "26 °C is well within the new limit")
+        run.overrides["high_c"] = false
+        #expect(try run.keys(minute: 3, inside: 40) == [], "false switches the bound off")
+        #expect(try run.keys(minute: 4, inside: 5) == ["low"], "the other bound still works")
+    }
+
+    @Test func thresholdKeepsItsVerdictOnSamplesWithoutTheField() throws {
+        var run = try AlertRun("threshold", ["field": "temp_outside_c", "low_c": -10])
+        #expect(try run.feed(Self.sample(outside: nil)).isEmpty, "no reading, nothing held: nothing")
+        let cold = ScriptAlert(key: "low", severity: "warning", message: "TH-1: temp_outside_c is -12 °C, below -10 °C", value: -12)
+        #expect(try run.feed(Self.sample(minute: 1, outside: -12)) == [cold])
+        #expect(try run.feed(Self.sample(minute: 2, outside: nil)) == [cold], "a missing reading neither resolves nor changes it")
+        #expect(try run.feed(Self.sample(minute: 3, outside: -9.4)).isEmpty)
+        #expect(try run.feed(Self.sample(minute: 4, outside: nil)).isEmpty, "nor starts anything")
+    }
+
+    @Test func sustainedIsActiveOnceTheConditionHeldForTheMinutes() throws {
+        var run = try AlertRun("sustained", ["above_c": 28, "minutes": 15])
+        #expect(try run.keys(minute: 0, inside: 29) == [])
+        #expect(try run.keys(minute: 5, inside: 29) == [])
+        #expect(try run.keys(minute: 14.9, inside: 29.5) == [])
+        let held = ScriptAlert(
+            key: "above", severity: "warning", message: "TH-1: temp_inside_c has been above 28 °C for 15 minutes (now 29 °C)", value: 29)
+        #expect(try run.feed(Self.sample(minute: 15, inside: 29)) == [held])
+        #expect(
+            try run.feed(Self.sample(minute: 20, inside: 29.5)).map(\.message)
+                == ["TH-1: temp_inside_c has been above 28 °C for 20 minutes (now 29.5 °C)"], "active on every sample while it holds")
+        #expect(try run.keys(minute: 10, inside: 20) == ["above"], "an older, back-filled sample changes nothing")
+        #expect(try run.keys(minute: 25, inside: 27) == [], "the condition breaks: resolved")
+        #expect(try run.keys(minute: 30, inside: 29) == [], "a new episode starts")
+        #expect(try run.keys(minute: 40, inside: 29) == [])
+        #expect(try run.keys(minute: 45, inside: 29) == ["above"])
+
+        var below = try AlertRun("sustained", ["field": "temp_outside_c", "above_c": false, "below_c": -5, "minutes": 10])
+        #expect(try below.feed(Self.sample(minute: 0, outside: -8)).isEmpty)
+        #expect(try below.feed(Self.sample(minute: 10, outside: -8)).map(\.key) == ["below"])
+        #expect(try below.feed(Self.sample(minute: 11, outside: nil)).map(\.key) == ["below"], "a missing reading keeps the verdict")
+        #expect(try below.feed(Self.sample(minute: 12, outside: -4)).isEmpty)
+    }
+
+    @Test func rateOfChangeIsActiveWhileTheReadingChangesTooFast() throws {
+        var run = try AlertRun("rate-of-change", ["max_c_per_hour": 3])
+        #expect(try run.keys(minute: 0, inside: 20) == [], "the first sample only sets the reference")
+        #expect(try run.keys(minute: 1, inside: 20.1) == [], "closer than min_interval_minutes: not compared")
+        #expect(try run.keys(minute: 10, inside: 20.4) == [], "2.4 °C/h")
+        let rising = try run.feed(Self.sample(minute: 20, inside: 21))
+        #expect(rising.map(\.key) == ["rate"])
+        #expect(rising.map(\.message) == ["TH-1: temp_inside_c rising at 3.6 °C/h (20.4 -> 21 °C in 10 min; limit 3 °C/h)"])
+        #expect(abs((rising.first?.value ?? 0) - 3.6) < 1e-9, "the value is the rate in °C/h")
+        #expect(try run.feed(Self.sample(minute: 22, inside: 20)) == rising, "closer than the interval to the reference: the verdict stands")
+        #expect(try run.keys(minute: 30, inside: 21.6) == ["rate"], "still too fast: still active")
+        #expect(try run.keys(minute: 40, inside: 21.7) == [], "slow again: resolved")
+        let falling = try run.feed(Self.sample(minute: 50, inside: 20))
+        #expect(falling.map { $0.message.contains("falling at 10.2 °C/h") } == [true])
+        #expect((falling.first?.value ?? 0) < 0, "a falling reading has a negative rate")
+        #expect(try run.keys(minute: 5, inside: 30) == [], "an older sample restarts from itself")
+        #expect(try run.keys(minute: 6, inside: 35) == [], "and is the reference for what follows")
+    }
+
+    @Test func staleDeviceIsActiveOnTheTimerWhileTheDeviceIsSilent() throws {
+        var run = try AlertRun("stale-device", ["max_silence_minutes": 60])
+        #expect(run.script.evaluatesOnTimer)
+        #expect(try run.keys(minute: 0, inside: 20) == [], "a fresh sample")
+        #expect(try run.keys(minute: 0, inside: 20, nowMinute: 30, timer: true) == [], "a timer run within the limit")
+        let silent = ScriptAlert(
+            key: "stale", severity: "warning", message: "TH-1 has sent nothing for 75 minutes (last sample 2026-11-29T07:00:00Z, limit 60)",
+            value: 75)
+        #expect(try run.feed(Self.sample(minute: 0), now: Self.start.adding(seconds: 75 * 60), timer: true) == [silent])
+        #expect(
+            try run.feed(Self.sample(minute: 0), now: Self.start.adding(seconds: 120 * 60), timer: true).map(\.message)
+                == ["TH-1 has sent nothing for 120 minutes (last sample 2026-11-29T07:00:00Z, limit 60)"],
+            "still active on the next timer runs, the minutes growing")
+        #expect(try run.keys(minute: 180, inside: 20) == [], "a fresh sample resolves it")
+        #expect(
+            try run.keys(minute: 100, inside: 20, nowMinute: 181) == [],
+            "a back-filled old sample at ingest is no silence: the newest sample time counts")
+        #expect(try run.keys(minute: 180, inside: 20, nowMinute: 239, timer: true) == [])
+        #expect(try run.keys(minute: 180, inside: 20, nowMinute: 241, timer: true) == ["stale"])
+
+        var newRule = try AlertRun("stale-device")
+        #expect(
+            try newRule.keys(minute: 0, inside: 20, nowMinute: 90, timer: true) == ["stale"],
+            "a rule first evaluated on the timer judges the newest stored sample at once")
     }
 
     /// `thermostat script check Plugins/threshold/plugin.lua`, or a tenant uploading a copy of
@@ -312,8 +356,8 @@ import Testing
         #expect(try runner.evaluate(script, sample: off, state: [:], context: context).alerts.isEmpty)
         let hot = try runner.evaluate(script, sample: Self.sample(inside: 23), state: [:], context: context)
         #expect(hot.alerts.map(\.severity) == ["critical"])
-        #expect(hot.alerts.map(\.key) == ["threshold:TH-1:temp_inside_c>22"])
-        #expect(hot.state == ["high": true])
+        #expect(hot.alerts.map(\.key) == ["high"])
+        #expect(hot.state["high"]?.doubleValue == 23, "the reading of the active condition")
 
         let handMade = try runner.load(
             source: """

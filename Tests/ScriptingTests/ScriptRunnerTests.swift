@@ -224,11 +224,11 @@ import Testing
         #expect(first.alerts.isEmpty)
         state = first.state
         let second = try runner.evaluate(script, sample: Self.sample, state: state, context: Self.context)
-        #expect(second.alerts == [ScriptAlert(severity: "critical", message: "second sample", key: "two")])
+        #expect(second.alerts == [ScriptAlert(key: "two", severity: "critical", message: "second sample")])
         #expect(second.state == ["count": 2])
         #expect(try LuaValue(jsonText: second.state.jsonText) == second.state, "state survives JSON persistence")
         let badSeverity = try runner.load(
-            source: "return { evaluate = function() return { { severity = 'meh', message = 'x' } }, {} end }", name: "b",
+            source: "return { evaluate = function() return { { key = 'k', severity = 'meh', message = 'x' } }, {} end }", name: "b",
             hook: .alert)
         #expect {
             try runner.evaluate(badSeverity, sample: Self.sample, state: [:], context: Self.context)
@@ -236,6 +236,61 @@ import Testing
             guard case ScriptError.contract(let message) = error else { return false }
             return message.contains("severity")
         }
+    }
+
+    @Test(arguments: [
+        ("return { evaluate = function() return { { message = 'x' } }, {} end }", "key"),
+        ("return { evaluate = function() return { { key = '', message = 'x' } }, {} end }", "key"),
+        ("return { evaluate = function() return { { key = string.rep('k', 201), message = 'x' } }, {} end }", "200"),
+        ("return { evaluate = function() return { { key = 'k', message = 'a' }, { key = 'k', message = 'b' } }, {} end }", "'k'"),
+        ("return { evaluate = function() return { { key = 'k', message = 'x', value = '21.5' } }, {} end }", "value"),
+        ("return { evaluate = function() return { { key = 'k', message = 'x', value = 0/0 } }, {} end }", "value"),
+    ])
+    func alertsBreakingTheContractAreContractErrors(_ source: String, _ mentioned: String) throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(source: source, name: "bad", hook: .alert)
+        #expect {
+            try runner.evaluate(script, sample: Self.sample, state: [:], context: Self.context)
+        } throws: { error in
+            guard case ScriptError.contract(let message) = error else { return false }
+            return message.contains(mentioned)
+        }
+    }
+
+    @Test func anAlertsValueIsCarriedThroughAndNoStateKeepsTheState() throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(
+            source: """
+                return { evaluate = function(s)
+                  return {
+                    { key = "hot", message = "reading", value = s.temp_inside_c },
+                    { key = "count", message = "integer", value = 3 },
+                    { key = "plain", severity = "critical", message = "no value" },
+                  }
+                end }
+                """, name: "v", hook: .alert)
+        let result = try runner.evaluate(script, sample: Self.sample, state: ["kept": true], context: Self.context)
+        #expect(
+            result.alerts == [
+                ScriptAlert(key: "hot", severity: "warning", message: "reading", value: 20.5),
+                ScriptAlert(key: "count", severity: "warning", message: "integer", value: 3),
+                ScriptAlert(key: "plain", severity: "critical", message: "no value"),
+            ])
+        #expect(result.state == ["kept": true], "returning no state keeps it")
+    }
+
+    @Test func aTimerScriptSeesCtxTimerOnTimerEvaluationsOnly() throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(
+            source: "return { timer = true, evaluate = function(s, state, ctx) return { { key = tostring(ctx.timer), message = 'm' } } end }",
+            name: "t", hook: .alert)
+        #expect(script.evaluatesOnTimer)
+        let onTimer = try runner.evaluate(script, sample: Self.sample, state: [:], context: Self.context, timer: true)
+        #expect(onTimer.alerts.map(\.key) == ["true"])
+        let atIngest = try runner.evaluate(script, sample: Self.sample, state: [:], context: Self.context)
+        #expect(atIngest.alerts.map(\.key) == ["nil"])
+        let plain = try runner.load(source: "return { evaluate = function() end }", name: "p", hook: .alert)
+        #expect(!plain.evaluatesOnTimer)
     }
 
     @Test func exportAndPolicy() throws {
