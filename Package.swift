@@ -66,8 +66,17 @@ let package = Package(
         ),
         // libcurl's SMTP client behind one C function (curl_easy_setopt is variadic).
         .target(name: "CurlSMTP", dependencies: ["CCurl"]),
-        // Outbound notifications: mail over SMTP (libcurl).
-        .target(name: "Notify", dependencies: ["CurlSMTP"], swiftSettings: swiftSettings),
+        // Outbound notifications: mail over SMTP (libcurl) and signed webhooks (async-http-client).
+        .target(
+            name: "Notify",
+            dependencies: [
+                "CurlSMTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings),
         // QR codes for provisioning URIs: libqrencode's module matrix, rendered as inline SVG.
         .target(name: "QRCode", dependencies: ["CQREncode"], swiftSettings: swiftSettings),
         // Domain types and rules: pure Swift, no I/O.

@@ -19,7 +19,8 @@ public struct DryRunReport: Sendable, Equatable, Codable {
 extension ScriptRunner {
     /// Loads `source` and runs it on `samples` the way its hook runs in the product, changing
     /// nothing: an ingest script transforms each sample, an alert rule carries its state from
-    /// sample to sample starting empty, an export renders all of them in one output, a storage
+    /// sample to sample starting empty and reports, per sample, the conditions active and which
+    /// keys started and resolved, an export renders all of them in one output, a storage
     /// policy reports its limits. `context` gives the `ctx` for a sample (nil for a policy). A
     /// load failure or the first failing call ends the run and is reported in `errors`.
     public func dryRun(
@@ -42,14 +43,26 @@ extension ScriptRunner {
                 }
             case .alert:
                 var state: LuaValue = .table([:])
+                var previous: Set<String> = []
                 for sample in samples {
                     let (alerts, newState) = try evaluate(script, sample: sample, state: state, context: context(sample))
                     state = newState
-                    let alertValues: [JSONValue] = alerts.map {
-                        .object(["severity": .string($0.severity), "message": .string($0.message), "key": .string($0.key)])
+                    let keys = alerts.map(\.key)
+                    let active: [JSONValue] = alerts.map { alert in
+                        var fields: [String: JSONValue] = [
+                            "key": .string(alert.key), "severity": .string(alert.severity), "message": .string(alert.message),
+                        ]
+                        if let value = alert.value { fields["value"] = .number(value) }
+                        return .object(fields)
                     }
                     results.append(
-                        .object(["timestamp": .string(sample.timestamp.iso8601), "alerts": .array(alertValues), "state": state.jsonValue]))
+                        .object([
+                            "timestamp": .string(sample.timestamp.iso8601), "active": .array(active),
+                            "started": .array(keys.filter { !previous.contains($0) }.map(JSONValue.string)),
+                            "resolved": .array(previous.subtracting(keys).sorted().map(JSONValue.string)),
+                            "state": state.jsonValue,
+                        ]))
+                    previous = Set(keys)
                 }
             case .export:
                 results.append(.object(["output": .string(try export(script, samples: samples, context: context(samples.first)))]))

@@ -11,6 +11,9 @@ public struct LoadedScript: Sendable, Hashable {
     /// The configuration defaults of the built-in plugins the script is or `require`s; its own
     /// config is laid over them in `ctx.config`.
     public let defaultConfig: [String: LuaValue]
+    /// An alert script whose table sets `timer = true`: the platform also evaluates it on its
+    /// timer, with the device's newest stored sample and `ctx.timer` true (a silent device).
+    public let evaluatesOnTimer: Bool
 
     /// `config` over the defaults, key by key; a key set to nil (JSON null) takes the default.
     func resolvedConfig(_ config: LuaValue) -> LuaValue {
@@ -29,17 +32,26 @@ public enum IngestOutcome: Sendable, Equatable {
     case reject(String)
 }
 
-/// One alert an alert script raised.
-public struct ScriptAlert: Sendable, Equatable {
+/// One condition an alert script reports as active now. The platform diffs the keys of
+/// consecutive evaluations per (rule, device): a new key starts an alert, a key no longer
+/// returned resolves it.
+public struct ScriptAlert: Sendable, Equatable, Codable {
+    public var key: String
     public var severity: String
     public var message: String
-    public var key: String
+    /// The reading behind the condition, when the script gives one.
+    public var value: Double?
 
-    public init(severity: String, message: String, key: String) {
+    public init(key: String, severity: String, message: String, value: Double? = nil) {
+        self.key = key
         self.severity = severity
         self.message = message
-        self.key = key
+        self.value = value
     }
+
+    /// The longest key and message the platform keeps.
+    public static let maximumKeyLength = 200
+    public static let maximumMessageLength = 1000
 }
 
 /// What a tier's storage policy allows.
@@ -197,7 +209,9 @@ public final class ScriptRunner {
         {
             defaults.merge(ownDefaults) { $1 }
         }
-        return LoadedScript(name: name, hook: hook, module: module, functions: functions, defaultConfig: defaults)
+        let timer = hook == .alert && (try? vm.field("timer", of: module)) == .bool(true)
+        return LoadedScript(
+            name: name, hook: hook, module: module, functions: functions, defaultConfig: defaults, evaluatesOnTimer: timer)
     }
 
     /// Loads a built-in plugin or tier policy.
@@ -344,30 +358,59 @@ public final class ScriptRunner {
         if let nowISO = cached.nowISO { vm.release(nowISO.text) }
     }
 
-    /// Runs an alert `evaluate(sample, state, ctx)`; returns the alerts and the new state.
-    public func evaluate(_ script: LoadedScript, sample: TelemetrySample, state: LuaValue, context: ScriptContext)
-        throws(ScriptError) -> (alerts: [ScriptAlert], state: LuaValue)
-    {
-        let results = try call("evaluate", script, [SampleBridge.value(sample), state, ctx(context, script)])
-        var alerts: [ScriptAlert] = []
-        switch results.first ?? .nil {
-        case .nil: break
-        case .array(let items):
-            for item in items {
-                guard let message = item["message"]?.stringValue else {
-                    throw .contract("every alert needs a message")
-                }
-                let severity = item["severity"]?.stringValue ?? "warning"
-                guard severity == "warning" || severity == "critical" else {
-                    throw .contract("alert severity must be 'warning' or 'critical'")
-                }
-                alerts.append(ScriptAlert(severity: severity, message: message, key: item["key"]?.stringValue ?? message))
-            }
-        default:
-            throw .contract("evaluate must return an array of alerts (or nil) and the new state")
+    /// Runs an alert `evaluate(sample, state, ctx)`; returns the conditions active now and the
+    /// new state. `timer` marks an evaluation on the platform's timer (`ctx.timer`).
+    public func evaluate(
+        _ script: LoadedScript, sample: TelemetrySample, state: LuaValue, context: ScriptContext, timer: Bool = false
+    ) throws(ScriptError) -> (alerts: [ScriptAlert], state: LuaValue) {
+        var contextValue = ctx(context, script)
+        if timer, case .table(var fields) = contextValue {
+            fields["timer"] = .bool(true)
+            contextValue = .table(fields)
         }
-        let newState = results.count > 1 ? results[1] : state
-        return (alerts, newState)
+        let results = try call("evaluate", script, [SampleBridge.value(sample), state, contextValue])
+        let alerts = try Self.activeAlerts(results.first ?? .nil)
+        switch results.count > 1 ? results[1] : .nil {
+        case .nil: return (alerts, state)
+        case .table, .array: return (alerts, results[1])
+        default: throw .contract("evaluate must return the state as a table")
+        }
+    }
+
+    /// Reads `evaluate`'s first result: an array (or nil) of `{key, severity, message, value?}`,
+    /// each key once.
+    static func activeAlerts(_ value: LuaValue) throws(ScriptError) -> [ScriptAlert] {
+        let items: [LuaValue]
+        switch value {
+        case .nil: return []
+        case .array(let array): items = array
+        default: throw .contract("evaluate must return an array of the alerts active now (or nil) and the state")
+        }
+        var alerts: [ScriptAlert] = []
+        var keys: Set<String> = []
+        for item in items {
+            guard let key = item["key"]?.stringValue, !key.isEmpty else {
+                throw .contract("every alert needs a key (a string naming the condition)")
+            }
+            guard !key.hasPrefix("#") else { throw .contract("alert keys starting with '#' are the platform's") }
+            guard key.count <= ScriptAlert.maximumKeyLength else {
+                throw .contract("an alert key is at most \(ScriptAlert.maximumKeyLength) characters")
+            }
+            guard keys.insert(key).inserted else { throw .contract("two alerts share the key '\(key)'") }
+            guard let message = item["message"]?.stringValue else { throw .contract("every alert needs a message") }
+            let severity = item["severity"]?.stringValue ?? "warning"
+            guard severity == "warning" || severity == "critical" else {
+                throw .contract("alert severity must be 'warning' or 'critical'")
+            }
+            var number: Double?
+            if let value = item["value"], value != .nil {
+                guard let double = value.doubleValue, double.isFinite else { throw .contract("an alert's value must be a number") }
+                number = double
+            }
+            alerts.append(
+                ScriptAlert(key: key, severity: severity, message: String(message.prefix(ScriptAlert.maximumMessageLength)), value: number))
+        }
+        return alerts
     }
 
     /// Runs an export: `header(ctx)`, `row(sample, ctx)` per sample, `footer(ctx)`.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Notify
 import PlatformCore
 import ScriptWorkers
 import Scripting
@@ -36,7 +37,7 @@ public func buildApplication(
     // The shutdown monitor comes first so that the service group stops it last (see its comment).
     app.addServices(
         platform.shutdownMonitor, store, platform.writer, platform.sessionSweeper, platform.workers, platform.usageJob,
-        platform.retention)
+        platform.retention, platform.alertDeliveries, platform.alertEvaluator)
     app.beforeServerStarts {
         let applied = try await store.migrate()
         if !applied.isEmpty {
@@ -68,6 +69,9 @@ struct Platform {
     let quotas: QuotaService
     let usageJob: TenantUsageJob
     let retention: RetentionJob
+    let alertDeliveries: AlertDeliveryService
+    let alertEvaluator: AlertEvaluator
+    let alerts: AlertService
     let assets: WebAssets
     let csrf: CSRFProtection
 
@@ -92,6 +96,16 @@ struct Platform {
             clock: clock, logger: logger)
         quotas = QuotaService(store: store, scripts: scripts, gate: gate, clock: clock)
         credentials = DeviceCredentialCache(store: store, clock: clock)
+        alertDeliveries = AlertDeliveryService(
+            store: store, mailer: accounts.mailer, mailFrom: configuration.mailFrom, webhooks: HTTPWebhookSender(), clock: clock,
+            maximumAttempts: configuration.deliveryAttempts, retryBaseSeconds: Double(configuration.deliveryRetrySeconds),
+            logger: logger)
+        alertEvaluator = AlertEvaluator(
+            store: store, engine: scripts, catalog: catalog, deliveries: alertDeliveries, clock: clock,
+            timerPeriod: .seconds(configuration.alertTimerSeconds), publicURL: configuration.effectivePublicURL, logger: logger)
+        alerts = AlertService(
+            store: store, catalog: catalog, deliveries: alertDeliveries, evaluator: alertEvaluator, clock: clock, isProduction: configuration.isProduction,
+            publicURL: configuration.effectivePublicURL)
         writer = GroupCommitWriter(
             store: store, clock: clock, logger: logger,
             maximumConcurrentCommits: store.backendName == "sqlite" ? 1 : 4,
@@ -99,7 +113,7 @@ struct Platform {
             // A backstop for any backend: PostgreSQL's own bound fires first and closes the
             // connection; this one holds even for a store call that never returns.
             commitTimeBound: .seconds(configuration.databaseTimeoutSeconds + 2),
-            events: TelemetryFanOut(targets: [events, quotas]))
+            events: TelemetryFanOut(targets: [events, quotas, alertEvaluator]))
         requests = InFlightRequests()
         shutdownMonitor = ShutdownMonitor(
             drainTime: .seconds(configuration.shutdownDrainSeconds), requests: requests, writer: writer, logger: logger)
@@ -172,6 +186,7 @@ struct Platform {
             received: authenticated.group("auth/invitations"))
         ScriptController(scripts: scriptService, clock: clock)
             .addRoutes(scripts: authenticated.group("scripts"), plugins: authenticated.group("plugins"))
+        AlertController(alerts: alerts).addRoutes(to: authenticated.group("alerts"))
     }
 
     /// The dashboard: HTML pages with form posts, and its static files.

@@ -198,9 +198,127 @@ public protocol ScriptStore: Sendable {
     ) async throws
 }
 
-/// Everything the platform persists, behind one handle per backend. As a `Service` it owns
-/// its connections: `run()` must be running while the store is used, and closes them on
-/// graceful shutdown.
+/// Which alerts to list: newest first, optionally filtered, after a keyset cursor.
+public struct AlertQuery: Sendable, Equatable {
+    public var tenantID: UUID
+    public var states: [AlertState]
+    public var deviceSerial: String?
+    public var ruleID: UUID?
+    /// Only alerts started before this one (its start time and id), for paging.
+    public var before: (startedAt: Timestamp, id: UUID)?
+    public var limit: Int
+
+    public init(
+        tenantID: UUID, states: [AlertState] = [], deviceSerial: String? = nil, ruleID: UUID? = nil,
+        before: (startedAt: Timestamp, id: UUID)? = nil, limit: Int
+    ) {
+        self.tenantID = tenantID
+        self.states = states
+        self.deviceSerial = deviceSerial
+        self.ruleID = ruleID
+        self.before = before
+        self.limit = limit
+    }
+
+    public static func == (lhs: AlertQuery, rhs: AlertQuery) -> Bool {
+        lhs.tenantID == rhs.tenantID && lhs.states == rhs.states && lhs.deviceSerial == rhs.deviceSerial
+            && lhs.ruleID == rhs.ruleID && lhs.before?.startedAt == rhs.before?.startedAt && lhs.before?.id == rhs.before?.id
+            && lhs.limit == rhs.limit
+    }
+}
+
+/// What one evaluation pass changed for a tenant, stored in one transaction: the per-(rule,
+/// device) states, the alerts it created or moved (their acknowledgement is never touched),
+/// the notifications to deliver, and the queued samples it consumed.
+public struct AlertChanges: Sendable {
+    public var tenantID: UUID
+    public var states: [RuleDeviceState]
+    public var alerts: [Alert]
+    public var deliveries: [AlertDelivery]
+    public var consumed: [QueuedSample]
+
+    public init(
+        tenantID: UUID, states: [RuleDeviceState] = [], alerts: [Alert] = [], deliveries: [AlertDelivery] = [],
+        consumed: [QueuedSample] = []
+    ) {
+        self.tenantID = tenantID
+        self.states = states
+        self.alerts = alerts
+        self.deliveries = deliveries
+        self.consumed = consumed
+    }
+
+    public var isEmpty: Bool { states.isEmpty && alerts.isEmpty && deliveries.isEmpty && consumed.isEmpty }
+}
+
+/// Alert rules, channels, alerts, silences, deliveries, and the queue of committed samples
+/// awaiting evaluation. Telemetry inserts add to the queue in their own transaction for every
+/// tenant with an enabled rule, so a crash never lets a committed sample escape evaluation.
+public protocol AlertStore: Sendable {
+    func createAlertChannel(_ channel: AlertChannel) async throws
+    func alertChannels(tenantID: UUID) async throws -> [AlertChannel]
+    func alertChannel(tenantID: UUID, id: UUID) async throws -> AlertChannel?
+    /// Saves a channel's name, recipients and URL; false when there is none.
+    func updateAlertChannel(_ channel: AlertChannel) async throws -> Bool
+    /// Deletes a channel (rules stop naming it); false when there is none.
+    func deleteAlertChannel(tenantID: UUID, id: UUID) async throws -> Bool
+
+    /// Creates a rule. Throws a conflict when the tenant has a rule of that name.
+    func createAlertRule(_ rule: AlertRule) async throws
+    /// The tenant's rules by name.
+    func alertRules(tenantID: UUID) async throws -> [AlertRule]
+    func alertRule(tenantID: UUID, id: UUID) async throws -> AlertRule?
+    /// Saves a rule's settings (its alerts and per-device state stay); false when there is none.
+    func updateAlertRule(_ rule: AlertRule) async throws -> Bool
+    /// Deletes a rule with its alerts, their deliveries and its state; false when there is none.
+    func deleteAlertRule(tenantID: UUID, id: UUID) async throws -> Bool
+    /// Tenants with an enabled rule or an open alert: the alert timer's work.
+    func tenantsWithAlertWork() async throws -> [UUID]
+
+    /// Tenants with samples waiting for evaluation.
+    func alertQueueTenants(limit: Int) async throws -> [UUID]
+    /// Up to `limit` of the tenant's queued samples in device and time order, each with the
+    /// stored sample (nil when it was deleted since).
+    func queuedSamples(tenantID: UUID, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)]
+    /// How many of the tenant's samples wait for evaluation.
+    func alertQueueLength(tenantID: UUID) async throws -> Int
+    /// Empties the tenant's queue (it has no enabled rule left); returns how many were dropped.
+    func clearAlertQueue(tenantID: UUID) async throws -> Int
+    /// The per-(rule, device) states of these devices.
+    func ruleDeviceStates(tenantID: UUID, serials: [String]) async throws -> [RuleDeviceState]
+    /// The tenant's alerts in any state but `resolved`.
+    func openAlerts(tenantID: UUID) async throws -> [Alert]
+    /// Stores an evaluation pass's changes atomically.
+    func applyAlertChanges(_ changes: AlertChanges) async throws
+
+    func alerts(_ query: AlertQuery) async throws -> [Alert]
+    func alert(tenantID: UUID, id: UUID) async throws -> Alert?
+    /// Records who acknowledged an alert and when (the first acknowledgement stays); nil when
+    /// there is no such alert.
+    func acknowledgeAlert(tenantID: UUID, id: UUID, userID: UUID, at time: Timestamp) async throws -> Alert?
+
+    func createSilence(_ silence: AlertSilence) async throws
+    /// The tenant's silences, newest first; with `activeAt`, only those still running then.
+    func silences(tenantID: UUID, activeAt: Timestamp?) async throws -> [AlertSilence]
+    func deleteSilence(tenantID: UUID, id: UUID) async throws -> Bool
+
+    /// The tenant's deliveries, newest first, of one alert when `alertID` is given.
+    func deliveries(tenantID: UUID, alertID: UUID?, limit: Int) async throws -> [AlertDelivery]
+    func delivery(tenantID: UUID, id: UUID) async throws -> AlertDelivery?
+    /// Takes up to `limit` deliveries due at `now` (pending or retrying) across tenants: each
+    /// one's attempt count goes up and its next attempt moves to `leaseUntil`, so another
+    /// process does not take it meanwhile and a crash mid-send retries it after the lease.
+    func claimDueDeliveries(now: Timestamp, leaseUntil: Timestamp, limit: Int) async throws -> [AlertDelivery]
+    /// Takes one delivery the same way, whatever its next attempt time, unless it was sent.
+    func claimDelivery(tenantID: UUID, id: UUID, leaseUntil: Timestamp) async throws -> AlertDelivery?
+    /// Records how an attempt went.
+    func recordDeliveryOutcome(
+        id: UUID, status: AlertDelivery.Status, nextAttemptAt: Timestamp, lastError: String?, sentAt: Timestamp?
+    ) async throws
+    /// Queues a failed delivery again with a fresh count of attempts; false unless it failed.
+    func retryDelivery(tenantID: UUID, id: UUID, at time: Timestamp) async throws -> Bool
+}
+
 /// What storage tiers need of the store: every tenant for operators, disabling, usage counts
 /// and chunked deletes (retention, `drop_oldest`).
 public protocol TierStore: Sendable {
@@ -224,7 +342,10 @@ public protocol TierStore: Sendable {
     func setContractPolicy(tenantID: UUID, source: String?, at time: Timestamp) async throws
 }
 
-public protocol PlatformStore: AccountStore, DeviceStore, TelemetryStore, ScriptStore, TierStore, Service {
+/// Everything the platform persists, behind one handle per backend. As a `Service` it owns
+/// its connections: `run()` must be running while the store is used, and closes them on
+/// graceful shutdown.
+public protocol PlatformStore: AccountStore, DeviceStore, TelemetryStore, ScriptStore, TierStore, AlertStore, Service {
     /// Applies pending migrations; returns the versions applied.
     @discardableResult
     func migrate() async throws -> [Int]

@@ -36,6 +36,24 @@ public final class LoopbackSMTPServer: @unchecked Sendable {
         return try names.map { try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8) }
     }
 
+    /// A message's subject, its RFC 2047 encoded-word decoded.
+    public static func subject(of message: String) -> String {
+        let line = message.components(separatedBy: "\n").first { $0.hasPrefix("Subject: ") } ?? ""
+        let value = line.dropFirst("Subject: ".count).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard value.hasPrefix("=?UTF-8?B?"), value.hasSuffix("?="),
+            let data = Data(base64Encoded: String(value.dropFirst(10).dropLast(2)))
+        else { return value }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A message's plain-text body, its base64 decoded.
+    public static func text(of message: String) -> String {
+        let body = message.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n\n").dropFirst()
+            .joined(separator: "\n\n")
+        let data = Data(base64Encoded: body.replacingOccurrences(of: "\n", with: "")) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     deinit {
         process.terminate()
         try? FileManager.default.removeItem(at: maildir)

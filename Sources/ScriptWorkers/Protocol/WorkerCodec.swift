@@ -51,6 +51,9 @@ public enum WorkerCodec {
             if case .dryRun(let dryRun) = job {
                 write(dryRun.samples, into: &buffer)
             }
+            if case .evaluate(let evaluate) = job {
+                write(evaluate.samples, into: &buffer)
+            }
         }
     }
 
@@ -80,6 +83,13 @@ public enum WorkerCodec {
             if case .dryRun(var dryRun) = job {
                 dryRun.samples = try readSamples(&buffer)
                 job = .dryRun(dryRun)
+            }
+            if case .evaluate(var evaluate) = job {
+                evaluate.samples = try readSamples(&buffer)
+                guard evaluate.devices.reduce(0, { $0 + $1.sampleCount }) == evaluate.samples.count else {
+                    throw WorkerProtocolError(description: "the devices' sample counts do not add up")
+                }
+                job = .evaluate(evaluate)
             }
             return .job(job)
         }

@@ -94,6 +94,104 @@ public enum WorkerJob: Sendable, Equatable, Codable {
     case tierLimits(tier: String, tenant: WorkerTenant, source: String?)
     /// A piece of an export, rendered by the tenant's warm VM.
     case export(ExportJob)
+    /// An alert rule's script over devices' samples, in the tenant's warm VM.
+    case evaluate(EvaluateJob)
+}
+
+/// One alert rule's script over some devices: for each, its persisted state and its samples in
+/// time order (or, on the timer, its newest sample). The samples travel beside the JSON in the
+/// frame's binary part, device after device.
+public struct EvaluateJob: Sendable, Equatable, Codable {
+    /// One device's part of the job.
+    public struct Device: Sendable, Equatable, Codable {
+        public var serial: String
+        public var name: String
+        public var stateJSON: String
+        /// How many of the job's samples are this device's.
+        public var sampleCount: Int
+
+        public init(serial: String, name: String, stateJSON: String, sampleCount: Int) {
+            self.serial = serial
+            self.name = name
+            self.stateJSON = stateJSON
+            self.sampleCount = sampleCount
+        }
+    }
+
+    public var tenant: WorkerTenant
+    /// The rule's script, with the rule's id (so each rule keeps its own loaded copy and
+    /// config) and the rule's configuration over the script's.
+    public var script: WorkerScript
+    public var now: Timestamp
+    /// An evaluation on the platform's timer: scripts without `timer = true` are skipped.
+    public var timer: Bool
+    public var budgetMilliseconds: Int
+    public var devices: [Device]
+    public var samples: [TelemetrySample]
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, id, version, name, configJSON, source, now, timer, budgetMilliseconds, devices
+    }
+
+    public init(
+        tenant: WorkerTenant, script: WorkerScript, now: Timestamp, timer: Bool, budgetMilliseconds: Int, devices: [Device],
+        samples: [TelemetrySample]
+    ) {
+        self.tenant = tenant
+        self.script = script
+        self.now = now
+        self.timer = timer
+        self.budgetMilliseconds = budgetMilliseconds
+        self.devices = devices
+        self.samples = samples
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        tenant = try container.decode(WorkerTenant.self, forKey: .tenant)
+        script = WorkerScript(
+            id: try container.decode(UUID.self, forKey: .id), version: try container.decode(Int.self, forKey: .version),
+            name: try container.decode(String.self, forKey: .name),
+            configJSON: try container.decode(String.self, forKey: .configJSON),
+            source: try container.decodeIfPresent(String.self, forKey: .source))
+        now = Timestamp(microseconds: try container.decode(Int64.self, forKey: .now))
+        timer = try container.decode(Bool.self, forKey: .timer)
+        budgetMilliseconds = try container.decode(Int.self, forKey: .budgetMilliseconds)
+        devices = try container.decode([Device].self, forKey: .devices)
+        samples = []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(tenant, forKey: .tenant)
+        try container.encode(script.id, forKey: .id)
+        try container.encode(script.version, forKey: .version)
+        try container.encode(script.name, forKey: .name)
+        try container.encode(script.configJSON, forKey: .configJSON)
+        try container.encodeIfPresent(script.source, forKey: .source)
+        try container.encode(now.microseconds, forKey: .now)
+        try container.encode(timer, forKey: .timer)
+        try container.encode(budgetMilliseconds, forKey: .budgetMilliseconds)
+        try container.encode(devices, forKey: .devices)
+    }
+}
+
+/// What an alert script said about one device of an `EvaluateJob`: the conditions active after
+/// each sample, in order, and the state after the last successful one. A failure ends the
+/// device's part at the sample after the last step.
+public struct DeviceEvaluation: Sendable, Equatable, Codable {
+    public var steps: [[ScriptAlert]]
+    public var stateJSON: String
+    public var failure: String?
+
+    public init(steps: [[ScriptAlert]], stateJSON: String, failure: String?) {
+        self.steps = steps
+        self.stateJSON = stateJSON
+        self.failure = failure
+    }
+
+    /// The largest state a script may keep per (rule, device), as JSON.
+    public static let maximumStateBytes = 65_536
 }
 
 /// One piece of an export: the script (its source only when the worker asked for it), and for
@@ -216,6 +314,9 @@ public enum WorkerJobResult: Sendable, Equatable, Codable {
     case exported(String)
     /// An export script's declared media type and file extension.
     case exportFormat(contentType: String, fileExtension: String)
+    /// An alert script's verdicts, one per device of the job; `skipped` when a timer job met a
+    /// script without `timer = true`.
+    case evaluated([DeviceEvaluation], skipped: Bool)
     /// The worker does not hold that script version: send it again with its source.
     case needsSource
 }

@@ -139,6 +139,25 @@ public final class LuaWorkerPool: Service, Sendable {
         throw WorkerCallError.workerDied("it did not load the script")
     }
 
+    /// An alert rule's script over devices' samples in the tenant's worker, the source sent only
+    /// when the worker asks.
+    public func evaluate(_ job: EvaluateJob, source: String) async throws -> WorkerJobResult {
+        var job = job
+        job.script.source = nil
+        job.budgetMilliseconds = callBudgetMilliseconds
+        for _ in 0..<2 {
+            guard case .job(let result) = try await call(.job(.evaluate(job)), tenant: job.tenant.id) else {
+                throw WorkerCallError.workerDied("it answered another request")
+            }
+            if result == .needsSource {
+                job.script.source = source
+                continue
+            }
+            return result
+        }
+        throw WorkerCallError.workerDied("it did not load the script")
+    }
+
     /// The part of the hard deadline a worker gives a call before failing it itself, so the
     /// kill stays the last resort: half.
     var callBudgetMilliseconds: Int {

@@ -117,6 +117,8 @@ public final class LuaWorker {
             }
         case .export(let job):
             return export(job)
+        case .evaluate(let job):
+            return evaluate(job)
         case .tierLimits(let tier, let tenant, let source):
             do {
                 let runner = try ScriptRunner(catalog: catalog)
@@ -184,6 +186,65 @@ public final class LuaWorker {
         } catch {
             return .failed(error.description)
         }
+    }
+
+    /// Runs an alert rule's script over each device's samples in the tenant's warm VM, carrying
+    /// the state from sample to sample. A failure (or the call's budget running out) ends that
+    /// device's part; the other devices still run while the budget lasts.
+    private func evaluate(_ job: EvaluateJob) -> WorkerJobResult {
+        let started = ContinuousClock.now
+        let runtime: TenantRuntime
+        do {
+            runtime = try tenantRuntime(job.tenant)
+        } catch {
+            return .failed("the script VM could not start: \(error)")
+        }
+        guard let version = loadedVersion(job.script, hook: .alert, in: runtime) else { return .needsSource }
+        defer { _ = runtime.runner.drainLog() }
+        let loaded: LoadedScript
+        switch version.loaded {
+        case .success(let script): loaded = script
+        case .failure(let error): return .failed(error.description)
+        }
+        if job.timer && !loaded.evaluatesOnTimer { return .evaluated([], skipped: true) }
+        let budget = Duration.milliseconds(job.budgetMilliseconds)
+        let tenantID = job.tenant.id.uuidString.lowercased()
+        var offset = 0
+        var results: [DeviceEvaluation] = []
+        for device in job.devices {
+            let samples = job.samples[offset..<offset + device.sampleCount]
+            offset += device.sampleCount
+            var state = (try? LuaValue(jsonText: device.stateJSON)) ?? .table([:])
+            var stateText = device.stateJSON
+            var steps: [[ScriptAlert]] = []
+            var failure: String?
+            let context = ScriptContext(
+                tenantID: tenantID, tenantSlug: job.tenant.slug, tier: job.tenant.tier, deviceSerial: device.serial,
+                deviceName: device.name, now: job.now, config: version.config)
+            for sample in samples {
+                if ContinuousClock.now - started > budget {
+                    failure = "time limit exceeded: the evaluation took longer than \(job.budgetMilliseconds) ms"
+                    break
+                }
+                do {
+                    let (alerts, newState) = try runtime.runner.evaluate(
+                        loaded, sample: sample, state: state, context: context, timer: job.timer)
+                    let newText = newState.jsonText
+                    guard newText.utf8.count <= DeviceEvaluation.maximumStateBytes else {
+                        failure = "the state is larger than \(DeviceEvaluation.maximumStateBytes / 1024) KiB as JSON"
+                        break
+                    }
+                    steps.append(alerts)
+                    state = newState
+                    stateText = newText
+                } catch {
+                    failure = error.description
+                    break
+                }
+            }
+            results.append(DeviceEvaluation(steps: steps, stateJSON: stateText, failure: failure))
+        }
+        return .evaluated(results, skipped: false)
     }
 
     private func limits(memoryBytes: Int) -> LuaLimits {

@@ -65,11 +65,18 @@ public struct PlatformConfiguration: Sendable {
     public var scriptDeadlineMilliseconds = 1000
     /// Address-space cap of each Lua worker process.
     public var luaWorkerMemoryMegabytes = 1024
-    /// Outgoing mail (password resets): `smtp://[user:pass@]host:port[?starttls=…]` or
+    /// Outgoing mail (password resets, alert notifications): `smtp://[user:pass@]host:port[?starttls=…]` or
     /// `smtps://…`; nil turns mail off.
     public var smtpURL: String?
     /// The sender of outgoing mail.
     public var mailFrom = "thermostat@example.com"
+    /// How often the alert timer runs: `timer = true` scripts on devices' newest samples,
+    /// `no_data_seconds` checks, `for_seconds` promotions and reminders.
+    public var alertTimerSeconds = 30
+    /// Attempts at one notification before it is `failed` (a dead letter).
+    public var deliveryAttempts = 6
+    /// The first retry's delay; each further retry doubles it (with jitter, capped at an hour).
+    public var deliveryRetrySeconds = 30
     /// How often the retention job deletes samples older than each tenant's `retention_days`.
     public var retentionIntervalSeconds = 600
     /// Member invitations each tenant may send per hour.
@@ -133,6 +140,9 @@ public struct PlatformConfiguration: Sendable {
         if let rate = try integer("THERMOSTAT_SCRIPT_TRIALS_PER_MINUTE", 1...100_000) { scriptTrialsPerMinute = rate }
         if let rate = try integer("THERMOSTAT_INVITATIONS_PER_HOUR", 1...100_000) { invitationsPerHour = rate }
         if let seconds = try integer("THERMOSTAT_RETENTION_INTERVAL_SECONDS", 10...86_400) { retentionIntervalSeconds = seconds }
+        if let seconds = try integer("THERMOSTAT_ALERT_TIMER_SECONDS", 1...3600) { alertTimerSeconds = seconds }
+        if let count = try integer("THERMOSTAT_DELIVERY_ATTEMPTS", 1...50) { deliveryAttempts = count }
+        if let seconds = try integer("THERMOSTAT_DELIVERY_RETRY_SECONDS", 1...86_400) { deliveryRetrySeconds = seconds }
         if let url = variables["THERMOSTAT_SMTP_URL"], !url.isEmpty { smtpURL = url }
         if let from = variables["THERMOSTAT_MAIL_FROM"] { mailFrom = from }
         if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }

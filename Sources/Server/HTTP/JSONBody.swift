@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import PlatformCore
+import Scripting
 
 /// Strict JSON request decoding: malformed JSON is a 400, unknown fields, wrong types and
 /// missing fields are a 422 naming the field, and bodies over 64 KiB are a 413.
@@ -26,6 +27,20 @@ extension Request {
     {
         let buffer = try await body.collect(upTo: strictBodyLimit)
         return buffer.readableBytes == 0 ? nil : try Self.decodeStrict(type, from: buffer)
+    }
+
+    /// The body as a JSON object of values, for bodies where a `null` differs from a missing
+    /// field (partial updates); its fields are checked by the caller. An empty body is `{}`.
+    func decodeObject(context: some RequestContext) async throws -> [String: JSONValue] {
+        let buffer = try await body.collect(upTo: strictBodyLimit)
+        guard buffer.readableBytes > 0 else { return [:] }
+        let data = Data(buffer: buffer, byteTransferStrategy: .noCopy)
+        guard (try? JSONSerialization.jsonObject(with: data)) != nil, let value = try? JSONDecoder().decode(JSONValue.self, from: data)
+        else {
+            throw PlatformError.malformed("Request body is not valid JSON")
+        }
+        guard case .object(let fields) = value else { throw PlatformError.malformed("Request body must be a JSON object") }
+        return fields
     }
 
     private static func decodeStrict<Body: StrictRequestBody>(_ type: Body.Type, from buffer: ByteBuffer) throws -> Body {

@@ -214,6 +214,18 @@ final class ScriptEngine: Sendable {
         }
     }
 
+    /// An alert rule's script over devices' samples in the tenant's worker. No worker is 503
+    /// `scripts_unavailable`; a worker killed at the deadline throws
+    /// `WorkerCallError.deadlineExceeded`.
+    func evaluate(_ job: EvaluateJob, source: String) async throws -> WorkerJobResult {
+        do {
+            return try await workers.evaluate(job, source: source)
+        } catch let error as WorkerCallError {
+            if case .unavailable = error { throw Self.unavailable(error) }
+            throw error
+        }
+    }
+
     /// What a worker needs to know of a tenant.
     func workerTenant(_ tenant: Tenant) async -> WorkerTenant {
         WorkerTenant(id: tenant.id, slug: tenant.slug, tier: tenant.tier, memoryBytes: await memoryBytes(for: tenant))

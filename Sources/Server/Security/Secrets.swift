@@ -4,8 +4,9 @@ import Foundation
 /// Random secrets (API keys, session and API tokens) and their stored form.
 ///
 /// Secrets are 32 random bytes, base64url-encoded behind a recognisable prefix (`thk_` device
-/// keys, `ths_` sessions, `tht_` user tokens) so a leaked one is easy to spot and scan for. The
-/// database only ever holds the SHA-256 hex digest.
+/// keys, `ths_` sessions, `tht_` user tokens, `whsec_` webhook signing secrets) so a leaked one is easy to spot and scan for. The
+/// database only ever holds the SHA-256 hex digest — except of webhook secrets, which the
+/// platform needs in full to sign with.
 enum Secrets {
     static func generate(prefix: String) -> String {
         var generator = SystemRandomNumberGenerator()

@@ -211,5 +211,132 @@ enum PostgresMigrations {
                 )
                 """
             ]),
+        Migration(
+            version: 9, name: "alerts",
+            statements: [
+                """
+                CREATE TABLE alert_channels (
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id uuid NOT NULL,
+                    kind text NOT NULL,
+                    name text NOT NULL,
+                    recipients text NOT NULL,
+                    url text,
+                    secret text,
+                    created_at timestamptz NOT NULL,
+                    PRIMARY KEY (tenant_id, id)
+                )
+                """,
+                """
+                CREATE TABLE alert_rules (
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id uuid NOT NULL,
+                    name text NOT NULL,
+                    script text NOT NULL,
+                    device_serial text,
+                    config text NOT NULL,
+                    for_seconds integer NOT NULL,
+                    cooldown_seconds integer NOT NULL,
+                    repeat_seconds integer,
+                    notify_resolved boolean NOT NULL,
+                    no_data_seconds integer,
+                    enabled boolean NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    updated_at timestamptz NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    UNIQUE (tenant_id, name)
+                )
+                """,
+                "CREATE INDEX alert_rules_enabled ON alert_rules (tenant_id) WHERE enabled",
+                """
+                CREATE TABLE alert_rule_channels (
+                    tenant_id uuid NOT NULL,
+                    rule_id uuid NOT NULL,
+                    channel_id uuid NOT NULL,
+                    position integer NOT NULL,
+                    PRIMARY KEY (tenant_id, rule_id, channel_id),
+                    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules(tenant_id, id) ON DELETE CASCADE,
+                    FOREIGN KEY (tenant_id, channel_id) REFERENCES alert_channels(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                """
+                CREATE TABLE alert_rule_states (
+                    tenant_id uuid NOT NULL,
+                    rule_id uuid NOT NULL,
+                    device_serial text NOT NULL,
+                    state text NOT NULL,
+                    notified text NOT NULL,
+                    PRIMARY KEY (tenant_id, device_serial, rule_id),
+                    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                """
+                CREATE TABLE alerts (
+                    tenant_id uuid NOT NULL,
+                    id uuid NOT NULL,
+                    rule_id uuid NOT NULL,
+                    device_serial text NOT NULL,
+                    key text NOT NULL,
+                    state text NOT NULL,
+                    severity text NOT NULL,
+                    message text NOT NULL,
+                    value double precision,
+                    started_at timestamptz NOT NULL,
+                    fired_at timestamptz,
+                    resolved_at timestamptz,
+                    last_notified_at timestamptz,
+                    acknowledged_at timestamptz,
+                    acknowledged_by uuid,
+                    PRIMARY KEY (tenant_id, id),
+                    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                "CREATE INDEX alerts_newest ON alerts (tenant_id, started_at DESC, id DESC)",
+                "CREATE UNIQUE INDEX alerts_open ON alerts (tenant_id, rule_id, device_serial, key) WHERE state <> 'resolved'",
+                """
+                CREATE TABLE alert_silences (
+                    tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id uuid NOT NULL,
+                    device_serial text,
+                    rule_id uuid,
+                    until timestamptz NOT NULL,
+                    comment text,
+                    created_by uuid NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                """
+                CREATE TABLE alert_deliveries (
+                    tenant_id uuid NOT NULL,
+                    id uuid NOT NULL UNIQUE,
+                    alert_id uuid,
+                    channel_id uuid NOT NULL,
+                    event text NOT NULL,
+                    status text NOT NULL,
+                    attempts integer NOT NULL,
+                    next_attempt_at timestamptz NOT NULL,
+                    last_error text,
+                    payload text NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    sent_at timestamptz,
+                    PRIMARY KEY (tenant_id, id),
+                    FOREIGN KEY (tenant_id, alert_id) REFERENCES alerts(tenant_id, id) ON DELETE CASCADE,
+                    FOREIGN KEY (tenant_id, channel_id) REFERENCES alert_channels(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                "CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at) WHERE status IN ('pending', 'retrying')",
+                "CREATE INDEX alert_deliveries_by_alert ON alert_deliveries (tenant_id, alert_id)",
+                "CREATE INDEX alert_deliveries_newest ON alert_deliveries (tenant_id, created_at DESC)",
+                """
+                CREATE TABLE alert_queue (
+                    tenant_id uuid NOT NULL,
+                    device_serial text NOT NULL,
+                    ts timestamptz NOT NULL,
+                    PRIMARY KEY (tenant_id, device_serial, ts)
+                )
+                """,
+            ]),
     ]
 }

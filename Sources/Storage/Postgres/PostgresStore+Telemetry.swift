@@ -13,7 +13,7 @@ extension PostgresStore: TelemetryStore {
         var outputs: [String] = []
         for (index, record) in records.enumerated() {
             let sample = record.sample
-            let key = SampleKey(serial: sample.deviceSerial, time: sample.timestamp)
+            let key = SampleKey(tenant: record.tenantID, serial: sample.deviceSerial, time: sample.timestamp)
             guard firstIndex[key] == nil else { continue }
             firstIndex[key] = index
             tenants.append(record.tenantID)
@@ -55,18 +55,28 @@ extension PostgresStore: TelemetryStore {
         let logger = logger
         return try await transaction("telemetry commit of \(recordCount) samples") { connection in
             var inserted = [Bool](repeating: false, count: recordCount)
+            // New samples of tenants with an enabled alert rule join the alert queue in the
+            // same transaction, so evaluation can never miss a committed sample.
             let rows = try await connection.query(
                 """
-                INSERT INTO telemetry (tenant_id, device_serial, ts, mode, temp_inside, temp_outside, setpoint,
-                    hysteresis, output)
-                SELECT t, s, ts, m, ti, NULLIF(tout, 'NaN'::float8), sp, h, o
-                FROM unnest(\(tenants), \(serials), \(times), \(modes), \(inside), \(outside), \(setpoints),
-                    \(hysteresis), \(outputs)) AS u(t, s, ts, m, ti, tout, sp, h, o)
-                ON CONFLICT DO NOTHING
-                RETURNING device_serial, ts
+                WITH stored AS (
+                    INSERT INTO telemetry (tenant_id, device_serial, ts, mode, temp_inside, temp_outside, setpoint,
+                        hysteresis, output)
+                    SELECT t, s, ts, m, ti, NULLIF(tout, 'NaN'::float8), sp, h, o
+                    FROM unnest(\(tenants), \(serials), \(times), \(modes), \(inside), \(outside), \(setpoints),
+                        \(hysteresis), \(outputs)) AS u(t, s, ts, m, ti, tout, sp, h, o)
+                    ON CONFLICT DO NOTHING
+                    RETURNING tenant_id, device_serial, ts
+                ), queued AS (
+                    INSERT INTO alert_queue (tenant_id, device_serial, ts)
+                    SELECT tenant_id, device_serial, ts FROM stored
+                    WHERE EXISTS (SELECT 1 FROM alert_rules r WHERE r.tenant_id = stored.tenant_id AND r.enabled)
+                    ON CONFLICT DO NOTHING
+                )
+                SELECT tenant_id, device_serial, ts FROM stored
                 """, logger: logger)
-            for try await (serial, time) in rows.decode((String, Timestamp).self) {
-                if let index = firstIndex[SampleKey(serial: serial, time: time)] {
+            for try await (tenant, serial, time) in rows.decode((UUID, String, Timestamp).self) {
+                if let index = firstIndex[SampleKey(tenant: tenant, serial: serial, time: time)] {
                     inserted[index] = true
                 }
             }
@@ -161,6 +171,7 @@ extension PostgresStore: TelemetryStore {
 }
 
 private struct SampleKey: Hashable {
+    var tenant: UUID
     var serial: String
     var time: Timestamp
 }

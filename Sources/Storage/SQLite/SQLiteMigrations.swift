@@ -207,5 +207,132 @@ enum SQLiteMigrations {
                 )
                 """
             ]),
+        Migration(
+            version: 9, name: "alerts",
+            statements: [
+                """
+                CREATE TABLE alert_channels (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    recipients TEXT NOT NULL,
+                    url TEXT,
+                    secret TEXT,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id)
+                )
+                """,
+                """
+                CREATE TABLE alert_rules (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    script TEXT NOT NULL,
+                    device_serial TEXT,
+                    config TEXT NOT NULL,
+                    for_seconds INTEGER NOT NULL,
+                    cooldown_seconds INTEGER NOT NULL,
+                    repeat_seconds INTEGER,
+                    notify_resolved INTEGER NOT NULL,
+                    no_data_seconds INTEGER,
+                    enabled INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    UNIQUE (tenant_id, name)
+                )
+                """,
+                "CREATE INDEX alert_rules_enabled ON alert_rules (tenant_id) WHERE enabled",
+                """
+                CREATE TABLE alert_rule_channels (
+                    tenant_id TEXT NOT NULL,
+                    rule_id TEXT NOT NULL,
+                    channel_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, rule_id, channel_id),
+                    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules(tenant_id, id) ON DELETE CASCADE,
+                    FOREIGN KEY (tenant_id, channel_id) REFERENCES alert_channels(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                """
+                CREATE TABLE alert_rule_states (
+                    tenant_id TEXT NOT NULL,
+                    rule_id TEXT NOT NULL,
+                    device_serial TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    notified TEXT NOT NULL,
+                    PRIMARY KEY (tenant_id, device_serial, rule_id),
+                    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules(tenant_id, id) ON DELETE CASCADE
+                ) WITHOUT ROWID
+                """,
+                """
+                CREATE TABLE alerts (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    rule_id TEXT NOT NULL,
+                    device_serial TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    severity TEXT NOT NULL,
+                    message TEXT NOT NULL,
+                    value REAL,
+                    started_at INTEGER NOT NULL,
+                    fired_at INTEGER,
+                    resolved_at INTEGER,
+                    last_notified_at INTEGER,
+                    acknowledged_at INTEGER,
+                    acknowledged_by TEXT,
+                    PRIMARY KEY (tenant_id, id),
+                    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                "CREATE INDEX alerts_newest ON alerts (tenant_id, started_at DESC, id DESC)",
+                "CREATE UNIQUE INDEX alerts_open ON alerts (tenant_id, rule_id, device_serial, key) WHERE state <> 'resolved'",
+                """
+                CREATE TABLE alert_silences (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    id TEXT NOT NULL,
+                    device_serial TEXT,
+                    rule_id TEXT,
+                    until INTEGER NOT NULL,
+                    comment TEXT,
+                    created_by TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                """
+                CREATE TABLE alert_deliveries (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL UNIQUE,
+                    alert_id TEXT,
+                    channel_id TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    next_attempt_at INTEGER NOT NULL,
+                    last_error TEXT,
+                    payload TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    sent_at INTEGER,
+                    PRIMARY KEY (tenant_id, id),
+                    FOREIGN KEY (tenant_id, alert_id) REFERENCES alerts(tenant_id, id) ON DELETE CASCADE,
+                    FOREIGN KEY (tenant_id, channel_id) REFERENCES alert_channels(tenant_id, id) ON DELETE CASCADE
+                )
+                """,
+                "CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at) WHERE status IN ('pending', 'retrying')",
+                "CREATE INDEX alert_deliveries_by_alert ON alert_deliveries (tenant_id, alert_id)",
+                "CREATE INDEX alert_deliveries_newest ON alert_deliveries (tenant_id, created_at DESC)",
+                """
+                CREATE TABLE alert_queue (
+                    tenant_id TEXT NOT NULL,
+                    device_serial TEXT NOT NULL,
+                    ts INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, device_serial, ts)
+                ) WITHOUT ROWID
+                """,
+            ]),
     ]
 }

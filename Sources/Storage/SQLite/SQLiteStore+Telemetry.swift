@@ -12,6 +12,13 @@ extension SQLiteStore: TelemetryStore {
                         hysteresis, output)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                     """)
+            // New samples of tenants with an enabled alert rule join the alert queue in the
+            // same transaction, so evaluation can never miss a committed sample.
+            let queue = try db.cachedStatement(
+                sql: "INSERT INTO alert_queue (tenant_id, device_serial, ts) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            let hasRules = try db.cachedStatement(
+                sql: "SELECT EXISTS (SELECT 1 FROM alert_rules WHERE tenant_id = ? AND enabled)")
+            var evaluatedTenants: [String: Bool] = [:]
             var inserted: [Bool] = []
             inserted.reserveCapacity(records.count)
             var seenDevices: Set<DeviceKey> = []
@@ -22,7 +29,18 @@ extension SQLiteStore: TelemetryStore {
                     tenant, sample.deviceSerial, sample.timestamp.microseconds, sample.mode.rawValue,
                     sample.tempInside, sample.tempOutside, sample.setpoint, sample.hysteresis, sample.output.rawValue,
                 ])
-                inserted.append(db.changesCount > 0)
+                let isNew = db.changesCount > 0
+                inserted.append(isNew)
+                if isNew {
+                    let evaluated = try evaluatedTenants[tenant] ?? {
+                        let answer = try Bool.fetchOne(hasRules, arguments: [tenant]) ?? false
+                        evaluatedTenants[tenant] = answer
+                        return answer
+                    }()
+                    if evaluated {
+                        try queue.execute(arguments: [tenant, sample.deviceSerial, sample.timestamp.microseconds])
+                    }
+                }
                 seenDevices.insert(DeviceKey(tenant: tenant, serial: sample.deviceSerial))
             }
             let touch = try db.cachedStatement(

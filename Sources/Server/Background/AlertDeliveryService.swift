@@ -1,0 +1,180 @@
+import Foundation
+import Logging
+import Notify
+import PlatformCore
+import ServiceLifecycle
+import Storage
+import Synchronization
+
+/// Sends the notifications evaluation stored, each to its channel: mail over SMTP, webhooks
+/// signed with the channel's secret. A delivery is claimed with a lease before it is sent (its
+/// attempt counted), and its outcome recorded after: a crash mid-send retries it once the lease
+/// ends, with the same delivery id. Failures retry with exponential backoff and jitter up to
+/// `maximumAttempts`; then the delivery is `failed` (a dead letter, retried only by hand).
+/// Webhooks that answer 4xx (but 408 and 429) fail at once: retrying would not help.
+final class AlertDeliveryService: Service, Sendable {
+    private let store: any PlatformStore
+    private let mailer: (any Mailer)?
+    private let mailFrom: String
+    private let webhooks: any WebhookSender
+    private let clock: any WallClock
+    private let logger: Logger
+    let maximumAttempts: Int
+    private let retryBaseSeconds: Double
+    private let wakeups: AsyncStream<Void>
+    private let wakeupContinuation: AsyncStream<Void>.Continuation
+    /// How long a claimed delivery is kept from others: past the longest attempt.
+    static let leaseSeconds: Double = 120
+    static let batchSize = 20
+
+    init(
+        store: any PlatformStore, mailer: (any Mailer)?, mailFrom: String, webhooks: any WebhookSender, clock: any WallClock,
+        maximumAttempts: Int, retryBaseSeconds: Double, logger: Logger
+    ) {
+        self.store = store
+        self.mailer = mailer
+        self.mailFrom = mailFrom
+        self.webhooks = webhooks
+        self.clock = clock
+        self.maximumAttempts = maximumAttempts
+        self.retryBaseSeconds = retryBaseSeconds
+        self.logger = logger
+        (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Notifications were stored: look for due deliveries now.
+    func wake() {
+        wakeupContinuation.yield()
+    }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    while (try? await Task.sleep(for: .seconds(1))) != nil { self.wakeupContinuation.yield() }
+                }
+                for await _ in wakeups {
+                    await deliverDue()
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.wakeupContinuation.finish()
+        }
+        if let webhooks = webhooks as? HTTPWebhookSender { await webhooks.shutdown() }
+    }
+
+    /// Sends every delivery due now, a batch at a time, the batch's sends side by side.
+    private func deliverDue() async {
+        while true {
+            let now = clock.now()
+            let claimed: [AlertDelivery]
+            do {
+                claimed = try await store.claimDueDeliveries(
+                    now: now, leaseUntil: now.adding(seconds: Self.leaseSeconds), limit: Self.batchSize)
+            } catch {
+                logger.warning("could not read due alert deliveries", metadata: ["error": "\(error)"])
+                return
+            }
+            guard !claimed.isEmpty else { return }
+            await withDiscardingTaskGroup { group in
+                for delivery in claimed {
+                    group.addTask { _ = await self.attempt(delivery) }
+                }
+            }
+            if claimed.count < Self.batchSize { return }
+        }
+    }
+
+    /// Sends one delivery now, whatever its next attempt time (a channel's test, a retry by
+    /// hand), and answers it as it is afterwards; nil when there is none to send.
+    func sendNow(tenantID: UUID, id: UUID) async throws -> AlertDelivery? {
+        let now = clock.now()
+        guard let delivery = try await store.claimDelivery(tenantID: tenantID, id: id, leaseUntil: now.adding(seconds: Self.leaseSeconds))
+        else { return try await store.delivery(tenantID: tenantID, id: id) }
+        await attempt(delivery)
+        return try await store.delivery(tenantID: tenantID, id: id)
+    }
+
+    /// One attempt (already counted by the claim), and its outcome recorded.
+    private func attempt(_ delivery: AlertDelivery) async {
+        let result = await send(delivery)
+        let now = clock.now()
+        var status = AlertDelivery.Status.sent
+        var next = now
+        var error: String?
+        switch result {
+        case .success:
+            break
+        case .failure(let failure):
+            error = failure.message
+            if failure.retryable && delivery.attempts < maximumAttempts {
+                status = .retrying
+                next = now.adding(seconds: backoff(afterAttempt: delivery.attempts))
+            } else {
+                status = .failed
+                logger.notice(
+                    "alert delivery failed for good",
+                    metadata: ["delivery": "\(delivery.id)", "attempts": "\(delivery.attempts)", "error": "\(failure.message)"])
+            }
+        }
+        do {
+            try await store.recordDeliveryOutcome(
+                id: delivery.id, status: status, nextAttemptAt: next, lastError: error, sentAt: status == .sent ? now : nil)
+        } catch {
+            logger.warning("could not record an alert delivery's outcome", metadata: ["delivery": "\(delivery.id)", "error": "\(error)"])
+        }
+    }
+
+    /// The wait after `attempt` failed: the base doubled per attempt, capped at an hour, with
+    /// jitter (between half and all of it) so many failing receivers do not retry in step.
+    func backoff(afterAttempt attempt: Int) -> Double {
+        let full = min(retryBaseSeconds * pow(2, Double(max(0, attempt - 1))), 3600)
+        return full * Double.random(in: 0.5...1)
+    }
+
+    private struct Failure: Error {
+        var message: String
+        var retryable: Bool
+    }
+
+    private func send(_ delivery: AlertDelivery) async -> Result<Void, Failure> {
+        let channel: AlertChannel?
+        do {
+            channel = try await store.alertChannel(tenantID: delivery.tenantID, id: delivery.channelID)
+        } catch {
+            return .failure(Failure(message: "the channel could not be read: \(error)", retryable: true))
+        }
+        guard let channel else { return .failure(Failure(message: "the channel was deleted", retryable: false)) }
+        guard let payload = NotificationPayload.decode(delivery.payloadJSON) else {
+            return .failure(Failure(message: "the stored notification does not decode", retryable: false))
+        }
+        switch channel.kind {
+        case .email:
+            guard let mailer else {
+                return .failure(Failure(message: "mail is not configured (THERMOSTAT_SMTP_URL)", retryable: true))
+            }
+            do {
+                try await mailer.send(MailMessage(from: mailFrom, to: channel.recipients, subject: payload.subject, text: payload.text))
+                return .success(())
+            } catch {
+                return .failure(Failure(message: "\(error)", retryable: true))
+            }
+        case .webhook:
+            guard let url = channel.url, let secret = channel.secret else {
+                return .failure(Failure(message: "the channel has no URL", retryable: false))
+            }
+            let outcome = await webhooks.send(
+                WebhookRequest(url: url, body: delivery.payloadJSON, deliveryID: payload.delivery, secret: secret),
+                // The signature's time is the real one: receivers check it against their clocks.
+                timestamp: Int(Date().timeIntervalSince1970))
+            if outcome.isSuccess { return .success(()) }
+            switch outcome {
+            case .answered(let status):
+                return .failure(Failure(message: "the receiver answered HTTP \(status)", retryable: outcome.isRetryable))
+            case .unreachable(let reason):
+                return .failure(Failure(message: "the receiver could not be reached: \(reason)", retryable: true))
+            }
+        }
+    }
+}

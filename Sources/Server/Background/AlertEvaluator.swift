@@ -1,0 +1,435 @@
+import Crypto
+import Foundation
+import Logging
+import PlatformCore
+import ScriptWorkers
+import Scripting
+import ServiceLifecycle
+import Storage
+import Synchronization
+
+/// Evaluates alert rules after the commit, off the ingest path. Committed samples of tenants
+/// with enabled rules wait in the store's alert queue (written in the samples' own
+/// transaction); each pass takes a tenant's next samples in device and time order, runs every
+/// rule's script on them in the tenant's Lua worker, and stores the alerts, per-(rule, device)
+/// states, notifications and the consumed queue entries in one transaction. A crash before
+/// that commit replays the pass; after it, nothing is left to replay. So no committed sample
+/// escapes evaluation and none is evaluated twice into the state.
+///
+/// Commits wake it (it is a `TelemetryEventPublisher`); a one-second poll picks up what a crash
+/// or another process left. Each tenant runs on its own (at most one pass per tenant at a time,
+/// up to `concurrentTenants` tenants at once), so one tenant's slow scripts never hold up
+/// another's. A timer (`THERMOSTAT_ALERT_TIMER_SECONDS`) evaluates `timer = true` scripts on
+/// devices' newest samples, puts silent devices in `no_data`, fires pending alerts whose
+/// `for_seconds` elapsed and sends reminders.
+final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
+    private let store: any PlatformStore
+    private let engine: ScriptEngine
+    private let catalog: PluginCatalog
+    private let deliveries: AlertDeliveryService
+    private let clock: any WallClock
+    private let logger: Logger
+    private let timerPeriod: Duration
+    private let publicURL: String
+    private let wakeups: AsyncStream<Void>
+    private let wakeupContinuation: AsyncStream<Void>.Continuation
+    private let scheduling = Mutex(Scheduling())
+    /// What the last passes did, for health and logs.
+    let status = Mutex(Status())
+
+    /// Samples one pass takes from a tenant's queue.
+    static let passSize = 1000
+    static let concurrentTenants = 4
+
+    private struct Scheduling {
+        var busy: Set<UUID> = []
+        var timerDue: Set<UUID> = []
+        var lastTimer: ContinuousClock.Instant?
+    }
+
+    struct Status: Sendable {
+        var evaluatedSamples = 0
+        var lastPassAt: Timestamp?
+        var lastFailure: String?
+        /// Completed timer passes per tenant, and when the last one ran.
+        var timerRuns: [UUID: (count: Int, at: Timestamp)] = [:]
+    }
+
+    init(
+        store: any PlatformStore, engine: ScriptEngine, catalog: PluginCatalog, deliveries: AlertDeliveryService,
+        clock: any WallClock, timerPeriod: Duration, publicURL: String, logger: Logger
+    ) {
+        self.store = store
+        self.engine = engine
+        self.catalog = catalog
+        self.deliveries = deliveries
+        self.clock = clock
+        self.timerPeriod = timerPeriod
+        self.publicURL = publicURL
+        self.logger = logger
+        (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// New samples were committed: look at the queue now.
+    func publish(_ records: [TelemetryRecord]) {
+        guard !records.isEmpty else { return }
+        wakeupContinuation.yield()
+    }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    while (try? await Task.sleep(for: .seconds(1))) != nil { self.wakeupContinuation.yield() }
+                }
+                for await _ in wakeups {
+                    await schedule(into: &group)
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.wakeupContinuation.finish()
+        }
+    }
+
+    /// Starts work for tenants with queued samples (and, when the timer is due, for tenants
+    /// with enabled rules or open alerts) that are not busy, up to the concurrency limit.
+    private func schedule(into group: inout DiscardingTaskGroup) async {
+        do {
+            let timerTenants = try await dueTimerTenants()
+            let queued = try await store.alertQueueTenants(limit: 1000)
+            let started = scheduling.withLock { state -> [(UUID, Bool)] in
+                state.timerDue.formUnion(timerTenants)
+                var chosen: [(UUID, Bool)] = []
+                for tenant in Array(state.timerDue) + queued where !state.busy.contains(tenant) {
+                    guard state.busy.count < Self.concurrentTenants else { break }
+                    state.busy.insert(tenant)
+                    chosen.append((tenant, state.timerDue.remove(tenant) != nil))
+                }
+                return chosen
+            }
+            for (tenant, timer) in started {
+                group.addTask {
+                    await self.work(tenant: tenant, timer: timer)
+                    self.scheduling.withLock { _ = $0.busy.remove(tenant) }
+                    self.wakeupContinuation.yield()
+                }
+            }
+        } catch {
+            note(failure: "alert scheduling failed: \(error)")
+        }
+    }
+
+    private func dueTimerTenants() async throws -> [UUID] {
+        let now = ContinuousClock.now
+        let due = scheduling.withLock { state -> Bool in
+            guard state.lastTimer.map({ now - $0 >= timerPeriod }) ?? true else { return false }
+            state.lastTimer = now
+            return true
+        }
+        return due ? try await store.tenantsWithAlertWork() : []
+    }
+
+    private func work(tenant: UUID, timer: Bool) async {
+        do {
+            if timer {
+                try await timerPass(tenantID: tenant)
+                let now = clock.now()
+                status.withLock { $0.timerRuns[tenant] = (($0.timerRuns[tenant]?.count ?? 0) + 1, now) }
+            }
+            for _ in 0..<10 {
+                guard try await queuePass(tenantID: tenant) else { break }
+            }
+        } catch {
+            note(failure: "alert evaluation failed for tenant \(tenant): \(error)")
+        }
+    }
+
+    private func note(failure: String) {
+        logger.warning("\(failure)")
+        status.withLock { $0.lastFailure = failure }
+    }
+
+    // MARK: Passes
+
+    /// Evaluates the next queued samples of one tenant; true when more may be waiting.
+    func queuePass(tenantID: UUID) async throws -> Bool {
+        let rules = try await store.alertRules(tenantID: tenantID).filter(\.enabled)
+        guard !rules.isEmpty else {
+            _ = try await store.clearAlertQueue(tenantID: tenantID)
+            return false
+        }
+        let queued = try await store.queuedSamples(tenantID: tenantID, limit: Self.passSize)
+        guard !queued.isEmpty else { return false }
+        var samples: [String: [TelemetrySample]] = [:]
+        for case (_, let sample?) in queued { samples[sample.deviceSerial, default: []].append(sample) }
+        let pass = try await Pass.load(for: tenantID, serials: Array(samples.keys), evaluator: self)
+        for rule in rules {
+            let serials = samples.keys.filter(rule.applies).sorted()
+            guard !serials.isEmpty else { continue }
+            try await pass.evaluate(rule, devices: serials.map { ($0, samples[$0]!) }, timer: false)
+        }
+        try await pass.commit(consumed: queued.map(\.0))
+        status.withLock {
+            $0.evaluatedSamples += queued.count
+            $0.lastPassAt = pass.now
+        }
+        return queued.count == Self.passSize
+    }
+
+    /// The timer's work for one tenant: timer scripts on devices' newest samples, no-data
+    /// checks, `for_seconds` promotions and reminders; open alerts of disabled rules, or of
+    /// devices a rule no longer watches, resolve quietly.
+    func timerPass(tenantID: UUID) async throws {
+        let rules = try await store.alertRules(tenantID: tenantID)
+        let devices = try await store.devices(tenantID: tenantID).filter { $0.revokedAt == nil }
+        let pass = try await Pass.load(for: tenantID, serials: devices.map(\.serial), evaluator: self)
+        let latest = try await store.latestSamples(tenantID: tenantID)
+        for rule in rules where rule.enabled {
+            let watched = devices.filter { rule.applies(to: $0.serial) }
+            let withSamples = watched.compactMap { device in latest[device.serial].map { (device.serial, [$0]) } }
+            if !withSamples.isEmpty { try await pass.evaluate(rule, devices: withSamples, timer: true) }
+            if let noDataSeconds = rule.noDataSeconds {
+                for device in watched {
+                    let lastHeard = device.lastSeen ?? device.createdAt
+                    if pass.now.secondsSinceEpoch - lastHeard.secondsSinceEpoch >= Double(noDataSeconds) {
+                        pass[rule, device.serial].noData(since: lastHeard, at: pass.now)
+                    }
+                }
+            }
+        }
+        pass.tickOpenAlerts(rules: rules)
+        try await pass.commit(consumed: [])
+    }
+
+    // MARK: One pass
+
+    /// Everything one pass reads, the trackers it drives, and what it stores.
+    private final class Pass: @unchecked Sendable {
+        let tenant: Tenant
+        let workerTenant: WorkerTenant
+        let now: Timestamp
+        let evaluator: AlertEvaluator
+        let deviceNames: [String: String]
+        let openAlerts: [UUID: [String: [Alert]]]
+        let states: [UUID: [String: RuleDeviceState]]
+        let silences: [AlertSilence]
+        let scripts: [String: (Script, ScriptVersion)]
+        var trackers: [TrackerKey: AlertTracker] = [:]
+        var originalStates: [TrackerKey: RuleDeviceState] = [:]
+        var scriptOutcomes: [UUID: ScriptOutcome] = [:]
+
+        struct TrackerKey: Hashable {
+            var rule: UUID
+            var serial: String
+        }
+
+        init(
+            tenant: Tenant, workerTenant: WorkerTenant, now: Timestamp, evaluator: AlertEvaluator, deviceNames: [String: String],
+            openAlerts: [Alert], states: [RuleDeviceState], silences: [AlertSilence], scripts: [String: (Script, ScriptVersion)]
+        ) {
+            self.tenant = tenant
+            self.workerTenant = workerTenant
+            self.now = now
+            self.evaluator = evaluator
+            self.deviceNames = deviceNames
+            var open: [UUID: [String: [Alert]]] = [:]
+            for alert in openAlerts { open[alert.ruleID, default: [:]][alert.deviceSerial, default: []].append(alert) }
+            self.openAlerts = open
+            var byRule: [UUID: [String: RuleDeviceState]] = [:]
+            for state in states { byRule[state.ruleID, default: [:]][state.deviceSerial] = state }
+            self.states = byRule
+            self.silences = silences
+            self.scripts = scripts
+        }
+
+        static func load(for tenantID: UUID, serials: [String], evaluator: AlertEvaluator) async throws -> Pass {
+            let store = evaluator.store
+            guard let tenant = try await store.tenant(id: tenantID) else { throw PlatformError.notFound("Tenant") }
+            let now = evaluator.clock.now()
+            let devices = try await store.devices(tenantID: tenantID)
+            let active = try await store.activeScripts(tenantID: tenantID, hook: ScriptHook.alert.rawValue)
+            return Pass(
+                tenant: tenant, workerTenant: await evaluator.engine.workerTenant(tenant), now: now, evaluator: evaluator,
+                deviceNames: Dictionary(devices.map { ($0.serial, $0.name) }, uniquingKeysWith: { $1 }),
+                openAlerts: try await store.openAlerts(tenantID: tenantID),
+                states: try await store.ruleDeviceStates(tenantID: tenantID, serials: serials),
+                silences: try await store.silences(tenantID: tenantID, activeAt: now),
+                scripts: Dictionary(active.map { ($0.0.name, $0) }, uniquingKeysWith: { $1 }))
+        }
+
+        /// The tracker of a rule on a device, made from the stored alerts and state on first use.
+        subscript(rule: AlertRule, serial: String) -> AlertTracker {
+            get { trackers[TrackerKey(rule: rule.id, serial: serial)] ?? makeTracker(rule, serial) }
+            set { trackers[TrackerKey(rule: rule.id, serial: serial)] = newValue }
+        }
+
+        private func makeTracker(_ rule: AlertRule, _ serial: String) -> AlertTracker {
+            let key = TrackerKey(rule: rule.id, serial: serial)
+            let state = states[rule.id]?[serial]
+            if let state { originalStates[key] = state }
+            let tracker = AlertTracker(
+                rule: rule, serial: serial, openAlerts: openAlerts[rule.id]?[serial] ?? [], deviceState: state,
+                silences: silences)
+            trackers[key] = tracker
+            return tracker
+        }
+
+        /// The script a rule runs: a built-in plugin, or the tenant's active alert script of
+        /// that name with the rule's config over its own.
+        private func script(for rule: AlertRule) -> Result<(WorkerScript, String, Script?), AlertScriptProblem> {
+            if let plugin = evaluator.catalog.plugins[rule.script], plugin.hook == .alert {
+                let id = Self.loadedID(rule: rule.id, script: "plugin:\(plugin.name):\(plugin.source.count)")
+                return .success(
+                    (WorkerScript(id: id, version: 1, name: plugin.name, configJSON: rule.configJSON, source: nil), plugin.source, nil))
+            }
+            guard let (script, version) = scripts[rule.script] else {
+                return .failure(AlertScriptProblem("the alert script '\(rule.script)' has no active version"))
+            }
+            if let until = script.quarantinedUntil, until > now {
+                return .failure(
+                    AlertScriptProblem(
+                        "the script '\(script.name)' is quarantined until \(until.iso8601) after repeated failures: "
+                            + (script.lastError ?? "")))
+            }
+            let id = Self.loadedID(rule: rule.id, script: "script:\(script.id):\(version.version)")
+            let config = Self.merged(version.configJSON, under: rule.configJSON)
+            return .success((WorkerScript(id: id, version: version.version, name: script.name, configJSON: config, source: nil), version.source, script))
+        }
+
+        /// The id a rule's script is loaded under in the worker: one per rule and script
+        /// version, so rules sharing a script keep their own config without reloading.
+        private static func loadedID(rule: UUID, script: String) -> UUID {
+            let digest = Array(SHA256.hash(data: Data("\(rule.uuidString)/\(script)".utf8)))
+            return UUID(
+                uuid: (
+                    digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7], digest[8], digest[9],
+                    digest[10], digest[11], digest[12], digest[13], digest[14], digest[15]
+                ))
+        }
+
+        /// The rule's config object laid over the script's, key by key.
+        private static func merged(_ base: String, under top: String) -> String {
+            guard let baseObject = try? JSONSerialization.jsonObject(with: Data(base.utf8)) as? [String: Any],
+                let topObject = try? JSONSerialization.jsonObject(with: Data(top.utf8)) as? [String: Any]
+            else { return top }
+            let merged = baseObject.merging(topObject) { $1 }
+            guard let data = try? JSONSerialization.data(withJSONObject: merged, options: [.sortedKeys]) else { return top }
+            return String(decoding: data, as: UTF8.self)
+        }
+
+        /// Runs `rule` over devices' samples in one worker call and feeds the trackers. Throws
+        /// when no worker can run it: then the pass stops and its samples stay queued.
+        func evaluate(_ rule: AlertRule, devices: [(String, [TelemetrySample])], timer: Bool) async throws {
+            let resolved: (WorkerScript, String, Script?)
+            switch script(for: rule) {
+            case .success(let found): resolved = found
+            case .failure(let problem):
+                if !timer {
+                    for (serial, _) in devices { self[rule, serial].fail(problem.message, at: now, sampleArrived: true) }
+                }
+                return
+            }
+            let (script, source, tenantScript) = resolved
+            let job = EvaluateJob(
+                tenant: workerTenant, script: script, now: now, timer: timer, budgetMilliseconds: 0,
+                devices: devices.map { serial, samples in
+                    EvaluateJob.Device(
+                        serial: serial, name: deviceNames[serial] ?? serial,
+                        stateJSON: self[rule, serial].deviceState.stateJSON, sampleCount: samples.count)
+                },
+                samples: devices.flatMap(\.1))
+            let verdicts: [DeviceEvaluation]
+            do {
+                switch try await evaluator.engine.evaluate(job, source: source) {
+                case .evaluated(_, skipped: true): return
+                case .evaluated(let results, skipped: false) where results.count == devices.count: verdicts = results
+                case .failed(let message):
+                    verdicts = devices.map { _ in DeviceEvaluation(steps: [], stateJSON: "{}", failure: message) }
+                default:
+                    verdicts = devices.map { _ in DeviceEvaluation(steps: [], stateJSON: "{}", failure: "the worker answered out of turn") }
+                }
+            } catch let error as WorkerCallError where error != .retry {
+                verdicts = devices.map { _ in DeviceEvaluation(steps: [], stateJSON: "{}", failure: error.description) }
+            }
+            var firstFailure: String?
+            for ((serial, _), verdict) in zip(devices, verdicts) {
+                var tracker = self[rule, serial]
+                for step in verdict.steps {
+                    tracker.apply(
+                        step.map { ActiveCondition(key: $0.key, severity: $0.severity, message: $0.message, value: $0.value) },
+                        at: now, script: verdict.stateJSON)
+                }
+                if let failure = verdict.failure {
+                    firstFailure = firstFailure ?? failure
+                    tracker.fail(failure, at: now, sampleArrived: !timer)
+                }
+                self[rule, serial] = tracker
+            }
+            if let tenantScript {
+                if let failure = firstFailure {
+                    let input = devices.first.flatMap { $0.1.first }.map { SampleBridge.value($0).jsonText } ?? ""
+                    scriptOutcomes[tenantScript.id] = ScriptOutcome(failureOf: tenantScript, error: failure, input: input, now: now)
+                } else if tenantScript.failureCount > 0, scriptOutcomes[tenantScript.id] == nil {
+                    scriptOutcomes[tenantScript.id] = ScriptOutcome(recoveryOf: tenantScript)
+                }
+            }
+        }
+
+        /// Ticks every (rule, device) with open alerts; those of disabled rules, or
+        /// of devices their rule no longer watches, resolve quietly.
+        func tickOpenAlerts(rules: [AlertRule]) {
+            let byID = Dictionary(rules.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+            for (ruleID, devices) in openAlerts {
+                for serial in devices.keys {
+                    guard let rule = byID[ruleID], rule.enabled, rule.applies(to: serial) else {
+                        if let rule = byID[ruleID] { self[rule, serial].close(at: now) }
+                        continue
+                    }
+                    self[rule, serial].tick(at: now)
+                }
+            }
+        }
+
+        /// Stores the pass's changes and consumed queue entries in one transaction, then records
+        /// script outcomes and wakes delivery.
+        func commit(consumed: [QueuedSample]) async throws {
+            let store = evaluator.store
+            var changes = AlertChanges(tenantID: tenant.id, consumed: consumed)
+            let rules = Dictionary(trackers.values.map { ($0.rule.id, $0.rule) }, uniquingKeysWith: { $1 })
+            for (key, tracker) in trackers {
+                if tracker.deviceState != originalStates[key] { changes.states.append(tracker.deviceState) }
+                changes.alerts.append(contentsOf: tracker.changedAlerts.values)
+                guard let rule = rules[key.rule] else { continue }
+                for notification in tracker.notifications {
+                    for channel in rule.channelIDs {
+                        let id = UUID()
+                        let payload = NotificationPayload(
+                            delivery: id, event: notification.event, alert: notification.alert, rule: rule,
+                            deviceName: deviceNames[key.serial], tenant: tenant, publicURL: evaluator.publicURL)
+                        changes.deliveries.append(
+                            AlertDelivery(
+                                id: id, tenantID: tenant.id, alertID: notification.alert.id, channelID: channel,
+                                event: notification.event, nextAttemptAt: now, payloadJSON: payload.json, createdAt: now))
+                    }
+                }
+            }
+            try await store.applyAlertChanges(changes)
+            for outcome in scriptOutcomes.values {
+                try? await store.recordScriptOutcome(
+                    tenantID: tenant.id, scriptID: outcome.scriptID, failureCount: outcome.failureCount, error: outcome.error,
+                    input: outcome.input, quarantinedUntil: outcome.quarantinedUntil)
+            }
+            if !changes.deliveries.isEmpty { evaluator.deliveries.wake() }
+        }
+    }
+}
+
+/// Why a rule's script cannot run.
+struct AlertScriptProblem: Error {
+    var message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+}
