@@ -202,6 +202,17 @@
         });
       });
     }
+    // The alert channel form shows only the address field of the chosen kind.
+    var channelKind = document.getElementById("channel-kind");
+    if (channelKind) {
+      var showKind = function () {
+        channelKind.form.querySelectorAll("[data-channel-kind]").forEach(function (group) {
+          group.hidden = group.dataset.channelKind !== channelKind.value;
+        });
+      };
+      channelKind.addEventListener("change", showKind);
+      showKind();
+    }
     var tenantSelect = document.getElementById("tenant-select");
     if (tenantSelect) {
       tenantSelect.addEventListener("change", function () { tenantSelect.form.requestSubmit(); });

@@ -16,10 +16,17 @@ run; the steps follow one owner through the dashboard, each a named step:
      stored, dry-runs on the pasted sample and on a device's newest samples, is activated (a
      sample ingested through it is stored transformed) and deactivated.
   7. API tokens: created once, work as Bearer, revoked (401).
-  8. tenant switch into a tenant the user was added to (as a member) over the JSON API.
-  9. viewer: made a viewer there, the user sees no add-device, rotate/revoke or script editor.
- 10. logout: back to `/login`, the session cookie no longer works.
- 11. the browser console stayed clean: no Content Security Policy violation, no JS error.
+  8. alerts: a webhook channel pointing at a receiver this suite runs on 127.0.0.1 (its secret
+     shown once; "Send test" arrives signed); a config error on the rule form is a 422 at the
+     field; a threshold rule (high_c 25) for the suite's device; a hot sample fires it (listed
+     as firing on `/alerts`, a signed "firing" webhook); acknowledged in the UI; on the device
+     page; the delivery log; silenced and unsilenced; a cool sample resolves it (history, a
+     signed "resolved" webhook).
+  9. tenant switch into a tenant the user was added to (as a member) over the JSON API.
+ 10. viewer: made a viewer there, the user sees no add-device, rotate/revoke, script editor,
+     silence form or alert rule and channel editors.
+ 11. logout: back to `/login`, the session cookie no longer works.
+ 12. the browser console stayed clean: no Content Security Policy violation, no JS error.
 
 Page elements come from the contract in docs/dashboard.md. A failed step saves a screenshot and
 the page source under the artifacts folder (default .build/browser-artifacts/), which also
@@ -31,7 +38,10 @@ Standard library apart from Selenium (scripts/browser-venv.sh); needs Debian's c
 chromium-driver and zbar-tools. Selenium Manager is never used (explicit paths, SE_OFFLINE).
 """
 import argparse
+import hashlib
+import hmac
 import http.cookiejar
+import http.server
 import json
 import os
 import re
@@ -42,6 +52,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -97,6 +108,10 @@ FIXED_SCRIPT = ("return {\n"
 PLUGINS = ("fahrenheit-input", "threshold", "csv")
 FIELDS = ("name", "location", "status", "temp_inside_c", "temp_outside_c", "setpoint_c", "mode",
           "output", "last_seen")
+CHANNEL_NAME = "Suite receiver"
+RULE_NAME = "Too hot (browser suite)"
+HOT = 30.5      # above the rule's high_c of 25: fires
+COOL = 20.0     # below 25 minus the plugin's hysteresis of 0.5: resolves
 
 
 class Failure(Exception):
@@ -230,6 +245,68 @@ class Samples:
     def refused(self, serial, key, what):
         status, body = self.post(serial, key, 20.0)
         check(status == 401, f"{what}: ingest answered {status} {body}, expected 401")
+
+
+class WebhookReceiver:
+    """A webhook endpoint on 127.0.0.1 in a thread (http.server): records every POST with its
+    headers and body; `signed()` checks X-Thermostat-Signature as a receiver must:
+    `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, t within 5 minutes."""
+
+    def __init__(self):
+        self.received = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    parsed = None
+                with receiver.lock:
+                    receiver.received.append({"path": self.path, "signature": self.headers.get("X-Thermostat-Signature"),
+                                              "delivery": self.headers.get("X-Thermostat-Delivery"),
+                                              "body": body, "json": parsed if isinstance(parsed, dict) else {}})
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/thermostat"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="webhook-receiver", daemon=True)
+        self.thread.start()
+
+    def matching(self, predicate):
+        with self.lock:
+            return [r for r in self.received if predicate(r["json"])]
+
+    @staticmethod
+    def signed(request, secret):
+        """Whether the request's X-Thermostat-Signature is valid for its body under secret."""
+        fields = dict(part.split("=", 1) for part in (request["signature"] or "").split(",") if "=" in part)
+        stamp, mac = fields.get("t", ""), fields.get("v1", "")
+        if not stamp.isdigit() or abs(time.time() - int(stamp)) > 300:
+            return False
+        expected = hmac.new(secret.encode(), stamp.encode() + b"." + request["body"], hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, mac)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Browser:
@@ -414,6 +491,7 @@ class Suite:
         self.artifacts = artifacts
         self.samples = Samples(self.base)
         self.key = None
+        self.bench = None   # (serial, key) of SCRIPT_SERIAL once registered
         self.other = None   # the second user's API session (tenant switch, viewer)
         self.notes = []
 
@@ -525,12 +603,15 @@ class Suite:
             status, _ = self.samples.post(SERIAL, self.key, 18.0)
             if status == 200:
                 return SERIAL, self.key
+        if self.bench:
+            return self.bench
         status, body = self.as_browser("POST", "/api/devices/register/",
                                        {"serial": SCRIPT_SERIAL, "name": "Script bench"})
         check(status == 201 and isinstance(body, dict) and body.get("api_key"),
               f"register {SCRIPT_SERIAL} with the browser's session: {status} {body}")
         self.samples.accepted(SCRIPT_SERIAL, body["api_key"], 18.0, f"the new {SCRIPT_SERIAL} key")
-        return SCRIPT_SERIAL, body["api_key"]
+        self.bench = (SCRIPT_SERIAL, body["api_key"])
+        return self.bench
 
     def stored_inside(self, serial, millis):
         """temp_inside_c of the raw sample stored at `millis` (ms since the epoch), read back
@@ -592,7 +673,7 @@ class Suite:
         nav = b.find("nav#main-nav")
         links = {urllib.parse.urlsplit(a.get_attribute("href") or "").path
                  for a in nav.find_elements(By.TAG_NAME, "a")}
-        missing = {"/", "/scripts", "/tokens", "/members", "/account"} - links
+        missing = {"/", "/alerts", "/scripts", "/tokens", "/members", "/account"} - links
         check(not missing, f"nav#main-nav lacks links to {sorted(missing)} (has {sorted(links)})")
         b.find("form#tenant-switcher select[name=tenant]")
         b.find("form#logout-form")
@@ -819,6 +900,165 @@ class Suite:
         check(status == 401, f"GET /api/devices/ with the revoked token: {status} {body}, expected 401")
         return f"token {token_id}: shown once, 200 as Bearer, 401 after revoke"
 
+    def open_alert_row(self, alert_id):
+        return self.b.find(f"table#open-alerts tr[data-alert-id='{alert_id}']")
+
+    def poll_page(self, path, css, what, timeout=LIVE_WAIT):
+        """Reloads `path` until `css` matches (evaluation and delivery run in the background);
+        returns the first match."""
+        b = self.b
+
+        def found(driver):
+            b.go(path)
+            matches = driver.find_elements(By.CSS_SELECTOR, css)
+            return matches[0] if matches else None
+        return b.until(found, what, timeout)
+
+    def webhook(self, receiver, secret, predicate, what):
+        """The first request the receiver got that satisfies predicate(json), checked signed."""
+        requests = self.b.until(lambda d: receiver.matching(predicate), what, LIVE_WAIT)
+        request = requests[0]
+        check(request["signature"], f"{what}: no X-Thermostat-Signature header")
+        check(WebhookReceiver.signed(request, secret),
+              f"{what}: X-Thermostat-Signature {request['signature']!r} does not verify with the secret shown")
+        return request
+
+    def alerts(self):
+        b = self.b
+        serial, key = self.ingest_device()
+        receiver = WebhookReceiver()
+        try:
+            # A webhook channel: the secret is shown once; "Send test" arrives signed.
+            b.go("/alerts")
+            b.at("/alerts")
+            b.find("#no-open-alerts", visible=True)
+            b.go("/alerts/channels")
+            b.find("#no-channels", visible=True)
+            Select(b.find("form#channel-form select#channel-kind")).select_by_value("webhook")
+            b.fill("form#channel-form input#channel-name", CHANNEL_NAME)
+            b.fill("form#channel-form input#channel-url", receiver.url)
+            b.shot("alert channel form")
+            b.submit("form#channel-form", confirm=False)
+            secret = b.find("code#webhook-secret", visible=True).text.strip()
+            check(len(secret) >= 16 and " " not in secret, f"code#webhook-secret does not look like a secret: {secret!r}")
+            rows = b.driver.find_elements(By.CSS_SELECTOR, "table#channels tr[data-channel-id][data-kind='webhook']")
+            check(len(rows) == 1 and CHANNEL_NAME in rows[0].text and receiver.url in rows[0].text,
+                  f"table#channels lists {[r.text for r in rows]}")
+            channel_id = rows[0].get_attribute("data-channel-id")
+            b.shot("alert channel created")
+            b.go("/alerts/channels")
+            check(secret not in b.driver.page_source, "the webhook secret appears again on /alerts/channels")
+            b.submit(f"table#channels tr[data-channel-id='{channel_id}'] form.test-channel", confirm=False)
+            notice = b.find("#flash", visible=True).text.strip()
+            check(notice.startswith("Test sent"), f"after Send test #flash reads {notice!r}")
+            self.webhook(receiver, secret, lambda j: j.get("event") == "test", "the test webhook")
+            b.find(f"table#deliveries tr[data-event='test'][data-status='sent']")
+            b.shot("alert channel test sent")
+
+            # The rule form: a JSON error in config is a 422 at the field, the form kept.
+            b.go("/alerts/rules")
+            b.find("#no-rules", visible=True)
+            check(b.find("form#rule-form textarea#rule-config").get_attribute("value").strip() == "{}",
+                  "textarea#rule-config does not default to {}")
+            check(b.find("form#rule-form input#rule-cooldown").get_attribute("value") == "900",
+                  "input#rule-cooldown does not default to 900")
+            for css in ("input#rule-enabled", "input#rule-notify-resolved"):
+                check(b.find(f"form#rule-form {css}").is_selected(), f"{css} is not checked by default")
+            scripts = [o.get_attribute("value") for o in Select(b.find("form#rule-form select#rule-script")).options]
+            check("threshold" in scripts, f"select#rule-script offers {scripts}")
+            b.fill("form#rule-form input#rule-name", RULE_NAME)
+            Select(b.find("form#rule-form select#rule-script")).select_by_value("threshold")
+            Select(b.find("form#rule-form select#rule-device")).select_by_value(serial)
+            self.type_source("form#rule-form textarea#rule-config", '{"high_c": 25')
+            box = b.find(f"form#rule-form input[name=channels][value='{channel_id}']")
+            if not box.is_selected():
+                box.click()
+            b.submit("form#rule-form", confirm=False)
+            b.at("/alerts/rules")
+            b.find("#rule-error[data-field='config']", visible=True)
+            check(b.find("form#rule-form input#rule-name").get_attribute("value") == RULE_NAME,
+                  "input#rule-name lost the name after a refused save")
+            check(b.find(f"form#rule-form input[name=channels][value='{channel_id}']").is_selected(),
+                  "the channel checkbox lost its tick after a refused save")
+            check(Select(b.find("form#rule-form select#rule-device")).first_selected_option.get_attribute("value") == serial,
+                  "select#rule-device lost the device after a refused save")
+            check(b.absent("table#rules tr[data-rule-id]"), "a refused rule was listed in table#rules")
+            b.shot("alert rule config error")
+            self.type_source("form#rule-form textarea#rule-config", '{"high_c": 25}')
+            b.submit("form#rule-form", confirm=False)
+            b.at("/alerts/rules")
+            b.find("#flash", visible=True)
+            rows = b.driver.find_elements(By.CSS_SELECTOR, "table#rules tr[data-rule-id]")
+            check(len(rows) == 1 and RULE_NAME in rows[0].text and CHANNEL_NAME in rows[0].text and serial in rows[0].text,
+                  f"table#rules lists {[r.text for r in rows]}")
+            rule_id = rows[0].get_attribute("data-rule-id")
+            b.go(f"/alerts/rules/{rule_id}")
+            config = json.loads(b.find("form#rule-form textarea#rule-config").get_attribute("value"))
+            check(config == {"high_c": 25}, f"the saved rule's config reads {config}")
+            b.shot("alert rule saved")
+
+            # A hot sample fires it: listed as firing, and a signed "firing" webhook.
+            self.samples.accepted(serial, key, HOT, "a hot sample")
+            row = self.poll_page("/alerts", "table#open-alerts tr[data-alert-id][data-state='firing']",
+                                 "table#open-alerts to list a firing alert")
+            alert_id = row.get_attribute("data-alert-id")
+            text = row.text
+            check(serial in text and RULE_NAME in text and "high" in text and str(HOT) in text,
+                  f"the firing row reads {text!r}")
+            b.shot("alert firing")
+            firing = self.webhook(receiver, secret,
+                                  lambda j: j.get("event") == "firing" and j.get("alert") == alert_id,
+                                  "a signed firing webhook")
+            payload = firing["json"]
+            check(payload.get("device") == serial and payload.get("rule") == RULE_NAME and payload.get("key") == "high",
+                  f"the firing webhook carries {payload}")
+
+            # Acknowledged in the UI.
+            b.submit(f"table#open-alerts tr[data-alert-id='{alert_id}'] form.ack-alert", confirm=False)
+            b.at("/alerts")
+            b.find("#flash", visible=True)
+            acknowledged = b.find(f"table#open-alerts tr[data-alert-id='{alert_id}'] td[data-field='acknowledged']").text
+            check(OWNER_EMAIL in acknowledged, f"the acknowledged cell reads {acknowledged!r}")
+            check(b.absent(f"table#open-alerts tr[data-alert-id='{alert_id}'] form.ack-alert"),
+                  "an acknowledged alert still offers form.ack-alert")
+            b.shot("alert acknowledged")
+
+            # Its page: the delivery log. The device page lists it.
+            self.poll_page(f"/alerts/{alert_id}", "table#deliveries tr[data-event='firing'][data-status='sent']",
+                           "the firing delivery to be logged as sent", WAIT)
+            b.find(f"#alert-detail[data-alert-id='{alert_id}'][data-state='firing']")
+            b.shot("alert detail")
+            b.go(f"/devices/{serial}")
+            b.find(f"section#device-alerts tr[data-alert-id='{alert_id}'][data-state='firing']")
+            b.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", b.find("section#device-alerts"))
+            b.shot("device alerts")
+
+            # Silence the device for an hour from the row, then remove the silence.
+            b.go("/alerts")
+            b.submit(f"table#open-alerts tr[data-alert-id='{alert_id}'] form.silence-device", confirm=False)
+            b.at("/alerts")
+            silence = b.find(f"table#silences tr[data-device='{serial}']")
+            silence_id = silence.get_attribute("data-silence-id")
+            b.shot("alert silence")
+            b.submit(f"table#silences tr[data-silence-id='{silence_id}'] form.remove-silence", confirm=None)
+            b.at("/alerts")
+            b.find("#no-silences", visible=True)
+
+            # A cool sample resolves it: in the history, and a signed "resolved" webhook.
+            self.samples.accepted(serial, key, COOL, "a cool sample")
+            self.poll_page("/alerts", f"table#alert-history tr[data-alert-id='{alert_id}'][data-state='resolved']",
+                           "table#alert-history to list the resolved alert")
+            check(b.absent(f"table#open-alerts tr[data-alert-id='{alert_id}']"), "the resolved alert is still open")
+            self.webhook(receiver, secret, lambda j: j.get("event") == "resolved" and j.get("alert") == alert_id,
+                         "a signed resolved webhook")
+            b.shot("alert resolved")
+            events = [r["json"].get("event") for r in receiver.matching(lambda j: True)]
+        finally:
+            receiver.stop()
+        return (f"webhook channel {channel_id} (secret shown once, test signed); config error 422 at the field; "
+                f"rule {rule_id}; {HOT} fired alert {alert_id} (firing, signed webhook), acknowledged, on the device "
+                f"page, silenced and unsilenced; {COOL} resolved it; the receiver got {events}")
+
     def tenant_switch(self):
         b = self.b
         other = self.other = Api(self.base)
@@ -897,13 +1137,24 @@ class Suite:
             shown["form#deactivate-form"] = not b.absent("form#deactivate-form")
             shown["form.activate-version"] = not b.absent("form.activate-version")
             b.shot(f"{role} script")
+            b.go("/alerts")
+            b.find("#no-open-alerts")
+            shown["form#silence-form"] = not b.absent("form#silence-form")
+            b.go("/alerts/rules")
+            b.find("#no-rules")
+            shown["form#rule-form"] = not b.absent("form#rule-form")
+            b.go("/alerts/channels")
+            b.find("#no-channels")
+            shown["form#channel-form"] = not b.absent("form#channel-form")
+            b.shot(f"{role} alert channels")
             return shown
 
         member = pages("member")
         expected = {"a#add-device": True, "form#rename-form": True, "form#rotate-form": True,
                     "form#revoke-form": True, "form#script-form on /scripts": False,
                     "form#script-form on the script": False, "form#deactivate-form": False,
-                    "form.activate-version": False}
+                    "form.activate-version": False, "form#silence-form": True, "form#rule-form": False,
+                    "form#channel-form": False}
         wrong = {css: shown for css, shown in member.items() if shown != expected[css]}
         check(not wrong, "as a member: " + ", ".join(
             f"{css} {'shown' if shown else 'missing'}" for css, shown in wrong.items()))
@@ -914,8 +1165,8 @@ class Suite:
         check(not shown, "as a viewer the pages show " + ", ".join(shown))
         status, body = self.as_browser("POST", "/api/devices/register/", {"serial": "TH-B901"})
         check(status == 403, f"a viewer registering a device over the API: {status} {body}, expected 403")
-        return ("member: device controls, no script editor; viewer: no add-device, rename/rotate/revoke, "
-                "script editor, activate or deactivate (API write 403)")
+        return ("member: device controls and silences, no script editor or alert rule/channel editors; viewer: no "
+                "add-device, rename/rotate/revoke, script editor, activate or deactivate, silence form (API write 403)")
 
     def logout(self):
         b = self.b
@@ -960,10 +1211,11 @@ STEPS = [
     (5, "rename, rotate, revoke", "rename_rotate_revoke", (2,)),
     (6, "scripts: error at its line, fix, dry-run, activate", "scripts", (1,)),
     (7, "API tokens", "tokens", (1,)),
-    (8, "tenant switch", "tenant_switch", (1,)),
-    (9, "viewer: read-only pages", "viewer", (8,)),
-    (10, "logout", "logout", (1,)),
-    (11, "console: CSP and JS errors", "console_clean", ()),
+    (8, "alerts: channel, rule, firing webhook, acknowledge", "alerts", (1,)),
+    (9, "tenant switch", "tenant_switch", (1,)),
+    (10, "viewer: read-only pages", "viewer", (9,)),
+    (11, "logout", "logout", (1,)),
+    (12, "console: CSP and JS errors", "console_clean", ()),
 ]
 
 

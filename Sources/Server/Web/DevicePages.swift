@@ -9,6 +9,7 @@ import Storage
 /// and revocation, through `DeviceService` like the JSON API.
 struct DevicePages {
     let devices: DeviceService
+    let alerts: AlertService
     let pages: PageRenderer
 
     /// One device as the overview and the device page show it.
@@ -51,6 +52,9 @@ struct DevicePages {
         var range: ChartRange
         var canWrite: Bool
         var error: String?
+        /// The device's newest alerts (its "Alerts" section).
+        var alerts: [AlertPages.AlertRow]
+        var hasAlerts: Bool
     }
 
     struct NewDeviceModel {
@@ -161,9 +165,11 @@ struct DevicePages {
         let ranges = Self.ranges.map {
             ChartRange(name: $0.name, label: $0.label, seconds: $0.seconds, bucket: $0.bucket, selected: $0.name == selected)
         }
+        let alertRows = try await AlertPages.deviceAlertRows(
+            alerts, tenantID: context.identity.tenant.id, serial: summary.device.serial, deviceName: summary.device.name)
         let model = DeviceModel(
             device: row(summary), ranges: ranges, range: ranges.first { $0.selected }!,
-            canWrite: context.identity.role.canWrite, error: error)
+            canWrite: context.identity.role.canWrite, error: error, alerts: alertRows, hasAlerts: !alertRows.isEmpty)
         return try await pages.page(
             "device", title: summary.device.name, section: .devices, context: context, content: model,
             flash: WebNotice.flash(request), status: status)

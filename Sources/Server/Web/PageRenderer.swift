@@ -33,6 +33,7 @@ struct LayoutModel {
     var session: SessionModel?
     var flash: Flash?
     var navDevices = false
+    var navAlerts = false
     var navScripts = false
     var navExport = false
     var navTokens = false
@@ -50,6 +51,7 @@ struct PageRenderer: Sendable {
         var session: LayoutModel.SessionModel?
         var flash: LayoutModel.Flash?
         var navDevices: Bool
+        var navAlerts: Bool
         var navScripts: Bool
         var navExport: Bool
         var navTokens: Bool
@@ -60,12 +62,13 @@ struct PageRenderer: Sendable {
 
     static let requiredTemplates = [
         "layout", "login", "signup", "forgot-password", "reset-password", "overview", "device", "device-new", "device-key", "scripts", "script", "script-editor", "export", "tokens",
-        "members", "account", "error",
+        "members", "account", "error", "alerts", "alert", "alert-rules", "alert-rule", "alert-rule-form", "alert-channels",
+        "alert-deliveries", "alerts-nav",
     ]
 
     /// Where a page sits in the navigation.
     enum Section {
-        case devices, scripts, export, tokens, members, account, none
+        case devices, alerts, scripts, export, tokens, members, account, none
     }
 
     let assets: WebAssets
@@ -88,7 +91,7 @@ struct PageRenderer: Sendable {
             canAdminister: identity.role.canAdminister)
         let layout = LayoutModel(
             title: title, csrf: csrf.token(binding: context.sessionHash ?? ""), session: session, flash: flash,
-            navDevices: section == .devices, navScripts: section == .scripts, navExport: section == .export, navTokens: section == .tokens, navMembers: section == .members,
+            navDevices: section == .devices, navAlerts: section == .alerts, navScripts: section == .scripts, navExport: section == .export, navTokens: section == .tokens, navMembers: section == .members,
             navAccount: section == .account)
         return try render(template, layout: layout, content: content, status: status)
     }
@@ -107,7 +110,7 @@ struct PageRenderer: Sendable {
     {
         let object = Page(
             title: layout.title, csrf: layout.csrf, session: layout.session, flash: layout.flash,
-            navDevices: layout.navDevices, navScripts: layout.navScripts, navExport: layout.navExport, navTokens: layout.navTokens, navMembers: layout.navMembers,
+            navDevices: layout.navDevices, navAlerts: layout.navAlerts, navScripts: layout.navScripts, navExport: layout.navExport, navTokens: layout.navTokens, navMembers: layout.navMembers,
             navAccount: layout.navAccount, page: content)
         guard let html = assets.templates.render(object, withTemplate: template) else {
             throw PlatformError(.internalFailure, code: "internal_error", message: "Template \(template) is missing")
