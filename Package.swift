@@ -172,6 +172,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "StorageTesting",
+                "MailTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings

@@ -200,9 +200,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--devices", type=int, default=64)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--suite", choices=["ingest", "stream", "export", "quota", "all"], default="all",
+    parser.add_argument("--suite", choices=["ingest", "stream", "export", "quota", "alerts", "all"], default="all",
                         help="ingest: the wrk runs of this file; stream: scripts/bench/stream_bench.py; "
-                             "export, quota: scripts/bench/export_bench.py")
+                             "export, quota: scripts/bench/export_bench.py; alerts: scripts/bench/alert_bench.py")
     parser.add_argument("--stream-rounds", type=int, default=3)
     parser.add_argument("--quota-rounds", type=int, default=3)
     args = parser.parse_args()
@@ -238,6 +238,16 @@ def main():
                 export_bench.run_export(sys.modules[__name__], name, database, args, work)
         if args.suite in ("quota", "all"):
             export_bench.run_quota(sys.modules[__name__], args, work)
+    if args.suite in ("alerts", "all"):
+        spec = importlib.util.spec_from_file_location("alert_bench", os.path.join(HERE, "bench", "alert_bench.py"))
+        alert_bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(alert_bench)
+        print()
+        alert_bench.print_header()
+        for name, database in backends:
+            if database.startswith("sqlite:"):
+                database = f"sqlite:{work}/alerts.sqlite"
+            alert_bench.run(sys.modules[__name__], name, database, args, work)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -70,10 +70,12 @@ public struct AlertTracker: Sendable {
     /// The alerts open now.
     public var openAlerts: [Alert] { Array(open.values) }
 
-    /// A successful evaluation: `conditions` are the keys active now.
-    public mutating func apply(_ conditions: [ActiveCondition], at now: Timestamp, script stateJSON: String) {
+    /// A successful evaluation: `conditions` are the keys active now. `sampleArrived` is false
+    /// for the timer's evaluations of a device's newest (old) sample, which say nothing about
+    /// whether the device is talking again.
+    public mutating func apply(_ conditions: [ActiveCondition], at now: Timestamp, script stateJSON: String, sampleArrived: Bool = true) {
         deviceState.stateJSON = stateJSON
-        dataArrived(at: now)
+        if sampleArrived { dataArrived(at: now) }
         if let error = open[Alert.errorKey] { resolve(error, at: now) }
         let active = Set(conditions.map(\.key))
         for alert in open.values where alert.key != Alert.noDataKey && !active.contains(alert.key) {

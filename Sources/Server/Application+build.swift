@@ -37,7 +37,7 @@ public func buildApplication(
     // The shutdown monitor comes first so that the service group stops it last (see its comment).
     app.addServices(
         platform.shutdownMonitor, store, platform.writer, platform.sessionSweeper, platform.workers, platform.usageJob,
-        platform.retention, platform.alertDeliveries, platform.alertEvaluator)
+        platform.retention, platform.alertDeliveries, platform.alertEvaluator, platform.digest)
     app.beforeServerStarts {
         let applied = try await store.migrate()
         if !applied.isEmpty {
@@ -69,6 +69,7 @@ struct Platform {
     let quotas: QuotaService
     let usageJob: TenantUsageJob
     let retention: RetentionJob
+    let digest: OperatorDigest
     let alertDeliveries: AlertDeliveryService
     let alertEvaluator: AlertEvaluator
     let alerts: AlertService
@@ -96,12 +97,16 @@ struct Platform {
             clock: clock, logger: logger)
         quotas = QuotaService(store: store, scripts: scripts, gate: gate, clock: clock)
         credentials = DeviceCredentialCache(store: store, clock: clock)
+        digest = OperatorDigest(
+            mailer: accounts.mailer, from: configuration.mailFrom, recipient: configuration.adminEmail,
+            period: .seconds(configuration.adminDigestSeconds), clock: clock, logger: logger)
         alertDeliveries = AlertDeliveryService(
             store: store, mailer: accounts.mailer, mailFrom: configuration.mailFrom, webhooks: HTTPWebhookSender(), clock: clock,
             maximumAttempts: configuration.deliveryAttempts, retryBaseSeconds: Double(configuration.deliveryRetrySeconds),
             logger: logger)
         alertEvaluator = AlertEvaluator(
-            store: store, engine: scripts, catalog: catalog, deliveries: alertDeliveries, clock: clock,
+            store: store, engine: scripts, catalog: catalog, deliveries: alertDeliveries, digest: digest, gate: gate,
+            clock: clock,
             timerPeriod: .seconds(configuration.alertTimerSeconds), publicURL: configuration.effectivePublicURL, logger: logger)
         alerts = AlertService(
             store: store, catalog: catalog, deliveries: alertDeliveries, evaluator: alertEvaluator, clock: clock, isProduction: configuration.isProduction,
@@ -128,10 +133,10 @@ struct Platform {
         exports = ExportService(store: store, catalog: catalog, engine: scripts, clock: clock)
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
-        usageJob = TenantUsageJob(quotas: quotas, logger: logger)
+        usageJob = TenantUsageJob(quotas: quotas, digest: digest, logger: logger)
         retention = RetentionJob(
             store: store, quotas: quotas, clock: clock, period: .seconds(configuration.retentionIntervalSeconds),
-            logger: logger)
+            digest: digest, logger: logger)
     }
 
     func router() -> Router<AppRequestContext> {
@@ -139,7 +144,7 @@ struct Platform {
         router.add(middleware: InFlightRequestsMiddleware(requests: requests))
         router.add(
             middleware: RequestGuardMiddleware(
-                allowedOrigin: configuration.effectivePublicURL, isProduction: configuration.isProduction))
+                allowedOrigin: configuration.effectivePublicURL, isProduction: configuration.isProduction, digest: digest))
         HealthController(
             store: store, startedAt: .now, commits: writer.health, shutdown: shutdownMonitor,
             pingTimeout: min(HealthController.pingTimeout, .seconds(configuration.databaseTimeoutSeconds))

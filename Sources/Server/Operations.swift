@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Notify
 import PlatformCore
 import ServiceLifecycle
 import Storage
@@ -96,6 +97,23 @@ public enum DeploymentCheck {
             findings.append(.init(severity: .warning, message: "SQLite is in use; PostgreSQL is recommended in production."))
         } else if let problem = plaintextFallback(databaseURL: configuration.databaseURL) {
             findings.append(.init(severity: severity, message: problem))
+        }
+        if let url = configuration.smtpURL {
+            if let smtp = try? SMTPConfiguration(url: url) {
+                let encrypted = smtp.url.hasPrefix("smtps://") || smtp.startTLS == .required
+                if smtp.username != nil, !encrypted {
+                    findings.append(
+                        .init(
+                            severity: severity,
+                            message: "THERMOSTAT_SMTP_URL sends credentials without TLS; use smtps:// or ?starttls=required."))
+                }
+            }
+        } else {
+            findings.append(
+                .init(severity: .warning, message: "THERMOSTAT_SMTP_URL is not set: no password-reset mail, no alert mail."))
+        }
+        if configuration.adminEmail != nil, configuration.smtpURL == nil {
+            findings.append(.init(severity: .warning, message: "THERMOSTAT_ADMIN_EMAIL is set but mail is not (THERMOSTAT_SMTP_URL)."))
         }
         if configuration.bcryptCost < 10 {
             findings.append(.init(severity: severity, message: "THERMOSTAT_BCRYPT_COST is below 10."))

@@ -77,7 +77,7 @@ public protocol DeviceStore: Sendable {
         -> Bool
     func revokeDevice(tenantID: UUID, serial: String, at time: Timestamp) async throws -> Bool
     func updateDevice(tenantID: UUID, serial: String, name: String?, location: String??) async throws -> Bool
-    /// Deletes the device and all of its telemetry.
+    /// Deletes the device with all of its telemetry, its alerts and its alert state.
     func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool
 }
 
@@ -315,8 +315,12 @@ public protocol AlertStore: Sendable {
     func recordDeliveryOutcome(
         id: UUID, status: AlertDelivery.Status, nextAttemptAt: Timestamp, lastError: String?, sentAt: Timestamp?
     ) async throws
-    /// Queues a failed delivery again with a fresh count of attempts; false unless it failed.
+    /// Queues a failed delivery again, due at `time`, with a fresh count of attempts; false
+    /// unless it failed.
     func retryDelivery(tenantID: UUID, id: UUID, at time: Timestamp) async throws -> Bool
+    /// Forgets the rule's per-device script states (its script changed: the old state means
+    /// nothing to the new one); its alerts stay.
+    func resetAlertRuleStates(tenantID: UUID, ruleID: UUID) async throws
 }
 
 /// What storage tiers need of the store: every tenant for operators, disabling, usage counts

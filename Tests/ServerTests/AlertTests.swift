@@ -3,7 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import MailTesting
 import PlatformCore
-import Server
+@testable import Server
 import Storage
 import StorageTesting
 import Testing
@@ -477,5 +477,19 @@ extension TestClientProtocol {
             let items = try #require(try log.object()["deliveries"] as? [[String: Any]])
             return !items.contains { ["pending", "retrying"].contains($0["status"] as? String) }
         }
+    }
+}
+
+@Suite("Webhook URLs")
+struct WebhookURLTests {
+    @Test(arguments: [
+        ("localhost", true), ("localhost.", true), ("printer.local", true), ("db.internal", true), ("127.0.0.1", true),
+        ("127.1", true), ("2130706433", true), ("0x7f.1", true), ("10.1.2.3", true), ("172.20.0.1", true),
+        ("192.168.1.10", true), ("169.254.169.254", true), ("100.64.0.1", true), ("[::1]", true), ("::ffff:127.0.0.1", true),
+        ("[fe80::1]", true), ("febf::1", true), ("fd00::1", true), ("example.com", false), ("1e100.net", false),
+        ("8.8.8.8", false), ("172.32.0.1", false), ("[2001:db8::1]", false),
+    ])
+    func internalHostsAreRecognised(_ host: String, _ isInternal: Bool) {
+        #expect(AlertService.isInternalHost(host) == isInternal, "\(host)")
     }
 }

@@ -215,7 +215,6 @@ public final class LuaWorker {
             let samples = job.samples[offset..<offset + device.sampleCount]
             offset += device.sampleCount
             var state = (try? LuaValue(jsonText: device.stateJSON)) ?? .table([:])
-            var stateText = device.stateJSON
             var steps: [[ScriptAlert]] = []
             var failure: String?
             let context = ScriptContext(
@@ -229,18 +228,19 @@ public final class LuaWorker {
                 do {
                     let (alerts, newState) = try runtime.runner.evaluate(
                         loaded, sample: sample, state: state, context: context, timer: job.timer)
-                    let newText = newState.jsonText
-                    guard newText.utf8.count <= DeviceEvaluation.maximumStateBytes else {
-                        failure = "the state is larger than \(DeviceEvaluation.maximumStateBytes / 1024) KiB as JSON"
-                        break
-                    }
                     steps.append(alerts)
                     state = newState
-                    stateText = newText
                 } catch {
                     failure = error.description
                     break
                 }
+            }
+            var stateText = state.jsonText
+            if stateText.utf8.count > DeviceEvaluation.maximumStateBytes {
+                // Too large to keep: the whole part fails and the stored state stays.
+                failure = "the state is larger than \(DeviceEvaluation.maximumStateBytes / 1024) KiB as JSON"
+                steps = []
+                stateText = device.stateJSON
             }
             results.append(DeviceEvaluation(steps: steps, stateJSON: stateText, failure: failure))
         }

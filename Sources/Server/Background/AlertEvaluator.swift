@@ -27,6 +27,8 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     private let engine: ScriptEngine
     private let catalog: PluginCatalog
     private let deliveries: AlertDeliveryService
+    private let digest: OperatorDigest
+    private let gate: TenantGate
     private let clock: any WallClock
     private let logger: Logger
     private let timerPeriod: Duration
@@ -57,8 +59,11 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
     init(
         store: any PlatformStore, engine: ScriptEngine, catalog: PluginCatalog, deliveries: AlertDeliveryService,
-        clock: any WallClock, timerPeriod: Duration, publicURL: String, logger: Logger
+        digest: OperatorDigest, gate: TenantGate, clock: any WallClock, timerPeriod: Duration, publicURL: String,
+        logger: Logger
     ) {
+        self.digest = digest
+        self.gate = gate
         self.store = store
         self.engine = engine
         self.catalog = catalog
@@ -99,9 +104,10 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
             let timerTenants = try await dueTimerTenants()
             let queued = try await store.alertQueueTenants(limit: 1000)
             let started = scheduling.withLock { state -> [(UUID, Bool)] in
-                state.timerDue.formUnion(timerTenants)
+                state.timerDue.formUnion(timerTenants.filter { !gate.isDisabled($0) })
                 var chosen: [(UUID, Bool)] = []
-                for tenant in Array(state.timerDue) + queued where !state.busy.contains(tenant) {
+                // A disabled tenant's samples wait (and its timer rests) until it is enabled again.
+                for tenant in Array(state.timerDue) + queued where !state.busy.contains(tenant) && !gate.isDisabled(tenant) {
                     guard state.busy.count < Self.concurrentTenants else { break }
                     state.busy.insert(tenant)
                     chosen.append((tenant, state.timerDue.remove(tenant) != nil))
@@ -147,6 +153,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
     private func note(failure: String) {
         logger.warning("\(failure)")
+        digest.jobFailed("alert evaluation", error: failure)
         status.withLock { $0.lastFailure = failure }
     }
 
@@ -275,26 +282,27 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
             return tracker
         }
 
-        /// The script a rule runs: a built-in plugin, or the tenant's active alert script of
-        /// that name with the rule's config over its own.
+        /// The script a rule runs: the tenant's active alert script of that name with the rule's
+        /// config over its own, or else the built-in plugin of that name.
         private func script(for rule: AlertRule) -> Result<(WorkerScript, String, Script?), AlertScriptProblem> {
+            if let (script, version) = scripts[rule.script] {
+                if let until = script.quarantinedUntil, until > now {
+                    return .failure(
+                        AlertScriptProblem(
+                            "the script '\(script.name)' is quarantined until \(until.iso8601) after repeated failures: "
+                                + (script.lastError ?? "")))
+                }
+                let id = Self.loadedID(rule: rule.id, script: "script:\(script.id):\(version.version)")
+                let config = Self.merged(version.configJSON, under: rule.configJSON)
+                return .success(
+                    (WorkerScript(id: id, version: version.version, name: script.name, configJSON: config, source: nil), version.source, script))
+            }
             if let plugin = evaluator.catalog.plugins[rule.script], plugin.hook == .alert {
                 let id = Self.loadedID(rule: rule.id, script: "plugin:\(plugin.name):\(plugin.source.count)")
                 return .success(
                     (WorkerScript(id: id, version: 1, name: plugin.name, configJSON: rule.configJSON, source: nil), plugin.source, nil))
             }
-            guard let (script, version) = scripts[rule.script] else {
-                return .failure(AlertScriptProblem("the alert script '\(rule.script)' has no active version"))
-            }
-            if let until = script.quarantinedUntil, until > now {
-                return .failure(
-                    AlertScriptProblem(
-                        "the script '\(script.name)' is quarantined until \(until.iso8601) after repeated failures: "
-                            + (script.lastError ?? "")))
-            }
-            let id = Self.loadedID(rule: rule.id, script: "script:\(script.id):\(version.version)")
-            let config = Self.merged(version.configJSON, under: rule.configJSON)
-            return .success((WorkerScript(id: id, version: version.version, name: script.name, configJSON: config, source: nil), version.source, script))
+            return .failure(AlertScriptProblem("the alert script '\(rule.script)' has no active version"))
         }
 
         /// The id a rule's script is loaded under in the worker: one per rule and script
@@ -358,7 +366,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 for step in verdict.steps {
                     tracker.apply(
                         step.map { ActiveCondition(key: $0.key, severity: $0.severity, message: $0.message, value: $0.value) },
-                        at: now, script: verdict.stateJSON)
+                        at: now, script: verdict.stateJSON, sampleArrived: !timer)
                 }
                 if let failure = verdict.failure {
                     firstFailure = firstFailure ?? failure

@@ -16,6 +16,7 @@ struct JobReport: Sendable, Equatable {
 /// every 10 s until the first count succeeds (the schema may still be migrating at start).
 struct TenantUsageJob: Service {
     let quotas: QuotaService
+    let digest: OperatorDigest
     let logger: Logger
     static let disabledPeriod: Duration = .seconds(10)
     static let countEvery = 6
@@ -29,6 +30,7 @@ struct TenantUsageJob: Service {
                     if quotas.countedAt == nil || round % Self.countEvery == 0 { try await quotas.recount() }
                 } catch {
                     logger.warning("tenant usage refresh failed", metadata: ["error": "\(error)"])
+                    digest.jobFailed("tenant usage refresh", error: "\(error)")
                 }
                 round += 1
                 try await Task.sleep(for: Self.disabledPeriod)
@@ -45,12 +47,17 @@ final class RetentionJob: Service, Sendable {
     private let quotas: QuotaService
     private let clock: any WallClock
     private let logger: Logger
+    private let digest: OperatorDigest
     private let period: Duration
     private let reports = Mutex<(lastRun: Timestamp?, total: Int, byTenant: [UUID: Int])>((nil, 0, [:]))
     static let chunk = 5000
 
-    init(store: any PlatformStore, quotas: QuotaService, clock: any WallClock, period: Duration, logger: Logger) {
+    init(
+        store: any PlatformStore, quotas: QuotaService, clock: any WallClock, period: Duration, digest: OperatorDigest,
+        logger: Logger
+    ) {
         self.store = store
+        self.digest = digest
         self.quotas = quotas
         self.clock = clock
         self.period = period
@@ -73,6 +80,7 @@ final class RetentionJob: Service, Sendable {
                     _ = try await self.runOnce()
                 } catch {
                     self.logger.warning("retention run failed", metadata: ["error": "\(error)"])
+                    self.digest.jobFailed("retention", error: "\(error)")
                 }
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Notify
 import PlatformCore
 import ScriptWorkers
 import Scripting
@@ -77,6 +78,11 @@ public struct PlatformConfiguration: Sendable {
     public var deliveryAttempts = 6
     /// The first retry's delay; each further retry doubles it (with jitter, capped at an hour).
     public var deliveryRetrySeconds = 30
+    /// Where unexpected server errors and failed background jobs are mailed, as a digest; nil
+    /// mails nobody.
+    public var adminEmail: String?
+    /// The shortest time between two operator digests.
+    public var adminDigestSeconds = 300
     /// How often the retention job deletes samples older than each tenant's `retention_days`.
     public var retentionIntervalSeconds = 600
     /// Member invitations each tenant may send per hour.
@@ -143,6 +149,13 @@ public struct PlatformConfiguration: Sendable {
         if let seconds = try integer("THERMOSTAT_ALERT_TIMER_SECONDS", 1...3600) { alertTimerSeconds = seconds }
         if let count = try integer("THERMOSTAT_DELIVERY_ATTEMPTS", 1...50) { deliveryAttempts = count }
         if let seconds = try integer("THERMOSTAT_DELIVERY_RETRY_SECONDS", 1...86_400) { deliveryRetrySeconds = seconds }
+        if let address = variables["THERMOSTAT_ADMIN_EMAIL"], !address.isEmpty {
+            guard MailMessage.isAddress(address) else {
+                throw ConfigurationError(variable: "THERMOSTAT_ADMIN_EMAIL", message: "must be an email address")
+            }
+            adminEmail = address
+        }
+        if let seconds = try integer("THERMOSTAT_ADMIN_DIGEST_SECONDS", 10...86_400) { adminDigestSeconds = seconds }
         if let url = variables["THERMOSTAT_SMTP_URL"], !url.isEmpty { smtpURL = url }
         if let from = variables["THERMOSTAT_MAIL_FROM"] { mailFrom = from }
         if let folder = variables["THERMOSTAT_PLUGINS_DIR"] { pluginsDirectory = folder }

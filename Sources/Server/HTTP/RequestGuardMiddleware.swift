@@ -4,12 +4,13 @@ import PlatformCore
 
 /// Cross-cutting HTTP policy applied to every response and every write: errors not handled
 /// closer to their route mapped to their JSON body (unexpected ones logged with the request
-/// id), security headers (CSP, nosniff, frame denial, HSTS in production), the request id, and
+/// id, and every 500 reported to the operator's digest), security headers (CSP, nosniff, frame denial, HSTS in production), the request id, and
 /// refusal of writes from a foreign `Origin` (a CSRF defence for the API and the dashboard
 /// alike, alongside SameSite cookies).
 struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
     let allowedOrigin: String
     let isProduction: Bool
+    let digest: OperatorDigest
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
@@ -24,6 +25,9 @@ struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
                 context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             }
             response = ErrorMapping.response(for: platformError)
+        }
+        if response.status == .internalServerError {
+            digest.serverError(requestID: context.id, method: request.method.rawValue, path: request.uri.path, status: 500)
         }
         addSecurityHeaders(to: &response.headers)
         response.headers[.requestID] = context.id

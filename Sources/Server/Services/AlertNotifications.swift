@@ -89,7 +89,9 @@ struct NotificationPayload: Codable, Sendable, Equatable {
             }
         let what = [rule, device].compactMap { $0 }.joined(separator: " on ")
         let line = what.isEmpty ? message : "\(what): \(message)"
-        return String("\(tag) \(line)".prefix(200))
+        // A header holds one line: a script's multi-line message is joined for the subject.
+        let flat = "\(tag) \(line)".split(whereSeparator: \.isNewline).joined(separator: " ")
+        return String(flat.prefix(200))
     }
 
     /// The plain-text mail body.

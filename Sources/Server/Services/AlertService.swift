@@ -120,9 +120,10 @@ struct AlertService: Sendable {
     }
 
     private func name(_ fields: [String: JSONValue]) throws -> String {
-        guard case .string(let text) = fields["name"] ?? .null else {
+        guard let value = fields["name"], value != .null else {
             throw PlatformError.invalid("name", "is required", code: "missing_field")
         }
+        guard case .string(let text) = value else { throw PlatformError.invalid("name", "has the wrong type", code: "wrong_type") }
         return try IdentifierRules.validName(text, field: "name")
     }
 
@@ -167,20 +168,32 @@ struct AlertService: Sendable {
         return text
     }
 
+    /// Whether a URL's host names this machine or a private network by itself: `localhost`
+    /// and the `.local`/`.internal` names, and IP literals in the loopback, private,
+    /// link-local, shared and unspecified ranges (IPv4, IPv6 and IPv4-mapped IPv6). IPv4 in the
+    /// short, octal, hex or numeric forms resolvers accept (`127.1`, `0x7f.1`, `2130706433`)
+    /// counts as internal: only the dotted four-decimal form is judged by its range.
     static func isInternalHost(_ rawHost: String) -> Bool {
-        let host = rawHost.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        var host = rawHost.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        while host.hasSuffix(".") { host.removeLast() }
         if host == "localhost" || host.hasSuffix(".localhost") || host.hasSuffix(".local") || host.hasSuffix(".internal") {
             return true
         }
-        let octets = host.split(separator: ".").compactMap { UInt8($0) }
-        if octets.count == 4 {
-            switch (octets[0], octets[1]) {
+        if host.hasPrefix("::ffff:") { host = String(host.dropFirst("::ffff:".count)) }
+        // As browsers do: a host whose last label is a number is an IPv4 address in some form.
+        let last = host.split(separator: ".").last.map(String.init) ?? ""
+        if !last.isEmpty, last.allSatisfy(\.isNumber) || last.hasPrefix("0x") {
+            let octets = host.split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
+            guard octets.count == 4, let a = octets[0], let b = octets[1], octets[2] != nil, octets[3] != nil else { return true }
+            switch (a, b) {
             case (127, _), (10, _), (0, _), (169, 254), (192, 168): return true
             case (172, 16...31), (100, 64...127): return true
             default: return false
             }
         }
-        return host.contains(":") && (host == "::1" || host.hasPrefix("fc") || host.hasPrefix("fd") || host.hasPrefix("fe80") || host == "::")
+        guard host.contains(":") else { return false }
+        return host == "::1" || host == "::" || host.hasPrefix("fc") || host.hasPrefix("fd")
+            || ["fe8", "fe9", "fea", "feb"].contains { host.hasPrefix($0) }
     }
 
     // MARK: Rules
@@ -210,13 +223,16 @@ struct AlertService: Sendable {
         return rule
     }
 
-    /// Changes the given settings; the rule's alerts and per-device state stay.
+    /// Changes the given settings; the rule's alerts stay, and so does its per-device state
+    /// unless the script changed.
     func updateRule(by identity: Identity, id: UUID, fields: [String: JSONValue]) async throws -> AlertRule {
         try requireAdministrator(identity)
         var rule = try await rule(tenantID: identity.tenant.id, id: id)
+        let previousScript = rule.script
         try await apply(fields, to: &rule, tenantID: identity.tenant.id)
         rule.updatedAt = clock.now()
         guard try await store.updateAlertRule(rule) else { throw PlatformError.notFound("Rule") }
+        if rule.script != previousScript { try await store.resetAlertRuleStates(tenantID: rule.tenantID, ruleID: rule.id) }
         return rule
     }
 
@@ -389,7 +405,9 @@ struct AlertService: Sendable {
     func retryDelivery(by identity: Identity, id: UUID) async throws -> AlertDelivery {
         try requireAdministrator(identity)
         guard try await store.delivery(tenantID: identity.tenant.id, id: id) != nil else { throw PlatformError.notFound("Delivery") }
-        guard try await store.retryDelivery(tenantID: identity.tenant.id, id: id, at: clock.now()) else {
+        // Due only after a lease, so the background sender leaves it to the send below.
+        let due = clock.now().adding(seconds: AlertDeliveryService.leaseSeconds)
+        guard try await store.retryDelivery(tenantID: identity.tenant.id, id: id, at: due) else {
             throw PlatformError.conflict("Only a failed delivery can be retried", field: "status")
         }
         guard let delivery = try await deliveries.sendNow(tenantID: identity.tenant.id, id: id) else {

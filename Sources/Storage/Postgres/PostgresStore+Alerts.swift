@@ -408,4 +408,8 @@ extension PostgresStore: AlertStore {
             WHERE tenant_id = \(tenantID) AND id = \(id) AND status = 'failed' RETURNING 1
             """) > 0
     }
+
+    public func resetAlertRuleStates(tenantID: UUID, ruleID: UUID) async throws {
+        try await execute("DELETE FROM alert_rule_states WHERE tenant_id = \(tenantID) AND rule_id = \(ruleID)")
+    }
 }

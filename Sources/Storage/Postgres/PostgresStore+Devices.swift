@@ -102,8 +102,10 @@ extension PostgresStore: DeviceStore {
     public func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool {
         let logger = logger
         return try await transaction("delete device") { connection in
-            try await connection.query(
-                "DELETE FROM telemetry WHERE tenant_id = \(tenantID) AND device_serial = \(serial)", logger: logger)
+            for table in ["telemetry", "alert_queue", "alert_rule_states", "alerts"] {
+                try await connection.query(
+                    "DELETE FROM \(unescaped: table) WHERE tenant_id = \(tenantID) AND device_serial = \(serial)", logger: logger)
+            }
             var deleted = false
             for try await _ in try await connection.query(
                 "DELETE FROM devices WHERE tenant_id = \(tenantID) AND serial = \(serial) RETURNING 1", logger: logger)

@@ -492,4 +492,12 @@ extension SQLiteStore: AlertStore {
             return db.changesCount > 0
         }
     }
+
+    public func resetAlertRuleStates(tenantID: UUID, ruleID: UUID) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM alert_rule_states WHERE tenant_id = ? AND rule_id = ?",
+                arguments: [tenantID.databaseText, ruleID.databaseText])
+        }
+    }
 }

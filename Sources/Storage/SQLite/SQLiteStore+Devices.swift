@@ -132,9 +132,10 @@ extension SQLiteStore: DeviceStore {
 
     public func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(
-                sql: "DELETE FROM telemetry WHERE tenant_id = ? AND device_serial = ?",
-                arguments: [tenantID.databaseText, serial])
+            for table in ["telemetry", "alert_queue", "alert_rule_states", "alerts"] {
+                try db.execute(
+                    sql: "DELETE FROM \(table) WHERE tenant_id = ? AND device_serial = ?", arguments: [tenantID.databaseText, serial])
+            }
             try db.execute(
                 sql: "DELETE FROM devices WHERE tenant_id = ? AND serial = ?", arguments: [tenantID.databaseText, serial])
             return db.changesCount > 0
