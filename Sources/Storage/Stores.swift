@@ -305,13 +305,18 @@ public protocol AlertStore: Sendable {
     /// The tenant's deliveries, newest first, of one alert when `alertID` is given.
     func deliveries(tenantID: UUID, alertID: UUID?, limit: Int) async throws -> [AlertDelivery]
     func delivery(tenantID: UUID, id: UUID) async throws -> AlertDelivery?
-    /// Takes up to `limit` deliveries due at `now` (pending or retrying) across tenants: each
-    /// one's attempt count goes up and its next attempt moves to `leaseUntil`, so another
-    /// process does not take it meanwhile and a crash mid-send retries it after the lease.
-    func claimDueDeliveries(now: Timestamp, leaseUntil: Timestamp, limit: Int) async throws -> [AlertDelivery]
+    /// Takes up to `limit` deliveries due at `now` (pending or retrying) across tenants for
+    /// `owner` (a sender process): each one's attempt count goes up and its next attempt moves
+    /// to `leaseUntil`, so another sender does not take it meanwhile and a crash mid-send
+    /// retries it after the lease (or at once, when the next sender starts: see
+    /// `releaseDeliveryLeases`).
+    func claimDueDeliveries(now: Timestamp, leaseUntil: Timestamp, owner: UUID, limit: Int) async throws -> [AlertDelivery]
     /// Takes one delivery the same way, whatever its next attempt time, unless it was sent.
-    func claimDelivery(tenantID: UUID, id: UUID, leaseUntil: Timestamp) async throws -> AlertDelivery?
-    /// Records how an attempt went.
+    func claimDelivery(tenantID: UUID, id: UUID, leaseUntil: Timestamp, owner: UUID) async throws -> AlertDelivery?
+    /// Makes deliveries leased by senders other than `owner` (a process that died mid-send)
+    /// due at `now`; returns how many.
+    func releaseDeliveryLeases(notOwnedBy owner: UUID, now: Timestamp) async throws -> Int
+    /// Records how an attempt went (and ends its lease).
     func recordDeliveryOutcome(
         id: UUID, status: AlertDelivery.Status, nextAttemptAt: Timestamp, lastError: String?, sentAt: Timestamp?
     ) async throws

@@ -46,12 +46,12 @@ public final class LoopbackSMTPServer: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// A message's plain-text body, its base64 decoded.
+    /// A message's plain-text body, its base64 decoded, with `\n` line ends.
     public static func text(of message: String) -> String {
         let body = message.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n\n").dropFirst()
             .joined(separator: "\n\n")
         let data = Data(base64Encoded: body.replacingOccurrences(of: "\n", with: "")) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
     }
 
     deinit {

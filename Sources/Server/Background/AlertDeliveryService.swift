@@ -8,8 +8,8 @@ import Synchronization
 
 /// Sends the notifications evaluation stored, each to its channel: mail over SMTP, webhooks
 /// signed with the channel's secret. A delivery is claimed with a lease before it is sent (its
-/// attempt counted), and its outcome recorded after: a crash mid-send retries it once the lease
-/// ends, with the same delivery id. Failures retry with exponential backoff and jitter up to
+/// attempt counted), and its outcome recorded after: a crash mid-send retries it when the next
+/// server starts (or when the lease ends), with the same delivery id. Failures retry with exponential backoff and jitter up to
 /// `maximumAttempts`; then the delivery is `failed` (a dead letter, retried only by hand).
 /// Webhooks that answer 4xx (but 408 and 429) fail at once: retrying would not help.
 final class AlertDeliveryService: Service, Sendable {
@@ -21,6 +21,8 @@ final class AlertDeliveryService: Service, Sendable {
     private let logger: Logger
     let maximumAttempts: Int
     private let retryBaseSeconds: Double
+    /// This sender's lease owner id: leases of other ids were left by a sender that stopped.
+    private let instance = UUID()
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     /// How long a claimed delivery is kept from others: past the longest attempt.
@@ -48,6 +50,14 @@ final class AlertDeliveryService: Service, Sendable {
     }
 
     func run() async throws {
+        do {
+            let released = try await store.releaseDeliveryLeases(notOwnedBy: instance, now: clock.now())
+            if released > 0 {
+                logger.notice("alert deliveries left mid-send by a stopped server are due again", metadata: ["count": "\(released)"])
+            }
+        } catch {
+            logger.warning("could not release alert delivery leases", metadata: ["error": "\(error)"])
+        }
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
@@ -71,7 +81,7 @@ final class AlertDeliveryService: Service, Sendable {
             let claimed: [AlertDelivery]
             do {
                 claimed = try await store.claimDueDeliveries(
-                    now: now, leaseUntil: now.adding(seconds: Self.leaseSeconds), limit: Self.batchSize)
+                    now: now, leaseUntil: now.adding(seconds: Self.leaseSeconds), owner: instance, limit: Self.batchSize)
             } catch {
                 logger.warning("could not read due alert deliveries", metadata: ["error": "\(error)"])
                 return
@@ -90,7 +100,9 @@ final class AlertDeliveryService: Service, Sendable {
     /// hand), and answers it as it is afterwards; nil when there is none to send.
     func sendNow(tenantID: UUID, id: UUID) async throws -> AlertDelivery? {
         let now = clock.now()
-        guard let delivery = try await store.claimDelivery(tenantID: tenantID, id: id, leaseUntil: now.adding(seconds: Self.leaseSeconds))
+        guard
+            let delivery = try await store.claimDelivery(
+                tenantID: tenantID, id: id, leaseUntil: now.adding(seconds: Self.leaseSeconds), owner: instance)
         else { return try await store.delivery(tenantID: tenantID, id: id) }
         await attempt(delivery)
         return try await store.delivery(tenantID: tenantID, id: id)

@@ -321,6 +321,7 @@ enum PostgresMigrations {
                     payload text NOT NULL,
                     created_at timestamptz NOT NULL,
                     sent_at timestamptz,
+                    lease_owner uuid,
                     PRIMARY KEY (tenant_id, id),
                     FOREIGN KEY (tenant_id, alert_id) REFERENCES alerts(tenant_id, id) ON DELETE CASCADE,
                     FOREIGN KEY (tenant_id, channel_id) REFERENCES alert_channels(tenant_id, id) ON DELETE CASCADE

@@ -368,10 +368,10 @@ extension PostgresStore: AlertStore {
         ).first.map(Self.delivery)
     }
 
-    public func claimDueDeliveries(now: Timestamp, leaseUntil: Timestamp, limit: Int) async throws -> [AlertDelivery] {
+    public func claimDueDeliveries(now: Timestamp, leaseUntil: Timestamp, owner: UUID, limit: Int) async throws -> [AlertDelivery] {
         try await rows(
             """
-            UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = \(leaseUntil)
+            UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = \(leaseUntil), lease_owner = \(owner)
             WHERE id IN (
                 SELECT id FROM alert_deliveries WHERE status IN ('pending', 'retrying') AND next_attempt_at <= \(now)
                 ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
@@ -380,14 +380,22 @@ extension PostgresStore: AlertStore {
         ).map(Self.delivery)
     }
 
-    public func claimDelivery(tenantID: UUID, id: UUID, leaseUntil: Timestamp) async throws -> AlertDelivery? {
+    public func claimDelivery(tenantID: UUID, id: UUID, leaseUntil: Timestamp, owner: UUID) async throws -> AlertDelivery? {
         try await rows(
             """
-            UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = \(leaseUntil)
+            UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = \(leaseUntil), lease_owner = \(owner)
             WHERE tenant_id = \(tenantID) AND id = \(id) AND status IN ('pending', 'retrying')
             RETURNING \(unescaped: Self.deliveryColumns)
             """, as: DeliveryRow.self
         ).first.map(Self.delivery)
+    }
+
+    public func releaseDeliveryLeases(notOwnedBy owner: UUID, now: Timestamp) async throws -> Int {
+        try await changedRows(
+            """
+            UPDATE alert_deliveries SET next_attempt_at = \(now), lease_owner = NULL
+            WHERE lease_owner IS NOT NULL AND lease_owner <> \(owner) AND status IN ('pending', 'retrying') RETURNING 1
+            """)
     }
 
     public func recordDeliveryOutcome(
@@ -396,7 +404,7 @@ extension PostgresStore: AlertStore {
         try await execute(
             """
             UPDATE alert_deliveries SET status = \(status.rawValue), next_attempt_at = \(nextAttemptAt),
-                last_error = \(lastError), sent_at = \(sentAt)
+                last_error = \(lastError), sent_at = \(sentAt), lease_owner = NULL
             WHERE id = \(id)
             """)
     }

@@ -317,6 +317,7 @@ enum SQLiteMigrations {
                     payload TEXT NOT NULL,
                     created_at INTEGER NOT NULL,
                     sent_at INTEGER,
+                    lease_owner TEXT,
                     PRIMARY KEY (tenant_id, id),
                     FOREIGN KEY (tenant_id, alert_id) REFERENCES alerts(tenant_id, id) ON DELETE CASCADE,
                     FOREIGN KEY (tenant_id, channel_id) REFERENCES alert_channels(tenant_id, id) ON DELETE CASCADE

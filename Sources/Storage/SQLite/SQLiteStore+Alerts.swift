@@ -441,33 +441,45 @@ extension SQLiteStore: AlertStore {
         }
     }
 
-    public func claimDueDeliveries(now: Timestamp, leaseUntil: Timestamp, limit: Int) async throws -> [AlertDelivery] {
+    public func claimDueDeliveries(now: Timestamp, leaseUntil: Timestamp, owner: UUID, limit: Int) async throws -> [AlertDelivery] {
         try await pool.write { db in
             try Row.fetchAll(
                 db,
                 sql: """
-                    UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?
+                    UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, lease_owner = ?
                     WHERE id IN (
                         SELECT id FROM alert_deliveries WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ?
                         ORDER BY next_attempt_at LIMIT ?)
                     RETURNING *
                     """,
-                arguments: [leaseUntil.microseconds, now.microseconds, limit]
+                arguments: [leaseUntil.microseconds, owner.databaseText, now.microseconds, limit]
             ).map(Self.delivery(from:))
         }
     }
 
-    public func claimDelivery(tenantID: UUID, id: UUID, leaseUntil: Timestamp) async throws -> AlertDelivery? {
+    public func claimDelivery(tenantID: UUID, id: UUID, leaseUntil: Timestamp, owner: UUID) async throws -> AlertDelivery? {
         try await pool.write { db in
             try Row.fetchOne(
                 db,
                 sql: """
-                    UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?
+                    UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, lease_owner = ?
                     WHERE tenant_id = ? AND id = ? AND status IN ('pending', 'retrying')
                     RETURNING *
                     """,
-                arguments: [leaseUntil.microseconds, tenantID.databaseText, id.databaseText]
+                arguments: [leaseUntil.microseconds, owner.databaseText, tenantID.databaseText, id.databaseText]
             ).map(Self.delivery(from:))
+        }
+    }
+
+    public func releaseDeliveryLeases(notOwnedBy owner: UUID, now: Timestamp) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE alert_deliveries SET next_attempt_at = ?, lease_owner = NULL
+                    WHERE lease_owner IS NOT NULL AND lease_owner <> ? AND status IN ('pending', 'retrying')
+                    """,
+                arguments: [now.microseconds, owner.databaseText])
+            return db.changesCount
         }
     }
 
@@ -476,7 +488,10 @@ extension SQLiteStore: AlertStore {
     ) async throws {
         try await pool.write { db in
             try db.execute(
-                sql: "UPDATE alert_deliveries SET status = ?, next_attempt_at = ?, last_error = ?, sent_at = ? WHERE id = ?",
+                sql: """
+                    UPDATE alert_deliveries SET status = ?, next_attempt_at = ?, last_error = ?, sent_at = ?, lease_owner = NULL
+                    WHERE id = ?
+                    """,
                 arguments: [status.rawValue, nextAttemptAt.microseconds, lastError, sentAt?.microseconds, id.databaseText])
         }
     }
