@@ -404,6 +404,11 @@ class Browser:
                 return True
             except UnexpectedAlertPresentException:
                 return False
+            except WebDriverException as error:
+                # Chrome sometimes reports the replaced page's node this way instead.
+                if "does not belong to the document" in str(error):
+                    return True
+                raise
         self.until(settled, f"the page after submitting {form_css}")
         check(confirm is not True or answered, f"{form_css} did not ask for confirmation")
         self.until(lambda d: d.execute_script("return document.readyState") == "complete",

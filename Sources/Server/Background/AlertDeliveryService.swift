@@ -23,6 +23,7 @@ final class AlertDeliveryService: Service, Sendable {
     private let retryBaseSeconds: Double
     /// This sender's lease owner id: leases of other ids were left by a sender that stopped.
     private let instance = UUID()
+    private let leasesReleased = Mutex(false)
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     /// How long a claimed delivery is kept from others: past the longest attempt.
@@ -50,14 +51,6 @@ final class AlertDeliveryService: Service, Sendable {
     }
 
     func run() async throws {
-        do {
-            let released = try await store.releaseDeliveryLeases(notOwnedBy: instance, now: clock.now())
-            if released > 0 {
-                logger.notice("alert deliveries left mid-send by a stopped server are due again", metadata: ["count": "\(released)"])
-            }
-        } catch {
-            logger.warning("could not release alert delivery leases", metadata: ["error": "\(error)"])
-        }
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
@@ -74,8 +67,20 @@ final class AlertDeliveryService: Service, Sendable {
         if let webhooks = webhooks as? HTTPWebhookSender { await webhooks.shutdown() }
     }
 
-    /// Sends every delivery due now, a batch at a time, the batch's sends side by side.
+    /// Sends every delivery due now, a batch at a time, the batch's sends side by side. The
+    /// first run (once the schema is there) makes deliveries a stopped server left mid-send due.
     private func deliverDue() async {
+        if !leasesReleased.withLock({ $0 }) {
+            do {
+                let released = try await store.releaseDeliveryLeases(notOwnedBy: instance, now: clock.now())
+                leasesReleased.withLock { $0 = true }
+                if released > 0 {
+                    logger.notice("alert deliveries left mid-send by a stopped server are due again", metadata: ["count": "\(released)"])
+                }
+            } catch {
+                return
+            }
+        }
         while true {
             let now = clock.now()
             let claimed: [AlertDelivery]
