@@ -172,6 +172,23 @@ public struct LuaResults {
         }
     }
 
+    /// Whether result `index` is nil, missing, or a table without entries: the common answer
+    /// of an alert rule with nothing active, recognised without converting anything.
+    public func isEmpty(_ index: Int) -> Bool {
+        if isNil(index) { return true }
+        guard isTable(index) else { return false }
+        lua_pushnil(state)
+        guard lua_next(state, base + Int32(index)) != 0 else { return true }
+        lua_settop(state, -3)
+        return false
+    }
+
+    /// Keeps result `index` alive in the VM until `LuaVM.release(_:)`, unconverted.
+    public func reference(_ index: Int) -> LuaReference {
+        lua_pushvalue(state, base + Int32(index))
+        return LuaReference(reference: luaL_ref(state, tsb_registry_index()))
+    }
+
     /// Result `index` converted in full.
     public func value(_ index: Int) throws(LuaError) -> LuaValue {
         guard index < count else { return .nil }
@@ -205,6 +222,16 @@ extension LuaVM {
         }
         precondition(lua_gettop(rawState) == top + 1, "makeReference builds exactly one value")
         return LuaReference(reference: luaL_ref(rawState, tsb_registry_index()))
+    }
+
+    /// A referenced value converted in full.
+    public func value(of reference: LuaReference) throws(LuaError) -> LuaValue {
+        let top = lua_gettop(rawState)
+        defer { lua_settop(rawState, top) }
+        guard lua_checkstack(rawState, 16) != 0 else { throw LuaError(kind: .bridging, message: "Lua stack exhausted") }
+        lua_rawgeti(rawState, tsb_registry_index(), lua_Integer(reference.reference))
+        var budget = limits.maximumElements
+        return try value(at: lua_gettop(rawState), depth: 0, budget: &budget, visiting: [])
     }
 
     /// Lets a referenced value be collected.

@@ -377,6 +377,69 @@ public final class ScriptRunner {
         }
     }
 
+    /// A device's alert `state` placed in the VM, for the fast `evaluate` over its consecutive
+    /// samples; `finishAlertState(_:)` reads it back (and frees it).
+    public func alertState(_ state: LuaValue) throws(ScriptError) -> LuaReference {
+        do {
+            return try vm.makeReference { arguments throws(LuaError) in try arguments.push(state) }
+        } catch {
+            throw .lua(error)
+        }
+    }
+
+    /// The state a run of `evaluate` calls left, converted, and freed in the VM.
+    public func finishAlertState(_ state: LuaReference) throws(ScriptError) -> LuaValue {
+        defer { vm.release(state) }
+        do {
+            return try vm.value(of: state)
+        } catch {
+            throw .lua(error)
+        }
+    }
+
+    /// The hot path of alert evaluation: `evaluate(sample, state, ctx)` with the sample written
+    /// to the stack directly, the state kept in the VM between calls (replaced in `state` when
+    /// the script returns a new table) and the cached `ctx` of transforms. An answer with
+    /// nothing active costs no conversion.
+    public func evaluate(_ script: LoadedScript, sample: TelemetrySample, state: inout LuaReference, context: ScriptContext)
+        throws(ScriptError) -> [ScriptAlert]
+    {
+        guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
+        let current = state
+        let outcome: Result<([ScriptAlert], LuaReference?), ScriptError>
+        do {
+            outcome = try vm.call(
+                function,
+                arguments: { arguments throws(LuaError) in
+                    SampleBridge.push(sample, layout: layouts.sample, to: arguments)
+                    arguments.push(current)
+                    try pushContext(context, for: script, to: arguments)
+                    return 3
+                },
+                results: { results throws(LuaError) in
+                    var alerts: [ScriptAlert] = []
+                    if !results.isEmpty(0) {
+                        let value = try results.value(0)
+                        switch Result(catching: { () throws(ScriptError) in try Self.activeAlerts(value) }) {
+                        case .success(let active): alerts = active
+                        case .failure(let error): return .failure(error)
+                        }
+                    }
+                    if results.isNil(1) { return .success((alerts, nil)) }
+                    guard results.isTable(1) else { return .failure(.contract("evaluate must return the state as a table")) }
+                    return .success((alerts, results.reference(1)))
+                })
+        } catch {
+            throw .lua(error)
+        }
+        let (alerts, newState) = try outcome.get()
+        if let newState {
+            vm.release(current)
+            state = newState
+        }
+        return alerts
+    }
+
     /// Reads `evaluate`'s first result: an array (or nil) of `{key, severity, message, value?}`,
     /// each key once.
     static func activeAlerts(_ value: LuaValue) throws(ScriptError) -> [ScriptAlert] {

@@ -328,4 +328,40 @@ import Testing
         }
         #expect(throws: ScriptError.self) { try runner.load(source: "return {", name: "broken", hook: .ingest) }
     }
+
+    @Test func theFastAlertPathKeepsTheStateInTheVMAndAgreesWithThePlainOne() throws {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(
+            source: """
+                return { evaluate = function(sample, state, ctx)
+                  state.n = (state.n or 0) + 1
+                  if state.n % 2 == 0 then return { { key = "even", message = "n=" .. state.n, value = state.n } }, state end
+                  if state.n == 5 then return {}, { n = 100 } end
+                  return nil, state
+                end }
+                """, name: "counter", hook: .alert)
+        var handle = try runner.alertState(["n": 0])
+        var fast: [[ScriptAlert]] = []
+        for _ in 0..<6 { fast.append(try runner.evaluate(script, sample: Self.sample, state: &handle, context: Self.context)) }
+        #expect(try runner.finishAlertState(handle) == ["n": 101])
+
+        var state: LuaValue = ["n": 0]
+        var plain: [[ScriptAlert]] = []
+        for _ in 0..<6 {
+            let (alerts, next) = try runner.evaluate(script, sample: Self.sample, state: state, context: Self.context)
+            plain.append(alerts)
+            state = next
+        }
+        #expect(fast == plain)
+        #expect(fast.map(\.count) == [0, 1, 0, 1, 0, 0])
+        #expect(fast[1].first == ScriptAlert(key: "even", severity: "warning", message: "n=2", value: 2))
+
+        let broken = try runner.load(
+            source: "return { evaluate = function() return { { message = 'no key' } }, {} end }", name: "broken", hook: .alert)
+        var brokenHandle = try runner.alertState([:])
+        #expect(throws: ScriptError.self) {
+            try runner.evaluate(broken, sample: Self.sample, state: &brokenHandle, context: Self.context)
+        }
+        _ = try runner.finishAlertState(brokenHandle)
+    }
 }

@@ -214,28 +214,51 @@ public final class LuaWorker {
         for device in job.devices {
             let samples = job.samples[offset..<offset + device.sampleCount]
             offset += device.sampleCount
-            var state = (try? LuaValue(jsonText: device.stateJSON)) ?? .table([:])
-            var steps: [[ScriptAlert]] = []
-            var failure: String?
+            let initial = (try? LuaValue(jsonText: device.stateJSON)) ?? .table([:])
             let context = ScriptContext(
                 tenantID: tenantID, tenantSlug: job.tenant.slug, tier: job.tenant.tier, deviceSerial: device.serial,
                 deviceName: device.name, now: job.now, config: version.config)
-            for sample in samples {
-                if ContinuousClock.now - started > budget {
-                    failure = "time limit exceeded: the evaluation took longer than \(job.budgetMilliseconds) ms"
-                    break
+            // The plain path: the state crosses as a value on every call, so a failing call
+            // leaves the state of the last good one. It serves the timer (which adds
+            // `ctx.timer`) and replays a part the fast path saw fail.
+            func plainRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?) {
+                var state = initial
+                var steps: [[ScriptAlert]] = []
+                for sample in samples {
+                    if ContinuousClock.now - started > budget {
+                        return (steps, state, "time limit exceeded: the evaluation took longer than \(job.budgetMilliseconds) ms")
+                    }
+                    do {
+                        let (alerts, newState) = try runtime.runner.evaluate(
+                            loaded, sample: sample, state: state, context: context, timer: job.timer)
+                        steps.append(alerts)
+                        state = newState
+                    } catch {
+                        return (steps, state, error.description)
+                    }
                 }
-                do {
-                    let (alerts, newState) = try runtime.runner.evaluate(
-                        loaded, sample: sample, state: state, context: context, timer: job.timer)
-                    steps.append(alerts)
-                    state = newState
-                } catch {
-                    failure = error.description
-                    break
-                }
+                return (steps, state, nil)
             }
-            var stateText = state.jsonText
+            // The fast path: the state stays in the VM from sample to sample.
+            func fastRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?)? {
+                guard let handle = try? runtime.runner.alertState(initial) else { return nil }
+                var current = handle
+                var steps: [[ScriptAlert]] = []
+                for sample in samples {
+                    guard ContinuousClock.now - started <= budget,
+                        let alerts = try? runtime.runner.evaluate(loaded, sample: sample, state: &current, context: context)
+                    else {
+                        _ = try? runtime.runner.finishAlertState(current)
+                        return nil
+                    }
+                    steps.append(alerts)
+                }
+                guard let state = try? runtime.runner.finishAlertState(current) else { return nil }
+                return (steps, state, nil)
+            }
+            let run = (job.timer ? nil : fastRun()) ?? plainRun()
+            var (steps, failure) = (run.steps, run.failure)
+            var stateText = run.state.jsonText
             if stateText.utf8.count > DeviceEvaluation.maximumStateBytes {
                 // Too large to keep: the whole part fails and the stored state stays.
                 failure = "the state is larger than \(DeviceEvaluation.maximumStateBytes / 1024) KiB as JSON"
