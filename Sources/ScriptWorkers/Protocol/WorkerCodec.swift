@@ -15,6 +15,8 @@ public enum WorkerCodec {
     private enum Tag: UInt8 {
         case transform = 1
         case job = 2
+        /// An alert evaluation's answer, in binary (it runs per committed sample).
+        case evaluated = 3
     }
 
     private enum TransformTag: UInt8 {
@@ -92,6 +94,8 @@ public enum WorkerCodec {
                 job = .evaluate(evaluate)
             }
             return .job(job)
+        case .evaluated:
+            throw WorkerProtocolError(description: "an answer where a request belongs")
         }
     }
 
@@ -103,10 +107,73 @@ public enum WorkerCodec {
             buffer.writeInteger(Tag.transform.rawValue)
             buffer.writeInteger(UInt32(results.count))
             for result in results { write(result, into: &buffer) }
+        case .job(.evaluated(let devices, let skipped)):
+            buffer.writeInteger(Tag.evaluated.rawValue)
+            buffer.writeInteger(UInt8(skipped ? 1 : 0))
+            buffer.writeInteger(UInt32(devices.count))
+            for device in devices { write(device, into: &buffer) }
         case .job(let result):
             buffer.writeInteger(Tag.job.rawValue)
             try writeJSON(result, into: &buffer)
         }
+    }
+
+    /// A device's evaluation: its state and failure, then its steps, each either "the same as
+    /// the one before" (one byte: a condition usually stays active for many samples) or its
+    /// alerts.
+    private static func write(_ device: DeviceEvaluation, into buffer: inout ByteBuffer) {
+        writeString(device.stateJSON, into: &buffer)
+        writeOptionalString(device.failure, into: &buffer)
+        buffer.writeInteger(UInt32(device.steps.count))
+        var previous: [ScriptAlert]?
+        for step in device.steps {
+            if step == previous {
+                buffer.writeInteger(UInt8(1))
+                continue
+            }
+            previous = step
+            buffer.writeInteger(UInt8(0))
+            buffer.writeInteger(UInt32(step.count))
+            for alert in step {
+                writeString(alert.key, into: &buffer)
+                writeString(alert.severity, into: &buffer)
+                writeString(alert.message, into: &buffer)
+                if let value = alert.value {
+                    buffer.writeInteger(UInt8(1))
+                    buffer.writeInteger(value.bitPattern)
+                } else {
+                    buffer.writeInteger(UInt8(0))
+                }
+            }
+        }
+    }
+
+    private static func readDeviceEvaluation(_ buffer: inout ByteBuffer) throws -> DeviceEvaluation {
+        let state = try readString(&buffer)
+        let failure = try readOptionalString(&buffer)
+        let count = Int(try read(UInt32.self, &buffer))
+        guard count <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad step count") }
+        var steps: [[ScriptAlert]] = []
+        steps.reserveCapacity(count)
+        for _ in 0..<count {
+            if try read(UInt8.self, &buffer) == 1 {
+                guard let last = steps.last else { throw WorkerProtocolError(description: "a repeated first step") }
+                steps.append(last)
+                continue
+            }
+            let alertCount = Int(try read(UInt32.self, &buffer))
+            guard alertCount <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad alert count") }
+            var alerts: [ScriptAlert] = []
+            for _ in 0..<alertCount {
+                let key = try readString(&buffer)
+                let severity = try readString(&buffer)
+                let message = try readString(&buffer)
+                let value = try read(UInt8.self, &buffer) == 1 ? Double(bitPattern: try read(UInt64.self, &buffer)) : nil
+                alerts.append(ScriptAlert(key: key, severity: severity, message: message, value: value))
+            }
+            steps.append(alerts)
+        }
+        return DeviceEvaluation(steps: steps, stateJSON: state, failure: failure)
     }
 
     private static func write(_ result: TransformResult, into buffer: inout ByteBuffer) {
@@ -138,6 +205,14 @@ public enum WorkerCodec {
             return .transform(results)
         case .job:
             return .job(try readJSON(WorkerJobResult.self, &buffer))
+        case .evaluated:
+            let skipped = try read(UInt8.self, &buffer) == 1
+            let count = Int(try read(UInt32.self, &buffer))
+            guard count <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad device count") }
+            var devices: [DeviceEvaluation] = []
+            devices.reserveCapacity(count)
+            for _ in 0..<count { devices.append(try readDeviceEvaluation(&buffer)) }
+            return .job(.evaluated(devices, skipped: skipped))
         }
     }
 
