@@ -55,7 +55,9 @@ BUILT_IN_RULES = [
     ("long-hot", "sustained", {"above_c": 30, "minutes": 30}),
     ("fast", "rate-of-change", {"max_c_per_hour": 50}),
     ("fast-outside", "rate-of-change", {"field": "temp_outside_c", "max_c_per_hour": 50}),
-    ("silent", "stale-device", {"max_silence_minutes": 60}),
+    # wrk's samples are 30 days old: a silence limit past that keeps this rule quiet, like most
+    # rules most of the time.
+    ("silent", "stale-device", {"max_silence_minutes": 90 * 24 * 60}),
 ]
 
 

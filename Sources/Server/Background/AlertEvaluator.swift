@@ -16,8 +16,8 @@ import Synchronization
 /// that commit replays the pass; after it, nothing is left to replay. So no committed sample
 /// escapes evaluation and none is evaluated twice into the state.
 ///
-/// Commits wake it (it is a `TelemetryEventPublisher`); a one-second poll picks up what a crash
-/// or another process left. Each tenant runs on its own (at most one pass per tenant at a time,
+/// Commits wake it and name their tenants (it is a `TelemetryEventPublisher`); a one-second poll
+/// of the queue picks up what a crash or another process left. Each tenant runs on its own (at most one pass per tenant at a time,
 /// up to `concurrentTenants` tenants at once), so one tenant's slow scripts never hold up
 /// another's. A timer (`THERMOSTAT_ALERT_TIMER_SECONDS`) evaluates `timer = true` scripts on
 /// devices' newest samples, puts silent devices in `no_data`, fires pending alerts whose
@@ -46,7 +46,11 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     private struct Scheduling {
         var busy: Set<UUID> = []
         var timerDue: Set<UUID> = []
+        /// Tenants with samples committed since their last pass started (from the commits'
+        /// announcements, so no query is needed to find them).
+        var dirty: Set<UUID> = []
         var lastTimer: ContinuousClock.Instant?
+        var lastPoll: ContinuousClock.Instant?
     }
 
     struct Status: Sendable {
@@ -75,9 +79,12 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// New samples were committed: look at the queue now.
+    /// New samples were committed: their tenants' queues want a pass.
     func publish(_ records: [TelemetryRecord]) {
         guard !records.isEmpty else { return }
+        scheduling.withLock { state in
+            for record in records { state.dirty.insert(record.tenantID) }
+        }
         wakeupContinuation.yield()
     }
 
@@ -97,19 +104,29 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         }
     }
 
-    /// Starts work for tenants with queued samples (and, when the timer is due, for tenants
-    /// with enabled rules or open alerts) that are not busy, up to the concurrency limit.
+    /// Starts work for tenants with new samples (and, when the timer is due, for tenants with
+    /// enabled rules or open alerts) that are not busy, up to the concurrency limit. Once a
+    /// second it also asks the store which tenants have queued samples, for what a crash or
+    /// another process left.
     private func schedule(into group: inout DiscardingTaskGroup) async {
         do {
             let timerTenants = try await dueTimerTenants()
-            let queued = try await store.alertQueueTenants(limit: 1000)
+            let now = ContinuousClock.now
+            let pollDue = scheduling.withLock { state -> Bool in
+                guard state.lastPoll.map({ now - $0 >= .seconds(1) }) ?? true else { return false }
+                state.lastPoll = now
+                return true
+            }
+            let queued = pollDue ? try await store.alertQueueTenants(limit: 1000) : []
             let started = scheduling.withLock { state -> [(UUID, Bool)] in
                 state.timerDue.formUnion(timerTenants.filter { !gate.isDisabled($0) })
+                state.dirty.formUnion(queued)
                 var chosen: [(UUID, Bool)] = []
                 // A disabled tenant's samples wait (and its timer rests) until it is enabled again.
-                for tenant in Array(state.timerDue) + queued where !state.busy.contains(tenant) && !gate.isDisabled(tenant) {
+                for tenant in Array(state.timerDue.union(state.dirty)) where !state.busy.contains(tenant) && !gate.isDisabled(tenant) {
                     guard state.busy.count < Self.concurrentTenants else { break }
                     state.busy.insert(tenant)
+                    state.dirty.remove(tenant)
                     chosen.append((tenant, state.timerDue.remove(tenant) != nil))
                 }
                 return chosen
