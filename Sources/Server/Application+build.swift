@@ -101,7 +101,8 @@ struct Platform {
             mailer: accounts.mailer, from: configuration.mailFrom, recipient: configuration.adminEmail,
             period: .seconds(configuration.adminDigestSeconds), clock: clock, logger: logger)
         alertDeliveries = AlertDeliveryService(
-            store: store, mailer: accounts.mailer, mailFrom: configuration.mailFrom, webhooks: HTTPWebhookSender(), clock: clock,
+            store: store, mailer: accounts.mailer, mailFrom: configuration.mailFrom, webhooks: HTTPWebhookSender(),
+            isProduction: configuration.isProduction, clock: clock,
             maximumAttempts: configuration.deliveryAttempts, retryBaseSeconds: Double(configuration.deliveryRetrySeconds),
             logger: logger)
         alertEvaluator = AlertEvaluator(

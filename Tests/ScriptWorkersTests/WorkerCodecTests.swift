@@ -15,16 +15,15 @@ import Testing
             DeviceEvaluation(
                 steps: [[ScriptAlert(key: "a", severity: "warning", message: "", value: nil)]], stateJSON: "[]", failure: nil),
         ]
-        for skipped in [false, true] {
-            let response = WorkerResponse.job(.evaluated(skipped ? [] : devices, skipped: skipped))
-            var buffer = ByteBuffer()
-            try WorkerCodec.encode(response, into: &buffer)
-            #expect(try WorkerCodec.decodeResponse(&buffer) == response)
-            #expect(buffer.readableBytes == 0)
-        }
+        let response = WorkerResponse.job(
+            .evaluated([.evaluated(devices + [nil]), .skipped, .failed("does not load"), .evaluated([nil, nil])]))
+        var buffer = ByteBuffer()
+        try WorkerCodec.encode(response, into: &buffer)
+        #expect(try WorkerCodec.decodeResponse(&buffer) == response)
+        #expect(buffer.readableBytes == 0)
         var repeated = ByteBuffer()
         try WorkerCodec.encode(
-            .job(.evaluated([DeviceEvaluation(steps: Array(repeating: hot, count: 1000), stateJSON: "{}", failure: nil)], skipped: false)),
+            .job(.evaluated([.evaluated([DeviceEvaluation(steps: Array(repeating: hot, count: 1000), stateJSON: "{}", failure: nil)])])),
             into: &repeated)
         #expect(repeated.readableBytes < 1200, "a condition active for 1000 samples is sent once")
     }

@@ -242,6 +242,7 @@ struct AlertTests {
                 """#
             try await client.uploadAndActivate(user, name: "counter", hook: "alert", source: counter)
             let rule = try await client.createRule(user, #"{"name":"Counts","script":"counter","config":{"after":3}}"#)
+            let neighbour = try await client.createRule(user, #"{"name":"Boiling","script":"threshold","config":{"high_c":99}}"#)
             let base = clock.now().adding(seconds: -600)
             for index in 0..<3 {
                 #expect(try await client.ingest(device, Self.sample(device, base, Double(index), inside: 20)).status == .ok)
@@ -254,6 +255,7 @@ struct AlertTests {
             #expect(failed["key"] as? String == "#error")
             #expect((failed["message"] as? String)?.contains("sensor says 100") == true)
             #expect(try await client.alerts(user, "rule=\(rule)&state=firing").count == 1, "a failure leaves the alerts as they were")
+            _ = try await client.waitForAlert(user, "rule=\(neighbour)&state=firing") { $0["value"] as? Double == 100 }
 
             #expect(try await client.ingest(device, Self.sample(device, base, 11, inside: 20)).status == .ok)
             _ = try await client.waitForAlert(user, "rule=\(rule)&state=resolved") { $0["key"] as? String == "#error" }

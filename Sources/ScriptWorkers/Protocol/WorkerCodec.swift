@@ -107,11 +107,29 @@ public enum WorkerCodec {
             buffer.writeInteger(Tag.transform.rawValue)
             buffer.writeInteger(UInt32(results.count))
             for result in results { write(result, into: &buffer) }
-        case .job(.evaluated(let devices, let skipped)):
+        case .job(.evaluated(let rules)):
             buffer.writeInteger(Tag.evaluated.rawValue)
-            buffer.writeInteger(UInt8(skipped ? 1 : 0))
-            buffer.writeInteger(UInt32(devices.count))
-            for device in devices { write(device, into: &buffer) }
+            buffer.writeInteger(UInt32(rules.count))
+            for rule in rules {
+                switch rule {
+                case .evaluated(let devices):
+                    buffer.writeInteger(UInt8(0))
+                    buffer.writeInteger(UInt32(devices.count))
+                    for device in devices {
+                        if let device {
+                            buffer.writeInteger(UInt8(1))
+                            write(device, into: &buffer)
+                        } else {
+                            buffer.writeInteger(UInt8(0))
+                        }
+                    }
+                case .skipped:
+                    buffer.writeInteger(UInt8(1))
+                case .failed(let message):
+                    buffer.writeInteger(UInt8(2))
+                    writeString(message, into: &buffer)
+                }
+            }
         case .job(let result):
             buffer.writeInteger(Tag.job.rawValue)
             try writeJSON(result, into: &buffer)
@@ -206,13 +224,26 @@ public enum WorkerCodec {
         case .job:
             return .job(try readJSON(WorkerJobResult.self, &buffer))
         case .evaluated:
-            let skipped = try read(UInt8.self, &buffer) == 1
             let count = Int(try read(UInt32.self, &buffer))
-            guard count <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad device count") }
-            var devices: [DeviceEvaluation] = []
-            devices.reserveCapacity(count)
-            for _ in 0..<count { devices.append(try readDeviceEvaluation(&buffer)) }
-            return .job(.evaluated(devices, skipped: skipped))
+            guard count <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad rule count") }
+            var rules: [RuleEvaluation] = []
+            for _ in 0..<count {
+                switch try read(UInt8.self, &buffer) {
+                case 0:
+                    let deviceCount = Int(try read(UInt32.self, &buffer))
+                    guard deviceCount <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad device count") }
+                    var devices: [DeviceEvaluation?] = []
+                    devices.reserveCapacity(deviceCount)
+                    for _ in 0..<deviceCount {
+                        devices.append(try read(UInt8.self, &buffer) == 1 ? try readDeviceEvaluation(&buffer) : nil)
+                    }
+                    rules.append(.evaluated(devices))
+                case 1: rules.append(.skipped)
+                case 2: rules.append(.failed(try readString(&buffer)))
+                default: throw WorkerProtocolError(description: "unknown rule evaluation")
+                }
+            }
+            return .job(.evaluated(rules))
         }
     }
 

@@ -98,87 +98,127 @@ public enum WorkerJob: Sendable, Equatable, Codable {
     case evaluate(EvaluateJob)
 }
 
-/// One alert rule's script over some devices: for each, its persisted state and its samples in
-/// time order (or, on the timer, its newest sample). The samples travel beside the JSON in the
-/// frame's binary part, device after device.
+/// A tenant's alert rules over some devices, in one round trip: the devices with their samples
+/// in time order (or, on the timer, each device's newest sample), sent once, and for each rule
+/// its script and its state on each device it watches. The samples travel beside the JSON in
+/// the frame's binary part, device after device.
 public struct EvaluateJob: Sendable, Equatable, Codable {
     /// One device's part of the job.
     public struct Device: Sendable, Equatable, Codable {
         public var serial: String
         public var name: String
-        public var stateJSON: String
         /// How many of the job's samples are this device's.
         public var sampleCount: Int
 
-        public init(serial: String, name: String, stateJSON: String, sampleCount: Int) {
+        public init(serial: String, name: String, sampleCount: Int) {
             self.serial = serial
             self.name = name
-            self.stateJSON = stateJSON
             self.sampleCount = sampleCount
         }
     }
 
+    /// One rule of the job.
+    public struct Rule: Sendable, Equatable, Codable {
+        /// The rule's script, under the rule's own id (so each rule keeps its own loaded copy
+        /// and config) with the rule's configuration over the script's.
+        public var script: WorkerScript
+        /// Per device of the job, the rule's state on it as JSON; nil where the rule does not
+        /// watch that device.
+        public var states: [String?]
+
+        enum CodingKeys: String, CodingKey {
+            case id, version, name, configJSON, source, states
+        }
+
+        public init(script: WorkerScript, states: [String?]) {
+            self.script = script
+            self.states = states
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            script = WorkerScript(
+                id: try container.decode(UUID.self, forKey: .id), version: try container.decode(Int.self, forKey: .version),
+                name: try container.decode(String.self, forKey: .name),
+                configJSON: try container.decode(String.self, forKey: .configJSON),
+                source: try container.decodeIfPresent(String.self, forKey: .source))
+            states = try container.decode([String?].self, forKey: .states)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(script.id, forKey: .id)
+            try container.encode(script.version, forKey: .version)
+            try container.encode(script.name, forKey: .name)
+            try container.encode(script.configJSON, forKey: .configJSON)
+            try container.encodeIfPresent(script.source, forKey: .source)
+            try container.encode(states, forKey: .states)
+        }
+    }
+
     public var tenant: WorkerTenant
-    /// The rule's script, with the rule's id (so each rule keeps its own loaded copy and
-    /// config) and the rule's configuration over the script's.
-    public var script: WorkerScript
     public var now: Timestamp
     /// An evaluation on the platform's timer: scripts without `timer = true` are skipped.
     public var timer: Bool
+    /// Wall-clock time for the whole job; each rule gets an equal share of it, so one slow
+    /// rule fails alone instead of starving the others.
     public var budgetMilliseconds: Int
     public var devices: [Device]
+    public var rules: [Rule]
     public var samples: [TelemetrySample]
 
     enum CodingKeys: String, CodingKey {
-        case tenant, id, version, name, configJSON, source, now, timer, budgetMilliseconds, devices
+        case tenant, now, timer, budgetMilliseconds, devices, rules
     }
 
     public init(
-        tenant: WorkerTenant, script: WorkerScript, now: Timestamp, timer: Bool, budgetMilliseconds: Int, devices: [Device],
+        tenant: WorkerTenant, now: Timestamp, timer: Bool, budgetMilliseconds: Int, devices: [Device], rules: [Rule],
         samples: [TelemetrySample]
     ) {
         self.tenant = tenant
-        self.script = script
         self.now = now
         self.timer = timer
         self.budgetMilliseconds = budgetMilliseconds
         self.devices = devices
+        self.rules = rules
         self.samples = samples
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         tenant = try container.decode(WorkerTenant.self, forKey: .tenant)
-        script = WorkerScript(
-            id: try container.decode(UUID.self, forKey: .id), version: try container.decode(Int.self, forKey: .version),
-            name: try container.decode(String.self, forKey: .name),
-            configJSON: try container.decode(String.self, forKey: .configJSON),
-            source: try container.decodeIfPresent(String.self, forKey: .source))
         now = Timestamp(microseconds: try container.decode(Int64.self, forKey: .now))
         timer = try container.decode(Bool.self, forKey: .timer)
         budgetMilliseconds = try container.decode(Int.self, forKey: .budgetMilliseconds)
         devices = try container.decode([Device].self, forKey: .devices)
+        rules = try container.decode([Rule].self, forKey: .rules)
         samples = []
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(tenant, forKey: .tenant)
-        try container.encode(script.id, forKey: .id)
-        try container.encode(script.version, forKey: .version)
-        try container.encode(script.name, forKey: .name)
-        try container.encode(script.configJSON, forKey: .configJSON)
-        try container.encodeIfPresent(script.source, forKey: .source)
         try container.encode(now.microseconds, forKey: .now)
         try container.encode(timer, forKey: .timer)
         try container.encode(budgetMilliseconds, forKey: .budgetMilliseconds)
         try container.encode(devices, forKey: .devices)
+        try container.encode(rules, forKey: .rules)
     }
 }
 
-/// What an alert script said about one device of an `EvaluateJob`: the conditions active after
-/// each sample, in order, and the state after the last successful one. A failure ends the
-/// device's part at the sample after the last step.
+/// What one rule of an `EvaluateJob` produced.
+public enum RuleEvaluation: Sendable, Equatable, Codable {
+    /// Per device of the job, the verdict; nil where the rule does not watch the device.
+    case evaluated([DeviceEvaluation?])
+    /// A timer job met a script without `timer = true`.
+    case skipped
+    /// The script does not load.
+    case failed(String)
+}
+
+/// What an alert rule's script said about one device of an `EvaluateJob`: the conditions active
+/// after each sample, in order, and the state after the last successful one. A failure ends
+/// the device's part at the sample after the last step.
 public struct DeviceEvaluation: Sendable, Equatable, Codable {
     public var steps: [[ScriptAlert]]
     public var stateJSON: String
@@ -314,9 +354,11 @@ public enum WorkerJobResult: Sendable, Equatable, Codable {
     case exported(String)
     /// An export script's declared media type and file extension.
     case exportFormat(contentType: String, fileExtension: String)
-    /// An alert script's verdicts, one per device of the job; `skipped` when a timer job met a
-    /// script without `timer = true`.
-    case evaluated([DeviceEvaluation], skipped: Bool)
+    /// An evaluation job's answer, one per rule.
+    case evaluated([RuleEvaluation])
+    /// The worker does not hold the scripts of these rules (indices into the job's rules):
+    /// send the job again with their sources.
+    case needsSources([Int])
     /// The worker does not hold that script version: send it again with its source.
     case needsSource
 }

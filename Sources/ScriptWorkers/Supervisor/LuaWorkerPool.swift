@@ -139,23 +139,25 @@ public final class LuaWorkerPool: Service, Sendable {
         throw WorkerCallError.workerDied("it did not load the script")
     }
 
-    /// An alert rule's script over devices' samples in the tenant's worker, the source sent only
-    /// when the worker asks.
-    public func evaluate(_ job: EvaluateJob, source: String) async throws -> WorkerJobResult {
+    /// A tenant's alert rules over devices' samples in the tenant's worker, in one call; the
+    /// scripts' sources (`sources`, one per rule) are sent only for the rules the worker asks for.
+    public func evaluate(_ job: EvaluateJob, sources: [String]) async throws -> WorkerJobResult {
         var job = job
-        job.script.source = nil
+        for index in job.rules.indices { job.rules[index].script.source = nil }
         job.budgetMilliseconds = callBudgetMilliseconds
         for _ in 0..<2 {
             guard case .job(let result) = try await call(.job(.evaluate(job)), tenant: job.tenant.id) else {
                 throw WorkerCallError.workerDied("it answered another request")
             }
-            if result == .needsSource {
-                job.script.source = source
+            if case .needsSources(let missing) = result {
+                for index in missing where job.rules.indices.contains(index) && sources.indices.contains(index) {
+                    job.rules[index].script.source = sources[index]
+                }
                 continue
             }
             return result
         }
-        throw WorkerCallError.workerDied("it did not load the script")
+        throw WorkerCallError.workerDied("it did not load the scripts")
     }
 
     /// The part of the hard deadline a worker gives a call before failing it itself, so the

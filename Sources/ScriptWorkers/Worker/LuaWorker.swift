@@ -188,86 +188,122 @@ public final class LuaWorker {
         }
     }
 
-    /// Runs an alert rule's script over each device's samples in the tenant's warm VM, carrying
-    /// the state from sample to sample. A failure (or the call's budget running out) ends that
-    /// device's part; the other devices still run while the budget lasts.
+    /// Runs a tenant's alert rules over the job's devices in its warm VM: each rule over the
+    /// samples of each device it watches, carrying the state from sample to sample. A failure
+    /// (or the rule's share of the budget running out) ends that device's part of that rule.
+    /// When the VM lacks some rules' scripts, nothing runs and the answer names them.
     private func evaluate(_ job: EvaluateJob) -> WorkerJobResult {
-        let started = ContinuousClock.now
         let runtime: TenantRuntime
         do {
             runtime = try tenantRuntime(job.tenant)
         } catch {
             return .failed("the script VM could not start: \(error)")
         }
-        guard let version = loadedVersion(job.script, hook: .alert, in: runtime) else { return .needsSource }
+        var versions: [LoadedVersion] = []
+        var missing: [Int] = []
+        for (index, rule) in job.rules.enumerated() {
+            if let version = loadedVersion(rule.script, hook: .alert, in: runtime) {
+                versions.append(version)
+            } else {
+                missing.append(index)
+            }
+        }
+        guard missing.isEmpty else { return .needsSources(missing) }
         defer { _ = runtime.runner.drainLog() }
-        let loaded: LoadedScript
-        switch version.loaded {
-        case .success(let script): loaded = script
-        case .failure(let error): return .failed(error.description)
-        }
-        if job.timer && !loaded.evaluatesOnTimer { return .evaluated([], skipped: true) }
-        let budget = Duration.milliseconds(job.budgetMilliseconds)
-        let tenantID = job.tenant.id.uuidString.lowercased()
+        var offsets: [Int] = []
         var offset = 0
-        var results: [DeviceEvaluation] = []
         for device in job.devices {
-            let samples = job.samples[offset..<offset + device.sampleCount]
+            offsets.append(offset)
             offset += device.sampleCount
-            let initial = (try? LuaValue(jsonText: device.stateJSON)) ?? .table([:])
-            let context = ScriptContext(
-                tenantID: tenantID, tenantSlug: job.tenant.slug, tier: job.tenant.tier, deviceSerial: device.serial,
-                deviceName: device.name, now: job.now, config: version.config)
-            // The plain path: the state crosses as a value on every call, so a failing call
-            // leaves the state of the last good one. It serves the timer (which adds
-            // `ctx.timer`) and replays a part the fast path saw fail.
-            func plainRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?) {
-                var state = initial
-                var steps: [[ScriptAlert]] = []
-                for sample in samples {
-                    if ContinuousClock.now - started > budget {
-                        return (steps, state, "time limit exceeded: the evaluation took longer than \(job.budgetMilliseconds) ms")
-                    }
-                    do {
-                        let (alerts, newState) = try runtime.runner.evaluate(
-                            loaded, sample: sample, state: state, context: context, timer: job.timer)
-                        steps.append(alerts)
-                        state = newState
-                    } catch {
-                        return (steps, state, error.description)
-                    }
-                }
-                return (steps, state, nil)
-            }
-            // The fast path: the state stays in the VM from sample to sample.
-            func fastRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?)? {
-                guard let handle = try? runtime.runner.alertState(initial) else { return nil }
-                var current = handle
-                var steps: [[ScriptAlert]] = []
-                for sample in samples {
-                    guard ContinuousClock.now - started <= budget,
-                        let alerts = try? runtime.runner.evaluate(loaded, sample: sample, state: &current, context: context)
-                    else {
-                        _ = try? runtime.runner.finishAlertState(current)
-                        return nil
-                    }
-                    steps.append(alerts)
-                }
-                guard let state = try? runtime.runner.finishAlertState(current) else { return nil }
-                return (steps, state, nil)
-            }
-            let run = (job.timer ? nil : fastRun()) ?? plainRun()
-            var (steps, failure) = (run.steps, run.failure)
-            var stateText = run.state.jsonText
-            if stateText.utf8.count > DeviceEvaluation.maximumStateBytes {
-                // Too large to keep: the whole part fails and the stored state stays.
-                failure = "the state is larger than \(DeviceEvaluation.maximumStateBytes / 1024) KiB as JSON"
-                steps = []
-                stateText = device.stateJSON
-            }
-            results.append(DeviceEvaluation(steps: steps, stateJSON: stateText, failure: failure))
         }
-        return .evaluated(results, skipped: false)
+        let shareMilliseconds = max(1, job.budgetMilliseconds / max(1, job.rules.count))
+        let share = Duration.milliseconds(shareMilliseconds)
+        let tenantID = job.tenant.id.uuidString.lowercased()
+        var answers: [RuleEvaluation] = []
+        for (rule, version) in zip(job.rules, versions) {
+            let loaded: LoadedScript
+            switch version.loaded {
+            case .success(let script): loaded = script
+            case .failure(let error):
+                answers.append(.failed(error.description))
+                continue
+            }
+            if job.timer && !loaded.evaluatesOnTimer {
+                answers.append(.skipped)
+                continue
+            }
+            let started = ContinuousClock.now
+            var verdicts: [DeviceEvaluation?] = []
+            for (index, device) in job.devices.enumerated() {
+                guard index < rule.states.count, let stateJSON = rule.states[index] else {
+                    verdicts.append(nil)
+                    continue
+                }
+                let samples = job.samples[offsets[index]..<offsets[index] + device.sampleCount]
+                let context = ScriptContext(
+                    tenantID: tenantID, tenantSlug: job.tenant.slug, tier: job.tenant.tier, deviceSerial: device.serial,
+                    deviceName: device.name, now: job.now, config: version.config)
+                verdicts.append(
+                    evaluate(
+                        loaded, samples: samples, stateJSON: stateJSON, context: context, timer: job.timer, runner: runtime.runner,
+                        deadline: started + share, budgetMilliseconds: shareMilliseconds))
+            }
+            answers.append(.evaluated(verdicts))
+        }
+        return .evaluated(answers)
+    }
+
+    /// One rule over one device's samples.
+    private func evaluate(
+        _ loaded: LoadedScript, samples: ArraySlice<TelemetrySample>, stateJSON: String, context: ScriptContext, timer: Bool,
+        runner: ScriptRunner, deadline: ContinuousClock.Instant, budgetMilliseconds: Int
+    ) -> DeviceEvaluation {
+        let initial = (try? LuaValue(jsonText: stateJSON)) ?? .table([:])
+        let overdue = "time limit exceeded: the rule took longer than its \(budgetMilliseconds) ms share of the evaluation"
+        // The plain path: the state crosses as a value on every call, so a failing call leaves
+        // the state of the last good one. It serves the timer (which adds `ctx.timer`) and
+        // replays a part the fast path saw fail.
+        func plainRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?) {
+            var state = initial
+            var steps: [[ScriptAlert]] = []
+            for sample in samples {
+                if ContinuousClock.now > deadline { return (steps, state, overdue) }
+                do {
+                    let (alerts, newState) = try runner.evaluate(loaded, sample: sample, state: state, context: context, timer: timer)
+                    steps.append(alerts)
+                    state = newState
+                } catch {
+                    return (steps, state, error.description)
+                }
+            }
+            return (steps, state, nil)
+        }
+        // The fast path: the state stays in the VM from sample to sample.
+        func fastRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?)? {
+            guard let handle = try? runner.alertState(initial) else { return nil }
+            var current = handle
+            var steps: [[ScriptAlert]] = []
+            for sample in samples {
+                guard ContinuousClock.now <= deadline,
+                    let alerts = try? runner.evaluate(loaded, sample: sample, state: &current, context: context)
+                else {
+                    _ = try? runner.finishAlertState(current)
+                    return nil
+                }
+                steps.append(alerts)
+            }
+            guard let state = try? runner.finishAlertState(current) else { return nil }
+            return (steps, state, nil)
+        }
+        let run = (timer ? nil : fastRun()) ?? plainRun()
+        let stateText = run.state.jsonText
+        guard stateText.utf8.count <= DeviceEvaluation.maximumStateBytes else {
+            // Too large to keep: the whole part fails and the stored state stays.
+            return DeviceEvaluation(
+                steps: [], stateJSON: stateJSON,
+                failure: "the state is larger than \(DeviceEvaluation.maximumStateBytes / 1024) KiB as JSON")
+        }
+        return DeviceEvaluation(steps: run.steps, stateJSON: stateText, failure: run.failure)
     }
 
     private func limits(memoryBytes: Int) -> LuaLimits {

@@ -17,6 +17,9 @@ final class AlertDeliveryService: Service, Sendable {
     private let mailer: (any Mailer)?
     private let mailFrom: String
     private let webhooks: any WebhookSender
+    /// In production a webhook goes only to `https://` (a channel made in development may
+    /// still name `http://`).
+    private let isProduction: Bool
     private let clock: any WallClock
     private let logger: Logger
     let maximumAttempts: Int
@@ -31,9 +34,10 @@ final class AlertDeliveryService: Service, Sendable {
     static let batchSize = 20
 
     init(
-        store: any PlatformStore, mailer: (any Mailer)?, mailFrom: String, webhooks: any WebhookSender, clock: any WallClock,
-        maximumAttempts: Int, retryBaseSeconds: Double, logger: Logger
+        store: any PlatformStore, mailer: (any Mailer)?, mailFrom: String, webhooks: any WebhookSender, isProduction: Bool,
+        clock: any WallClock, maximumAttempts: Int, retryBaseSeconds: Double, logger: Logger
     ) {
+        self.isProduction = isProduction
         self.store = store
         self.mailer = mailer
         self.mailFrom = mailFrom
@@ -174,12 +178,19 @@ final class AlertDeliveryService: Service, Sendable {
             do {
                 try await mailer.send(MailMessage(from: mailFrom, to: channel.recipients, subject: payload.subject, text: payload.text))
                 return .success(())
+            } catch let error as MailError {
+                // A message the mailer refuses to build would be refused again.
+                if case .delivery = error { return .failure(Failure(message: "\(error)", retryable: true)) }
+                return .failure(Failure(message: "\(error)", retryable: false))
             } catch {
                 return .failure(Failure(message: "\(error)", retryable: true))
             }
         case .webhook:
             guard let url = channel.url, let secret = channel.secret else {
                 return .failure(Failure(message: "the channel has no URL", retryable: false))
+            }
+            guard !isProduction || url.lowercased().hasPrefix("https://") else {
+                return .failure(Failure(message: "webhooks go only to https:// URLs in production", retryable: false))
             }
             let outcome = await webhooks.send(
                 WebhookRequest(url: url, body: delivery.payloadJSON, deliveryID: payload.delivery, secret: secret),

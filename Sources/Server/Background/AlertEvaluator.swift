@@ -188,11 +188,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         var samples: [String: [TelemetrySample]] = [:]
         for case (_, let sample?) in queued { samples[sample.deviceSerial, default: []].append(sample) }
         let pass = try await Pass.load(for: tenantID, serials: Array(samples.keys), evaluator: self)
-        for rule in rules {
-            let serials = samples.keys.filter(rule.applies).sorted()
-            guard !serials.isEmpty else { continue }
-            try await pass.evaluate(rule, devices: serials.map { ($0, samples[$0]!) }, timer: false)
-        }
+        try await pass.evaluate(rules, devices: samples.keys.sorted().map { ($0, samples[$0]!) }, timer: false)
         try await pass.commit(consumed: queued.map(\.0))
         status.withLock {
             $0.evaluatedSamples += queued.count
@@ -209,10 +205,11 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         let devices = try await store.devices(tenantID: tenantID).filter { $0.revokedAt == nil }
         let pass = try await Pass.load(for: tenantID, serials: devices.map(\.serial), evaluator: self)
         let latest = try await store.latestSamples(tenantID: tenantID)
-        for rule in rules where rule.enabled {
+        let enabled = rules.filter(\.enabled)
+        let withSamples = devices.compactMap { device in latest[device.serial].map { (device.serial, [$0]) } }
+        if !withSamples.isEmpty { try await pass.evaluate(enabled, devices: withSamples, timer: true) }
+        for rule in enabled {
             let watched = devices.filter { rule.applies(to: $0.serial) }
-            let withSamples = watched.compactMap { device in latest[device.serial].map { (device.serial, [$0]) } }
-            if !withSamples.isEmpty { try await pass.evaluate(rule, devices: withSamples, timer: true) }
             if let noDataSeconds = rule.noDataSeconds {
                 for device in watched {
                     let lastHeard = device.lastSeen ?? device.createdAt
@@ -343,42 +340,69 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
             return String(decoding: data, as: UTF8.self)
         }
 
-        /// Runs `rule` over devices' samples in one worker call and feeds the trackers. Throws
-        /// when no worker can run it: then the pass stops and its samples stay queued.
-        func evaluate(_ rule: AlertRule, devices: [(String, [TelemetrySample])], timer: Bool) async throws {
-            let resolved: (WorkerScript, String, Script?)
-            switch script(for: rule) {
-            case .success(let found): resolved = found
-            case .failure(let problem):
-                if !timer {
-                    for (serial, _) in devices { self[rule, serial].fail(problem.message, at: now, sampleArrived: true) }
+        /// Runs `rules` over devices' samples (each rule on the devices it watches) in one
+        /// worker call and feeds the trackers. Throws when no worker can run them: then the
+        /// pass stops and its samples stay queued.
+        func evaluate(_ rules: [AlertRule], devices: [(String, [TelemetrySample])], timer: Bool) async throws {
+            var runnable: [(rule: AlertRule, script: WorkerScript, source: String, tenantScript: Script?)] = []
+            for rule in rules where devices.contains(where: { rule.applies(to: $0.0) }) {
+                switch script(for: rule) {
+                case .success(let (script, source, tenantScript)): runnable.append((rule, script, source, tenantScript))
+                case .failure(let problem):
+                    guard !timer else { continue }
+                    for (serial, _) in devices where rule.applies(to: serial) {
+                        self[rule, serial].fail(problem.message, at: now, sampleArrived: true)
+                    }
                 }
-                return
             }
-            let (script, source, tenantScript) = resolved
+            guard !runnable.isEmpty else { return }
             let job = EvaluateJob(
-                tenant: workerTenant, script: script, now: now, timer: timer, budgetMilliseconds: 0,
+                tenant: workerTenant, now: now, timer: timer, budgetMilliseconds: 0,
                 devices: devices.map { serial, samples in
-                    EvaluateJob.Device(
-                        serial: serial, name: deviceNames[serial] ?? serial,
-                        stateJSON: self[rule, serial].deviceState.stateJSON, sampleCount: samples.count)
+                    EvaluateJob.Device(serial: serial, name: deviceNames[serial] ?? serial, sampleCount: samples.count)
+                },
+                rules: runnable.map { entry in
+                    EvaluateJob.Rule(
+                        script: entry.script,
+                        states: devices.map { serial, _ in
+                            entry.rule.applies(to: serial) ? self[entry.rule, serial].deviceState.stateJSON : nil
+                        })
                 },
                 samples: devices.flatMap(\.1))
-            let verdicts: [DeviceEvaluation]
+            var answers: [RuleEvaluation]
             do {
-                switch try await evaluator.engine.evaluate(job, source: source) {
-                case .evaluated(_, skipped: true): return
-                case .evaluated(let results, skipped: false) where results.count == devices.count: verdicts = results
-                case .failed(let message):
-                    verdicts = devices.map { _ in DeviceEvaluation(steps: [], stateJSON: "{}", failure: message) }
-                default:
-                    verdicts = devices.map { _ in DeviceEvaluation(steps: [], stateJSON: "{}", failure: "the worker answered out of turn") }
+                switch try await evaluator.engine.evaluate(job, sources: runnable.map(\.source)) {
+                case .evaluated(let results) where results.count == runnable.count: answers = results
+                case .failed(let message): answers = runnable.map { _ in .failed(message) }
+                default: answers = runnable.map { _ in .failed("the worker answered out of turn") }
                 }
             } catch let error as WorkerCallError where error != .retry {
-                verdicts = devices.map { _ in DeviceEvaluation(steps: [], stateJSON: "{}", failure: error.description) }
+                answers = runnable.map { _ in .failed(error.description) }
             }
+            for (entry, answer) in zip(runnable, answers) {
+                let verdicts: [DeviceEvaluation?]
+                switch answer {
+                case .skipped: continue
+                case .evaluated(let found) where found.count == devices.count: verdicts = found
+                case .evaluated: verdicts = devices.map { _ in DeviceEvaluation(steps: [], stateJSON: "{}", failure: "the worker answered out of turn") }
+                case .failed(let message):
+                    verdicts = devices.map { serial, _ in
+                        entry.rule.applies(to: serial) ? DeviceEvaluation(steps: [], stateJSON: "{}", failure: message) : nil
+                    }
+                }
+                apply(verdicts, of: entry.rule, tenantScript: entry.tenantScript, devices: devices, timer: timer)
+            }
+        }
+
+        /// Feeds one rule's verdicts to its trackers and notes its script's outcome.
+        private func apply(
+            _ verdicts: [DeviceEvaluation?], of rule: AlertRule, tenantScript: Script?, devices: [(String, [TelemetrySample])],
+            timer: Bool
+        ) {
             var firstFailure: String?
-            for ((serial, _), verdict) in zip(devices, verdicts) {
+            var failedInput = ""
+            for ((serial, samples), verdict) in zip(devices, verdicts) {
+                guard let verdict, rule.applies(to: serial) else { continue }
                 var tracker = self[rule, serial]
                 for step in verdict.steps {
                     tracker.apply(
@@ -386,18 +410,19 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                         at: now, script: verdict.stateJSON, sampleArrived: !timer)
                 }
                 if let failure = verdict.failure {
-                    firstFailure = firstFailure ?? failure
+                    if firstFailure == nil {
+                        firstFailure = failure
+                        failedInput = samples.first.map { SampleBridge.value($0).jsonText } ?? ""
+                    }
                     tracker.fail(failure, at: now, sampleArrived: !timer)
                 }
                 self[rule, serial] = tracker
             }
-            if let tenantScript {
-                if let failure = firstFailure {
-                    let input = devices.first.flatMap { $0.1.first }.map { SampleBridge.value($0).jsonText } ?? ""
-                    scriptOutcomes[tenantScript.id] = ScriptOutcome(failureOf: tenantScript, error: failure, input: input, now: now)
-                } else if tenantScript.failureCount > 0, scriptOutcomes[tenantScript.id] == nil {
-                    scriptOutcomes[tenantScript.id] = ScriptOutcome(recoveryOf: tenantScript)
-                }
+            guard let tenantScript else { return }
+            if let failure = firstFailure {
+                scriptOutcomes[tenantScript.id] = ScriptOutcome(failureOf: tenantScript, error: failure, input: failedInput, now: now)
+            } else if tenantScript.failureCount > 0, scriptOutcomes[tenantScript.id] == nil {
+                scriptOutcomes[tenantScript.id] = ScriptOutcome(recoveryOf: tenantScript)
             }
         }
 

@@ -214,12 +214,12 @@ final class ScriptEngine: Sendable {
         }
     }
 
-    /// An alert rule's script over devices' samples in the tenant's worker. No worker is 503
+    /// A tenant's alert rules over devices' samples in its worker, in one call. No worker is 503
     /// `scripts_unavailable`; a worker killed at the deadline throws
     /// `WorkerCallError.deadlineExceeded`.
-    func evaluate(_ job: EvaluateJob, source: String) async throws -> WorkerJobResult {
+    func evaluate(_ job: EvaluateJob, sources: [String]) async throws -> WorkerJobResult {
         do {
-            return try await workers.evaluate(job, source: source)
+            return try await workers.evaluate(job, sources: sources)
         } catch let error as WorkerCallError {
             if case .unavailable = error { throw Self.unavailable(error) }
             throw error
