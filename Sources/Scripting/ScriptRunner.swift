@@ -358,23 +358,23 @@ public final class ScriptRunner {
         if let nowISO = cached.nowISO { vm.release(nowISO.text) }
     }
 
-    /// Runs an alert `evaluate(sample, state, ctx)`; returns the conditions active now and the
-    /// new state. `timer` marks an evaluation on the platform's timer (`ctx.timer`).
+    /// Runs an alert `evaluate(sample, state, ctx)` once; returns the conditions active now and
+    /// the new state: the table the script returned, or the one it was given (with whatever it
+    /// changed in it) when it returned none — as the fast path over many samples does. A call
+    /// that fails changes nothing. `timer` marks an evaluation on the platform's timer
+    /// (`ctx.timer`).
     public func evaluate(
         _ script: LoadedScript, sample: TelemetrySample, state: LuaValue, context: ScriptContext, timer: Bool = false
     ) throws(ScriptError) -> (alerts: [ScriptAlert], state: LuaValue) {
-        var contextValue = ctx(context, script)
-        if timer, case .table(var fields) = contextValue {
-            fields["timer"] = .bool(true)
-            contextValue = .table(fields)
+        var handle = try alertState(state)
+        let alerts: [ScriptAlert]
+        do {
+            alerts = try evaluate(script, sample: sample, state: &handle, context: context, timer: timer)
+        } catch {
+            vm.release(handle)
+            throw error
         }
-        let results = try call("evaluate", script, [SampleBridge.value(sample), state, contextValue])
-        let alerts = try Self.activeAlerts(results.first ?? .nil)
-        switch results.count > 1 ? results[1] : .nil {
-        case .nil: return (alerts, state)
-        case .table, .array: return (alerts, results[1])
-        default: throw .contract("evaluate must return the state as a table")
-        }
+        return (alerts, try finishAlertState(handle))
     }
 
     /// A device's alert `state` placed in the VM, for the fast `evaluate` over its consecutive
@@ -399,13 +399,18 @@ public final class ScriptRunner {
 
     /// The hot path of alert evaluation: `evaluate(sample, state, ctx)` with the sample written
     /// to the stack directly, the state kept in the VM between calls (replaced in `state` when
-    /// the script returns a new table) and the cached `ctx` of transforms. An answer with
-    /// nothing active costs no conversion.
-    public func evaluate(_ script: LoadedScript, sample: TelemetrySample, state: inout LuaReference, context: ScriptContext)
-        throws(ScriptError) -> [ScriptAlert]
-    {
+    /// the script returns a new table) and the cached `ctx` of transforms (a timer evaluation
+    /// builds its own, with `ctx.timer`). An answer with nothing active costs no conversion.
+    public func evaluate(
+        _ script: LoadedScript, sample: TelemetrySample, state: inout LuaReference, context: ScriptContext, timer: Bool = false
+    ) throws(ScriptError) -> [ScriptAlert] {
         guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
         let current = state
+        var timerContext = LuaValue.nil
+        if timer, case .table(var fields) = ctx(context, script) {
+            fields["timer"] = .bool(true)
+            timerContext = .table(fields)
+        }
         let outcome: Result<([ScriptAlert], LuaReference?), ScriptError>
         do {
             outcome = try vm.call(
@@ -413,7 +418,11 @@ public final class ScriptRunner {
                 arguments: { arguments throws(LuaError) in
                     SampleBridge.push(sample, layout: layouts.sample, to: arguments)
                     arguments.push(current)
-                    try pushContext(context, for: script, to: arguments)
+                    if timer {
+                        try arguments.push(timerContext)
+                    } else {
+                        try pushContext(context, for: script, to: arguments)
+                    }
                     return 3
                 },
                 results: { results throws(LuaError) in

@@ -489,7 +489,8 @@ struct WebhookURLTests {
         ("127.1", true), ("2130706433", true), ("0x7f.1", true), ("10.1.2.3", true), ("172.20.0.1", true),
         ("192.168.1.10", true), ("169.254.169.254", true), ("100.64.0.1", true), ("[::1]", true), ("::ffff:127.0.0.1", true),
         ("[fe80::1]", true), ("febf::1", true), ("fd00::1", true), ("example.com", false), ("1e100.net", false),
-        ("8.8.8.8", false), ("172.32.0.1", false), ("[2001:db8::1]", false),
+        ("8.8.8.8", false), ("172.32.0.1", false), ("[2001:db8::1]", false), ("0177.0.0.1", true),
+        ("0:0:0:0:0:0:0:1", true), ("::ffff:7f00:1", true), ("[::ffff:8.8.8.8]", false), ("::", true),
     ])
     func internalHostsAreRecognised(_ host: String, _ isInternal: Bool) {
         #expect(AlertService.isInternalHost(host) == isInternal, "\(host)")

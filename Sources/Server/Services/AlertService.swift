@@ -171,29 +171,41 @@ struct AlertService: Sendable {
     /// Whether a URL's host names this machine or a private network by itself: `localhost`
     /// and the `.local`/`.internal` names, and IP literals in the loopback, private,
     /// link-local, shared and unspecified ranges (IPv4, IPv6 and IPv4-mapped IPv6). IPv4 in the
-    /// short, octal, hex or numeric forms resolvers accept (`127.1`, `0x7f.1`, `2130706433`)
-    /// counts as internal: only the dotted four-decimal form is judged by its range.
+    /// short, octal, hex or numeric forms resolvers accept (`127.1`, `0177.0.0.1`, `0x7f.1`,
+    /// `2130706433`) counts as internal: only the dotted four-decimal form is judged by its range.
     static func isInternalHost(_ rawHost: String) -> Bool {
         var host = rawHost.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         while host.hasSuffix(".") { host.removeLast() }
         if host == "localhost" || host.hasSuffix(".localhost") || host.hasSuffix(".local") || host.hasSuffix(".internal") {
             return true
         }
-        if host.hasPrefix("::ffff:") { host = String(host.dropFirst("::ffff:".count)) }
         // As browsers do: a host whose last label is a number is an IPv4 address in some form.
         let last = host.split(separator: ".").last.map(String.init) ?? ""
-        if !last.isEmpty, last.allSatisfy(\.isNumber) || last.hasPrefix("0x") {
-            let octets = host.split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
-            guard octets.count == 4, let a = octets[0], let b = octets[1], octets[2] != nil, octets[3] != nil else { return true }
-            switch (a, b) {
-            case (127, _), (10, _), (0, _), (169, 254), (192, 168): return true
-            case (172, 16...31), (100, 64...127): return true
-            default: return false
-            }
+        if !host.contains(":"), !last.isEmpty, last.allSatisfy(\.isNumber) || last.hasPrefix("0x") {
+            var address = in_addr()
+            // Only the plain dotted-decimal form is judged by its range; the short, octal, hex
+            // and numeric forms that resolvers also accept are refused outright.
+            guard inet_pton(AF_INET, host, &address) == 1 else { return true }
+            return isInternal(ipv4: withUnsafeBytes(of: address) { Array($0) })
         }
         guard host.contains(":") else { return false }
-        return host == "::1" || host == "::" || host.hasPrefix("fc") || host.hasPrefix("fd")
-            || ["fe8", "fe9", "fea", "feb"].contains { host.hasPrefix($0) }
+        var address = in6_addr()
+        guard inet_pton(AF_INET6, host, &address) == 1 else { return true }
+        let bytes = withUnsafeBytes(of: address) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == bytes[11], bytes[10] == 0 || bytes[10] == 0xFF {
+            // IPv4-compatible (`::`, `::1` among them) and IPv4-mapped: judged by the IPv4.
+            return isInternal(ipv4: Array(bytes[12..<16]))
+        }
+        // Unique local fc00::/7 and link-local fe80::/10.
+        return bytes[0] & 0xFE == 0xFC || (bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80)
+    }
+
+    private static func isInternal(ipv4 octets: [UInt8]) -> Bool {
+        switch (octets[0], octets[1]) {
+        case (127, _), (10, _), (0, _), (169, 254), (192, 168): true
+        case (172, 16...31), (100, 64...127): true
+        default: false
+        }
     }
 
     // MARK: Rules
