@@ -1,11 +1,18 @@
 import Foundation
 
-/// A condition an alert script reports as active now, as the lifecycle sees it.
-public struct ActiveCondition: Sendable, Equatable {
+/// A condition an alert script reports as active now. The platform diffs the keys of
+/// consecutive evaluations per (rule, device): a new key starts an alert, a key no longer
+/// reported resolves it.
+public struct ActiveCondition: Sendable, Equatable, Codable {
     public var key: String
     public var severity: String
     public var message: String
+    /// The reading behind the condition, when the script gives one.
     public var value: Double?
+
+    /// The longest key and message the platform keeps.
+    public static let maximumKeyLength = 200
+    public static let maximumMessageLength = 1000
 
     public init(key: String, severity: String, message: String, value: Double? = nil) {
         self.key = key

@@ -32,27 +32,8 @@ public enum IngestOutcome: Sendable, Equatable {
     case reject(String)
 }
 
-/// One condition an alert script reports as active now. The platform diffs the keys of
-/// consecutive evaluations per (rule, device): a new key starts an alert, a key no longer
-/// returned resolves it.
-public struct ScriptAlert: Sendable, Equatable, Codable {
-    public var key: String
-    public var severity: String
-    public var message: String
-    /// The reading behind the condition, when the script gives one.
-    public var value: Double?
-
-    public init(key: String, severity: String, message: String, value: Double? = nil) {
-        self.key = key
-        self.severity = severity
-        self.message = message
-        self.value = value
-    }
-
-    /// The longest key and message the platform keeps.
-    public static let maximumKeyLength = 200
-    public static let maximumMessageLength = 1000
-}
+/// One condition an alert script reports as active now (the platform's `ActiveCondition`).
+public typealias ScriptAlert = ActiveCondition
 
 /// What a tier's storage policy allows.
 public struct TierLimits: Sendable, Equatable, Codable {

@@ -405,9 +405,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 guard let verdict, rule.applies(to: serial) else { continue }
                 var tracker = self[rule, serial]
                 for step in verdict.steps {
-                    tracker.apply(
-                        step.map { ActiveCondition(key: $0.key, severity: $0.severity, message: $0.message, value: $0.value) },
-                        at: now, script: verdict.stateJSON, sampleArrived: !timer)
+                    tracker.apply(step, at: now, script: verdict.stateJSON, sampleArrived: !timer)
                 }
                 if let failure = verdict.failure {
                     if firstFailure == nil {
