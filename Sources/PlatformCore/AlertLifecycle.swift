@@ -71,9 +71,6 @@ public struct AlertTracker: Sendable {
         self.makeID = makeID
     }
 
-    /// Whether anything needs storing.
-    public var hasChanges: Bool { !changedAlerts.isEmpty || !notifications.isEmpty }
-
     /// The alerts open now.
     public var openAlerts: [Alert] { Array(open.values) }
 

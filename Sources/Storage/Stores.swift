@@ -199,7 +199,7 @@ public protocol ScriptStore: Sendable {
 }
 
 /// Which alerts to list: newest first, optionally filtered, after a keyset cursor.
-public struct AlertQuery: Sendable, Equatable {
+public struct AlertQuery: Sendable {
     public var tenantID: UUID
     public var states: [AlertState]
     public var deviceSerial: String?
@@ -218,12 +218,6 @@ public struct AlertQuery: Sendable, Equatable {
         self.ruleID = ruleID
         self.before = before
         self.limit = limit
-    }
-
-    public static func == (lhs: AlertQuery, rhs: AlertQuery) -> Bool {
-        lhs.tenantID == rhs.tenantID && lhs.states == rhs.states && lhs.deviceSerial == rhs.deviceSerial
-            && lhs.ruleID == rhs.ruleID && lhs.before?.startedAt == rhs.before?.startedAt && lhs.before?.id == rhs.before?.id
-            && lhs.limit == rhs.limit
     }
 }
 

@@ -36,7 +36,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     private let scheduling = Mutex(Scheduling())
-    /// What the last passes did, for health and logs.
+    /// The timer's completed passes per tenant, for `GET /api/alerts/status/`.
     let status = Mutex(Status())
 
     /// Samples one pass takes from a tenant's queue.
@@ -54,9 +54,6 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     }
 
     struct Status: Sendable {
-        var evaluatedSamples = 0
-        var lastPassAt: Timestamp?
-        var lastFailure: String?
         /// Completed timer passes per tenant, and when the last one ran.
         var timerRuns: [UUID: (count: Int, at: Timestamp)] = [:]
     }
@@ -171,7 +168,6 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     private func note(failure: String) {
         logger.warning("\(failure)")
         digest.jobFailed("alert evaluation", error: failure)
-        status.withLock { $0.lastFailure = failure }
     }
 
     // MARK: Passes
@@ -190,10 +186,6 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         let pass = try await Pass.load(for: tenantID, serials: Array(samples.keys), evaluator: self)
         try await pass.evaluate(rules, devices: samples.keys.sorted().map { ($0, samples[$0]!) }, timer: false)
         try await pass.commit(consumed: queued.map(\.0))
-        status.withLock {
-            $0.evaluatedSamples += queued.count
-            $0.lastPassAt = pass.now
-        }
         return queued.count == Self.passSize
     }
 
