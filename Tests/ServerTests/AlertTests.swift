@@ -297,15 +297,29 @@ struct AlertTests {
                 _ = try await client.waitForAlert(other, "rule=\(otherRule)&state=firing") { $0["device"] as? String == otherDevice.serial }
                 #expect(try await client.alerts(owner, "").count == 1)
 
-                // Another tenant's ids are 404s, never 403s.
+                // Another tenant's ids are 404s, never 403s, and change nothing.
                 let id = try #require(alert["id"] as? String)
-                for (path, method) in [
-                    ("/api/alerts/\(id)/", HTTPRequest.Method.get), ("/api/alerts/\(id)/ack/", .post),
-                    ("/api/alerts/rules/\(rule)/", .get), ("/api/alerts/rules/\(rule)/", .delete),
-                    ("/api/alerts/channels/\(channel)/", .get), ("/api/alerts/channels/\(channel)/test/", .post),
-                ] {
-                    #expect(try await client.json(path, method: method, cookie: other.cookie).status == .notFound, "\(path)")
+                let silenceID = try #require((try silence.object()["silence"] as? [String: Any])?["id"] as? String)
+                let test = try await client.json("/api/alerts/channels/\(channel)/test/", method: .post, cookie: owner.cookie)
+                let deliveryID = try #require((try test.object()["delivery"] as? [String: Any])?["id"] as? String)
+                for (path, method, body) in [
+                    ("/api/alerts/\(id)/", HTTPRequest.Method.get, nil), ("/api/alerts/\(id)/ack/", .post, nil),
+                    ("/api/alerts/rules/\(rule)/", .get, nil), ("/api/alerts/rules/\(rule)/", .delete, nil),
+                    ("/api/alerts/rules/\(rule)/", .patch, #"{"enabled":false}"#),
+                    ("/api/alerts/channels/\(channel)/", .get, nil), ("/api/alerts/channels/\(channel)/test/", .post, nil),
+                    ("/api/alerts/channels/\(channel)/", .patch, #"{"name":"Mine now"}"#),
+                    ("/api/alerts/channels/\(channel)/", .delete, nil), ("/api/alerts/silences/\(silenceID)/", .delete, nil),
+                    ("/api/alerts/deliveries/\(deliveryID)/retry/", .post, nil),
+                ] as [(String, HTTPRequest.Method, String?)] {
+                    #expect(try await client.json(path, method: method, body: body, cookie: other.cookie).status == .notFound, "\(path)")
                 }
+                #expect(try await client.json("/api/alerts/rules/\(rule)/", cookie: owner.cookie).status == .ok)
+                #expect(try await client.json("/api/alerts/channels/\(channel)/", cookie: owner.cookie).status == .ok)
+                let kept = try await client.json("/api/alerts/silences/", cookie: owner.cookie)
+                let silences = try #require(try kept.object()["silences"] as? [[String: Any]])
+                #expect(silences.contains { $0["id"] as? String == silenceID }, "the silence is still there")
+                let others = try await client.json("/api/alerts/deliveries/", cookie: other.cookie)
+                #expect((try others.object()["deliveries"] as? [Any])?.isEmpty == true, "another tenant's deliveries stay hidden")
                 let foreign = try await client.json(
                     "/api/alerts/rules/", method: .post, body: #"{"name":"Steal","script":"threshold","channels":["\#(channel)"]}"#,
                     cookie: other.cookie)
@@ -346,11 +360,17 @@ struct AlertTests {
             }
             let malformed = try await client.json("/api/alerts/rules/", method: .post, body: #"{"name":"#, cookie: user.cookie)
             #expect(malformed.status == .badRequest)
+            let someID = UUID().uuidString
             for (path, method) in [
                 ("/api/alerts/", HTTPRequest.Method.get), ("/api/alerts/rules/", .get), ("/api/alerts/rules/", .post),
                 ("/api/alerts/channels/", .get), ("/api/alerts/silences/", .get), ("/api/alerts/deliveries/", .get),
+                ("/api/alerts/status/", .get), ("/api/alerts/\(someID)/", .get), ("/api/alerts/\(someID)/ack/", .post),
+                ("/api/alerts/rules/\(someID)/", .patch), ("/api/alerts/channels/\(someID)/test/", .post),
+                ("/api/alerts/silences/", .post), ("/api/alerts/silences/\(someID)/", .delete),
+                ("/api/alerts/deliveries/\(someID)/retry/", .post),
             ] {
-                #expect(try await client.json(path, method: method, body: method == .post ? "{}" : nil).status == .unauthorized)
+                let body = method == .post || method == .patch ? "{}" : nil
+                #expect(try await client.json(path, method: method, body: body).status == .unauthorized, "\(path)")
             }
             let badQueries = ["state=burning", "limit=0", "limit=abc", "after=nope", "rule=nope"]
             for query in badQueries {

@@ -1,0 +1,58 @@
+import Foundation
+import PlatformCore
+import ScriptWorkers
+import Scripting
+import Testing
+
+/// Hostile alert rules in one evaluation job: each fails alone with a clear reason, leaves its
+/// stored state as it was, and the well-behaved rule of the same job still answers.
+@Suite struct HostileAlertRuleTests {
+    static let tenant = WorkerTenant(id: UUID(), slug: "acme", tier: "free", memoryBytes: 16 * 1024 * 1024)
+    static let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
+
+    static func rule(_ name: String, _ source: String) -> EvaluateJob.Rule {
+        EvaluateJob.Rule(
+            script: WorkerScript(id: UUID(), version: 1, name: name, configJSON: "{}", source: source), states: [#"{"n":1}"#])
+    }
+
+    static let hostile: [(String, String, String)] = [
+        ("spin", "return { evaluate = function() while true do end end }", "instruction"),
+        ("cycle", "return { evaluate = function(s, state) state.me = state return {}, state end }", "cycle"),
+        ("bloat", "return { evaluate = function(s, state) state.big = string.rep('x', 70000) return {}, state end }", "KiB"),
+        ("keyless", "return { evaluate = function() return { { message = 'no key' } } end }", "key"),
+        ("platform-key", "return { evaluate = function() return { { key = '#no_data', message = 'mine' } } end }", "'#'"),
+        ("function-state", "return { evaluate = function(s, state) return {}, { f = print } end }", "function"),
+    ]
+
+    @Test func eachHostileRuleFailsAloneAndItsNeighbourAnswers() throws {
+        let worker = LuaWorker(catalog: PluginCatalog())
+        let samples = (0..<3).map {
+            TelemetrySample(
+                deviceSerial: "TH-1", timestamp: Self.start.adding(seconds: Double($0) * 60), mode: .heat, tempInside: 30,
+                tempOutside: nil, setpoint: 21, hysteresis: 0.5, output: .heatOn)
+        }
+        let good = Self.rule(
+            "good", "return { evaluate = function(s, state) return { { key = 'hot', message = 'hot' } }, state end }")
+        for (name, source, reason) in Self.hostile {
+            let job = EvaluateJob(
+                tenant: Self.tenant, now: Self.start, timer: false, budgetMilliseconds: 2000,
+                devices: [EvaluateJob.Device(serial: "TH-1", name: "Hall", sampleCount: samples.count)],
+                rules: [Self.rule(name, source), good], samples: samples)
+            guard case .job(.evaluated(let answers)) = worker.handle(.job(.evaluate(job))), answers.count == 2 else {
+                Issue.record("\(name): no evaluation answer")
+                continue
+            }
+            guard case .evaluated(let hostileDevices) = answers[0], let verdict = hostileDevices.first ?? nil else {
+                Issue.record("\(name): \(answers[0])")
+                continue
+            }
+            #expect(verdict.failure?.contains(reason) == true, "\(name): \(verdict.failure ?? "no failure")")
+            #expect(verdict.steps.isEmpty && verdict.stateJSON == #"{"n":1}"#, "\(name): nothing applied, the stored state stays")
+            guard case .evaluated(let goodDevices) = answers[1], let goodVerdict = goodDevices.first ?? nil else {
+                Issue.record("\(name): the neighbour did not answer")
+                continue
+            }
+            #expect(goodVerdict.failure == nil && goodVerdict.steps.count == 3, "\(name): the neighbour ran every sample")
+        }
+    }
+}
