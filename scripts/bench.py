@@ -22,6 +22,7 @@ Prints Markdown tables; BENCHMARKS.md keeps the figures and this exact command.
 import argparse
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -39,6 +40,12 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def percentile(values, p):
+    """Nearest-rank percentile (p from 0 to 100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def call(base, path, body=None, headers=None):

@@ -138,13 +138,6 @@ def wait_for_queue(bench, base, cookie, limit_seconds=300):
     return float("inf")
 
 
-def percentile(values, fraction):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
 def print_header():
     print("| backend | workload | requests/s | p50 ms | p99 ms | vs no rules | evaluation |")
     print("|---|---|---:|---:|---:|---:|---|")
@@ -195,8 +188,8 @@ def run(bench, name, database, args, work, rounds=3):
         print(f"| {name} | ingest, 1 sample/request, {count} rules per device (median of {rounds}) | "
               f"{ruled_median['rps']:,.0f} | {ruled_median['p50_ms']:.2f} | {ruled_median['p99_ms']:.2f} | "
               f"{ruled_median['rps'] / plain_median['rps']:.0%} | drained {statistics.median(drains):.1f} s after |")
-        print(f"| {name} | commit → webhook under that load ({len(delays)} alerts) | | "
-              f"{percentile(delays, 0.5):.0f} | {percentile(delays, 0.99):.0f} | | |")
+        delay_cells = f"{bench.percentile(delays, 50):.0f} | {bench.percentile(delays, 99):.0f}" if delays else "– | –"
+        print(f"| {name} | commit → webhook under that load ({len(delays)} alerts) | | {delay_cells} | | |")
     finally:
         if receiver:
             receiver.stop()

@@ -24,7 +24,6 @@ import argparse
 import http.client
 import importlib.util
 import json
-import math
 import os
 import re
 import shutil
@@ -53,10 +52,7 @@ def load_helpers():
     return module
 
 
-def percentile(values, p):
-    """Nearest-rank percentile of a non-empty list."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+percentile = load_helpers().percentile
 
 
 def iso(epoch_seconds):
