@@ -194,8 +194,9 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     /// devices a rule no longer watches, resolve quietly.
     func timerPass(tenantID: UUID) async throws {
         let rules = try await store.alertRules(tenantID: tenantID)
-        let devices = try await store.devices(tenantID: tenantID).filter { $0.revokedAt == nil }
-        let pass = try await Pass.load(for: tenantID, serials: devices.map(\.serial), evaluator: self)
+        let allDevices = try await store.devices(tenantID: tenantID)
+        let devices = allDevices.filter { $0.revokedAt == nil }
+        let pass = try await Pass.load(for: tenantID, serials: devices.map(\.serial), devices: allDevices, evaluator: self)
         let latest = try await store.latestSamples(tenantID: tenantID)
         let enabled = rules.filter(\.enabled)
         let withSamples = devices.compactMap { device in latest[device.serial].map { (device.serial, [$0]) } }
@@ -256,11 +257,15 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
             self.scripts = scripts
         }
 
-        static func load(for tenantID: UUID, serials: [String], evaluator: AlertEvaluator) async throws -> Pass {
+        /// Reads what a pass needs; `devices` when the caller has already read the tenant's.
+        static func load(for tenantID: UUID, serials: [String], devices known: [Device]? = nil, evaluator: AlertEvaluator)
+            async throws -> Pass
+        {
             let store = evaluator.store
             guard let tenant = try await store.tenant(id: tenantID) else { throw PlatformError.notFound("Tenant") }
             let now = evaluator.clock.now()
-            let devices = try await store.devices(tenantID: tenantID)
+            let devices: [Device]
+            if let known { devices = known } else { devices = try await store.devices(tenantID: tenantID) }
             let active = try await store.activeScripts(tenantID: tenantID, hook: ScriptHook.alert.rawValue)
             return Pass(
                 tenant: tenant, workerTenant: await evaluator.engine.workerTenant(tenant), now: now, evaluator: evaluator,
