@@ -1,7 +1,8 @@
 -- Export: InfluxDB line protocol, one sample a line:
 --   thermostat,device=TH-1 temp_inside_c=20.5,setpoint_c=21,hysteresis_c=0.5,mode="HEAT",output="HEAT_ON" 1795849200000000000
 -- Numbers without an `i` suffix are floats in line protocol, which is what the temperatures
--- are. A missing temp_outside_c is left out (line protocol has no null).
+-- are. A missing temp_outside_c is left out (line protocol has no null). A downsampled row gets
+-- a `rollup=<seconds>s` tag and its sample count, extremes and heating/cooling shares as fields.
 
 local function number(value)
   if math.type(value) == "integer" then return string.format("%d", value) end
@@ -26,6 +27,8 @@ local function nanoseconds(time)
 end
 
 local NUMBER_FIELDS = { "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c" }
+-- A downsampled row's extremes and shares, as fields beside its averages.
+local ROLLUP_FIELDS = { "temp_inside_c", "temp_outside_c", "setpoint_c" }
 local STRING_FIELDS = { "mode", "output" }
 
 local M = { content_type = "text/plain", extension = "lp" }
@@ -41,8 +44,22 @@ function M.row(sample, ctx)
   for _, field in ipairs(STRING_FIELDS) do
     fields[#fields + 1] = field .. "=" .. string_field(sample[field])
   end
-  return string.format("%s,device=%s %s %s\n", name, tag(sample.device_id), table.concat(fields, ","),
-    nanoseconds(sample.time))
+  local tags = ",device=" .. tag(sample.device_id)
+  local rollup = sample.rollup
+  if rollup ~= nil then
+    tags = tags .. ",rollup=" .. rollup.resolution_seconds .. "s"
+    fields[#fields + 1] = "samples=" .. rollup.samples .. "i"
+    for _, field in ipairs(ROLLUP_FIELDS) do
+      local extremes = rollup[field]
+      if extremes ~= nil then
+        fields[#fields + 1] = field:sub(1, -3) .. "_min_c=" .. number(extremes.min)
+        fields[#fields + 1] = field:sub(1, -3) .. "_max_c=" .. number(extremes.max)
+      end
+    end
+    fields[#fields + 1] = "heating_share=" .. number(rollup.heating_share)
+    fields[#fields + 1] = "cooling_share=" .. number(rollup.cooling_share)
+  end
+  return string.format("%s%s %s %s\n", name, tags, table.concat(fields, ","), nanoseconds(sample.time))
 end
 
 return M

@@ -13,6 +13,8 @@ local ESCAPES = {
 }
 
 local function quote(text)
+  -- Most strings need no escape: one search instead of a substitution with a callback.
+  if not text:find('[%c"\\]') then return '"' .. text .. '"' end
   -- %c is every control character, DEL included; \u00XX is valid JSON for all of them.
   return '"' .. text:gsub('[%c"\\]', function(c)
     return ESCAPES[c] or string.format("\\u%04x", c:byte())
@@ -72,10 +74,27 @@ local M = { content_type = "application/x-ndjson", extension = "ndjson" }
 
 function M.encode(value) return encode(value) end
 
+-- Each field's key with the separator before it, built once.
+local KEYS = {}
+for i, name in ipairs(FIELDS) do KEYS[i] = (i == 1 and "{" or ",") .. quote(name) .. ":" end
+
+-- A downsampled row (sample.rollup set) also carries its "rollup" object.
 function M.row(sample)
   local parts = {}
-  for i, name in ipairs(FIELDS) do parts[i] = quote(name) .. ":" .. encode(sample[name]) end
-  return "{" .. table.concat(parts, ",") .. "}\n"
+  for i = 1, #FIELDS do
+    local value = sample[FIELDS[i]]
+    local kind = type(value)
+    if kind == "number" then
+      parts[i] = KEYS[i] .. number(value)
+    elseif kind == "string" then
+      parts[i] = KEYS[i] .. quote(value)
+    else
+      parts[i] = KEYS[i] .. encode(value)
+    end
+  end
+  if sample.rollup ~= nil then parts[#parts + 1] = ',"rollup":' .. encode(sample.rollup) end
+  parts[#parts + 1] = "}\n"
+  return table.concat(parts)
 end
 
 return M

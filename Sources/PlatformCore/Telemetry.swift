@@ -24,10 +24,14 @@ public struct TelemetrySample: Sendable, Equatable {
     public var setpoint: Double
     public var hysteresis: Double
     public var output: ThermostatOutput
+    /// Set when this row stands for a stored rollup of many samples (downsampling): then the
+    /// temperatures and setpoint are the bucket's averages, `timestamp` its start, and mode,
+    /// hysteresis and output those of its newest sample.
+    public var rollup: SampleRollup?
 
     public init(
         deviceSerial: String, timestamp: Timestamp, mode: ThermostatMode, tempInside: Double,
-        tempOutside: Double?, setpoint: Double, hysteresis: Double, output: ThermostatOutput
+        tempOutside: Double?, setpoint: Double, hysteresis: Double, output: ThermostatOutput, rollup: SampleRollup? = nil
     ) {
         self.deviceSerial = deviceSerial
         self.timestamp = timestamp
@@ -37,7 +41,48 @@ public struct TelemetrySample: Sendable, Equatable {
         self.setpoint = setpoint
         self.hysteresis = hysteresis
         self.output = output
+        self.rollup = rollup
     }
+}
+
+/// What a rollup adds to the averages its row carries: the bucket's width, how many samples it
+/// summarises, their extremes, and the share of them with the output heating or cooling.
+public struct SampleRollup: Sendable, Equatable {
+    public var resolutionSeconds: Int
+    public var count: Int
+    public var tempInsideMin: Double
+    public var tempInsideMax: Double
+    /// Nil when none of the samples had an outdoor reading.
+    public var tempOutsideMin: Double?
+    public var tempOutsideMax: Double?
+    public var setpointMin: Double
+    public var setpointMax: Double
+    public var heatingShare: Double
+    public var coolingShare: Double
+
+    public init(
+        resolutionSeconds: Int, count: Int, tempInsideMin: Double, tempInsideMax: Double, tempOutsideMin: Double?,
+        tempOutsideMax: Double?, setpointMin: Double, setpointMax: Double, heatingShare: Double, coolingShare: Double
+    ) {
+        self.resolutionSeconds = resolutionSeconds
+        self.count = count
+        self.tempInsideMin = tempInsideMin
+        self.tempInsideMax = tempInsideMax
+        self.tempOutsideMin = tempOutsideMin
+        self.tempOutsideMax = tempOutsideMax
+        self.setpointMin = setpointMin
+        self.setpointMax = setpointMax
+        self.heatingShare = heatingShare
+        self.coolingShare = coolingShare
+    }
+}
+
+/// The time resolutions the platform aggregates at: query buckets and downsampling steps. Each
+/// divides every larger one, so finer buckets nest exactly in coarser ones (epoch-aligned).
+public enum TelemetryResolution {
+    public static let seconds: [String: Int] = ["1m": 60, "5m": 300, "15m": 900, "1h": 3600, "2h": 7200, "1d": 86_400]
+    /// The names in increasing width, for messages.
+    public static let names = seconds.sorted { $0.value < $1.value }.map(\.key)
 }
 
 /// The plausibility rules a sample must meet before the platform stores it.

@@ -54,6 +54,20 @@ public enum SampleBridge {
             "hysteresis_c": .number(sample.hysteresis), "output": .string(sample.output.rawValue),
         ]
         if let outside = sample.tempOutside { fields["temp_outside_c"] = .number(outside) }
+        if let rollup = sample.rollup { fields["rollup"] = value(rollup) }
+        return .table(fields)
+    }
+
+    /// A rollup as scripts see it: the JSON API's `rollup` object.
+    static func value(_ rollup: SampleRollup) -> LuaValue {
+        func extremes(_ low: Double, _ high: Double) -> LuaValue { ["min": .number(low), "max": .number(high)] }
+        var fields: [String: LuaValue] = [
+            "resolution_seconds": .integer(Int64(rollup.resolutionSeconds)), "samples": .integer(Int64(rollup.count)),
+            "temp_inside_c": extremes(rollup.tempInsideMin, rollup.tempInsideMax),
+            "setpoint_c": extremes(rollup.setpointMin, rollup.setpointMax),
+            "heating_share": .number(rollup.heatingShare), "cooling_share": .number(rollup.coolingShare),
+        ]
+        if let low = rollup.tempOutsideMin, let high = rollup.tempOutsideMax { fields["temp_outside_c"] = extremes(low, high) }
         return .table(fields)
     }
 

@@ -46,6 +46,9 @@ public struct TierLimits: Sendable, Equatable, Codable {
             self.afterDays = afterDays
             self.resolution = resolution
         }
+
+        /// The resolution in seconds (policies are checked to name one of `TelemetryResolution`'s).
+        public var resolutionSeconds: Int { TelemetryResolution.seconds[resolution] ?? 3600 }
     }
 
     public var maxDevices: Int
@@ -531,6 +534,16 @@ public final class ScriptRunner {
             for step in steps {
                 guard let days = step["after_days"]?.doubleValue, let resolution = step["resolution"]?.stringValue else {
                     throw .contract("each downsample step needs after_days and resolution")
+                }
+                guard days.rounded() == days, (1...36_500).contains(days) else {
+                    throw .contract("a downsample step's after_days must be a whole number from 1 to 36500")
+                }
+                guard let seconds = TelemetryResolution.seconds[resolution] else {
+                    throw .contract(
+                        "a downsample step's resolution must be one of \(TelemetryResolution.names.joined(separator: ", "))")
+                }
+                if let previous = downsample.last, !(Int(days) > previous.afterDays && seconds > previous.resolutionSeconds) {
+                    throw .contract("downsample steps must come in order: each later (after_days) and coarser than the one before")
                 }
                 downsample.append(.init(afterDays: Int(days), resolution: resolution))
             }

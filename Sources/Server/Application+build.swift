@@ -37,7 +37,7 @@ public func buildApplication(
     // The shutdown monitor comes first so that the service group stops it last (see its comment).
     app.addServices(
         platform.shutdownMonitor, store, platform.writer, platform.sessionSweeper, platform.workers, platform.usageJob,
-        platform.retention, platform.alertDeliveries, platform.alertEvaluator, platform.digest)
+        platform.storageJobs, platform.alertDeliveries, platform.alertEvaluator, platform.digest)
     app.beforeServerStarts {
         let applied = try await store.migrate()
         if !applied.isEmpty {
@@ -69,6 +69,8 @@ struct Platform {
     let quotas: QuotaService
     let usageJob: TenantUsageJob
     let retention: RetentionJob
+    let downsampling: DownsampleJob
+    let storageJobs: StorageJobs
     let digest: OperatorDigest
     let alertDeliveries: AlertDeliveryService
     let alertEvaluator: AlertEvaluator
@@ -135,8 +137,10 @@ struct Platform {
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
         usageJob = TenantUsageJob(quotas: quotas, digest: digest, logger: logger)
-        retention = RetentionJob(
-            store: store, quotas: quotas, clock: clock, period: .seconds(configuration.retentionIntervalSeconds),
+        retention = RetentionJob(store: store, quotas: quotas, clock: clock, logger: logger)
+        downsampling = DownsampleJob(store: store, quotas: quotas, clock: clock, logger: logger)
+        storageJobs = StorageJobs(
+            retention: retention, downsampling: downsampling, period: .seconds(configuration.retentionIntervalSeconds),
             digest: digest, logger: logger)
     }
 
@@ -184,7 +188,8 @@ struct Platform {
             .addRoutes(to: authenticated.group("devices"))
         telemetry.addQueryRoutes(to: authenticated.group("telemetry"))
         ExportController(exports: exports).addRoutes(to: authenticated.group("telemetry"))
-        TierController(store: store, quotas: quotas, scripts: scripts, retention: retention, clock: clock)
+        TierController(
+            store: store, quotas: quotas, scripts: scripts, retention: retention, downsampling: downsampling, clock: clock)
             .addRoutes(usage: authenticated.group("usage"), admin: authenticated.group("admin/tenants"))
         TokenController(accounts: accounts, store: store, clock: clock).addRoutes(to: authenticated.group("tokens"))
         MemberController(members: members).addRoutes(

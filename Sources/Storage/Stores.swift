@@ -155,9 +155,14 @@ public protocol TelemetryStore: Sendable {
     /// already exists, and updates each device's `last_seen` to `receivedAt`. Returns, for each
     /// record in order, whether it was newly stored. Returns only after the commit.
     func insert(_ records: [TelemetryRecord], receivedAt: Timestamp) async throws -> [Bool]
+    /// Raw samples and stored rollups (each as one row with `rollup` set, at its bucket's
+    /// start) in time order, so a range spanning downsampled and raw data reads as one.
     func samples(_ range: TelemetryRange) async throws -> [TelemetrySample]
-    /// Buckets of `bucketSeconds` aligned to the Unix epoch; `after` is a bucket start.
+    /// Buckets of `bucketSeconds` aligned to the Unix epoch over raw samples and rollups alike
+    /// (a rollup counts in the bucket its start falls in); `after` is a bucket start.
     func buckets(_ range: TelemetryRange, bucketSeconds: Int) async throws -> [SampleBucket]
+    /// Whether the tenant (one device of it, when `serial` is given) has rollups in `[from, to)`.
+    func hasRollups(tenantID: UUID, serial: String?, from: Timestamp, to: Timestamp) async throws -> Bool
     /// The device's newest `limit` samples, oldest first.
     func recentSamples(tenantID: UUID, serial: String, limit: Int) async throws -> [TelemetrySample]
     /// Each of the tenant's devices' newest sample, by serial (devices without one are absent),
@@ -322,8 +327,22 @@ public protocol AlertStore: Sendable {
     func resetAlertRuleStates(tenantID: UUID, ruleID: UUID) async throws
 }
 
-/// What storage tiers need of the store: every tenant for operators, disabling, usage counts
-/// and chunked deletes (retention, `drop_oldest`).
+/// What one downsampling chunk did: raw samples rolled up, finer rollups merged into coarser
+/// ones, and whether nothing is left to roll before the cutoff.
+public struct DownsampleChunk: Sendable, Equatable {
+    public var samples: Int
+    public var rollups: Int
+    public var isComplete: Bool
+
+    public init(samples: Int, rollups: Int, isComplete: Bool) {
+        self.samples = samples
+        self.rollups = rollups
+        self.isComplete = isComplete
+    }
+}
+
+/// What storage tiers need of the store: every tenant for operators, disabling, usage counts,
+/// chunked deletes (retention, `drop_oldest`) and downsampling.
 public protocol TierStore: Sendable {
     /// Every tenant, oldest first (the platform admins' list).
     func allTenants() async throws -> [Tenant]
@@ -338,6 +357,24 @@ public protocol TierStore: Sendable {
     func deleteSamples(tenantID: UUID, serial: String, before cutoff: Timestamp, limit: Int) async throws -> Int
     /// Deletes the tenant's `count` oldest samples (across its devices); returns how many.
     func deleteOldestSamples(tenantID: UUID, count: Int) async throws -> Int
+    /// Deletes up to `limit` of one device's rollups that start before `cutoff`; returns how many.
+    func deleteRollups(tenantID: UUID, serial: String, before cutoff: Timestamp, limit: Int) async throws -> Int
+    /// One step of downsampling, in one transaction: the device's oldest raw samples and finer
+    /// rollups before `cutoff` (a multiple of the resolution), about `limit` of each at most
+    /// and always whole buckets, become rollups of `resolutionSeconds` (merged into any
+    /// already stored) and are deleted. Idempotent, and a kill loses one chunk at most.
+    func downsample(tenantID: UUID, serial: String, resolutionSeconds: Int, before cutoff: Timestamp, limit: Int)
+        async throws -> DownsampleChunk
+    /// Deletes the tenant's alerts resolved before `cutoff` with their deliveries, and test
+    /// deliveries (of no alert) created before it; returns how many alerts and deliveries.
+    func deleteAlertHistory(tenantID: UUID, before cutoff: Timestamp) async throws -> Int
+    /// Deletes the tenant's script versions uploaded before `cutoff`, except each script's
+    /// active and newest versions; returns how many.
+    func deleteScriptVersions(tenantID: UUID, before cutoff: Timestamp) async throws -> Int
+    /// Drops whole telemetry partitions (PostgreSQL's monthly ones) in which every row is
+    /// older than its tenant's cutoff; tenants absent from `cutoffs` keep everything. Returns
+    /// the rows dropped. SQLite has no partitions and drops nothing.
+    func dropExpiredPartitions(cutoffs: [UUID: Timestamp]) async throws -> Int
     /// The storage policy a platform admin assigned to this tenant alone (a special contract),
     /// replacing its tier's; nil when it has none.
     func contractPolicy(tenantID: UUID) async throws -> String?

@@ -71,6 +71,12 @@ public enum TestDatabase {
         try await adminQuery("CREATE DATABASE \(name)", adminURL: adminURL)
     }
 
+    /// Runs one statement in a PostgreSQL database made by `makeURL(.postgres)`, for a test
+    /// that must set up what the store's API cannot (a partition of a month long gone).
+    public static func execute(_ sql: String, databaseURL: String) async throws {
+        try await adminQuery(sql, adminURL: databaseURL)
+    }
+
     /// One statement on a connection of its own (no pool to start and stop).
     private static func adminQuery(_ sql: String, adminURL: String) async throws {
         guard let components = URLComponents(string: adminURL) else { throw TestDatabaseError.postgresUnavailable }

@@ -326,14 +326,19 @@ public enum WorkerCodec {
     }
 
     /// Bytes of one sample besides its serial: the serial's length (4), time (8), mode (1),
-    /// inside (8), outside present (1) and value (8), setpoint (8), hysteresis (8), output (1).
+    /// inside (8), flags (1: outside present, rollup follows) and outside (8), setpoint (8),
+    /// hysteresis (8), output (1).
     private static let fixedSampleBytes = 47
+    /// Bytes of a rollup after its sample: resolution and count (8 each), eight doubles.
+    private static let rollupBytes = 80
+    private static let hasOutsideFlag: UInt8 = 1
+    private static let hasRollupFlag: UInt8 = 2
 
     /// Samples as fixed little-endian records, written in one pass over raw memory: per-field
     /// `ByteBuffer` calls cost more than the Lua call they carry.
     private static func write(_ samples: [TelemetrySample], into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt32(samples.count))
-        let total = samples.reduce(0) { $0 + fixedSampleBytes + $1.deviceSerial.utf8.count }
+        let total = samples.reduce(0) { $0 + fixedSampleBytes + $1.deviceSerial.utf8.count + ($1.rollup == nil ? 0 : rollupBytes) }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { space in
             var offset = 0
             func store<Value: FixedWidthInteger>(_ value: Value) {
@@ -350,11 +355,21 @@ public enum WorkerCodec {
                 store(sample.timestamp.microseconds)
                 store(modeCode(sample.mode))
                 store(sample.tempInside.bitPattern)
-                store(UInt8(sample.tempOutside == nil ? 0 : 1))
+                store((sample.tempOutside == nil ? 0 : hasOutsideFlag) | (sample.rollup == nil ? 0 : hasRollupFlag))
                 store((sample.tempOutside ?? 0).bitPattern)
                 store(sample.setpoint.bitPattern)
                 store(sample.hysteresis.bitPattern)
                 store(outputCode(sample.output))
+                if let rollup = sample.rollup {
+                    store(Int64(rollup.resolutionSeconds))
+                    store(Int64(rollup.count))
+                    for value in [
+                        rollup.tempInsideMin, rollup.tempInsideMax, rollup.tempOutsideMin ?? .nan, rollup.tempOutsideMax ?? .nan,
+                        rollup.setpointMin, rollup.setpointMax, rollup.heatingShare, rollup.coolingShare,
+                    ] {
+                        store(value.bitPattern)
+                    }
+                }
             }
             return offset
         }
@@ -381,15 +396,27 @@ public enum WorkerCodec {
                 let time = Timestamp(microseconds: try load(Int64.self))
                 let mode = try mode(try load(UInt8.self))
                 let inside = Double(bitPattern: try load(UInt64.self))
-                let hasOutside = try load(UInt8.self) != 0
+                let flags = try load(UInt8.self)
                 let outside = Double(bitPattern: try load(UInt64.self))
                 let setpoint = Double(bitPattern: try load(UInt64.self))
                 let hysteresis = Double(bitPattern: try load(UInt64.self))
                 let output = try output(try load(UInt8.self))
+                var rollup: SampleRollup?
+                if flags & hasRollupFlag != 0 {
+                    let resolution = Int(try load(Int64.self))
+                    let count = Int(try load(Int64.self))
+                    var values: [Double] = []
+                    for _ in 0..<8 { values.append(Double(bitPattern: try load(UInt64.self))) }
+                    rollup = SampleRollup(
+                        resolutionSeconds: resolution, count: count, tempInsideMin: values[0], tempInsideMax: values[1],
+                        tempOutsideMin: values[2].isNaN ? nil : values[2], tempOutsideMax: values[3].isNaN ? nil : values[3],
+                        setpointMin: values[4], setpointMax: values[5], heatingShare: values[6], coolingShare: values[7])
+                }
                 samples.append(
                     TelemetrySample(
-                        deviceSerial: serial, timestamp: time, mode: mode, tempInside: inside, tempOutside: hasOutside ? outside : nil,
-                        setpoint: setpoint, hysteresis: hysteresis, output: output))
+                        deviceSerial: serial, timestamp: time, mode: mode, tempInside: inside,
+                        tempOutside: flags & hasOutsideFlag != 0 ? outside : nil, setpoint: setpoint, hysteresis: hysteresis,
+                        output: output, rollup: rollup))
             }
             return (offset, samples)
         }

@@ -39,79 +39,189 @@ struct TenantUsageJob: Service {
     }
 }
 
-/// Deletes samples older than each tenant's `retention_days`, device by device in chunks of
-/// `chunk` rows (each its own short transaction, so no long lock is held and a kill loses at
-/// most one chunk's progress: the next run simply goes on). Runs every `period`.
-final class RetentionJob: Service, Sendable {
-    private let store: any PlatformStore
-    private let quotas: QuotaService
-    private let clock: any WallClock
-    private let logger: Logger
-    private let digest: OperatorDigest
-    private let period: Duration
-    private let reports = Mutex<(lastRun: Timestamp?, total: Int, byTenant: [UUID: Int])>((nil, 0, [:]))
-    static let chunk = 5000
-
-    init(
-        store: any PlatformStore, quotas: QuotaService, clock: any WallClock, period: Duration, digest: OperatorDigest,
-        logger: Logger
-    ) {
-        self.store = store
-        self.digest = digest
-        self.quotas = quotas
-        self.clock = clock
-        self.period = period
-        self.logger = logger
-    }
-
-    /// The last run over all tenants.
-    var lastReport: JobReport { reports.withLock { JobReport(lastRun: $0.lastRun, rows: $0.total) } }
-
-    /// The last run and what it deleted of one tenant's samples.
-    func report(for tenantID: UUID) -> JobReport {
-        reports.withLock { JobReport(lastRun: $0.lastRun, rows: $0.byTenant[tenantID] ?? 0) }
-    }
+/// Runs the storage jobs one after the other every `period`: retention first (what it deletes
+/// need not be rolled up), then downsampling. Each job's failure is logged and mailed to the
+/// operator; the next round tries again.
+struct StorageJobs: Service {
+    let retention: RetentionJob
+    let downsampling: DownsampleJob
+    let period: Duration
+    let digest: OperatorDigest
+    let logger: Logger
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await Task.sleep(for: self.period)
+                try await Task.sleep(for: period)
                 do {
-                    _ = try await self.runOnce()
+                    try await retention.runOnce()
                 } catch {
-                    self.logger.warning("retention run failed", metadata: ["error": "\(error)"])
-                    self.digest.jobFailed("retention", error: "\(error)")
+                    logger.warning("retention run failed", metadata: ["error": "\(error)"])
+                    digest.jobFailed("retention", error: "\(error)")
+                }
+                do {
+                    try await downsampling.runOnce()
+                } catch {
+                    logger.warning("downsampling run failed", metadata: ["error": "\(error)"])
+                    digest.jobFailed("downsampling", error: "\(error)")
                 }
             }
         }
     }
+}
 
-    /// One pass over every tenant; returns the rows deleted.
+/// Per-tenant figures of a job's last run.
+private struct JobRun {
+    var lastRun: Timestamp?
+    var total = 0
+    var byTenant: [UUID: Int] = [:]
+
+    var report: JobReport { JobReport(lastRun: lastRun, rows: total) }
+
+    func report(for tenantID: UUID) -> JobReport { JobReport(lastRun: lastRun, rows: byTenant[tenantID] ?? 0) }
+}
+
+/// Deletes what is older than each tenant's `retention_days`: on PostgreSQL first whole
+/// monthly partitions in which every row has expired, then, device by device, samples and
+/// rollups in chunks of `chunk` rows (each its own short transaction, so no long lock is held
+/// and a kill loses at most one chunk's progress: the next run simply goes on), then resolved
+/// alerts with their deliveries and script versions that are neither active nor newest.
+final class RetentionJob: Sendable {
+    private let store: any PlatformStore
+    private let quotas: QuotaService
+    private let clock: any WallClock
+    private let logger: Logger
+    private let lastRun = Mutex(JobRun())
+    static let chunk = 5000
+
+    init(store: any PlatformStore, quotas: QuotaService, clock: any WallClock, logger: Logger) {
+        self.store = store
+        self.quotas = quotas
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// The last run over all tenants: telemetry rows deleted (samples, rollups, partitions).
+    var lastReport: JobReport { lastRun.withLock { $0.report } }
+
+    /// The last run and the telemetry rows it deleted of one tenant.
+    func report(for tenantID: UUID) -> JobReport { lastRun.withLock { $0.report(for: tenantID) } }
+
+    /// One pass over every tenant; returns the telemetry rows deleted.
     @discardableResult
     func runOnce() async throws -> Int {
-        var deleted = 0
-        var byTenant: [UUID: Int] = [:]
         let now = clock.now()
+        var cutoffs: [UUID: Timestamp] = [:]
+        var tenants: [Tenant] = []
         for tenant in try await store.allTenants() {
             guard let limits = await quotas.limits(for: tenant), limits.retentionDays > 0 else { continue }
-            let cutoff = now.adding(seconds: -Double(limits.retentionDays) * 86_400)
-            var tenantDeleted = 0
+            cutoffs[tenant.id] = now.adding(seconds: -Double(limits.retentionDays) * 86_400)
+            tenants.append(tenant)
+        }
+        // Partition drops are not attributed to tenants; the next usage count corrects quotas.
+        var run = JobRun(lastRun: now, total: try await store.dropExpiredPartitions(cutoffs: cutoffs))
+        for tenant in tenants {
+            guard let cutoff = cutoffs[tenant.id] else { continue }
+            var samples = 0
+            var rollups = 0
             for device in try await store.devices(tenantID: tenant.id) {
-                while !Task.isCancelled {
-                    let rows = try await store.deleteSamples(
-                        tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
-                    tenantDeleted += rows
-                    if rows < Self.chunk { break }
+                samples += try await chunked {
+                    try await self.store.deleteSamples(tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
+                }
+                rollups += try await chunked {
+                    try await self.store.deleteRollups(tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
                 }
             }
-            if tenantDeleted > 0 {
-                quotas.removed(tenantDeleted, tenantID: tenant.id)
-                logger.info("retention deleted samples", metadata: ["tenant": "\(tenant.slug)", "rows": "\(tenantDeleted)"])
+            let alerts = try await store.deleteAlertHistory(tenantID: tenant.id, before: cutoff)
+            let versions = try await store.deleteScriptVersions(tenantID: tenant.id, before: cutoff)
+            if samples > 0 { quotas.removed(samples, tenantID: tenant.id) }
+            if samples + rollups + alerts + versions > 0 {
+                logger.info(
+                    "retention deleted expired data",
+                    metadata: [
+                        "tenant": "\(tenant.slug)", "samples": "\(samples)", "rollups": "\(rollups)",
+                        "alerts_and_deliveries": "\(alerts)", "script_versions": "\(versions)",
+                    ])
             }
-            deleted += tenantDeleted
-            byTenant[tenant.id] = tenantDeleted
+            run.total += samples + rollups
+            run.byTenant[tenant.id] = samples + rollups
         }
-        reports.withLock { $0 = (now, deleted, byTenant) }
-        return deleted
+        lastRun.withLock { $0 = run }
+        return run.total
+    }
+
+    /// Repeats a chunked delete until a chunk comes back short; returns the rows deleted.
+    private func chunked(_ delete: () async throws -> Int) async throws -> Int {
+        var total = 0
+        while !Task.isCancelled {
+            let rows = try await delete()
+            total += rows
+            if rows < Self.chunk { break }
+        }
+        return total
+    }
+}
+
+/// Rolls raw samples older than each step of the tenant's `downsample` policy into min/avg/max
+/// rollups at the step's resolution and deletes them (and finer rollups into coarser ones),
+/// device by device in chunks of about `chunk` rows, each chunk one transaction: idempotent,
+/// and a killed run simply goes on next time. The oldest step runs first, so samples old
+/// enough for the coarsest step go there directly.
+final class DownsampleJob: Sendable {
+    private let store: any PlatformStore
+    private let quotas: QuotaService
+    private let clock: any WallClock
+    private let logger: Logger
+    private let lastRun = Mutex(JobRun())
+    static let chunk = 5000
+
+    init(store: any PlatformStore, quotas: QuotaService, clock: any WallClock, logger: Logger) {
+        self.store = store
+        self.quotas = quotas
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// The last run over all tenants: raw samples rolled up.
+    var lastReport: JobReport { lastRun.withLock { $0.report } }
+
+    /// The last run and the raw samples it rolled up of one tenant.
+    func report(for tenantID: UUID) -> JobReport { lastRun.withLock { $0.report(for: tenantID) } }
+
+    /// One pass over every tenant, at most `maximumChunks` chunks (a test's way to stop a run
+    /// halfway); returns the raw samples rolled up.
+    @discardableResult
+    func runOnce(maximumChunks: Int = .max) async throws -> Int {
+        let now = clock.now()
+        var run = JobRun(lastRun: now)
+        var chunks = 0
+        tenants: for tenant in try await store.allTenants() {
+            guard let limits = await quotas.limits(for: tenant), !limits.downsample.isEmpty else { continue }
+            var samples = 0
+            defer {
+                if samples > 0 {
+                    quotas.removed(samples, tenantID: tenant.id)
+                    logger.info("downsampling rolled up samples", metadata: ["tenant": "\(tenant.slug)", "rows": "\(samples)"])
+                }
+                run.total += samples
+                run.byTenant[tenant.id] = samples
+            }
+            for device in try await store.devices(tenantID: tenant.id) {
+                for step in limits.downsample.sorted(by: { $0.afterDays > $1.afterDays }) {
+                    let cutoff = now.adding(seconds: -Double(step.afterDays) * 86_400)
+                    while !Task.isCancelled {
+                        guard chunks < maximumChunks else { break tenants }
+                        chunks += 1
+                        let chunk = try await store.downsample(
+                            tenantID: tenant.id, serial: device.serial, resolutionSeconds: step.resolutionSeconds,
+                            before: cutoff, limit: Self.chunk)
+                        samples += chunk.samples
+                        if chunk.isComplete { break }
+                    }
+                }
+            }
+        }
+        lastRun.withLock { $0 = run }
+        return run.total
     }
 }

@@ -41,11 +41,12 @@ struct SampleJSON: Encodable {
         case tempOutside = "temp_outside_c"
         case setpoint = "setpoint_c"
         case hysteresis = "hysteresis_c"
-        case output
+        case output, rollup
     }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(sample.rollup.map(RollupJSON.init), forKey: .rollup)
         try container.encode(sample.deviceSerial, forKey: .deviceID)
         try container.encode(sample.timestamp, forKey: .timestamp)
         try container.encode(sample.mode.rawValue, forKey: .mode)
@@ -54,6 +55,39 @@ struct SampleJSON: Encodable {
         try container.encode(sample.setpoint, forKey: .setpoint)
         try container.encode(sample.hysteresis, forKey: .hysteresis)
         try container.encode(sample.output.rawValue, forKey: .output)
+    }
+}
+
+/// The `rollup` object of a downsampled row: its width, how many samples it stands for, their
+/// extremes and the share of them heating or cooling.
+struct RollupJSON: Encodable {
+    var rollup: SampleRollup
+
+    struct Extremes: Encodable {
+        var min: Double
+        var max: Double
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case resolutionSeconds = "resolution_seconds"
+        case samples
+        case tempInside = "temp_inside_c"
+        case tempOutside = "temp_outside_c"
+        case setpoint = "setpoint_c"
+        case heatingShare = "heating_share"
+        case coolingShare = "cooling_share"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(rollup.resolutionSeconds, forKey: .resolutionSeconds)
+        try container.encode(rollup.count, forKey: .samples)
+        try container.encode(Extremes(min: rollup.tempInsideMin, max: rollup.tempInsideMax), forKey: .tempInside)
+        let outside = rollup.tempOutsideMin.flatMap { low in rollup.tempOutsideMax.map { Extremes(min: low, max: $0) } }
+        try container.encode(outside, forKey: .tempOutside)
+        try container.encode(Extremes(min: rollup.setpointMin, max: rollup.setpointMax), forKey: .setpoint)
+        try container.encode(rollup.heatingShare, forKey: .heatingShare)
+        try container.encode(rollup.coolingShare, forKey: .coolingShare)
     }
 }
 

@@ -30,9 +30,6 @@ struct TelemetryController {
         var next: String?
     }
 
-    static let bucketWidths: [String: Int] = [
-        "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "2h": 7200, "1d": 86_400,
-    ]
     static let defaultLimit = 1000
     static let maximumLimit = 10_000
 
@@ -202,8 +199,9 @@ struct TelemetryController {
         }
         let range = TelemetryRange(tenantID: tenantID, serial: serial, from: from, to: to, after: after, limit: limit)
         if let bucketName = parameters["bucket"].map(String.init) {
-            guard let width = Self.bucketWidths[bucketName] else {
-                throw PlatformError.invalid("bucket", "must be one of 1m, 5m, 15m, 1h, 2h, 1d", code: "invalid_enum")
+            guard let width = TelemetryResolution.seconds[bucketName] else {
+                throw PlatformError.invalid(
+                    "bucket", "must be one of \(TelemetryResolution.names.joined(separator: ", "))", code: "invalid_enum")
             }
             let buckets = try await store.buckets(range, bucketSeconds: width)
             let next = buckets.count == limit ? buckets.last?.start.iso8601 : nil

@@ -12,6 +12,7 @@ struct TierController {
     let quotas: QuotaService
     let scripts: ScriptEngine
     let retention: RetentionJob
+    let downsampling: DownsampleJob
     let clock: any WallClock
     /// A limit counts as nearly used from this share on.
     static let warningShare = 0.8
@@ -120,6 +121,7 @@ struct TierController {
         let limits = await quotas.limits(for: tenant)
         let samples = quotas.samples(tenantID: tenant.id)
         let retention = retention.report(for: tenant.id)
+        let downsampling = downsampling.report(for: tenant.id)
         return try jsonResponse(
             UsageJSON(
                 tier: tenant.tier,
@@ -129,7 +131,10 @@ struct TierController {
                 onOverQuota: limits?.onOverQuota.rawValue,
                 downsample: (limits?.downsample ?? []).map { DownsampleJSON(afterDays: $0.afterDays, resolution: $0.resolution) },
                 countedAt: quotas.countedAt,
-                jobs: ["retention": JobJSON(lastRun: retention.lastRun, rows: retention.rows)]))
+                jobs: [
+                    "retention": JobJSON(lastRun: retention.lastRun, rows: retention.rows),
+                    "downsample": JobJSON(lastRun: downsampling.lastRun, rows: downsampling.rows),
+                ]))
     }
 
     @Sendable func listTenants(_ request: Request, context: AuthenticatedContext) async throws -> Response {

@@ -31,7 +31,8 @@ struct ExportService: Sendable {
 
     /// How rows become bytes.
     enum Renderer: Sendable {
-        case csv
+        /// With `rollups`, the range holds downsampled rows and each row gets their columns.
+        case csv(rollups: Bool)
         case lua(script: WorkerScript, source: String, tenant: WorkerTenant)
     }
 
@@ -77,7 +78,7 @@ struct ExportService: Sendable {
             serials = try await store.devices(tenantID: tenant.id).map(\.serial).sorted()
         }
         let name = formatName ?? "csv"
-        var renderer = Renderer.csv
+        var renderer = Renderer.csv(rollups: try await store.hasRollups(tenantID: tenant.id, serial: device, from: from, to: to))
         var contentType = "text/csv; charset=utf-8"
         var fileExtension = "csv"
         if name != "csv" {
@@ -112,8 +113,8 @@ struct ExportService: Sendable {
     func nextChunk(_ prepared: inout Prepared) async throws -> String? {
         guard let page = try await nextPage(&prepared) else { return nil }
         switch prepared.renderer {
-        case .csv:
-            return CSVFormat.rows(page)
+        case .csv(let rollups):
+            return CSVFormat.rows(page, rollups: rollups)
         case .lua(let script, let source, let tenant):
             var output = ""
             var start = page.startIndex
@@ -136,8 +137,8 @@ struct ExportService: Sendable {
 
     private func header(_ prepared: Prepared) async throws -> String {
         switch prepared.renderer {
-        case .csv:
-            return CSVFormat.header
+        case .csv(let rollups):
+            return rollups ? CSVFormat.headerWithRollups : CSVFormat.header
         case .lua(let script, let source, let tenant):
             let result = try await render(script, source: source, tenant: tenant, piece: .header, now: prepared.now)
             return try text(result, name: script.name)
@@ -260,9 +261,15 @@ enum CSVFormat {
     static let columns = [
         "device_id", "timestamp", "mode", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c", "output",
     ]
+    /// Columns added when the range holds rollups: empty on raw rows.
+    static let rollupColumns = [
+        "rollup_seconds", "samples", "temp_inside_min_c", "temp_inside_max_c", "temp_outside_min_c", "temp_outside_max_c",
+        "setpoint_min_c", "setpoint_max_c", "heating_share", "cooling_share",
+    ]
     static let header = columns.joined(separator: ",") + "\r\n"
+    static let headerWithRollups = (columns + rollupColumns).joined(separator: ",") + "\r\n"
 
-    static func rows(_ samples: some Collection<TelemetrySample>) -> String {
+    static func rows(_ samples: some Collection<TelemetrySample>, rollups: Bool = false) -> String {
         var output = ""
         output.reserveCapacity(samples.count * 80)
         for sample in samples {
@@ -281,9 +288,21 @@ enum CSVFormat {
             output += number(sample.hysteresis)
             output += ","
             output += sample.output.rawValue
+            if rollups { output += rollupFields(sample.rollup) }
             output += "\r\n"
         }
         return output
+    }
+
+    /// The rollup columns of one row, each after a comma.
+    private static func rollupFields(_ rollup: SampleRollup?) -> String {
+        guard let rollup else { return String(repeating: ",", count: rollupColumns.count) }
+        let values: [String] = [
+            String(rollup.resolutionSeconds), String(rollup.count), number(rollup.tempInsideMin), number(rollup.tempInsideMax),
+            rollup.tempOutsideMin.map(number) ?? "", rollup.tempOutsideMax.map(number) ?? "", number(rollup.setpointMin),
+            number(rollup.setpointMax), number(rollup.heatingShare), number(rollup.coolingShare),
+        ]
+        return values.reduce(into: "") { $0 += "," + $1 }
     }
 
     /// A text field, quoted (quotes doubled) when it holds a comma, a quote, CR or LF.

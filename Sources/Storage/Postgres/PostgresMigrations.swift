@@ -339,5 +339,36 @@ enum PostgresMigrations {
                 )
                 """,
             ]),
+        Migration(
+            version: 10, name: "telemetry rollups",
+            statements: [
+                """
+                CREATE TABLE telemetry_rollups (
+                    tenant_id uuid NOT NULL,
+                    device_serial text NOT NULL,
+                    ts timestamptz NOT NULL,
+                    resolution bigint NOT NULL,
+                    samples bigint NOT NULL,
+                    last_ts timestamptz NOT NULL,
+                    mode text NOT NULL,
+                    output text NOT NULL,
+                    hysteresis double precision NOT NULL,
+                    inside_min double precision NOT NULL,
+                    inside_sum double precision NOT NULL,
+                    inside_max double precision NOT NULL,
+                    outside_count bigint NOT NULL,
+                    outside_min double precision,
+                    outside_sum double precision NOT NULL,
+                    outside_max double precision,
+                    setpoint_min double precision NOT NULL,
+                    setpoint_sum double precision NOT NULL,
+                    setpoint_max double precision NOT NULL,
+                    heating bigint NOT NULL,
+                    cooling bigint NOT NULL,
+                    PRIMARY KEY (tenant_id, device_serial, ts, resolution)
+                )
+                """,
+                "CREATE INDEX alerts_resolved ON alerts (tenant_id, resolved_at) WHERE resolved_at IS NOT NULL",
+            ]),
     ]
 }

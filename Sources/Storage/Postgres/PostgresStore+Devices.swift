@@ -102,7 +102,7 @@ extension PostgresStore: DeviceStore {
     public func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool {
         let logger = logger
         return try await transaction("delete device") { connection in
-            for table in ["telemetry", "alert_queue", "alert_rule_states", "alerts"] {
+            for table in ["telemetry", "telemetry_rollups", "alert_queue", "alert_rule_states", "alerts"] {
                 try await connection.query(
                     "DELETE FROM \(unescaped: table) WHERE tenant_id = \(tenantID) AND device_serial = \(serial)", logger: logger)
             }

@@ -108,7 +108,7 @@ extension PostgresStore: TelemetryStore {
 
     public func samples(_ range: TelemetryRange) async throws -> [TelemetrySample] {
         let lower = max(range.from, range.after.map { Timestamp(microseconds: $0.microseconds + 1) } ?? range.from)
-        return try await rows(
+        async let raw = rows(
             """
             SELECT ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output FROM telemetry
             WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
@@ -116,32 +116,86 @@ extension PostgresStore: TelemetryStore {
             ORDER BY ts LIMIT \(range.limit)
             """, as: SampleRow.self
         ).map { Self.sample($0, serial: range.serial) }
+        let query: PostgresQuery = """
+            SELECT ts, resolution, samples, mode, output, hysteresis, inside_min, inside_sum, inside_max, outside_count,
+                outside_min, outside_sum, outside_max, setpoint_min, setpoint_sum, setpoint_max, heating, cooling
+            FROM telemetry_rollups
+            WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
+                AND ts >= \(lower) AND ts < \(range.to)
+            ORDER BY ts, resolution LIMIT \(range.limit)
+            """
+        let rollupRows: [RollupRow] = try await rows(query, as: RollupRow.self)
+        let rollups = rollupRows.map { Self.rollupSample($0, serial: range.serial) }
+        return RollupMerge.samples(raw: try await raw, rollups: rollups, limit: range.limit)
     }
 
     public func buckets(_ range: TelemetryRange, bucketSeconds: Int) async throws -> [SampleBucket] {
         let width = Int64(bucketSeconds) * 1_000_000
         let lower = max(range.from, range.after.map { Timestamp(microseconds: $0.microseconds + width) } ?? range.from)
         let interval = "\(bucketSeconds) seconds"
-        return try await rows(
+        async let raw = rows(
             """
             SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket, count(*)::int8,
-                min(temp_inside), avg(temp_inside), max(temp_inside),
-                min(temp_outside), avg(temp_outside), max(temp_outside),
-                min(setpoint), avg(setpoint), max(setpoint),
-                avg((output = 'HEAT_ON')::int)::float8, avg((output = 'COOL_ON')::int)::float8
+                min(temp_inside), sum(temp_inside), max(temp_inside),
+                count(temp_outside)::int8, min(temp_outside), coalesce(sum(temp_outside), 0), max(temp_outside),
+                min(setpoint), sum(setpoint), max(setpoint),
+                count(*) FILTER (WHERE output = 'HEAT_ON')::int8, count(*) FILTER (WHERE output = 'COOL_ON')::int8
             FROM telemetry
             WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
                 AND ts >= \(lower) AND ts < \(range.to)
             GROUP BY bucket ORDER BY bucket LIMIT \(range.limit)
-            """,
-            as: (Timestamp, Int64, Double, Double, Double, Double?, Double?, Double?, Double, Double, Double, Double, Double)
-                .self
-        ).map { row in
-            SampleBucket(
-                start: row.0, count: Int(row.1), tempInside: Aggregate(min: row.2, avg: row.3, max: row.4),
-                tempOutside: row.6.map { Aggregate(min: row.5 ?? $0, avg: $0, max: row.7 ?? $0) },
-                setpoint: Aggregate(min: row.8, avg: row.9, max: row.10), heatingShare: row.11, coolingShare: row.12)
-        }
+            """, as: BucketRow.self
+        ).map(Self.sums)
+        let rollups = try await rows(
+            """
+            SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket, sum(samples)::int8,
+                min(inside_min), sum(inside_sum), max(inside_max),
+                sum(outside_count)::int8, min(outside_min), sum(outside_sum), max(outside_max),
+                min(setpoint_min), sum(setpoint_sum), max(setpoint_max), sum(heating)::int8, sum(cooling)::int8
+            FROM telemetry_rollups
+            WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
+                AND ts >= \(lower) AND ts < \(range.to)
+            GROUP BY bucket ORDER BY bucket LIMIT \(range.limit)
+            """, as: BucketRow.self
+        ).map(Self.sums)
+        return RollupMerge.buckets(raw: try await raw, rollups: rollups, limit: range.limit)
+    }
+
+    public func hasRollups(tenantID: UUID, serial: String?, from: Timestamp, to: Timestamp) async throws -> Bool {
+        let found = try await rows(
+            """
+            SELECT EXISTS (SELECT 1 FROM telemetry_rollups
+                WHERE tenant_id = \(tenantID) AND (\(serial)::text IS NULL OR device_serial = \(serial))
+                    AND ts >= \(from) AND ts < \(to))
+            """, as: Bool.self)
+        return found.first ?? false
+    }
+
+    /// `ts, resolution, samples, mode, output, hysteresis`, then the sums as in `BucketRow`.
+    private typealias RollupRow = (
+        Timestamp, Int64, Int64, String, String, Double, Double, Double, Double, Int64, Double?, Double, Double?, Double,
+        Double, Double, Int64, Int64
+    )
+
+    /// A bucket's start, count, inside min/sum/max, outside count/min/sum/max, setpoint
+    /// min/sum/max, heating and cooling counts.
+    private typealias BucketRow = (
+        Timestamp, Int64, Double, Double, Double, Int64, Double?, Double, Double?, Double, Double, Double, Int64, Int64
+    )
+
+    private static func rollupSample(_ row: RollupRow, serial: String) -> TelemetrySample {
+        let sums = BucketSums(
+            start: row.0, count: Int(row.2), insideMin: row.6, insideSum: row.7, insideMax: row.8, outsideCount: Int(row.9),
+            outsideMin: row.10, outsideSum: row.11, outsideMax: row.12, setpointMin: row.13, setpointSum: row.14,
+            setpointMax: row.15, heating: Int(row.16), cooling: Int(row.17))
+        return sums.sample(serial: serial, resolutionSeconds: Int(row.1), mode: row.3, hysteresis: row.5, output: row.4)
+    }
+
+    private static func sums(_ row: BucketRow) -> BucketSums {
+        BucketSums(
+            start: row.0, count: Int(row.1), insideMin: row.2, insideSum: row.3, insideMax: row.4, outsideCount: Int(row.5),
+            outsideMin: row.6, outsideSum: row.7, outsideMax: row.8, setpointMin: row.9, setpointSum: row.10,
+            setpointMax: row.11, heating: Int(row.12), cooling: Int(row.13))
     }
 
     public func latestSamples(tenantID: UUID) async throws -> [String: TelemetrySample] {

@@ -335,5 +335,36 @@ enum SQLiteMigrations {
                 ) WITHOUT ROWID
                 """,
             ]),
+        Migration(
+            version: 10, name: "telemetry rollups",
+            statements: [
+                """
+                CREATE TABLE telemetry_rollups (
+                    tenant_id TEXT NOT NULL,
+                    device_serial TEXT NOT NULL,
+                    ts INTEGER NOT NULL,
+                    resolution INTEGER NOT NULL,
+                    samples INTEGER NOT NULL,
+                    last_ts INTEGER NOT NULL,
+                    mode TEXT NOT NULL,
+                    output TEXT NOT NULL,
+                    hysteresis REAL NOT NULL,
+                    inside_min REAL NOT NULL,
+                    inside_sum REAL NOT NULL,
+                    inside_max REAL NOT NULL,
+                    outside_count INTEGER NOT NULL,
+                    outside_min REAL,
+                    outside_sum REAL NOT NULL,
+                    outside_max REAL,
+                    setpoint_min REAL NOT NULL,
+                    setpoint_sum REAL NOT NULL,
+                    setpoint_max REAL NOT NULL,
+                    heating INTEGER NOT NULL,
+                    cooling INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, device_serial, ts, resolution)
+                ) WITHOUT ROWID
+                """,
+                "CREATE INDEX alerts_resolved ON alerts (tenant_id, resolved_at) WHERE resolved_at IS NOT NULL",
+            ]),
     ]
 }

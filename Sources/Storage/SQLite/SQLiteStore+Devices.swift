@@ -132,7 +132,7 @@ extension SQLiteStore: DeviceStore {
 
     public func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool {
         try await pool.write { db in
-            for table in ["telemetry", "alert_queue", "alert_rule_states", "alerts"] {
+            for table in ["telemetry", "telemetry_rollups", "alert_queue", "alert_rule_states", "alerts"] {
                 try db.execute(
                     sql: "DELETE FROM \(table) WHERE tenant_id = ? AND device_serial = ?", arguments: [tenantID.databaseText, serial])
             }

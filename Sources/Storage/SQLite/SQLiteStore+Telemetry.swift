@@ -55,15 +55,32 @@ extension SQLiteStore: TelemetryStore {
     public func samples(_ range: TelemetryRange) async throws -> [TelemetrySample] {
         try await pool.read { db in
             let lower = max(range.from.microseconds, (range.after?.microseconds ?? Int64.min) &+ 1)
-            return try Row.fetchAll(
+            let arguments: StatementArguments = [
+                range.tenantID.databaseText, range.serial, lower, range.to.microseconds, range.limit,
+            ]
+            let raw = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output FROM telemetry
                     WHERE tenant_id = ? AND device_serial = ? AND ts >= ? AND ts < ?
                     ORDER BY ts LIMIT ?
                     """,
-                arguments: [range.tenantID.databaseText, range.serial, lower, range.to.microseconds, range.limit]
+                arguments: arguments
             ).map { Self.sample(from: $0, serial: range.serial) }
+            let rollups = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Self.rollupColumns) FROM telemetry_rollups
+                    WHERE tenant_id = ? AND device_serial = ? AND ts >= ? AND ts < ?
+                    ORDER BY ts, resolution LIMIT ?
+                    """,
+                arguments: arguments
+            ).map { row in
+                Self.rollupSums(row).sample(
+                    serial: range.serial, resolutionSeconds: row["resolution"], mode: row["mode"],
+                    hysteresis: row["hysteresis"], output: row["output"])
+            }
+            return RollupMerge.samples(raw: raw, rollups: rollups, limit: range.limit)
         }
     }
 
@@ -71,28 +88,52 @@ extension SQLiteStore: TelemetryStore {
         let width = Int64(bucketSeconds) * 1_000_000
         return try await pool.read { db in
             let lower = max(range.from.microseconds, range.after.map { $0.microseconds + width } ?? Int64.min)
-            return try Row.fetchAll(
+            let arguments: StatementArguments = [
+                width, range.tenantID.databaseText, range.serial, lower, range.to.microseconds, range.limit,
+            ]
+            let raw = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT (ts - (((ts % ?1) + ?1) % ?1)) AS bucket, count(*),
-                        min(temp_inside), avg(temp_inside), max(temp_inside),
-                        min(temp_outside), avg(temp_outside), max(temp_outside),
-                        min(setpoint), avg(setpoint), max(setpoint),
-                        avg(output = 'HEAT_ON'), avg(output = 'COOL_ON')
+                    SELECT (ts - (((ts % ?1) + ?1) % ?1)) AS bucket, count(*) AS samples,
+                        min(temp_inside) AS inside_min, sum(temp_inside) AS inside_sum, max(temp_inside) AS inside_max,
+                        count(temp_outside) AS outside_count, min(temp_outside) AS outside_min,
+                        total(temp_outside) AS outside_sum, max(temp_outside) AS outside_max,
+                        min(setpoint) AS setpoint_min, sum(setpoint) AS setpoint_sum, max(setpoint) AS setpoint_max,
+                        sum(output = 'HEAT_ON') AS heating, sum(output = 'COOL_ON') AS cooling
                     FROM telemetry
                     WHERE tenant_id = ?2 AND device_serial = ?3 AND ts >= ?4 AND ts < ?5
                     GROUP BY bucket ORDER BY bucket LIMIT ?6
                     """,
-                arguments: [width, range.tenantID.databaseText, range.serial, lower, range.to.microseconds, range.limit]
-            ).map { row in
-                let outsideAverage: Double? = row[6]
-                return SampleBucket(
-                    start: Timestamp(microseconds: row[0]), count: row[1],
-                    tempInside: Aggregate(min: row[2], avg: row[3], max: row[4]),
-                    tempOutside: outsideAverage.map { Aggregate(min: row[5], avg: $0, max: row[7]) },
-                    setpoint: Aggregate(min: row[8], avg: row[9], max: row[10]),
-                    heatingShare: row[11], coolingShare: row[12])
-            }
+                arguments: arguments
+            ).map { Self.rollupSums($0, start: "bucket") }
+            let rollups = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT (ts - (((ts % ?1) + ?1) % ?1)) AS bucket, sum(samples) AS samples,
+                        min(inside_min) AS inside_min, sum(inside_sum) AS inside_sum, max(inside_max) AS inside_max,
+                        sum(outside_count) AS outside_count, min(outside_min) AS outside_min,
+                        total(outside_sum) AS outside_sum, max(outside_max) AS outside_max,
+                        min(setpoint_min) AS setpoint_min, sum(setpoint_sum) AS setpoint_sum,
+                        max(setpoint_max) AS setpoint_max, sum(heating) AS heating, sum(cooling) AS cooling
+                    FROM telemetry_rollups
+                    WHERE tenant_id = ?2 AND device_serial = ?3 AND ts >= ?4 AND ts < ?5
+                    GROUP BY bucket ORDER BY bucket LIMIT ?6
+                    """,
+                arguments: arguments
+            ).map { Self.rollupSums($0, start: "bucket") }
+            return RollupMerge.buckets(raw: raw, rollups: rollups, limit: range.limit)
+        }
+    }
+
+    public func hasRollups(tenantID: UUID, serial: String?, from: Timestamp, to: Timestamp) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM telemetry_rollups
+                        WHERE tenant_id = ? AND (? IS NULL OR device_serial = ?) AND ts >= ? AND ts < ?)
+                    """,
+                arguments: [tenantID.databaseText, serial, serial, from.microseconds, to.microseconds]) ?? false
         }
     }
 
@@ -132,6 +173,22 @@ extension SQLiteStore: TelemetryStore {
 }
 
 extension SQLiteStore {
+    /// The columns of `telemetry_rollups` that `rollupSums` and a rollup's sample read.
+    static let rollupColumns = """
+        ts, resolution, samples, mode, output, hysteresis, inside_min, inside_sum, inside_max, outside_count,
+        outside_min, outside_sum, outside_max, setpoint_min, setpoint_sum, setpoint_max, heating, cooling
+        """
+
+    /// The sums of a rollup row, or of a bucket selected with the same column names.
+    static func rollupSums(_ row: Row, start: String = "ts") -> BucketSums {
+        BucketSums(
+            start: Timestamp(microseconds: row[start]), count: row["samples"], insideMin: row["inside_min"],
+            insideSum: row["inside_sum"], insideMax: row["inside_max"], outsideCount: row["outside_count"],
+            outsideMin: row["outside_min"], outsideSum: row["outside_sum"], outsideMax: row["outside_max"],
+            setpointMin: row["setpoint_min"], setpointSum: row["setpoint_sum"], setpointMax: row["setpoint_max"],
+            heating: row["heating"], cooling: row["cooling"])
+    }
+
     /// Maps a row of `ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output`.
     fileprivate static func sample(from row: Row, serial: String) -> TelemetrySample {
         TelemetrySample(

@@ -1,0 +1,238 @@
+import Foundation
+import PlatformCore
+import Storage
+import StorageTesting
+import Testing
+
+/// Downsampling and the retention of rollups, alert history and script versions, on every backend.
+@Suite("Rollup and retention conformance")
+struct RollupConformanceTests {
+    /// An hour boundary: 1,794,999,600 s is a multiple of 3,600.
+    static let hour = Timestamp(seconds: 1_794_999_600)
+    static let everything = TelemetryRange(
+        tenantID: UUID(), serial: "TH-1", from: Timestamp(seconds: 0), to: Timestamp(seconds: 4_000_000_000), limit: 10_000)
+
+    /// A sample a minute for three hours from `hour`: temperatures that vary, no outdoor reading
+    /// every seventh minute, heating on even minutes.
+    static func samples(serial: String = "TH-1") -> [TelemetrySample] {
+        (0..<180).map { (minute: Int) -> TelemetrySample in
+            let inside: Double = 18 + Double(minute % 10) * 0.25
+            let outside: Double? = minute % 7 == 0 ? nil : Double(minute % 5 - 3)
+            let setpoint: Double = 20 + Double(minute % 3)
+            let time = hour.adding(seconds: Double(minute * 60))
+            return TelemetrySample(
+                deviceSerial: serial, timestamp: time, mode: minute % 2 == 0 ? .heat : .auto, tempInside: inside,
+                tempOutside: outside, setpoint: setpoint, hysteresis: 0.5, output: minute % 2 == 0 ? .heatOn : .off)
+        }
+    }
+
+    static func range(_ tenantID: UUID, serial: String = "TH-1") -> TelemetryRange {
+        var range = everything
+        range.tenantID = tenantID
+        range.serial = serial
+        return range
+    }
+
+    /// Rolls until the step is complete; returns the raw samples rolled.
+    static func downsample(
+        _ store: any PlatformStore, _ tenantID: UUID, resolution: Int, before cutoff: Timestamp, limit: Int
+    ) async throws -> Int {
+        var rolled = 0
+        while true {
+            let chunk = try await store.downsample(
+                tenantID: tenantID, serial: "TH-1", resolutionSeconds: resolution, before: cutoff, limit: limit)
+            rolled += chunk.samples
+            if chunk.isComplete { return rolled }
+        }
+    }
+
+    static func expectClose(_ left: [SampleBucket], _ right: [SampleBucket], _ comment: Comment) {
+        #expect(left.count == right.count, comment)
+        for (a, b) in zip(left, right) {
+            #expect(a.start == b.start && a.count == b.count, comment)
+            for (x, y) in [
+                (a.tempInside.avg, b.tempInside.avg), (a.tempInside.min, b.tempInside.min), (a.tempInside.max, b.tempInside.max),
+                (a.tempOutside?.avg ?? .nan, b.tempOutside?.avg ?? .nan), (a.tempOutside?.min ?? 0, b.tempOutside?.min ?? 0),
+                (a.setpoint.avg, b.setpoint.avg), (a.heatingShare, b.heatingShare), (a.coolingShare, b.coolingShare),
+            ] {
+                #expect(abs(x - y) < 1e-9, comment)
+            }
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func downsamplingKeepsAggregatesAndReadsAsOneSeries(_ backend: Backend) async throws {
+        try await TestDatabase.withStore(backend) { store in
+            let (user, tenant) = StoreConformanceTests.account("r@example.com")
+            _ = try await store.createAccount(user: user, tenant: tenant)
+            let (other, otherTenant) = StoreConformanceTests.account("o@example.com", tenantName: "Other")
+            _ = try await store.createAccount(user: other, tenant: otherTenant)
+            let records = Self.samples().map { TelemetryRecord(tenantID: tenant.id, sample: $0) }
+                + Self.samples().map { TelemetryRecord(tenantID: otherTenant.id, sample: $0) }
+            _ = try await store.insert(records, receivedAt: Self.hour)
+            let range = Self.range(tenant.id)
+            let hourly = try await store.buckets(range, bucketSeconds: 3600)
+            let twoHourly = try await store.buckets(range, bucketSeconds: 7200)
+            #expect(try await store.hasRollups(tenantID: tenant.id, serial: nil, from: range.from, to: range.to) == false)
+
+            // Two whole hours are before the cutoff (its half hour is cut off); a limit of 50
+            // ends each chunk after the bucket of the 50th sample: one hour a chunk.
+            let cutoff = Self.hour.adding(seconds: 2.5 * 3600)
+            let first = try await store.downsample(
+                tenantID: tenant.id, serial: "TH-1", resolutionSeconds: 3600, before: cutoff, limit: 50)
+            #expect(first == DownsampleChunk(samples: 60, rollups: 0, isComplete: false))
+            #expect(try await Self.downsample(store, tenant.id, resolution: 3600, before: cutoff, limit: 50) == 60)
+            #expect(try await Self.downsample(store, tenant.id, resolution: 3600, before: cutoff, limit: 50) == 0, "idempotent")
+
+            let rows = try await store.samples(range)
+            #expect(rows.count == 2 + 60, "two hourly rollups, then the third hour's raw samples")
+            let rollup = try #require(rows.first?.rollup)
+            let firstHour = Self.samples().prefix(60)
+            #expect(rows[0].timestamp == Self.hour && rows[1].timestamp == Self.hour.adding(seconds: 3600))
+            #expect(rollup.resolutionSeconds == 3600 && rollup.count == 60)
+            #expect(abs(rows[0].tempInside - firstHour.map(\.tempInside).reduce(0, +) / 60) < 1e-9)
+            #expect(rollup.tempInsideMin == 18 && rollup.tempInsideMax == 20.25)
+            #expect(rollup.tempOutsideMin == -3 && rollup.tempOutsideMax == 1)
+            #expect(rollup.heatingShare == 0.5 && rollup.coolingShare == 0)
+            #expect(rows[0].output == .off && rows[0].mode == .auto, "the newest sample's output and mode (minute 59)")
+            #expect(rows[2].rollup == nil && rows[2].timestamp == Self.hour.adding(seconds: 7200))
+            #expect(try await store.hasRollups(tenantID: tenant.id, serial: "TH-1", from: range.from, to: range.to))
+            #expect(try await store.hasRollups(tenantID: tenant.id, serial: "TH-2", from: range.from, to: range.to) == false)
+            #expect(
+                try await store.hasRollups(tenantID: tenant.id, serial: nil, from: Self.hour.adding(seconds: 7200), to: range.to)
+                    == false)
+
+            Self.expectClose(try await store.buckets(range, bucketSeconds: 3600), hourly, "hourly buckets span rollups and raw")
+            Self.expectClose(try await store.buckets(range, bucketSeconds: 7200), twoHourly, "coarser buckets add rollups up")
+
+            // Paging walks rollups and raw samples as one series.
+            var paged: [TelemetrySample] = []
+            var page = range
+            page.limit = 7
+            while true {
+                let rows = try await store.samples(page)
+                paged += rows
+                guard rows.count == page.limit, let last = rows.last else { break }
+                page.after = last.timestamp
+            }
+            #expect(paged == rows)
+
+            // The other tenant's samples with the same serial are untouched.
+            #expect(try await store.samples(Self.range(otherTenant.id)).count == 180)
+            #expect(try await store.samples(Self.range(otherTenant.id)).allSatisfy { $0.rollup == nil })
+
+            // A late sample in a rolled hour reads beside its rollup, then merges into it.
+            var late = Self.samples()[10]
+            late.timestamp = late.timestamp.adding(seconds: 1)
+            late.tempInside = 30
+            _ = try await store.insert([TelemetryRecord(tenantID: tenant.id, sample: late)], receivedAt: Self.hour)
+            #expect(try await store.samples(range).count == 2 + 1 + 60)
+            #expect(try await Self.downsample(store, tenant.id, resolution: 3600, before: cutoff, limit: 50) == 1)
+            let merged = try await store.samples(range)
+            #expect(merged.count == 62)
+            #expect(merged[0].rollup?.count == 61 && merged[0].rollup?.tempInsideMax == 30)
+            #expect(merged[0].output == .off, "the late sample is not the hour's newest")
+
+            // A coarser step takes the finer rollups and the raw samples before its cutoff.
+            let nextDay = Timestamp(seconds: (Self.hour.microseconds / 1_000_000 / 86_400 + 1) * 86_400)
+            let daily = try await store.downsample(
+                tenantID: tenant.id, serial: "TH-1", resolutionSeconds: 86_400, before: nextDay, limit: 5000)
+            #expect(daily == DownsampleChunk(samples: 60, rollups: 2, isComplete: true))
+            let day = try await store.samples(range)
+            #expect(day.count == 1 && day[0].rollup?.resolutionSeconds == 86_400 && day[0].rollup?.count == 181)
+            #expect(day[0].output == Self.samples()[179].output, "the newest of all 181")
+            let dayBucket = try #require(try await store.buckets(range, bucketSeconds: 86_400).first)
+            #expect(dayBucket.count == 181 && dayBucket.tempInside.max == 30)
+
+            // Retention deletes rollups that start before its cutoff; so does deleting the device.
+            #expect(try await store.deleteRollups(tenantID: tenant.id, serial: "TH-1", before: nextDay, limit: 10) == 1)
+            #expect(try await store.samples(range).isEmpty)
+            #expect(try await store.samples(Self.range(otherTenant.id)).count == 180)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func deletingADeviceDeletesItsRollups(_ backend: Backend) async throws {
+        try await TestDatabase.withStore(backend) { store in
+            let (user, tenant) = StoreConformanceTests.account("d@example.com")
+            _ = try await store.createAccount(user: user, tenant: tenant)
+            let device = Device(tenantID: tenant.id, serial: "TH-1", name: "Hall", location: nil, createdAt: Self.hour)
+            try await store.createDevice(device, keyHash: "key")
+            _ = try await store.insert(Self.samples().map { TelemetryRecord(tenantID: tenant.id, sample: $0) }, receivedAt: Self.hour)
+            #expect(try await Self.downsample(store, tenant.id, resolution: 900, before: Self.hour.adding(seconds: 3600), limit: 100) == 60)
+            #expect(try await store.deleteDevice(tenantID: tenant.id, serial: "TH-1"))
+            let range = Self.range(tenant.id)
+            #expect(try await store.hasRollups(tenantID: tenant.id, serial: nil, from: range.from, to: range.to) == false)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func retentionOfAlertHistoryAndScriptVersions(_ backend: Backend) async throws {
+        try await TestDatabase.withStore(backend) { store in
+            let (user, tenant) = StoreConformanceTests.account("h@example.com")
+            _ = try await store.createAccount(user: user, tenant: tenant)
+            let (other, otherTenant) = StoreConformanceTests.account("x@example.com", tenantName: "Other")
+            _ = try await store.createAccount(user: other, tenant: otherTenant)
+            let time = Self.hour
+            let cutoff = time.adding(seconds: 86_400)
+
+            var versions: [Int] = []
+            var scriptID = UUID()
+            for day in 0..<4 {
+                let (script, version) = try await store.addScriptVersion(
+                    tenantID: tenant.id, name: "convert", hook: "ingest", source: "return { v = \(day) }", sha256: "\(day)",
+                    configJSON: "{}", authorID: user.id, at: time.adding(seconds: Double(day) * 40_000))
+                scriptID = script.id
+                versions.append(version.version)
+            }
+            #expect(try await store.activateScript(tenantID: tenant.id, scriptID: scriptID, version: 1))
+            _ = try await store.addScriptVersion(
+                tenantID: otherTenant.id, name: "convert", hook: "ingest", source: "x", sha256: "x", configJSON: "{}",
+                authorID: other.id, at: time)
+            _ = try await store.addScriptVersion(
+                tenantID: otherTenant.id, name: "convert", hook: "ingest", source: "y", sha256: "y", configJSON: "{}",
+                authorID: other.id, at: time)
+            // All four are older than the cutoff: 1 is active and 4 the newest, so 2 and 3 go.
+            #expect(try await store.deleteScriptVersions(tenantID: tenant.id, before: cutoff.adding(seconds: 40_000)) == 2)
+            #expect(try await store.scriptVersions(tenantID: tenant.id, scriptID: scriptID).map(\.version) == [1, 4])
+            #expect(try await store.deleteScriptVersions(tenantID: tenant.id, before: cutoff.adding(seconds: 40_000)) == 0)
+            let otherScript = try #require(try await store.scripts(tenantID: otherTenant.id).first)
+            #expect(try await store.scriptVersions(tenantID: otherTenant.id, scriptID: otherScript.id).count == 2)
+
+            let channel = AlertChannel(
+                id: UUID(), tenantID: tenant.id, kind: .webhook, name: "hook", url: "http://127.0.0.1:9/", secret: "whsec_x",
+                createdAt: time)
+            try await store.createAlertChannel(channel)
+            let rule = AlertRule(
+                id: UUID(), tenantID: tenant.id, name: "hot", script: "threshold", deviceSerial: nil, channelIDs: [channel.id],
+                createdAt: time)
+            try await store.createAlertRule(rule)
+            func alert(_ state: AlertState, key: String, resolvedAt: Timestamp?) -> Alert {
+                Alert(
+                    id: UUID(), tenantID: tenant.id, ruleID: rule.id, deviceSerial: "TH-1", key: key, state: state,
+                    severity: "warning", message: key, startedAt: time, resolvedAt: resolvedAt)
+            }
+            let old = alert(.resolved, key: "old", resolvedAt: time.adding(seconds: 60))
+            let recent = alert(.resolved, key: "recent", resolvedAt: cutoff.adding(seconds: 60))
+            let open = alert(.firing, key: "open", resolvedAt: nil)
+            func delivery(_ alertID: UUID?, _ event: NotificationEvent) -> AlertDelivery {
+                AlertDelivery(
+                    id: UUID(), tenantID: tenant.id, alertID: alertID, channelID: channel.id, event: event, status: .sent,
+                    nextAttemptAt: time, payloadJSON: "{}", createdAt: time)
+            }
+            try await store.applyAlertChanges(
+                AlertChanges(
+                    tenantID: tenant.id, alerts: [old, recent, open],
+                    deliveries: [
+                        delivery(old.id, .firing), delivery(old.id, .resolved), delivery(recent.id, .firing),
+                        delivery(open.id, .firing), delivery(nil, .test),
+                    ]))
+            #expect(try await store.deleteAlertHistory(tenantID: otherTenant.id, before: cutoff) == 0)
+            #expect(try await store.deleteAlertHistory(tenantID: tenant.id, before: cutoff) == 4, "one alert, three deliveries")
+            let left = try await store.alerts(AlertQuery(tenantID: tenant.id, limit: 10))
+            #expect(Set(left.map(\.key)) == ["recent", "open"])
+            let deliveries = try await store.deliveries(tenantID: tenant.id, alertID: nil, limit: 10)
+            #expect(deliveries.count == 2 && deliveries.allSatisfy { $0.alertID != nil && $0.alertID != old.id })
+        }
+    }
+}
