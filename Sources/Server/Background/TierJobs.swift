@@ -9,6 +9,8 @@ import Synchronization
 struct JobReport: Sendable, Equatable {
     var lastRun: Timestamp?
     var rows: Int
+    /// How long the last run took over all tenants, in seconds.
+    var seconds: Double?
 }
 
 /// Keeps `QuotaService`'s view of the tenants fresh: disabled tenants every 10 s, sample counts
@@ -75,10 +77,19 @@ private struct JobRun {
     var lastRun: Timestamp?
     var total = 0
     var byTenant: [UUID: Int] = [:]
+    var seconds: Double?
 
-    var report: JobReport { JobReport(lastRun: lastRun, rows: total) }
+    var report: JobReport { JobReport(lastRun: lastRun, rows: total, seconds: seconds) }
 
-    func report(for tenantID: UUID) -> JobReport { JobReport(lastRun: lastRun, rows: byTenant[tenantID] ?? 0) }
+    func report(for tenantID: UUID) -> JobReport {
+        JobReport(lastRun: lastRun, rows: byTenant[tenantID] ?? 0, seconds: seconds)
+    }
+
+    /// Records the run's duration from `started`.
+    mutating func finish(startedAt started: ContinuousClock.Instant) {
+        let elapsed = (ContinuousClock.now - started).components
+        seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+    }
 }
 
 /// Deletes what is older than each tenant's `retention_days`: on PostgreSQL first whole
@@ -111,6 +122,7 @@ final class RetentionJob: Sendable {
     @discardableResult
     func runOnce() async throws -> Int {
         let now = clock.now()
+        let started = ContinuousClock.now
         var cutoffs: [UUID: Timestamp] = [:]
         var tenants: [Tenant] = []
         for tenant in try await store.allTenants() {
@@ -146,6 +158,7 @@ final class RetentionJob: Sendable {
             run.total += samples + rollups
             run.byTenant[tenant.id] = samples + rollups
         }
+        run.finish(startedAt: started)
         lastRun.withLock { $0 = run }
         return run.total
     }
@@ -193,6 +206,7 @@ final class DownsampleJob: Sendable {
     @discardableResult
     func runOnce(maximumChunks: Int = .max) async throws -> Int {
         let now = clock.now()
+        let started = ContinuousClock.now
         var run = JobRun(lastRun: now)
         var chunks = 0
         tenants: for tenant in try await store.allTenants() {
@@ -221,6 +235,7 @@ final class DownsampleJob: Sendable {
                 }
             }
         }
+        run.finish(startedAt: started)
         lastRun.withLock { $0 = run }
         return run.total
     }

@@ -32,9 +32,16 @@ struct TierController {
     struct JobJSON: Encodable {
         var lastRun: Timestamp?
         var rows: Int
+        var seconds: Double?
+
+        init(_ report: JobReport) {
+            lastRun = report.lastRun
+            rows = report.rows
+            seconds = report.seconds
+        }
 
         enum CodingKeys: String, CodingKey {
-            case rows
+            case rows, seconds
             case lastRun = "last_run"
         }
     }
@@ -132,8 +139,7 @@ struct TierController {
                 downsample: (limits?.downsample ?? []).map { DownsampleJSON(afterDays: $0.afterDays, resolution: $0.resolution) },
                 countedAt: quotas.countedAt,
                 jobs: [
-                    "retention": JobJSON(lastRun: retention.lastRun, rows: retention.rows),
-                    "downsample": JobJSON(lastRun: downsampling.lastRun, rows: downsampling.rows),
+                    "retention": JobJSON(retention), "downsample": JobJSON(downsampling),
                 ]))
     }
 
