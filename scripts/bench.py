@@ -17,6 +17,8 @@ Then (`--suite all`, or `--suite export` / `--suite quota`) scripts/bench/export
 whole export of a 1,000,000-sample device as CSV, NDJSON and a tenant Lua format per backend
 (rows/s, server RSS growth), and single-sample ingest with tier quotas against a tier whose
 policy fails (no limits), two SQLite servers in interleaved rounds.
+Then (`--suite all`, or `--suite storage`) scripts/bench/storage_bench.py per backend: the
+retention and downsampling jobs' rows/s over a 1,000,000-sample device against the ingest rate.
 Prints Markdown tables; BENCHMARKS.md keeps the figures and this exact command.
 """
 import argparse
@@ -207,9 +209,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--devices", type=int, default=64)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--suite", choices=["ingest", "stream", "export", "quota", "alerts", "all"], default="all",
+    parser.add_argument("--suite", choices=["ingest", "stream", "export", "quota", "alerts", "storage", "all"],
+                        default="all",
                         help="ingest: the wrk runs of this file; stream: scripts/bench/stream_bench.py; "
-                             "export, quota: scripts/bench/export_bench.py; alerts: scripts/bench/alert_bench.py")
+                             "export, quota: scripts/bench/export_bench.py; alerts: scripts/bench/alert_bench.py; "
+                             "storage: scripts/bench/storage_bench.py")
     parser.add_argument("--stream-rounds", type=int, default=3)
     parser.add_argument("--quota-rounds", type=int, default=3)
     args = parser.parse_args()
@@ -255,6 +259,16 @@ def main():
             if database.startswith("sqlite:"):
                 database = f"sqlite:{work}/alerts.sqlite"
             alert_bench.run(sys.modules[__name__], name, database, args, work)
+    if args.suite in ("storage", "all"):
+        spec = importlib.util.spec_from_file_location("storage_bench", os.path.join(HERE, "bench", "storage_bench.py"))
+        storage_bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(storage_bench)
+        print()
+        storage_bench.print_header()
+        for name, database in backends:
+            if database.startswith("sqlite:"):
+                database = f"sqlite:{work}/storage.sqlite"
+            storage_bench.run(sys.modules[__name__], name, database, args, work)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -490,18 +490,45 @@ public final class ScriptRunner {
             guard vm.hasFunction(function, in: script.module) else { return "" }
             return try text(call(function, script, [ctx(context(nil), script)]), from: function)
         case .rows(let samples):
+            guard let row = script.functions["row"] else { throw .contract("not an export script") }
             var output = ""
             var currentSerial: String?
-            var rowContext = LuaValue.nil
+            var rowContext = context(nil)
             for sample in samples {
                 if sample.deviceSerial != currentSerial {
                     currentSerial = sample.deviceSerial
-                    rowContext = ctx(context(sample), script)
+                    rowContext = context(sample)
                 }
-                output += try text(call("row", script, [SampleBridge.value(sample), rowContext]), from: "row")
+                output += try exportRow(row, script, sample: sample, context: rowContext)
             }
             return output
         }
+    }
+
+    /// One `row(sample, ctx)` call. A raw sample goes onto the stack as one record with the
+    /// cached `ctx` (the ingest hot path's way); a rollup, whose table has a `rollup` field the
+    /// record does not, goes the general way.
+    private func exportRow(_ row: LuaFunction, _ script: LoadedScript, sample: TelemetrySample, context: ScriptContext)
+        throws(ScriptError) -> String
+    {
+        let result: LuaValue
+        do {
+            if sample.rollup == nil {
+                result = try vm.call(
+                    row,
+                    arguments: { arguments throws(LuaError) in
+                        SampleBridge.push(sample, layout: layouts.sample, to: arguments)
+                        try pushContext(context, for: script, to: arguments)
+                        return 2
+                    },
+                    results: { results throws(LuaError) in results.count == 0 ? .nil : try results.value(0) })
+            } else {
+                result = try vm.call("row", in: script.module, [SampleBridge.value(sample), ctx(context, script)]).first ?? .nil
+            }
+        } catch {
+            throw .lua(error)
+        }
+        return try text([result], from: "row")
     }
 
     /// An export script's declared media type and file extension.
