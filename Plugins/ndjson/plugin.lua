@@ -66,35 +66,42 @@ function encode(value, depth)
   error("ndjson.encode: a " .. kind .. " value has no JSON form")
 end
 
-local FIELDS = {
-  "device_id", "timestamp", "mode", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c", "output",
-}
-
 local M = { content_type = "application/x-ndjson", extension = "ndjson" }
 
 function M.encode(value) return encode(value) end
 
--- Each field's key with the separator before it, built once.
-local KEYS = {}
-for i, name in ipairs(FIELDS) do KEYS[i] = (i == 1 and "{" or ",") .. quote(name) .. ":" end
+-- Telemetry repeats itself: setpoints, modes, serials and most temperatures recur row after
+-- row, so their JSON text is kept (a bounded memo, emptied when full) instead of formatted
+-- again. Timestamps differ on every row and are quoted afresh.
+local MEMO_LIMIT = 4096
+local memo, memo_size = {}, 0
+
+local function text_of(value)
+  local kind = type(value)
+  -- NaN cannot be a key; -0 and 0 are one key with two texts.
+  if kind ~= "number" and kind ~= "string" or value ~= value or value == 0 then return encode(value) end
+  local text = memo[value]
+  if text == nil then
+    text = kind == "number" and number(value) or quote(value)
+    if memo_size >= MEMO_LIMIT then memo, memo_size = {}, 0 end
+    memo[value], memo_size = text, memo_size + 1
+  end
+  return text
+end
+
+local function fresh_text(value)
+  if type(value) == "string" then return quote(value) end
+  return encode(value)
+end
 
 -- A downsampled row (sample.rollup set) also carries its "rollup" object.
-function M.row(sample)
-  local parts = {}
-  for i = 1, #FIELDS do
-    local value = sample[FIELDS[i]]
-    local kind = type(value)
-    if kind == "number" then
-      parts[i] = KEYS[i] .. number(value)
-    elseif kind == "string" then
-      parts[i] = KEYS[i] .. quote(value)
-    else
-      parts[i] = KEYS[i] .. encode(value)
-    end
-  end
-  if sample.rollup ~= nil then parts[#parts + 1] = ',"rollup":' .. encode(sample.rollup) end
-  parts[#parts + 1] = "}\n"
-  return table.concat(parts)
+function M.row(s)
+  local line = '{"device_id":' .. text_of(s.device_id) .. ',"timestamp":' .. fresh_text(s.timestamp)
+    .. ',"mode":' .. text_of(s.mode) .. ',"temp_inside_c":' .. text_of(s.temp_inside_c)
+    .. ',"temp_outside_c":' .. text_of(s.temp_outside_c) .. ',"setpoint_c":' .. text_of(s.setpoint_c)
+    .. ',"hysteresis_c":' .. text_of(s.hysteresis_c) .. ',"output":' .. text_of(s.output)
+  if s.rollup ~= nil then return line .. ',"rollup":' .. encode(s.rollup) .. "}\n" end
+  return line .. "}\n"
 end
 
 return M
