@@ -138,14 +138,21 @@ public struct TelemetryRange: Sendable, Equatable {
     public var to: Timestamp
     public var after: Timestamp?
     public var limit: Int
+    /// False when the caller knows the range holds no rollups (see `hasRollups`): then only
+    /// raw samples are read, one query a page instead of two.
+    public var includesRollups: Bool
 
-    public init(tenantID: UUID, serial: String, from: Timestamp, to: Timestamp, after: Timestamp? = nil, limit: Int) {
+    public init(
+        tenantID: UUID, serial: String, from: Timestamp, to: Timestamp, after: Timestamp? = nil, limit: Int,
+        includesRollups: Bool = true
+    ) {
         self.tenantID = tenantID
         self.serial = serial
         self.from = from
         self.to = to
         self.after = after
         self.limit = limit
+        self.includesRollups = includesRollups
     }
 }
 

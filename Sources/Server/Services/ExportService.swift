@@ -45,6 +45,8 @@ struct ExportService: Sendable {
         var serials: [String]
         var from: Timestamp
         var to: Timestamp
+        /// Whether the range held rollups when the export began (else pages read raw rows only).
+        var includesRollups: Bool
         var now: Timestamp
         /// What goes out first: the header and the first rows, already rendered.
         var firstChunk: String
@@ -78,7 +80,8 @@ struct ExportService: Sendable {
             serials = try await store.devices(tenantID: tenant.id).map(\.serial).sorted()
         }
         let name = formatName ?? "csv"
-        var renderer = Renderer.csv(rollups: try await store.hasRollups(tenantID: tenant.id, serial: device, from: from, to: to))
+        let includesRollups = try await store.hasRollups(tenantID: tenant.id, serial: device, from: from, to: to)
+        var renderer = Renderer.csv(rollups: includesRollups)
         var contentType = "text/csv; charset=utf-8"
         var fileExtension = "csv"
         if name != "csv" {
@@ -102,7 +105,8 @@ struct ExportService: Sendable {
             filename: Self.filename(
                 tenant: tenant.slug, device: device, from: fromText == nil ? nil : from, to: toText == nil ? now : to,
                 fileExtension: fileExtension),
-            tenantID: tenant.id, serials: serials, from: from, to: to, now: now, firstChunk: "", cursor: Cursor())
+            tenantID: tenant.id, serials: serials, from: from, to: to, includesRollups: includesRollups, now: now,
+            firstChunk: "", cursor: Cursor())
         var first = try await header(prepared)
         if let rows = try await nextChunk(&prepared) { first += rows }
         prepared.firstChunk = first
@@ -154,7 +158,8 @@ struct ExportService: Sendable {
             }
             let range = TelemetryRange(
                 tenantID: prepared.tenantID, serial: prepared.serials[prepared.cursor.deviceIndex], from: prepared.from,
-                to: prepared.to, after: prepared.cursor.after, limit: Self.pageSize)
+                to: prepared.to, after: prepared.cursor.after, limit: Self.pageSize,
+                includesRollups: prepared.includesRollups)
             let page = try await store.samples(range)
             if page.count < Self.pageSize {
                 prepared.cursor.deviceIndex += 1

@@ -108,14 +108,16 @@ extension PostgresStore: TelemetryStore {
 
     public func samples(_ range: TelemetryRange) async throws -> [TelemetrySample] {
         let lower = max(range.from, range.after.map { Timestamp(microseconds: $0.microseconds + 1) } ?? range.from)
-        async let raw = rows(
-            """
+        let rawQuery: PostgresQuery = """
             SELECT ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output FROM telemetry
             WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
                 AND ts >= \(lower) AND ts < \(range.to)
             ORDER BY ts LIMIT \(range.limit)
-            """, as: SampleRow.self
-        ).map { Self.sample($0, serial: range.serial) }
+            """
+        guard range.includesRollups else {
+            return try await rows(rawQuery, as: SampleRow.self).map { Self.sample($0, serial: range.serial) }
+        }
+        async let raw = rows(rawQuery, as: SampleRow.self).map { Self.sample($0, serial: range.serial) }
         let query: PostgresQuery = """
             SELECT ts, resolution, samples, mode, output, hysteresis, inside_min, inside_sum, inside_max, outside_count,
                 outside_min, outside_sum, outside_max, setpoint_min, setpoint_sum, setpoint_max, heating, cooling

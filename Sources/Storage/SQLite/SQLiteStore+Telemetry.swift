@@ -67,6 +67,7 @@ extension SQLiteStore: TelemetryStore {
                     """,
                 arguments: arguments
             ).map { Self.sample(from: $0, serial: range.serial) }
+            guard range.includesRollups else { return raw }
             let rollups = try Row.fetchAll(
                 db,
                 sql: """
