@@ -42,13 +42,16 @@ public struct TierLimits: Sendable, Equatable, Codable {
         public var afterDays: Int
         public var resolution: String
 
-        public init(afterDays: Int, resolution: String) {
+        /// `resolution` in seconds.
+        public var resolutionSeconds: Int
+
+        /// Nil when `resolution` is not one of `TelemetryResolution`'s names.
+        public init?(afterDays: Int, resolution: String) {
+            guard let seconds = TelemetryResolution.seconds[resolution] else { return nil }
             self.afterDays = afterDays
             self.resolution = resolution
+            resolutionSeconds = seconds
         }
-
-        /// The resolution in seconds (policies are checked to name one of `TelemetryResolution`'s).
-        public var resolutionSeconds: Int { TelemetryResolution.seconds[resolution] ?? 3600 }
     }
 
     public var maxDevices: Int
@@ -505,26 +508,26 @@ public final class ScriptRunner {
         }
     }
 
-    /// One `row(sample, ctx)` call. A raw sample goes onto the stack as one record with the
-    /// cached `ctx` (the ingest hot path's way); a rollup, whose table has a `rollup` field the
-    /// record does not, goes the general way.
+    /// One `row(sample, ctx)` call, with the cached `ctx` as on the ingest hot path. A raw sample
+    /// goes onto the stack as one record; a rollup, whose table has a `rollup` field the record
+    /// does not, as a general value.
     private func exportRow(_ row: LuaFunction, _ script: LoadedScript, sample: TelemetrySample, context: ScriptContext)
         throws(ScriptError) -> String
     {
         let result: LuaValue
         do {
-            if sample.rollup == nil {
-                result = try vm.call(
-                    row,
-                    arguments: { arguments throws(LuaError) in
+            result = try vm.call(
+                row,
+                arguments: { arguments throws(LuaError) in
+                    if sample.rollup == nil {
                         SampleBridge.push(sample, layout: layouts.sample, to: arguments)
-                        try pushContext(context, for: script, to: arguments)
-                        return 2
-                    },
-                    results: { results throws(LuaError) in results.count == 0 ? .nil : try results.value(0) })
-            } else {
-                result = try vm.call("row", in: script.module, [SampleBridge.value(sample), ctx(context, script)]).first ?? .nil
-            }
+                    } else {
+                        try arguments.push(SampleBridge.value(sample))
+                    }
+                    try pushContext(context, for: script, to: arguments)
+                    return 2
+                },
+                results: { results throws(LuaError) in try results.value(0) })
         } catch {
             throw .lua(error)
         }
@@ -565,14 +568,16 @@ public final class ScriptRunner {
                 guard days.rounded() == days, (1...36_500).contains(days) else {
                     throw .contract("a downsample step's after_days must be a whole number from 1 to 36500")
                 }
-                guard let seconds = TelemetryResolution.seconds[resolution] else {
+                guard let step = TierLimits.Downsample(afterDays: Int(days), resolution: resolution) else {
                     throw .contract(
                         "a downsample step's resolution must be one of \(TelemetryResolution.names.joined(separator: ", "))")
                 }
-                if let previous = downsample.last, !(Int(days) > previous.afterDays && seconds > previous.resolutionSeconds) {
+                if let previous = downsample.last,
+                    !(step.afterDays > previous.afterDays && step.resolutionSeconds > previous.resolutionSeconds)
+                {
                     throw .contract("downsample steps must come in order: each later (after_days) and coarser than the one before")
                 }
-                downsample.append(.init(afterDays: Int(days), resolution: resolution))
+                downsample.append(step)
             }
         } else {
             throw .contract("downsample must be an array of steps")

@@ -1,6 +1,14 @@
 import Foundation
 import PlatformCore
 
+extension Timestamp {
+    /// The start of the epoch-aligned bucket of `seconds` that holds this instant.
+    func flooring(toSeconds seconds: Int) -> Timestamp {
+        let width = Int64(seconds) * 1_000_000
+        return Timestamp(microseconds: microseconds - (((microseconds % width) + width) % width))
+    }
+}
+
 /// Sums over one bucket of raw samples or of stored rollups: sums, counts and extremes add up
 /// exactly, so raw data and rollups of any finer resolution merge without error.
 struct BucketSums: Sendable {

@@ -380,7 +380,8 @@ public protocol TierStore: Sendable {
     func deleteScriptVersions(tenantID: UUID, before cutoff: Timestamp) async throws -> Int
     /// Drops whole telemetry partitions (PostgreSQL's monthly ones) in which every row is
     /// older than its tenant's cutoff; tenants absent from `cutoffs` keep everything. Returns
-    /// the rows dropped. SQLite has no partitions and drops nothing.
+    /// the rows dropped (PostgreSQL's estimate for an analyzed table). A partition that cannot
+    /// be locked at once is left for the next run. SQLite has no partitions and drops nothing.
     func dropExpiredPartitions(cutoffs: [UUID: Timestamp]) async throws -> Int
     /// The storage policy a platform admin assigned to this tenant alone (a special contract),
     /// replacing its tier's; nil when it has none.

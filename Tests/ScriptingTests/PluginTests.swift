@@ -456,14 +456,14 @@ import Testing
     @Test(arguments: [
         ("free", TierLimits(
             maxDevices: 3, maxSamples: 100_000, retentionDays: 30, ingestPerMinute: 60,
-            downsample: [.init(afterDays: 7, resolution: "1h")], scriptMemoryMegabytes: 8), QuotaAction.reject),
+            downsample: [.init(afterDays: 7, resolution: "1h")!], scriptMemoryMegabytes: 8), QuotaAction.reject),
         ("standard", TierLimits(
             maxDevices: 25, maxSamples: 5_000_000, retentionDays: 365, ingestPerMinute: 120,
-            downsample: [.init(afterDays: 30, resolution: "5m"), .init(afterDays: 180, resolution: "1h")],
+            downsample: [.init(afterDays: 30, resolution: "5m")!, .init(afterDays: 180, resolution: "1h")!],
             scriptMemoryMegabytes: 16), .dropOldest),
         ("pro", TierLimits(
             maxDevices: 500, maxSamples: 200_000_000, retentionDays: 1825, ingestPerMinute: 600,
-            downsample: [.init(afterDays: 365, resolution: "5m")], scriptMemoryMegabytes: 32), .dropOldest),
+            downsample: [.init(afterDays: 365, resolution: "5m")!], scriptMemoryMegabytes: 32), .dropOldest),
     ])
     func tierPolicy(_ tier: String, _ expected: TierLimits, _ overSamples: QuotaAction) throws {
         let (runner, script, _) = try Self.load(tier)

@@ -312,7 +312,7 @@ import Testing
                 }
                 """, name: "p", hook: .storagePolicy)
         let limits = try runner.limits(policy, context: Self.context)
-        #expect(limits == TierLimits(maxDevices: 3, maxSamples: 100_000, retentionDays: 30, ingestPerMinute: 60, downsample: [.init(afterDays: 7, resolution: "1h")]))
+        #expect(limits == TierLimits(maxDevices: 3, maxSamples: 100_000, retentionDays: 30, ingestPerMinute: 60, downsample: [.init(afterDays: 7, resolution: "1h")!]))
         #expect(try runner.onOverQuota(policy, usage: ["devices": 4, "samples": 0], limits: limits, context: Self.context) == .reject)
         #expect(try runner.onOverQuota(policy, usage: ["devices": 1, "samples": 0], limits: limits, context: Self.context) == .dropOldest)
     }

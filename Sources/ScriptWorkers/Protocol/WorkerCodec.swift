@@ -79,7 +79,7 @@ public enum WorkerCodec {
         case .job:
             var job = try readJSON(WorkerJob.self, &buffer)
             if case .export(var export) = job {
-                export.samples = try readSamples(&buffer)
+                export.samples = try readSamples(&buffer, allowingRollups: true)
                 job = .export(export)
             }
             if case .dryRun(var dryRun) = job {
@@ -363,19 +363,22 @@ public enum WorkerCodec {
                 if let rollup = sample.rollup {
                     store(Int64(rollup.resolutionSeconds))
                     store(Int64(rollup.count))
-                    for value in [
-                        rollup.tempInsideMin, rollup.tempInsideMax, rollup.tempOutsideMin ?? .nan, rollup.tempOutsideMax ?? .nan,
-                        rollup.setpointMin, rollup.setpointMax, rollup.heatingShare, rollup.coolingShare,
-                    ] {
-                        store(value.bitPattern)
-                    }
+                    store(rollup.tempInsideMin.bitPattern)
+                    store(rollup.tempInsideMax.bitPattern)
+                    store((rollup.tempOutsideMin ?? .nan).bitPattern)
+                    store((rollup.tempOutsideMax ?? .nan).bitPattern)
+                    store(rollup.setpointMin.bitPattern)
+                    store(rollup.setpointMax.bitPattern)
+                    store(rollup.heatingShare.bitPattern)
+                    store(rollup.coolingShare.bitPattern)
                 }
             }
             return offset
         }
     }
 
-    private static func readSamples(_ buffer: inout ByteBuffer) throws -> [TelemetrySample] {
+    /// Reads samples; only an export's rows may be rollups (what a worker answers never is).
+    private static func readSamples(_ buffer: inout ByteBuffer, allowingRollups: Bool = false) throws -> [TelemetrySample] {
         let count = Int(try read(UInt32.self, &buffer))
         // A count larger than the frame can hold is a lie.
         guard count <= buffer.readableBytes / fixedSampleBytes else { throw WorkerProtocolError(description: "bad sample count") }
@@ -397,6 +400,9 @@ public enum WorkerCodec {
                 let mode = try mode(try load(UInt8.self))
                 let inside = Double(bitPattern: try load(UInt64.self))
                 let flags = try load(UInt8.self)
+                guard flags & ~(hasOutsideFlag | hasRollupFlag) == 0, allowingRollups || flags & hasRollupFlag == 0 else {
+                    throw WorkerProtocolError(description: "bad sample flags")
+                }
                 let outside = Double(bitPattern: try load(UInt64.self))
                 let setpoint = Double(bitPattern: try load(UInt64.self))
                 let hysteresis = Double(bitPattern: try load(UInt64.self))
@@ -405,12 +411,16 @@ public enum WorkerCodec {
                 if flags & hasRollupFlag != 0 {
                     let resolution = Int(try load(Int64.self))
                     let count = Int(try load(Int64.self))
-                    var values: [Double] = []
-                    for _ in 0..<8 { values.append(Double(bitPattern: try load(UInt64.self))) }
+                    func double() throws -> Double { Double(bitPattern: try load(UInt64.self)) }
+                    let insideMin = try double()
+                    let insideMax = try double()
+                    let outsideMin = try double()
+                    let outsideMax = try double()
                     rollup = SampleRollup(
-                        resolutionSeconds: resolution, count: count, tempInsideMin: values[0], tempInsideMax: values[1],
-                        tempOutsideMin: values[2].isNaN ? nil : values[2], tempOutsideMax: values[3].isNaN ? nil : values[3],
-                        setpointMin: values[4], setpointMax: values[5], heatingShare: values[6], coolingShare: values[7])
+                        resolutionSeconds: resolution, count: count, tempInsideMin: insideMin, tempInsideMax: insideMax,
+                        tempOutsideMin: outsideMin.isNaN ? nil : outsideMin, tempOutsideMax: outsideMax.isNaN ? nil : outsideMax,
+                        setpointMin: try double(), setpointMax: try double(), heatingShare: try double(),
+                        coolingShare: try double())
                 }
                 samples.append(
                     TelemetrySample(

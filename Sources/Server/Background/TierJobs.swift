@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PlatformCore
+import Scripting
 import ServiceLifecycle
 import Storage
 import Synchronization
@@ -132,35 +133,56 @@ final class RetentionJob: Sendable {
         }
         // Partition drops are not attributed to tenants; the next usage count corrects quotas.
         var run = JobRun(lastRun: now, total: try await store.dropExpiredPartitions(cutoffs: cutoffs))
+        // A tenant whose deletes fail is reported after the others had their turn.
+        var failure: (any Error)?
         for tenant in tenants {
             guard let cutoff = cutoffs[tenant.id] else { continue }
-            var samples = 0
-            var rollups = 0
-            for device in try await store.devices(tenantID: tenant.id) {
-                samples += try await chunked {
-                    try await self.store.deleteSamples(tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
-                }
-                rollups += try await chunked {
-                    try await self.store.deleteRollups(tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
-                }
+            var counts = Counts()
+            do {
+                try await expire(tenant, before: cutoff, counting: &counts)
+            } catch {
+                logger.warning("retention failed for a tenant", metadata: ["tenant": "\(tenant.slug)", "error": "\(error)"])
+                failure = failure ?? error
             }
-            let alerts = try await store.deleteAlertHistory(tenantID: tenant.id, before: cutoff)
-            let versions = try await store.deleteScriptVersions(tenantID: tenant.id, before: cutoff)
-            if samples > 0 { quotas.removed(samples, tenantID: tenant.id) }
-            if samples + rollups + alerts + versions > 0 {
+            if counts.samples > 0 { quotas.removed(counts.samples, tenantID: tenant.id) }
+            if counts.samples + counts.rollups + counts.alerts + counts.versions > 0 {
                 logger.info(
                     "retention deleted expired data",
                     metadata: [
-                        "tenant": "\(tenant.slug)", "samples": "\(samples)", "rollups": "\(rollups)",
-                        "alerts_and_deliveries": "\(alerts)", "script_versions": "\(versions)",
+                        "tenant": "\(tenant.slug)", "samples": "\(counts.samples)", "rollups": "\(counts.rollups)",
+                        "alerts_and_deliveries": "\(counts.alerts)", "script_versions": "\(counts.versions)",
                     ])
             }
-            run.total += samples + rollups
-            run.byTenant[tenant.id] = samples + rollups
+            run.total += counts.samples + counts.rollups
+            run.byTenant[tenant.id] = counts.samples + counts.rollups
         }
         run.finish(startedAt: started)
         lastRun.withLock { $0 = run }
+        if let failure { throw failure }
         return run.total
+    }
+
+    /// What one tenant's retention deleted.
+    private struct Counts {
+        var samples = 0
+        var rollups = 0
+        var alerts = 0
+        var versions = 0
+    }
+
+    /// Deletes one tenant's expired samples and rollups (device by device, in chunks), resolved
+    /// alerts and old script versions, counting as it goes.
+    private func expire(_ tenant: Tenant, before cutoff: Timestamp, counting counts: inout Counts) async throws {
+        for device in try await store.devices(tenantID: tenant.id) {
+            counts.samples += try await chunked {
+                try await self.store.deleteSamples(tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
+            }
+            counts.rollups += try await chunked {
+                try await self.store.deleteRollups(tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
+            }
+        }
+        counts.alerts += try await store.deleteAlertHistory(tenantID: tenant.id, before: cutoff)
+        counts.versions += try await store.deleteScriptVersions(tenantID: tenant.id, before: cutoff)
     }
 
     /// Repeats a chunked delete until a chunk comes back short; returns the rows deleted.
@@ -195,9 +217,6 @@ final class DownsampleJob: Sendable {
         self.logger = logger
     }
 
-    /// The last run over all tenants: raw samples rolled up.
-    var lastReport: JobReport { lastRun.withLock { $0.report } }
-
     /// The last run and the raw samples it rolled up of one tenant.
     func report(for tenantID: UUID) -> JobReport { lastRun.withLock { $0.report(for: tenantID) } }
 
@@ -208,35 +227,53 @@ final class DownsampleJob: Sendable {
         let now = clock.now()
         let started = ContinuousClock.now
         var run = JobRun(lastRun: now)
-        var chunks = 0
-        tenants: for tenant in try await store.allTenants() {
+        var budget = maximumChunks
+        // A tenant whose roll-up fails is reported after the others had their turn.
+        var failure: (any Error)?
+        for tenant in try await store.allTenants() where budget > 0 {
             guard let limits = await quotas.limits(for: tenant), !limits.downsample.isEmpty else { continue }
-            var samples = 0
-            defer {
-                if samples > 0 {
-                    quotas.removed(samples, tenantID: tenant.id)
-                    logger.info("downsampling rolled up samples", metadata: ["tenant": "\(tenant.slug)", "rows": "\(samples)"])
-                }
-                run.total += samples
-                run.byTenant[tenant.id] = samples
+            var counts = (samples: 0, rollups: 0)
+            do {
+                try await rollUp(tenant, steps: limits.downsample, now: now, budget: &budget, counting: &counts)
+            } catch {
+                logger.warning("downsampling failed for a tenant", metadata: ["tenant": "\(tenant.slug)", "error": "\(error)"])
+                failure = failure ?? error
             }
-            for device in try await store.devices(tenantID: tenant.id) {
-                for step in limits.downsample.sorted(by: { $0.afterDays > $1.afterDays }) {
-                    let cutoff = now.adding(seconds: -Double(step.afterDays) * 86_400)
-                    while !Task.isCancelled {
-                        guard chunks < maximumChunks else { break tenants }
-                        chunks += 1
-                        let chunk = try await store.downsample(
-                            tenantID: tenant.id, serial: device.serial, resolutionSeconds: step.resolutionSeconds,
-                            before: cutoff, limit: Self.chunk)
-                        samples += chunk.samples
-                        if chunk.isComplete { break }
-                    }
-                }
+            if counts.samples > 0 {
+                quotas.removed(counts.samples, tenantID: tenant.id)
+                logger.info(
+                    "downsampling rolled up samples",
+                    metadata: ["tenant": "\(tenant.slug)", "rows": "\(counts.samples)", "finer_rollups": "\(counts.rollups)"])
             }
+            run.total += counts.samples
+            run.byTenant[tenant.id] = counts.samples
         }
         run.finish(startedAt: started)
         lastRun.withLock { $0 = run }
+        if let failure { throw failure }
         return run.total
+    }
+
+    /// Runs one tenant's steps over each of its devices, oldest step first, one chunk at a
+    /// time while `budget` lasts.
+    private func rollUp(
+        _ tenant: Tenant, steps: [TierLimits.Downsample], now: Timestamp, budget: inout Int,
+        counting counts: inout (samples: Int, rollups: Int)
+    ) async throws {
+        for device in try await store.devices(tenantID: tenant.id) {
+            for step in steps.sorted(by: { $0.afterDays > $1.afterDays }) {
+                let cutoff = now.adding(seconds: -Double(step.afterDays) * 86_400)
+                while !Task.isCancelled {
+                    guard budget > 0 else { return }
+                    budget -= 1
+                    let chunk = try await store.downsample(
+                        tenantID: tenant.id, serial: device.serial, resolutionSeconds: step.resolutionSeconds,
+                        before: cutoff, limit: Self.chunk)
+                    counts.samples += chunk.samples
+                    counts.rollups += chunk.rollups
+                    if chunk.isComplete { break }
+                }
+            }
+        }
     }
 }

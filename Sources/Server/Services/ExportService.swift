@@ -45,7 +45,8 @@ struct ExportService: Sendable {
         var serials: [String]
         var from: Timestamp
         var to: Timestamp
-        /// Whether the range held rollups when the export began (else pages read raw rows only).
+        /// Whether the range holds rollups or may gain some while the export runs (else pages
+        /// read raw rows only).
         var includesRollups: Bool
         var now: Timestamp
         /// What goes out first: the header and the first rows, already rendered.
@@ -80,8 +81,15 @@ struct ExportService: Sendable {
             serials = try await store.devices(tenantID: tenant.id).map(\.serial).sorted()
         }
         let name = formatName ?? "csv"
-        let includesRollups = try await store.hasRollups(tenantID: tenant.id, serial: device, from: from, to: to)
-        var renderer = Renderer.csv(rollups: includesRollups)
+        // Rollups are read when the range holds some, or when the tier's downsampling may roll
+        // part of the range up while the export runs (rows it moves would be missed otherwise).
+        let shortestStep = await engine.tierLimits(for: tenant)?.downsample.map(\.afterDays).min()
+        let mayRollUp = shortestStep.map { from < now.adding(seconds: -Double($0) * 86_400) } ?? false
+        let hasRollups = try await store.hasRollups(tenantID: tenant.id, serial: device, from: from, to: to)
+        let includesRollups = hasRollups || mayRollUp
+        // The CSV columns are fixed by what the range holds now: rollups made during the export
+        // come out as rows of averages under the contract's columns.
+        var renderer = Renderer.csv(rollups: hasRollups)
         var contentType = "text/csv; charset=utf-8"
         var fileExtension = "csv"
         if name != "csv" {

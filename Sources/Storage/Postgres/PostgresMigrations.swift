@@ -368,6 +368,7 @@ enum PostgresMigrations {
                     PRIMARY KEY (tenant_id, device_serial, ts, resolution)
                 )
                 """,
+                "CREATE INDEX telemetry_rollups_by_time ON telemetry_rollups (tenant_id, ts)",
                 "CREATE INDEX alerts_resolved ON alerts (tenant_id, resolved_at) WHERE resolved_at IS NOT NULL",
             ]),
     ]

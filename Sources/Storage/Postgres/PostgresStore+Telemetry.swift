@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PlatformCore
 import PostgresNIO
 
@@ -114,11 +115,13 @@ extension PostgresStore: TelemetryStore {
                 AND ts >= \(lower) AND ts < \(range.to)
             ORDER BY ts LIMIT \(range.limit)
             """
+        let logger = logger
         guard range.includesRollups else {
-            return try await sampleRows(rawQuery, serial: range.serial)
+            return try await withConnection(Self.describe(rawQuery)) { connection in
+                try await Self.readSamples(rawQuery, serial: range.serial, on: connection, logger: logger)
+            }
         }
-        async let raw = sampleRows(rawQuery, serial: range.serial)
-        let query: PostgresQuery = """
+        let rollupQuery: PostgresQuery = """
             SELECT ts, resolution, samples, mode, output, hysteresis, inside_min, inside_sum, inside_max, outside_count,
                 outside_min, outside_sum, outside_max, setpoint_min, setpoint_sum, setpoint_max, heating, cooling
             FROM telemetry_rollups
@@ -126,17 +129,21 @@ extension PostgresStore: TelemetryStore {
                 AND ts >= \(lower) AND ts < \(range.to)
             ORDER BY ts, resolution LIMIT \(range.limit)
             """
-        let rollupRows: [RollupRow] = try await rows(query, as: RollupRow.self)
-        let rollups = rollupRows.map { Self.rollupSample($0, serial: range.serial) }
-        return RollupMerge.samples(raw: try await raw, rollups: rollups, limit: range.limit)
+        return try await inSnapshot("read samples and rollups") { connection in
+            let raw = try await Self.readSamples(rawQuery, serial: range.serial, on: connection, logger: logger)
+            var rollups: [TelemetrySample] = []
+            for try await row in try await connection.query(rollupQuery, logger: logger).decode(RollupRow.self) {
+                rollups.append(Self.rollupSample(row, serial: range.serial))
+            }
+            return RollupMerge.samples(raw: raw, rollups: rollups, limit: range.limit)
+        }
     }
 
     public func buckets(_ range: TelemetryRange, bucketSeconds: Int) async throws -> [SampleBucket] {
         let width = Int64(bucketSeconds) * 1_000_000
         let lower = max(range.from, range.after.map { Timestamp(microseconds: $0.microseconds + width) } ?? range.from)
         let interval = "\(bucketSeconds) seconds"
-        async let raw = rows(
-            """
+        let rawQuery: PostgresQuery = """
             SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket, count(*)::int8,
                 min(temp_inside), sum(temp_inside), max(temp_inside),
                 count(temp_outside)::int8, min(temp_outside), coalesce(sum(temp_outside), 0), max(temp_outside),
@@ -146,10 +153,8 @@ extension PostgresStore: TelemetryStore {
             WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
                 AND ts >= \(lower) AND ts < \(range.to)
             GROUP BY bucket ORDER BY bucket LIMIT \(range.limit)
-            """, as: BucketRow.self
-        ).map(Self.sums)
-        let rollups = try await rows(
             """
+        let rollupQuery: PostgresQuery = """
             SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket, sum(samples)::int8,
                 min(inside_min), sum(inside_sum), max(inside_max),
                 sum(outside_count)::int8, min(outside_min), sum(outside_sum), max(outside_max),
@@ -158,46 +163,67 @@ extension PostgresStore: TelemetryStore {
             WHERE tenant_id = \(range.tenantID) AND device_serial = \(range.serial)
                 AND ts >= \(lower) AND ts < \(range.to)
             GROUP BY bucket ORDER BY bucket LIMIT \(range.limit)
-            """, as: BucketRow.self
-        ).map(Self.sums)
-        return RollupMerge.buckets(raw: try await raw, rollups: rollups, limit: range.limit)
+            """
+        let logger = logger
+        return try await inSnapshot("read buckets") { connection in
+            var sides: [[BucketSums]] = []
+            for query in [rawQuery, rollupQuery] {
+                var sums: [BucketSums] = []
+                for try await row in try await connection.query(query, logger: logger).decode(BucketRow.self) {
+                    sums.append(Self.rollupSums(row))
+                }
+                sides.append(sums)
+            }
+            return RollupMerge.buckets(raw: sides[0], rollups: sides[1], limit: range.limit)
+        }
     }
 
     public func hasRollups(tenantID: UUID, serial: String?, from: Timestamp, to: Timestamp) async throws -> Bool {
-        let found = try await rows(
+        var query: PostgresQuery = """
+            SELECT EXISTS (SELECT 1 FROM telemetry_rollups WHERE tenant_id = \(tenantID) AND ts >= \(from) AND ts < \(to))
             """
-            SELECT EXISTS (SELECT 1 FROM telemetry_rollups
-                WHERE tenant_id = \(tenantID) AND (\(serial)::text IS NULL OR device_serial = \(serial))
-                    AND ts >= \(from) AND ts < \(to))
-            """, as: Bool.self)
+        if let serial {
+            query = """
+                SELECT EXISTS (SELECT 1 FROM telemetry_rollups
+                    WHERE tenant_id = \(tenantID) AND device_serial = \(serial) AND ts >= \(from) AND ts < \(to))
+                """
+        }
+        let found: [Bool] = try await rows(query, as: Bool.self)
         return found.first ?? false
+    }
+
+    /// Runs `body` in a read-only REPEATABLE READ transaction: raw samples and rollups are read
+    /// in one snapshot, since the downsampling job moves rows from one to the other.
+    private func inSnapshot<Result: Sendable>(
+        _ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await transaction(what, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
     }
 
     /// Runs a query for `ts, mode, temp_inside, temp_outside, setpoint, hysteresis, output` and
     /// reads each row cell by cell. This is the export's and query's hot path: decoding into a
     /// tuple type goes through PostgresNIO's variadic generics, which looked the tuple's
     /// metadata up for every row (about a tenth of an export's CPU in a profile).
-    private func sampleRows(_ query: PostgresQuery, serial: String) async throws -> [TelemetrySample] {
-        let logger = logger
-        return try await withConnection(Self.describe(query)) { connection in
-            var samples: [TelemetrySample] = []
-            for try await row in try await connection.query(query, logger: logger) {
-                var cells = row.makeIterator()
-                let time = try cells.decodeNext(Timestamp.self)
-                let mode = try cells.decodeNext(String.self)
-                let inside = try cells.decodeNext(Double.self)
-                let outside = try cells.decodeNext(Double?.self)
-                let setpoint = try cells.decodeNext(Double.self)
-                let hysteresis = try cells.decodeNext(Double.self)
-                let output = try cells.decodeNext(String.self)
-                samples.append(
-                    TelemetrySample(
-                        deviceSerial: serial, timestamp: time, mode: ThermostatMode(rawValue: mode) ?? .off,
-                        tempInside: inside, tempOutside: outside, setpoint: setpoint, hysteresis: hysteresis,
-                        output: ThermostatOutput(rawValue: output) ?? .off))
-            }
-            return samples
+    private static func readSamples(
+        _ query: PostgresQuery, serial: String, on connection: PostgresConnection, logger: Logger
+    ) async throws -> [TelemetrySample] {
+        var samples: [TelemetrySample] = []
+        for try await row in try await connection.query(query, logger: logger) {
+            var cells = row.makeIterator()
+            let time = try cells.decodeNext(Timestamp.self)
+            let mode = try cells.decodeNext(String.self)
+            let inside = try cells.decodeNext(Double.self)
+            let outside = try cells.decodeNext(Double?.self)
+            let setpoint = try cells.decodeNext(Double.self)
+            let hysteresis = try cells.decodeNext(Double.self)
+            let output = try cells.decodeNext(String.self)
+            samples.append(
+                TelemetrySample(
+                    deviceSerial: serial, timestamp: time, mode: ThermostatMode(rawValue: mode) ?? .off,
+                    tempInside: inside, tempOutside: outside, setpoint: setpoint, hysteresis: hysteresis,
+                    output: ThermostatOutput(rawValue: output) ?? .off))
         }
+        return samples
     }
 
     /// `ts, resolution, samples, mode, output, hysteresis`, then the sums as in `BucketRow`.
@@ -220,7 +246,7 @@ extension PostgresStore: TelemetryStore {
         return sums.sample(serial: serial, resolutionSeconds: Int(row.1), mode: row.3, hysteresis: row.5, output: row.4)
     }
 
-    private static func sums(_ row: BucketRow) -> BucketSums {
+    private static func rollupSums(_ row: BucketRow) -> BucketSums {
         BucketSums(
             start: row.0, count: Int(row.1), insideMin: row.2, insideSum: row.3, insideMax: row.4, outsideCount: Int(row.5),
             outsideMin: row.6, outsideSum: row.7, outsideMax: row.8, setpointMin: row.9, setpointSum: row.10,

@@ -90,14 +90,11 @@ extension PostgresStore: TierStore {
     public func downsample(tenantID: UUID, serial: String, resolutionSeconds: Int, before cutoff: Timestamp, limit: Int)
         async throws -> DownsampleChunk
     {
-        let width = Int64(resolutionSeconds) * 1_000_000
-        let bucket: @Sendable (Timestamp) -> Timestamp = { time in
-            Timestamp(microseconds: time.microseconds - (((time.microseconds % width) + width) % width))
-        }
         let interval = "\(resolutionSeconds) seconds"
         let resolution = Int64(resolutionSeconds)
         let logger = logger
-        let last = bucket(cutoff)
+        let last = cutoff.flooring(toSeconds: resolutionSeconds)
+        let offset = max(limit, 1) - 1
         // Most runs find nothing to do: ask before opening a writing transaction.
         let pending: [Bool] = try await rows(
             """
@@ -107,95 +104,95 @@ extension PostgresStore: TierStore {
             """, as: Bool.self)
         guard pending.first == true else { return DownsampleChunk(samples: 0, rollups: 0, isComplete: true) }
         return try await transaction("downsample") { connection in
+            // One chunk of a device at a time, whichever server process runs it.
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended('downsample:' || \(tenantID.uuidString) || ':' || \(serial), 0))",
+                logger: logger)
             // The chunk ends after the bucket of the `limit`-th raw sample or finer rollup, so
             // it holds whole buckets and at most about `limit` of either.
             var end = last
             for query: PostgresQuery in [
                 """
                 SELECT ts FROM telemetry WHERE tenant_id = \(tenantID) AND device_serial = \(serial) AND ts < \(last)
-                ORDER BY ts LIMIT 1 OFFSET \(limit - 1)
+                ORDER BY ts LIMIT 1 OFFSET \(offset)
                 """,
                 """
                 SELECT ts FROM telemetry_rollups
                 WHERE tenant_id = \(tenantID) AND device_serial = \(serial) AND ts < \(last) AND resolution < \(resolution)
-                ORDER BY ts LIMIT 1 OFFSET \(limit - 1)
+                ORDER BY ts LIMIT 1 OFFSET \(offset)
                 """,
             ] {
                 for try await time in try await connection.query(query, logger: logger).decode(Timestamp.self) {
-                    end = min(end, Timestamp(microseconds: bucket(time).microseconds + width))
+                    end = min(end, time.flooring(toSeconds: resolutionSeconds).adding(seconds: Double(resolutionSeconds)))
                 }
             }
-            try await connection.query(
+            // The rollups are built from exactly the rows this statement deletes (each statement
+            // has its own snapshot under READ COMMITTED: a separate INSERT … SELECT and DELETE
+            // could delete a sample committed in between without rolling it up).
+            var counts: (samples: Int64, rollups: Int64) = (0, 0)
+            let rows = try await connection.query(
                 """
-                INSERT INTO telemetry_rollups AS r (tenant_id, device_serial, ts, resolution, samples, last_ts, mode, output,
-                    hysteresis, inside_min, inside_sum, inside_max, outside_count, outside_min, outside_sum, outside_max,
-                    setpoint_min, setpoint_sum, setpoint_max, heating, cooling)
-                SELECT \(tenantID), \(serial), bucket, \(resolution), sum(samples)::int8, max(last_ts),
-                    max(mode) FILTER (WHERE newest = 1), max(output) FILTER (WHERE newest = 1),
-                    max(hysteresis) FILTER (WHERE newest = 1), min(inside_min), sum(inside_sum), max(inside_max),
-                    sum(outside_count)::int8, min(outside_min), sum(outside_sum), max(outside_max), min(setpoint_min),
-                    sum(setpoint_sum), max(setpoint_max), sum(heating)::int8, sum(cooling)::int8
-                FROM (
-                    SELECT *, row_number() OVER (PARTITION BY bucket ORDER BY last_ts DESC) AS newest FROM (
-                        SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
-                            1::int8 AS samples, ts AS last_ts, mode, output, hysteresis, temp_inside AS inside_min,
-                            temp_inside AS inside_sum, temp_inside AS inside_max,
-                            (temp_outside IS NOT NULL)::int::int8 AS outside_count, temp_outside AS outside_min,
-                            coalesce(temp_outside, 0) AS outside_sum, temp_outside AS outside_max,
-                            setpoint AS setpoint_min, setpoint AS setpoint_sum, setpoint AS setpoint_max,
-                            (output = 'HEAT_ON')::int::int8 AS heating, (output = 'COOL_ON')::int::int8 AS cooling
-                        FROM telemetry WHERE tenant_id = \(tenantID) AND device_serial = \(serial) AND ts < \(end)
-                        UNION ALL
-                        SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00'), samples,
-                            last_ts, mode, output, hysteresis, inside_min, inside_sum, inside_max, outside_count,
-                            outside_min, outside_sum, outside_max, setpoint_min, setpoint_sum, setpoint_max, heating,
-                            cooling
-                        FROM telemetry_rollups
-                        WHERE tenant_id = \(tenantID) AND device_serial = \(serial) AND resolution < \(resolution)
-                            AND ts < \(end)
-                    ) AS source
-                ) AS ranked
-                GROUP BY bucket
-                ON CONFLICT (tenant_id, device_serial, ts, resolution) DO UPDATE SET
-                    samples = r.samples + excluded.samples,
-                    mode = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.mode ELSE r.mode END,
-                    output = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.output ELSE r.output END,
-                    hysteresis = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.hysteresis ELSE r.hysteresis END,
-                    last_ts = greatest(r.last_ts, excluded.last_ts),
-                    inside_min = least(r.inside_min, excluded.inside_min),
-                    inside_sum = r.inside_sum + excluded.inside_sum,
-                    inside_max = greatest(r.inside_max, excluded.inside_max),
-                    outside_count = r.outside_count + excluded.outside_count,
-                    outside_min = least(r.outside_min, excluded.outside_min),
-                    outside_sum = r.outside_sum + excluded.outside_sum,
-                    outside_max = greatest(r.outside_max, excluded.outside_max),
-                    setpoint_min = least(r.setpoint_min, excluded.setpoint_min),
-                    setpoint_sum = r.setpoint_sum + excluded.setpoint_sum,
-                    setpoint_max = greatest(r.setpoint_max, excluded.setpoint_max),
-                    heating = r.heating + excluded.heating,
-                    cooling = r.cooling + excluded.cooling
-                """, logger: logger)
-            var counts: [Int64] = []
-            for query: PostgresQuery in [
-                """
-                WITH deleted AS (
+                WITH raw AS (
+                    DELETE FROM telemetry WHERE tenant_id = \(tenantID) AND device_serial = \(serial) AND ts < \(end)
+                    RETURNING ts, mode, output, hysteresis, temp_inside, temp_outside, setpoint
+                ), finer AS (
                     DELETE FROM telemetry_rollups WHERE tenant_id = \(tenantID) AND device_serial = \(serial)
                         AND resolution < \(resolution) AND ts < \(end)
-                    RETURNING 1)
-                SELECT count(*)::int8 FROM deleted
-                """,
-                """
-                WITH deleted AS (
-                    DELETE FROM telemetry WHERE tenant_id = \(tenantID) AND device_serial = \(serial) AND ts < \(end)
-                    RETURNING 1)
-                SELECT count(*)::int8 FROM deleted
-                """,
-            ] {
-                for try await count in try await connection.query(query, logger: logger).decode(Int64.self) {
-                    counts.append(count)
-                }
-            }
-            return DownsampleChunk(samples: Int(counts[1]), rollups: Int(counts[0]), isComplete: end == last)
+                    RETURNING ts, samples, last_ts, mode, output, hysteresis, inside_min, inside_sum, inside_max, outside_count,
+                        outside_min, outside_sum, outside_max, setpoint_min, setpoint_sum, setpoint_max, heating, cooling
+                ), inserted AS (
+                    INSERT INTO telemetry_rollups AS r (tenant_id, device_serial, ts, resolution, samples, last_ts, mode, output,
+                        hysteresis, inside_min, inside_sum, inside_max, outside_count, outside_min, outside_sum, outside_max,
+                        setpoint_min, setpoint_sum, setpoint_max, heating, cooling)
+                    SELECT \(tenantID), \(serial), bucket, \(resolution), sum(samples)::int8, max(last_ts),
+                        max(mode) FILTER (WHERE newest = 1), max(output) FILTER (WHERE newest = 1),
+                        max(hysteresis) FILTER (WHERE newest = 1), min(inside_min), sum(inside_sum), max(inside_max),
+                        sum(outside_count)::int8, min(outside_min), sum(outside_sum), max(outside_max), min(setpoint_min),
+                        sum(setpoint_sum), max(setpoint_max), sum(heating)::int8, sum(cooling)::int8
+                    FROM (
+                        SELECT *, row_number() OVER (PARTITION BY bucket ORDER BY last_ts DESC) AS newest FROM (
+                            SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
+                                1::int8 AS samples, ts AS last_ts, mode, output, hysteresis, temp_inside AS inside_min,
+                                temp_inside AS inside_sum, temp_inside AS inside_max,
+                                (temp_outside IS NOT NULL)::int::int8 AS outside_count, temp_outside AS outside_min,
+                                coalesce(temp_outside, 0) AS outside_sum, temp_outside AS outside_max,
+                                setpoint AS setpoint_min, setpoint AS setpoint_sum, setpoint AS setpoint_max,
+                                (output = 'HEAT_ON')::int::int8 AS heating, (output = 'COOL_ON')::int::int8 AS cooling
+                            FROM raw
+                            UNION ALL
+                            SELECT date_bin(\(interval)::interval, ts, TIMESTAMPTZ '1970-01-01 00:00:00+00'), samples,
+                                last_ts, mode, output, hysteresis, inside_min, inside_sum, inside_max, outside_count,
+                                outside_min, outside_sum, outside_max, setpoint_min, setpoint_sum, setpoint_max, heating,
+                                cooling
+                            FROM finer
+                        ) AS source
+                    ) AS ranked
+                    GROUP BY bucket
+                    ON CONFLICT (tenant_id, device_serial, ts, resolution) DO UPDATE SET
+                        samples = r.samples + excluded.samples,
+                        mode = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.mode ELSE r.mode END,
+                        output = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.output ELSE r.output END,
+                        hysteresis = CASE WHEN excluded.last_ts > r.last_ts THEN excluded.hysteresis ELSE r.hysteresis END,
+                        last_ts = greatest(r.last_ts, excluded.last_ts),
+                        inside_min = least(r.inside_min, excluded.inside_min),
+                        inside_sum = r.inside_sum + excluded.inside_sum,
+                        inside_max = greatest(r.inside_max, excluded.inside_max),
+                        outside_count = r.outside_count + excluded.outside_count,
+                        outside_min = least(r.outside_min, excluded.outside_min),
+                        outside_sum = r.outside_sum + excluded.outside_sum,
+                        outside_max = greatest(r.outside_max, excluded.outside_max),
+                        setpoint_min = least(r.setpoint_min, excluded.setpoint_min),
+                        setpoint_sum = r.setpoint_sum + excluded.setpoint_sum,
+                        setpoint_max = greatest(r.setpoint_max, excluded.setpoint_max),
+                        heating = r.heating + excluded.heating,
+                        cooling = r.cooling + excluded.cooling
+                    RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM raw)::int8, (SELECT count(*) FROM finer)::int8,
+                    (SELECT count(*) FROM inserted)::int8
+                """, logger: logger)
+            for try await (samples, rollups, _) in rows.decode((Int64, Int64, Int64).self) { counts = (samples, rollups) }
+            return DownsampleChunk(samples: Int(counts.samples), rollups: Int(counts.rollups), isComplete: end == last)
         }
     }
 
@@ -209,11 +206,11 @@ extension PostgresStore: TierStore {
                         SELECT id FROM alerts
                         WHERE tenant_id = \(tenantID) AND state = 'resolved' AND resolved_at < \(cutoff)))
                 RETURNING 1
-            ), alerts AS (
+            ), deleted_alerts AS (
                 DELETE FROM alerts WHERE tenant_id = \(tenantID) AND state = 'resolved' AND resolved_at < \(cutoff)
                 RETURNING 1
             )
-            SELECT (SELECT count(*) FROM deliveries) + (SELECT count(*) FROM alerts)
+            SELECT (SELECT count(*) FROM deliveries) + (SELECT count(*) FROM deleted_alerts)
             """)
     }
 
@@ -235,43 +232,60 @@ extension PostgresStore: TierStore {
 
     public func dropExpiredPartitions(cutoffs: [UUID: Timestamp]) async throws -> Int {
         guard let latestCutoff = cutoffs.values.max() else { return 0 }
-        let partitions = try await rows(
-            """
-            SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-            WHERE i.inhparent = 'telemetry'::regclass
-            """, as: String.self)
         var dropped = 0
-        for name in partitions.sorted() {
+        for name in try await telemetryPartitions() {
             // Monthly partitions are named telemetry_YYYY_MM (see `ensure_telemetry_partitions`);
             // the default partition and anything else are never dropped.
             guard let end = Self.monthlyPartitionEnd(name), end <= latestCutoff else { continue }
-            let logger = logger
-            dropped += try await transaction("drop expired partition") { connection in
-                // Every tenant with rows in the partition, by a loose index scan (one seek each).
-                let tenantsQuery: PostgresQuery = """
-                    WITH RECURSIVE present AS (
-                        (SELECT tenant_id FROM \(unescaped: name) ORDER BY tenant_id LIMIT 1)
-                        UNION ALL
-                        SELECT (SELECT tenant_id FROM \(unescaped: name) p WHERE p.tenant_id > present.tenant_id
-                                ORDER BY tenant_id LIMIT 1)
-                        FROM present WHERE present.tenant_id IS NOT NULL)
-                    SELECT tenant_id FROM present WHERE tenant_id IS NOT NULL
-                    """
-                for try await tenant in try await connection.query(tenantsQuery, logger: logger).decode(UUID.self) {
-                    guard let cutoff = cutoffs[tenant], end <= cutoff else { return 0 }
-                }
-                var rows = 0
-                for try await count in try await connection.query(
-                    "SELECT count(*)::int8 FROM \(unescaped: name)", logger: logger
-                ).decode(Int64.self) {
-                    rows = Int(count)
-                }
-                try await connection.query("DROP TABLE \(unescaped: name)", logger: logger)
-                self.logger.info("dropped an expired telemetry partition", metadata: ["partition": "\(name)", "rows": "\(rows)"])
-                return rows
+            do {
+                dropped += try await dropPartitionIfExpired(name, end: end, cutoffs: cutoffs)
+            } catch {
+                // One partition that cannot be dropped now (a lock not granted in time) must not
+                // stop the rest of retention; the next run tries again.
+                logger.warning(
+                    "could not drop an expired telemetry partition",
+                    metadata: ["partition": "\(name)", "error": "\(String(reflecting: error))"])
             }
         }
         return dropped
+    }
+
+    /// Drops one monthly partition when every tenant with rows in it has a cutoff at or after
+    /// its end; returns its rows (the planner's estimate once the table was analyzed: counting a
+    /// month exactly would hold the lock for as long as a scan). The partition is locked before its tenants are read, so no
+    /// sample can arrive between the check and the drop, and waits for locks end after 500 ms so
+    /// ingest never queues long behind the drop.
+    private func dropPartitionIfExpired(_ name: String, end: Timestamp, cutoffs: [UUID: Timestamp]) async throws -> Int {
+        let logger = logger
+        return try await transaction("drop expired partition") { connection in
+            try await connection.query("SET LOCAL lock_timeout = '500ms'", logger: logger)
+            try await connection.query("LOCK TABLE \(unescaped: name) IN ACCESS EXCLUSIVE MODE", logger: logger)
+            // Every tenant with rows in the partition, by a loose index scan (one seek each).
+            let tenantsQuery: PostgresQuery = """
+                WITH RECURSIVE present AS (
+                    (SELECT tenant_id FROM \(unescaped: name) ORDER BY tenant_id LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT tenant_id FROM \(unescaped: name) p WHERE p.tenant_id > present.tenant_id
+                            ORDER BY tenant_id LIMIT 1)
+                    FROM present WHERE present.tenant_id IS NOT NULL)
+                SELECT tenant_id FROM present WHERE tenant_id IS NOT NULL
+                """
+            for try await tenant in try await connection.query(tenantsQuery, logger: logger).decode(UUID.self) {
+                guard let cutoff = cutoffs[tenant], end <= cutoff else { return 0 }
+            }
+            var rows = 0
+            for try await estimate in try await connection.query(
+                """
+                SELECT CASE WHEN reltuples >= 0 THEN reltuples::int8 ELSE (SELECT count(*) FROM \(unescaped: name)) END
+                FROM pg_class WHERE oid = \(name)::regclass
+                """, logger: logger
+            ).decode(Int64.self) {
+                rows = Int(estimate)
+            }
+            try await connection.query("DROP TABLE \(unescaped: name)", logger: logger)
+            logger.info("dropped an expired telemetry partition", metadata: ["partition": "\(name)", "rows": "\(rows)"])
+            return rows
+        }
     }
 
     /// The end of a monthly partition's range (the next month's first instant, UTC), from its

@@ -111,15 +111,15 @@ public final class PostgresStore: PlatformStore, Sendable {
             })
     }
 
-    /// Runs `body` in a transaction (BEGIN … COMMIT, ROLLBACK when it throws), all of it within
+    /// Runs `body` in a transaction (`begin` … COMMIT, ROLLBACK when it throws), all of it within
     /// the time bound, rethrowing the body's own error.
     func transaction<Result: Sendable>(
-        _ what: String, bound: Duration? = nil,
+        _ what: String, bound: Duration? = nil, begin: PostgresQuery = "BEGIN",
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let logger = logger
         return try await withConnection(what, bound: bound) { connection in
-            try await connection.query("BEGIN", logger: logger)
+            try await connection.query(begin, logger: logger)
             let result: Result
             do {
                 result = try await body(connection)

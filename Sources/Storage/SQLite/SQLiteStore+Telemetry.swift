@@ -128,13 +128,19 @@ extension SQLiteStore: TelemetryStore {
 
     public func hasRollups(tenantID: UUID, serial: String?, from: Timestamp, to: Timestamp) async throws -> Bool {
         try await pool.read { db in
-            try Bool.fetchOne(
+            if let serial {
+                return try Bool.fetchOne(
+                    db,
+                    sql: """
+                        SELECT EXISTS (SELECT 1 FROM telemetry_rollups
+                            WHERE tenant_id = ? AND device_serial = ? AND ts >= ? AND ts < ?)
+                        """,
+                    arguments: [tenantID.databaseText, serial, from.microseconds, to.microseconds]) ?? false
+            }
+            return try Bool.fetchOne(
                 db,
-                sql: """
-                    SELECT EXISTS (SELECT 1 FROM telemetry_rollups
-                        WHERE tenant_id = ? AND (? IS NULL OR device_serial = ?) AND ts >= ? AND ts < ?)
-                    """,
-                arguments: [tenantID.databaseText, serial, serial, from.microseconds, to.microseconds]) ?? false
+                sql: "SELECT EXISTS (SELECT 1 FROM telemetry_rollups WHERE tenant_id = ? AND ts >= ? AND ts < ?)",
+                arguments: [tenantID.databaseText, from.microseconds, to.microseconds]) ?? false
         }
     }
 

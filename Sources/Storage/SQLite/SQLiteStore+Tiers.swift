@@ -112,7 +112,8 @@ extension SQLiteStore: TierStore {
         async throws -> DownsampleChunk
     {
         let width = Int64(resolutionSeconds) * 1_000_000
-        let bucket: @Sendable (Int64) -> Int64 = { time in time - (((time % width) + width) % width) }
+        let last = cutoff.flooring(toSeconds: resolutionSeconds).microseconds
+        let offset = max(limit, 1) - 1
         let tenant = tenantID.databaseText
         // Most runs find nothing to do: ask a reader before taking the single writer.
         let pending = try await pool.read { db in
@@ -123,24 +124,26 @@ extension SQLiteStore: TierStore {
                         OR EXISTS (SELECT 1 FROM telemetry_rollups
                             WHERE tenant_id = ?1 AND device_serial = ?2 AND ts < ?3 AND resolution < ?4)
                     """,
-                arguments: [tenant, serial, bucket(cutoff.microseconds), resolutionSeconds]) ?? false
+                arguments: [tenant, serial, last, resolutionSeconds]) ?? false
         }
         guard pending else { return DownsampleChunk(samples: 0, rollups: 0, isComplete: true) }
         return try await pool.write { db in
             // The chunk ends after the bucket of the `limit`-th raw sample or finer rollup, so
             // it holds whole buckets and at most about `limit` of either.
-            var end = bucket(cutoff.microseconds)
+            var end = last
             let sampleEnd = try Int64.fetchOne(
                 db, sql: "SELECT ts FROM telemetry WHERE tenant_id = ? AND device_serial = ? AND ts < ? ORDER BY ts LIMIT 1 OFFSET ?",
-                arguments: [tenant, serial, end, limit - 1])
+                arguments: [tenant, serial, end, offset])
             let rollupEnd = try Int64.fetchOne(
                 db,
                 sql: """
                     SELECT ts FROM telemetry_rollups WHERE tenant_id = ? AND device_serial = ? AND ts < ? AND resolution < ?
                     ORDER BY ts LIMIT 1 OFFSET ?
                     """,
-                arguments: [tenant, serial, end, resolutionSeconds, limit - 1])
-            for time in [sampleEnd, rollupEnd].compactMap({ $0 }) { end = min(end, bucket(time) + width) }
+                arguments: [tenant, serial, end, resolutionSeconds, offset])
+            for time in [sampleEnd, rollupEnd].compactMap({ $0 }) {
+                end = min(end, Timestamp(microseconds: time).flooring(toSeconds: resolutionSeconds).microseconds + width)
+            }
             try db.execute(
                 sql: """
                     INSERT INTO telemetry_rollups (tenant_id, device_serial, ts, resolution, samples, last_ts, mode, output,
@@ -194,7 +197,7 @@ extension SQLiteStore: TierStore {
             try db.execute(
                 sql: "DELETE FROM telemetry WHERE tenant_id = ? AND device_serial = ? AND ts < ?",
                 arguments: [tenant, serial, end])
-            return DownsampleChunk(samples: db.changesCount, rollups: rollups, isComplete: end == bucket(cutoff.microseconds))
+            return DownsampleChunk(samples: db.changesCount, rollups: rollups, isComplete: end == last)
         }
     }
 
