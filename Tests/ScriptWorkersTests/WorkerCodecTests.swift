@@ -27,4 +27,41 @@ import Testing
             into: &repeated)
         #expect(repeated.readableBytes < 1200, "a condition active for 1000 samples is sent once")
     }
+
+    static func sample(_ seconds: Int64, outside: Double?, rollup: SampleRollup?) -> TelemetrySample {
+        TelemetrySample(
+            deviceSerial: "TH-Ü", timestamp: Timestamp(seconds: seconds), mode: .auto, tempInside: 20.25, tempOutside: outside,
+            setpoint: 21, hysteresis: 0.5, output: .coolOn, rollup: rollup)
+    }
+
+    @Test func exportRowsCarryRollupsAndWorkersMayNotAnswerWithThem() throws {
+        let hourly = SampleRollup(
+            resolutionSeconds: 3600, count: 60, tempInsideMin: 18, tempInsideMax: 22.5, tempOutsideMin: -3, tempOutsideMax: 1,
+            setpointMin: 20, setpointMax: 21, heatingShare: 0.25, coolingShare: 0.5)
+        var indoorOnly = hourly
+        indoorOnly.tempOutsideMin = nil
+        indoorOnly.tempOutsideMax = nil
+        let samples = [
+            Self.sample(1_795_000_000, outside: 4, rollup: nil), Self.sample(1_795_000_060, outside: nil, rollup: hourly),
+            Self.sample(1_795_003_600, outside: nil, rollup: indoorOnly), Self.sample(1_795_007_200, outside: nil, rollup: nil),
+        ]
+        let job = ExportJob(
+            tenant: WorkerTenant(id: UUID(), slug: "acme", tier: "free", memoryBytes: 1 << 20),
+            script: WorkerScript(id: UUID(), version: 1, name: "md", configJSON: "{}", source: nil), now: Timestamp(seconds: 1),
+            piece: .rows, budgetMilliseconds: 250, samples: samples)
+        var buffer = ByteBuffer()
+        try WorkerCodec.encode(WorkerRequest.job(.export(job)), into: &buffer)
+        #expect(try WorkerCodec.decodeRequest(&buffer) == .job(.export(job)))
+        #expect(buffer.readableBytes == 0)
+
+        var answer = ByteBuffer()
+        try WorkerCodec.encode(WorkerResponse.transform([.transformed([samples[0]])]), into: &answer)
+        #expect(try WorkerCodec.decodeResponse(&answer) == .transform([.transformed([samples[0]])]))
+        var forged = ByteBuffer()
+        try WorkerCodec.encode(WorkerResponse.transform([.transformed([samples[1]])]), into: &forged)
+        #expect(throws: WorkerProtocolError.self, "a worker's answer is never a rollup") {
+            try WorkerCodec.decodeResponse(&forged)
+        }
+    }
 }
+

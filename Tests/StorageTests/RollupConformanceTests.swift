@@ -167,6 +167,57 @@ struct RollupConformanceTests {
     }
 
     @Test(arguments: Backend.available)
+    func mergesKeepTheNewestSampleAndTheOutdoorExtremes(_ backend: Backend) async throws {
+        try await TestDatabase.withStore(backend) { store in
+            let (user, tenant) = StoreConformanceTests.account("m@example.com")
+            _ = try await store.createAccount(user: user, tenant: tenant)
+            func sample(minute: Int, outside: Double?, mode: ThermostatMode = .heat, output: ThermostatOutput = .heatOn)
+                -> TelemetryRecord
+            {
+                TelemetryRecord(
+                    tenantID: tenant.id,
+                    sample: TelemetrySample(
+                        deviceSerial: "TH-1", timestamp: Self.hour.adding(seconds: Double(minute * 60)), mode: mode,
+                        tempInside: 20, tempOutside: outside, setpoint: 21, hysteresis: 0.5, output: output))
+            }
+            let cutoff = Self.hour.adding(seconds: 3600)
+            let range = Self.range(tenant.id)
+            _ = try await store.insert((10..<13).map { sample(minute: $0, outside: nil) }, receivedAt: Self.hour)
+            #expect(try await Self.downsample(store, tenant.id, resolution: 3600, before: cutoff, limit: 100) == 3)
+            #expect(try await store.samples(range).first?.rollup?.tempOutsideMin == nil, "no outdoor reading yet")
+
+            // A late sample that is the hour's newest brings its mode and output, and the first outdoor reading.
+            _ = try await store.insert([sample(minute: 50, outside: 7, mode: .cool, output: .coolOn)], receivedAt: Self.hour)
+            #expect(try await Self.downsample(store, tenant.id, resolution: 3600, before: cutoff, limit: 100) == 1)
+            var row = try #require(try await store.samples(range).first)
+            #expect(row.rollup?.count == 4 && row.mode == .cool && row.output == .coolOn)
+            #expect(row.rollup?.tempOutsideMin == 7 && row.rollup?.tempOutsideMax == 7 && row.tempOutside == 7)
+
+            // A late sample that is not the newest widens the extremes only.
+            _ = try await store.insert([sample(minute: 5, outside: -2, mode: .off, output: .off)], receivedAt: Self.hour)
+            #expect(try await Self.downsample(store, tenant.id, resolution: 3600, before: cutoff, limit: 100) == 1)
+            row = try #require(try await store.samples(range).first)
+            #expect(row.rollup?.count == 5 && row.mode == .cool && row.output == .coolOn)
+            #expect(row.rollup?.tempOutsideMin == -2 && row.rollup?.tempOutsideMax == 7 && row.tempOutside == 2.5)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func concurrentRunsRollEverySampleUpOnce(_ backend: Backend) async throws {
+        try await TestDatabase.withStore(backend) { store in
+            let (user, tenant) = StoreConformanceTests.account("c@example.com")
+            _ = try await store.createAccount(user: user, tenant: tenant)
+            _ = try await store.insert(Self.samples().map { TelemetryRecord(tenantID: tenant.id, sample: $0) }, receivedAt: Self.hour)
+            let cutoff = Self.hour.adding(seconds: 3 * 3600)
+            async let first = Self.downsample(store, tenant.id, resolution: 900, before: cutoff, limit: 20)
+            async let second = Self.downsample(store, tenant.id, resolution: 900, before: cutoff, limit: 20)
+            #expect(try await first + second == 180, "each sample rolled up by exactly one of the two runs")
+            let rows = try await store.samples(Self.range(tenant.id))
+            #expect(rows.count == 12 && rows.allSatisfy { $0.rollup?.count == 15 })
+        }
+    }
+
+    @Test(arguments: Backend.available)
     func retentionOfAlertHistoryAndScriptVersions(_ backend: Backend) async throws {
         try await TestDatabase.withStore(backend) { store in
             let (user, tenant) = StoreConformanceTests.account("h@example.com")
