@@ -94,13 +94,23 @@ local function fresh_text(value)
   return encode(value)
 end
 
+-- The "rollup" object of a downsampled row, as the query API writes it: keys in name order,
+-- temp_outside_c null when none of the samples had an outdoor reading.
+local function rollup_json(r)
+  local outside = r.temp_outside_c == nil and "null" or encode(r.temp_outside_c)
+  return '{"cooling_share":' .. number(r.cooling_share) .. ',"heating_share":' .. number(r.heating_share)
+    .. ',"resolution_seconds":' .. number(r.resolution_seconds) .. ',"samples":' .. number(r.samples)
+    .. ',"setpoint_c":' .. encode(r.setpoint_c) .. ',"temp_inside_c":' .. encode(r.temp_inside_c)
+    .. ',"temp_outside_c":' .. outside .. "}"
+end
+
 -- A downsampled row (sample.rollup set) also carries its "rollup" object.
 function M.row(s)
   local line = '{"device_id":' .. text_of(s.device_id) .. ',"timestamp":' .. fresh_text(s.timestamp)
     .. ',"mode":' .. text_of(s.mode) .. ',"temp_inside_c":' .. text_of(s.temp_inside_c)
     .. ',"temp_outside_c":' .. text_of(s.temp_outside_c) .. ',"setpoint_c":' .. text_of(s.setpoint_c)
     .. ',"hysteresis_c":' .. text_of(s.hysteresis_c) .. ',"output":' .. text_of(s.output)
-  if s.rollup ~= nil then return line .. ',"rollup":' .. encode(s.rollup) .. "}\n" end
+  if s.rollup ~= nil then return line .. ',"rollup":' .. rollup_json(s.rollup) .. "}\n" end
   return line .. "}\n"
 end
 

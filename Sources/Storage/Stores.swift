@@ -367,9 +367,10 @@ public protocol TierStore: Sendable {
     /// Deletes up to `limit` of one device's rollups that start before `cutoff`; returns how many.
     func deleteRollups(tenantID: UUID, serial: String, before cutoff: Timestamp, limit: Int) async throws -> Int
     /// One step of downsampling, in one transaction: the device's oldest raw samples and finer
-    /// rollups before `cutoff` (a multiple of the resolution), about `limit` of each at most
-    /// and always whole buckets, become rollups of `resolutionSeconds` (merged into any
-    /// already stored) and are deleted. Idempotent, and a kill loses one chunk at most.
+    /// rollups before `cutoff` (floored to a multiple of the resolution) become rollups of
+    /// `resolutionSeconds` (merged into any already stored) and are deleted. A chunk is whole
+    /// buckets: about `limit` rows of each kind, or one bucket when a bucket holds more.
+    /// Idempotent, and a kill loses one chunk at most.
     func downsample(tenantID: UUID, serial: String, resolutionSeconds: Int, before cutoff: Timestamp, limit: Int)
         async throws -> DownsampleChunk
     /// Deletes the tenant's alerts resolved before `cutoff` with their deliveries, and test
