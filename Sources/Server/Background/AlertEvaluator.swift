@@ -42,10 +42,6 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     /// Samples one pass takes from a tenant's queue.
     static let passSize = 1000
     static let concurrentTenants = 4
-    /// The least time between the starts of two passes of one tenant (unless the first took a
-    /// full `passSize`): under load, samples gather into fewer, larger passes, each writing
-    /// the rules' states once, rather than a pass per commit.
-    static let passSpacing: Duration = .milliseconds(100)
 
     private struct Scheduling {
         var busy: Set<UUID> = []
@@ -55,10 +51,6 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         var dirty: Set<UUID> = []
         var lastTimer: ContinuousClock.Instant?
         var lastPoll: ContinuousClock.Instant?
-        /// When each tenant's last pass started, for `passSpacing`.
-        var passStarted: [UUID: ContinuousClock.Instant] = [:]
-        /// Whether a wake-up is already set for a tenant held back by `passSpacing`.
-        var wakeupSet = false
     }
 
     struct Status: Sendable {
@@ -123,35 +115,18 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 return true
             }
             let queued = pollDue ? try await store.alertQueueTenants(limit: 1000) : []
-            let (started, wakeAfter) = scheduling.withLock { state -> ([(UUID, Bool)], Duration?) in
+            let started = scheduling.withLock { state -> [(UUID, Bool)] in
                 state.timerDue.formUnion(timerTenants.filter { !gate.isDisabled($0) })
                 state.dirty.formUnion(queued)
                 var chosen: [(UUID, Bool)] = []
-                var wait: Duration?
                 // A disabled tenant's samples wait (and its timer rests) until it is enabled again.
                 for tenant in Array(state.timerDue.union(state.dirty)) where !state.busy.contains(tenant) && !gate.isDisabled(tenant) {
                     guard state.busy.count < Self.concurrentTenants else { break }
-                    let timer = state.timerDue.contains(tenant)
-                    if !timer, let last = state.passStarted[tenant], now - last < Self.passSpacing {
-                        wait = min(wait ?? Self.passSpacing, Self.passSpacing - (now - last))
-                        continue
-                    }
                     state.busy.insert(tenant)
                     state.dirty.remove(tenant)
-                    state.timerDue.remove(tenant)
-                    state.passStarted[tenant] = now
-                    chosen.append((tenant, timer))
+                    chosen.append((tenant, state.timerDue.remove(tenant) != nil))
                 }
-                guard let wait, !state.wakeupSet else { return (chosen, nil) }
-                state.wakeupSet = true
-                return (chosen, wait)
-            }
-            if let wakeAfter {
-                group.addTask {
-                    try? await Task.sleep(for: wakeAfter)
-                    self.scheduling.withLock { $0.wakeupSet = false }
-                    self.wakeupContinuation.yield()
-                }
+                return chosen
             }
             for (tenant, timer) in started {
                 group.addTask {
