@@ -20,7 +20,7 @@ struct ExportService: Sendable {
     let clock: any WallClock
 
     /// Rows read from the store per page.
-    static let pageSize = 2000
+    static let pageSize = 10_000
     /// Rows rendered per worker call.
     static let scriptBatch = 1000
     /// The built-in export plugins offered as formats, beside `csv`.
