@@ -83,8 +83,10 @@ struct ExportTests {
         let server = try Self.server(directory)
         try await server.waitUntilHealthy()
         let session = try await ReleaseBinaryTests.signUp(server, email: "export-abort@example.com")
-        try await Self.ingest(server, session, count: 5000, start: Date(timeIntervalSince1970: 1_780_000_000)) { i in
-            i == 4000 ? 99.5 : 20
+        // The bad row lies beyond the first page the server reads (10,000 rows): the download has
+        // started by the time the script meets it.
+        try await Self.ingest(server, session, count: 15_000, start: Date(timeIntervalSince1970: 1_780_000_000)) { i in
+            i == 12_000 ? 99.5 : 20
         }
         let source = #"return { content_type = "text/plain", extension = "txt", row = function(s) if s.temp_inside_c > 99 then error("bad row") end return s.timestamp .. "\n" end }"#
         let upload = try await HTTP.request(
