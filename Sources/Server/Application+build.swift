@@ -137,8 +137,9 @@ struct Platform {
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
         usageJob = TenantUsageJob(quotas: quotas, digest: digest, logger: logger)
-        retention = RetentionJob(store: store, quotas: quotas, clock: clock, logger: logger)
-        downsampling = DownsampleJob(store: store, quotas: quotas, clock: clock, logger: logger)
+        let storage = StorageJobEnvironment(store: store, quotas: quotas, clock: clock, logger: logger)
+        retention = RetentionJob(environment: storage)
+        downsampling = DownsampleJob(environment: storage)
         storageJobs = StorageJobs(
             retention: retention, downsampling: downsampling, period: .seconds(configuration.retentionIntervalSeconds),
             digest: digest, logger: logger)

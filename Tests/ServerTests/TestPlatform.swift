@@ -6,7 +6,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import PlatformCore
-import Server
+@testable import Server
 import Storage
 import StorageTesting
 import Testing
@@ -49,6 +49,25 @@ enum TestPlatform {
         let app = try await buildApplication(configuration: configuration, store: store, clock: clock)
         try await app.test(.router) { client in
             try await test(client, store)
+        }
+    }
+
+    /// Like `run`, but the background jobs stay off and the test gets the `Platform` to run
+    /// them by hand (the store, the group commit and the Lua workers run as usual).
+    static func runWithoutJobs(
+        _ backend: Backend, clock: ManualClock, configure: (inout PlatformConfiguration) -> Void,
+        _ test: @Sendable (any TestClientProtocol, any PlatformStore, Platform) async throws -> Void
+    ) async throws {
+        let configuration = configuration(configure)
+        let store = try StoreFactory.open(databaseURL: try await TestDatabase.makeURL(backend), logger: TestPlatformLog.logger)
+        let platform = try Platform(
+            configuration: configuration, store: store, assets: try await WebAssets.load(configuration), clock: clock,
+            logger: TestPlatformLog.logger)
+        var app = Application(router: platform.router(), logger: TestPlatformLog.logger)
+        app.addServices(store, platform.writer, platform.workers)
+        app.beforeServerStarts { _ = try await store.migrate() }
+        try await app.test(.router) { client in
+            try await test(client, store, platform)
         }
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import HTTPTypes
-import Hummingbird
 import HummingbirdTesting
 import PlatformCore
 import Storage
@@ -196,17 +195,9 @@ struct TierTests {
     @Test(arguments: Backend.available)
     func retentionDeletesOnlyExpiredSamplesInChunks(_ backend: Backend) async throws {
         let folder = try Self.policies(maxSamples: 100_000)
-        var configuration = TestPlatform.configuration()
-        configuration.policiesDirectory = folder.path
         let clock = ManualClock()
-        let store = try StoreFactory.open(databaseURL: try await TestDatabase.makeURL(backend), logger: TestPlatformLog.logger)
-        let platform = try Platform(
-            configuration: configuration, store: store, assets: try await WebAssets.load(configuration), clock: clock,
-            logger: TestPlatformLog.logger)
-        var app = Application(router: platform.router(), logger: TestPlatformLog.logger)
-        app.addServices(store, platform.writer, platform.workers)
-        app.beforeServerStarts { _ = try await store.migrate() }
-        try await app.test(.router) { client in
+        try await TestPlatform.runWithoutJobs(backend, clock: clock, configure: { $0.policiesDirectory = folder.path }) {
+            client, store, platform in
             let user = try await client.register("retention@example.com")
             let tenantID = try Self.tenantID(user)
             try await store.setTier(tenantID: tenantID, tier: "tiny")
@@ -217,7 +208,7 @@ struct TierTests {
             #expect(try await client.ingest(device, SampleJSON.batch(serial: "TH-OLD", from: now.adding(seconds: -3600), count: 30)).status == .ok)
             let deleted = try await platform.retention.runOnce()
             #expect(deleted == 700)
-            #expect(platform.retention.lastReport.rows == 700)
+            #expect(platform.retention.log.report.rows == 700)
             let left = try await store.samples(
                 TelemetryRange(tenantID: tenantID, serial: "TH-OLD", from: old, to: now, limit: 10_000))
             #expect(left.count == 30)

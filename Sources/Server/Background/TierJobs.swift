@@ -56,110 +56,118 @@ struct StorageJobs: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: period)
-                do {
-                    try await retention.runOnce()
-                } catch {
-                    logger.warning("retention run failed", metadata: ["error": "\(error)"])
-                    digest.jobFailed("retention", error: "\(error)")
-                }
-                do {
-                    try await downsampling.runOnce()
-                } catch {
-                    logger.warning("downsampling run failed", metadata: ["error": "\(error)"])
-                    digest.jobFailed("downsampling", error: "\(error)")
-                }
+                await attempt("retention") { try await retention.runOnce() }
+                await attempt("downsampling") { try await downsampling.runOnce() }
             }
+        }
+    }
+
+    private func attempt(_ job: String, _ body: () async throws -> Int) async {
+        do {
+            _ = try await body()
+        } catch {
+            logger.warning("\(job) run failed", metadata: ["error": "\(error)"])
+            digest.jobFailed(job, error: "\(error)")
         }
     }
 }
 
-/// Per-tenant figures of a job's last run.
-private struct JobRun {
+/// What the storage jobs work with, and how they go over the tenants.
+struct StorageJobEnvironment: Sendable {
+    let store: any PlatformStore
+    let quotas: QuotaService
+    let clock: any WallClock
+    let logger: Logger
+    /// Rows per chunk; each chunk is its own short transaction.
+    static let chunk = 5000
+
+    /// Runs `work` for each tenant in turn and records in `log` the rows each handled (those
+    /// done before a failure too) and the run's duration from `started`. A tenant whose work
+    /// fails is logged and the others still get their turn; the first failure is rethrown at
+    /// the end. Returns the rows of the whole run, `rows` (work not of any tenant) included.
+    func forEachTenant(
+        _ tenants: [Tenant], job: String, log: JobLog, startedAt started: ContinuousClock.Instant, now: Timestamp,
+        rows: Int = 0, _ work: (Tenant, inout Int) async throws -> Void
+    ) async throws -> Int {
+        var run = JobRun(lastRun: now, total: rows)
+        var failure: (any Error)?
+        for tenant in tenants {
+            var rows = 0
+            do {
+                try await work(tenant, &rows)
+            } catch {
+                logger.warning("\(job) failed for a tenant", metadata: ["tenant": "\(tenant.slug)", "error": "\(error)"])
+                failure = failure ?? error
+            }
+            run.total += rows
+            run.byTenant[tenant.id] = rows
+        }
+        let elapsed = (ContinuousClock.now - started).components
+        run.seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        log.record(run)
+        if let failure { throw failure }
+        return run.total
+    }
+}
+
+/// When a job last ran, how long it took, and the rows it handled in all and per tenant.
+struct JobRun: Sendable {
     var lastRun: Timestamp?
     var total = 0
     var byTenant: [UUID: Int] = [:]
     var seconds: Double?
+}
 
-    var report: JobReport { JobReport(lastRun: lastRun, rows: total, seconds: seconds) }
+/// A job's last run, kept for `/api/usage/`.
+final class JobLog: Sendable {
+    private let lastRun = Mutex(JobRun())
 
+    /// The last run over all tenants.
+    var report: JobReport { lastRun.withLock { JobReport(lastRun: $0.lastRun, rows: $0.total, seconds: $0.seconds) } }
+
+    /// The last run, with one tenant's rows.
     func report(for tenantID: UUID) -> JobReport {
-        JobReport(lastRun: lastRun, rows: byTenant[tenantID] ?? 0, seconds: seconds)
+        lastRun.withLock { JobReport(lastRun: $0.lastRun, rows: $0.byTenant[tenantID] ?? 0, seconds: $0.seconds) }
     }
 
-    /// Records the run's duration from `started`.
-    mutating func finish(startedAt started: ContinuousClock.Instant) {
-        let elapsed = (ContinuousClock.now - started).components
-        seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
-    }
+    func record(_ run: JobRun) { lastRun.withLock { $0 = run } }
 }
 
 /// Deletes what is older than each tenant's `retention_days`: on PostgreSQL first whole
 /// monthly partitions in which every row has expired, then, device by device, samples and
-/// rollups in chunks of `chunk` rows (each its own short transaction, so no long lock is held
-/// and a kill loses at most one chunk's progress: the next run simply goes on), then resolved
-/// alerts with their deliveries and script versions that are neither active nor newest.
-final class RetentionJob: Sendable {
-    private let store: any PlatformStore
-    private let quotas: QuotaService
-    private let clock: any WallClock
-    private let logger: Logger
-    private let lastRun = Mutex(JobRun())
-    static let chunk = 5000
-
-    init(store: any PlatformStore, quotas: QuotaService, clock: any WallClock, logger: Logger) {
-        self.store = store
-        self.quotas = quotas
-        self.clock = clock
-        self.logger = logger
-    }
-
-    /// The last run over all tenants: telemetry rows deleted (samples, rollups, partitions).
-    var lastReport: JobReport { lastRun.withLock { $0.report } }
-
-    /// The last run and the telemetry rows it deleted of one tenant.
-    func report(for tenantID: UUID) -> JobReport { lastRun.withLock { $0.report(for: tenantID) } }
+/// rollups in chunks (each its own short transaction, so no long lock is held and a kill loses
+/// at most one chunk's progress: the next run simply goes on), then resolved alerts with their
+/// deliveries and script versions that are neither active nor newest. Its rows are the
+/// telemetry rows deleted: samples, rollups and dropped partitions.
+struct RetentionJob: Sendable {
+    let environment: StorageJobEnvironment
+    let log = JobLog()
 
     /// One pass over every tenant; returns the telemetry rows deleted.
     @discardableResult
     func runOnce() async throws -> Int {
-        let now = clock.now()
         let started = ContinuousClock.now
+        let now = environment.clock.now()
         var cutoffs: [UUID: Timestamp] = [:]
         var tenants: [Tenant] = []
-        for tenant in try await store.allTenants() {
-            guard let limits = await quotas.limits(for: tenant), limits.retentionDays > 0 else { continue }
+        for tenant in try await environment.store.allTenants() {
+            guard let limits = await environment.quotas.limits(for: tenant), limits.retentionDays > 0 else { continue }
             cutoffs[tenant.id] = now.adding(seconds: -Double(limits.retentionDays) * 86_400)
             tenants.append(tenant)
         }
         // Partition drops are not attributed to tenants; the next usage count corrects quotas.
-        var run = JobRun(lastRun: now, total: try await store.dropExpiredPartitions(cutoffs: cutoffs))
-        // A tenant whose deletes fail is reported after the others had their turn.
-        var failure: (any Error)?
-        for tenant in tenants {
-            guard let cutoff = cutoffs[tenant.id] else { continue }
+        let dropped = try await environment.store.dropExpiredPartitions(cutoffs: cutoffs)
+        return try await environment.forEachTenant(
+            tenants, job: "retention", log: log, startedAt: started, now: now, rows: dropped
+        ) { tenant, rows in
+            guard let cutoff = cutoffs[tenant.id] else { return }
             var counts = Counts()
-            do {
-                try await expire(tenant, before: cutoff, counting: &counts)
-            } catch {
-                logger.warning("retention failed for a tenant", metadata: ["tenant": "\(tenant.slug)", "error": "\(error)"])
-                failure = failure ?? error
+            defer {
+                rows = counts.samples + counts.rollups
+                record(counts, of: tenant)
             }
-            if counts.samples > 0 { quotas.removed(counts.samples, tenantID: tenant.id) }
-            if counts.samples + counts.rollups + counts.alerts + counts.versions > 0 {
-                logger.info(
-                    "retention deleted expired data",
-                    metadata: [
-                        "tenant": "\(tenant.slug)", "samples": "\(counts.samples)", "rollups": "\(counts.rollups)",
-                        "alerts_and_deliveries": "\(counts.alerts)", "script_versions": "\(counts.versions)",
-                    ])
-            }
-            run.total += counts.samples + counts.rollups
-            run.byTenant[tenant.id] = counts.samples + counts.rollups
+            try await expire(tenant, before: cutoff, counting: &counts)
         }
-        run.finish(startedAt: started)
-        lastRun.withLock { $0 = run }
-        if let failure { throw failure }
-        return run.total
     }
 
     /// What one tenant's retention deleted.
@@ -173,16 +181,30 @@ final class RetentionJob: Sendable {
     /// Deletes one tenant's expired samples and rollups (device by device, in chunks), resolved
     /// alerts and old script versions, counting as it goes.
     private func expire(_ tenant: Tenant, before cutoff: Timestamp, counting counts: inout Counts) async throws {
+        let store = environment.store
         for device in try await store.devices(tenantID: tenant.id) {
             counts.samples += try await chunked {
-                try await self.store.deleteSamples(tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
+                try await store.deleteSamples(
+                    tenantID: tenant.id, serial: device.serial, before: cutoff, limit: StorageJobEnvironment.chunk)
             }
             counts.rollups += try await chunked {
-                try await self.store.deleteRollups(tenantID: tenant.id, serial: device.serial, before: cutoff, limit: Self.chunk)
+                try await store.deleteRollups(
+                    tenantID: tenant.id, serial: device.serial, before: cutoff, limit: StorageJobEnvironment.chunk)
             }
         }
         counts.alerts += try await store.deleteAlertHistory(tenantID: tenant.id, before: cutoff)
         counts.versions += try await store.deleteScriptVersions(tenantID: tenant.id, before: cutoff)
+    }
+
+    private func record(_ counts: Counts, of tenant: Tenant) {
+        if counts.samples > 0 { environment.quotas.removed(counts.samples, tenantID: tenant.id) }
+        guard counts.samples + counts.rollups + counts.alerts + counts.versions > 0 else { return }
+        environment.logger.info(
+            "retention deleted expired data",
+            metadata: [
+                "tenant": "\(tenant.slug)", "samples": "\(counts.samples)", "rollups": "\(counts.rollups)",
+                "alerts_and_deliveries": "\(counts.alerts)", "script_versions": "\(counts.versions)",
+            ])
     }
 
     /// Repeats a chunked delete until a chunk comes back short; returns the rows deleted.
@@ -191,7 +213,7 @@ final class RetentionJob: Sendable {
         while !Task.isCancelled {
             let rows = try await delete()
             total += rows
-            if rows < Self.chunk { break }
+            if rows < StorageJobEnvironment.chunk { break }
         }
         return total
     }
@@ -199,79 +221,47 @@ final class RetentionJob: Sendable {
 
 /// Rolls raw samples older than each step of the tenant's `downsample` policy into min/avg/max
 /// rollups at the step's resolution and deletes them (and finer rollups into coarser ones),
-/// device by device in chunks of about `chunk` rows, each chunk one transaction: idempotent,
-/// and a killed run simply goes on next time. The oldest step runs first, so samples old
-/// enough for the coarsest step go there directly.
-final class DownsampleJob: Sendable {
-    private let store: any PlatformStore
-    private let quotas: QuotaService
-    private let clock: any WallClock
-    private let logger: Logger
-    private let lastRun = Mutex(JobRun())
-    static let chunk = 5000
+/// device by device in chunks, each chunk one transaction: idempotent, and a killed run simply
+/// goes on next time. The oldest step runs first, so samples old enough for the coarsest step
+/// go there directly. Its rows are the raw samples rolled up.
+struct DownsampleJob: Sendable {
+    let environment: StorageJobEnvironment
+    let log = JobLog()
 
-    init(store: any PlatformStore, quotas: QuotaService, clock: any WallClock, logger: Logger) {
-        self.store = store
-        self.quotas = quotas
-        self.clock = clock
-        self.logger = logger
-    }
-
-    /// The last run and the raw samples it rolled up of one tenant.
-    func report(for tenantID: UUID) -> JobReport { lastRun.withLock { $0.report(for: tenantID) } }
-
-    /// One pass over every tenant, at most `maximumChunks` chunks (a test's way to stop a run
-    /// halfway); returns the raw samples rolled up.
+    /// One pass over every tenant; returns the raw samples rolled up.
     @discardableResult
-    func runOnce(maximumChunks: Int = .max) async throws -> Int {
-        let now = clock.now()
+    func runOnce() async throws -> Int {
         let started = ContinuousClock.now
-        var run = JobRun(lastRun: now)
-        var budget = maximumChunks
-        // A tenant whose roll-up fails is reported after the others had their turn.
-        var failure: (any Error)?
-        for tenant in try await store.allTenants() where budget > 0 {
-            guard let limits = await quotas.limits(for: tenant), !limits.downsample.isEmpty else { continue }
-            var counts = (samples: 0, rollups: 0)
-            do {
-                try await rollUp(tenant, steps: limits.downsample, now: now, budget: &budget, counting: &counts)
-            } catch {
-                logger.warning("downsampling failed for a tenant", metadata: ["tenant": "\(tenant.slug)", "error": "\(error)"])
-                failure = failure ?? error
-            }
-            if counts.samples > 0 {
-                quotas.removed(counts.samples, tenantID: tenant.id)
-                logger.info(
-                    "downsampling rolled up samples",
-                    metadata: ["tenant": "\(tenant.slug)", "rows": "\(counts.samples)", "finer_rollups": "\(counts.rollups)"])
-            }
-            run.total += counts.samples
-            run.byTenant[tenant.id] = counts.samples
+        let now = environment.clock.now()
+        var steps: [UUID: [TierLimits.Downsample]] = [:]
+        var tenants: [Tenant] = []
+        for tenant in try await environment.store.allTenants() {
+            guard let limits = await environment.quotas.limits(for: tenant), !limits.downsample.isEmpty else { continue }
+            steps[tenant.id] = limits.downsample.sorted { $0.afterDays > $1.afterDays }
+            tenants.append(tenant)
         }
-        run.finish(startedAt: started)
-        lastRun.withLock { $0 = run }
-        if let failure { throw failure }
-        return run.total
-    }
-
-    /// Runs one tenant's steps over each of its devices, oldest step first, one chunk at a
-    /// time while `budget` lasts.
-    private func rollUp(
-        _ tenant: Tenant, steps: [TierLimits.Downsample], now: Timestamp, budget: inout Int,
-        counting counts: inout (samples: Int, rollups: Int)
-    ) async throws {
-        for device in try await store.devices(tenantID: tenant.id) {
-            for step in steps.sorted(by: { $0.afterDays > $1.afterDays }) {
-                let cutoff = now.adding(seconds: -Double(step.afterDays) * 86_400)
-                while !Task.isCancelled {
-                    guard budget > 0 else { return }
-                    budget -= 1
-                    let chunk = try await store.downsample(
-                        tenantID: tenant.id, serial: device.serial, resolutionSeconds: step.resolutionSeconds,
-                        before: cutoff, limit: Self.chunk)
-                    counts.samples += chunk.samples
-                    counts.rollups += chunk.rollups
-                    if chunk.isComplete { break }
+        return try await environment.forEachTenant(tenants, job: "downsampling", log: log, startedAt: started, now: now) {
+            tenant, rows in
+            var finer = 0
+            defer {
+                if rows > 0 {
+                    environment.quotas.removed(rows, tenantID: tenant.id)
+                    environment.logger.info(
+                        "downsampling rolled up samples",
+                        metadata: ["tenant": "\(tenant.slug)", "rows": "\(rows)", "finer_rollups": "\(finer)"])
+                }
+            }
+            for device in try await environment.store.devices(tenantID: tenant.id) {
+                for step in steps[tenant.id] ?? [] {
+                    let cutoff = now.adding(seconds: -Double(step.afterDays) * 86_400)
+                    while !Task.isCancelled {
+                        let chunk = try await environment.store.downsample(
+                            tenantID: tenant.id, serial: device.serial, resolutionSeconds: step.resolutionSeconds,
+                            before: cutoff, limit: StorageJobEnvironment.chunk)
+                        rows += chunk.samples
+                        finer += chunk.rollups
+                        if chunk.isComplete { break }
+                    }
                 }
             }
         }

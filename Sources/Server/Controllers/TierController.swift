@@ -127,8 +127,8 @@ struct TierController {
         let tenant = context.identity.tenant
         let limits = await quotas.limits(for: tenant)
         let samples = quotas.samples(tenantID: tenant.id)
-        let retention = retention.report(for: tenant.id)
-        let downsampling = downsampling.report(for: tenant.id)
+        let retention = retention.log.report(for: tenant.id)
+        let downsampling = downsampling.log.report(for: tenant.id)
         return try jsonResponse(
             UsageJSON(
                 tier: tenant.tier,
