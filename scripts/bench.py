@@ -201,6 +201,20 @@ def run_backend(name, database, args, work):
             print(f"server log ({name}): {line}", file=sys.stderr)
 
 
+def load_suite(name):
+    """scripts/bench/<name>.py, loaded by path (the folder scripts/bench/ shadows a package name)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, "bench", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def suite_databases(backends, work, suite):
+    """The backends for one suite: SQLite on a file of the suite's own, PostgreSQL shared."""
+    for name, database in backends:
+        yield name, (f"sqlite:{work}/{suite}.sqlite" if database.startswith("sqlite:") else database)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", required=True)
@@ -230,45 +244,30 @@ def main():
           f"{os.cpu_count()} cores shared by server, database and load generator\n")
     if args.suite in ("ingest", "all"):
         run_ingest(backends, args, work)
+    this = sys.modules[__name__]
     if args.suite in ("stream", "all"):
-        spec = importlib.util.spec_from_file_location("stream_bench", os.path.join(HERE, "bench", "stream_bench.py"))
-        stream_bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(stream_bench)
-        for name, database in backends:
-            if database.startswith("sqlite:"):
-                database = f"sqlite:{work}/stream.sqlite"
-            stream_bench.run_backend(sys.modules[__name__], name, database, args, work)
+        stream_bench = load_suite("stream_bench")
+        for name, database in suite_databases(backends, work, "stream"):
+            stream_bench.run_backend(this, name, database, args, work)
     if args.suite in ("export", "quota", "all"):
-        spec = importlib.util.spec_from_file_location("export_bench", os.path.join(HERE, "bench", "export_bench.py"))
-        export_bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(export_bench)
+        export_bench = load_suite("export_bench")
         if args.suite in ("export", "all"):
-            for name, database in backends:
-                if database.startswith("sqlite:"):
-                    database = f"sqlite:{work}/export.sqlite"
-                export_bench.run_export(sys.modules[__name__], name, database, args, work)
+            for name, database in suite_databases(backends, work, "export"):
+                export_bench.run_export(this, name, database, args, work)
         if args.suite in ("quota", "all"):
-            export_bench.run_quota(sys.modules[__name__], args, work)
+            export_bench.run_quota(this, args, work)
     if args.suite in ("alerts", "all"):
-        spec = importlib.util.spec_from_file_location("alert_bench", os.path.join(HERE, "bench", "alert_bench.py"))
-        alert_bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(alert_bench)
+        alert_bench = load_suite("alert_bench")
         print()
         alert_bench.print_header()
-        for name, database in backends:
-            if database.startswith("sqlite:"):
-                database = f"sqlite:{work}/alerts.sqlite"
-            alert_bench.run(sys.modules[__name__], name, database, args, work)
+        for name, database in suite_databases(backends, work, "alerts"):
+            alert_bench.run(this, name, database, args, work)
     if args.suite in ("storage", "all"):
-        spec = importlib.util.spec_from_file_location("storage_bench", os.path.join(HERE, "bench", "storage_bench.py"))
-        storage_bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(storage_bench)
+        storage_bench = load_suite("storage_bench")
         print()
         storage_bench.print_header()
-        for name, database in backends:
-            if database.startswith("sqlite:"):
-                database = f"sqlite:{work}/storage.sqlite"
-            storage_bench.run(sys.modules[__name__], name, database, args, work)
+        for name, database in suite_databases(backends, work, "storage"):
+            storage_bench.run(this, name, database, args, work)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -159,4 +159,39 @@ struct ExportAPITests {
             #expect(try await client.json("/api/telemetry/export/?format=ndjson", cookie: user.cookie).status == .ok)
         }
     }
+
+    /// Export rows share the cached `ctx` of the ingest hot path: a script that overwrites its
+    /// fields still gets each row's own device and tenant, and a row that is not a string is a
+    /// clear error.
+    @Test func aFormatThatTampersWithCtxStillSeesEachRowsOwnContext() async throws {
+        try await TestPlatform.run { client, _ in
+            let user = try await client.register("tamper-export@example.com", tenant: "Tamper Home")
+            for serial in ["TH-A", "TH-B"] {
+                let device = try await client.registerDevice(user, serial: serial)
+                #expect(try await client.ingest(device, Self.samples(serial, from: Timestamp(seconds: 1_795_000_000), count: 3)).status == .ok)
+            }
+            let tamper = """
+                return { content_type = "text/plain", extension = "txt", row = function(s, ctx)
+                  local line = ctx.device.serial .. " " .. ctx.tenant.slug .. " " .. s.device_id .. "\\n"
+                  ctx.device, ctx.tenant, ctx.config, s.device_id = nil, "junk", 42, "forged"
+                  return line
+                end }
+                """
+            let uploaded = try await ScriptAPITests.upload(client, user, name: "tamper", hook: "export", source: tamper)
+            let id = try #require((try uploaded.object()["script"] as? [String: Any])?["id"] as? String)
+            #expect(try await client.json("/api/scripts/\(id)/activate/", method: .post, cookie: user.cookie).status == .ok)
+            let export = try await client.json("/api/telemetry/export/?format=tamper", cookie: user.cookie)
+            #expect(export.status == .ok)
+            let lines = String(buffer: export.body).split(separator: "\n").map(String.init)
+            #expect(lines == Array(repeating: "TH-A tamper-home TH-A", count: 3) + Array(repeating: "TH-B tamper-home TH-B", count: 3))
+
+            let table = #"return { content_type = "text/plain", extension = "txt", row = function(s) return {} end }"#
+            let second = try await ScriptAPITests.upload(client, user, name: "table", hook: "export", source: table)
+            let secondID = try #require((try second.object()["script"] as? [String: Any])?["id"] as? String)
+            #expect(try await client.json("/api/scripts/\(secondID)/activate/", method: .post, cookie: user.cookie).status == .ok)
+            let refused = try await client.json("/api/telemetry/export/?format=table", cookie: user.cookie)
+            #expect(refused.status == .unprocessableContent && refused.errorCode == "export_script_failed")
+        }
+    }
 }
+

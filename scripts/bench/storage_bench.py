@@ -37,14 +37,6 @@ JOBS_TIER = """return {{
 """
 
 
-def load_export_bench():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("export_bench", os.path.join(HERE, "export_bench.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def policies(helpers):
     def write(directory):
         helpers.bench_policies(directory)
@@ -84,7 +76,7 @@ def wait_for_rows(base, cookie, job, timeout=180):
 
 
 def run(helpers, name, database, args, work):
-    export_bench = load_export_bench()
+    export_bench = helpers.load_suite("export_bench")
     log_path = os.path.join(work, f"{name}-storage-server.log")
     log = open(log_path, "w")
     server = helpers.Server(args.binary, database, log, policies=policies(helpers),

@@ -81,6 +81,15 @@ struct StorageJobEnvironment: Sendable {
     /// Rows per chunk; each chunk is its own short transaction.
     static let chunk = 5000
 
+    /// The tenants whose effective limits `wanted` accepts, oldest first, with those limits.
+    func tenants(where wanted: (TierLimits) -> Bool) async throws -> [(tenant: Tenant, limits: TierLimits)] {
+        var chosen: [(tenant: Tenant, limits: TierLimits)] = []
+        for tenant in try await store.allTenants() {
+            if let limits = await quotas.limits(for: tenant), wanted(limits) { chosen.append((tenant, limits)) }
+        }
+        return chosen
+    }
+
     /// Runs `work` for each tenant in turn and records in `log` the rows each handled (those
     /// done before a failure too) and the run's duration from `started`. A tenant whose work
     /// fails is logged and the others still get their turn; the first failure is rethrown at
@@ -148,17 +157,13 @@ struct RetentionJob: Sendable {
     func runOnce() async throws -> Int {
         let started = ContinuousClock.now
         let now = environment.clock.now()
-        var cutoffs: [UUID: Timestamp] = [:]
-        var tenants: [Tenant] = []
-        for tenant in try await environment.store.allTenants() {
-            guard let limits = await environment.quotas.limits(for: tenant), limits.retentionDays > 0 else { continue }
-            cutoffs[tenant.id] = now.adding(seconds: -Double(limits.retentionDays) * 86_400)
-            tenants.append(tenant)
-        }
+        let tenants = try await environment.tenants { $0.retentionDays > 0 }
+        let cutoffs = Dictionary(
+            uniqueKeysWithValues: tenants.map { ($0.tenant.id, now.adding(seconds: -Double($0.limits.retentionDays) * 86_400)) })
         // Partition drops are not attributed to tenants; the next usage count corrects quotas.
         let dropped = try await environment.store.dropExpiredPartitions(cutoffs: cutoffs)
         return try await environment.forEachTenant(
-            tenants, job: "retention", log: log, startedAt: started, now: now, rows: dropped
+            tenants.map(\.tenant), job: "retention", log: log, startedAt: started, now: now, rows: dropped
         ) { tenant, rows in
             guard let cutoff = cutoffs[tenant.id] else { return }
             var counts = Counts()
@@ -233,15 +238,12 @@ struct DownsampleJob: Sendable {
     func runOnce() async throws -> Int {
         let started = ContinuousClock.now
         let now = environment.clock.now()
-        var steps: [UUID: [TierLimits.Downsample]] = [:]
-        var tenants: [Tenant] = []
-        for tenant in try await environment.store.allTenants() {
-            guard let limits = await environment.quotas.limits(for: tenant), !limits.downsample.isEmpty else { continue }
-            steps[tenant.id] = limits.downsample.sorted { $0.afterDays > $1.afterDays }
-            tenants.append(tenant)
-        }
-        return try await environment.forEachTenant(tenants, job: "downsampling", log: log, startedAt: started, now: now) {
-            tenant, rows in
+        let tenants = try await environment.tenants { !$0.downsample.isEmpty }
+        let steps = Dictionary(
+            uniqueKeysWithValues: tenants.map { ($0.tenant.id, $0.limits.downsample.sorted { $0.afterDays > $1.afterDays }) })
+        return try await environment.forEachTenant(
+            tenants.map(\.tenant), job: "downsampling", log: log, startedAt: started, now: now
+        ) { tenant, rows in
             var finer = 0
             defer {
                 if rows > 0 {
