@@ -54,19 +54,20 @@ final class AlertDeliveryService: Service, Sendable {
         wakeupContinuation.yield()
     }
 
+    /// Graceful shutdown cancels the sends in flight rather than waiting for them (a receiver or
+    /// a database that does not answer would hold the shutdown past its drain time). A cancelled
+    /// send records nothing: its lease makes it due again at the next start, with the same id.
     func run() async throws {
-        await withGracefulShutdownHandler {
+        try? await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     while (try? await Task.sleep(for: .seconds(1))) != nil { self.wakeupContinuation.yield() }
                 }
-                for await _ in wakeups {
-                    await deliverDue()
+                for await _ in self.wakeups {
+                    await self.deliverDue()
                 }
                 group.cancelAll()
             }
-        } onGracefulShutdown: {
-            self.wakeupContinuation.finish()
         }
         if let webhooks = webhooks as? HTTPWebhookSender { await webhooks.shutdown() }
     }
@@ -92,7 +93,9 @@ final class AlertDeliveryService: Service, Sendable {
                 claimed = try await store.claimDueDeliveries(
                     now: now, leaseUntil: now.adding(seconds: Self.leaseSeconds), owner: instance, limit: Self.batchSize)
             } catch {
-                logger.warning("could not read due alert deliveries", metadata: ["error": "\(error)"])
+                if !Task.isCancelled {
+                    logger.warning("could not read due alert deliveries", metadata: ["error": "\(error)"])
+                }
                 return
             }
             guard !claimed.isEmpty else { return }
@@ -120,6 +123,8 @@ final class AlertDeliveryService: Service, Sendable {
     /// One attempt (already counted by the claim), and its outcome recorded.
     private func attempt(_ delivery: AlertDelivery) async {
         let result = await send(delivery)
+        // Cancelled by shutdown: the outcome may be the cancellation's, so none is recorded.
+        guard !Task.isCancelled else { return }
         let now = clock.now()
         var status = AlertDelivery.Status.sent
         var next = now

@@ -85,19 +85,20 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         wakeupContinuation.yield()
     }
 
+    /// Graceful shutdown cancels the passes in flight rather than waiting for them (a database
+    /// that does not answer would hold the shutdown past its drain time): a pass stores nothing
+    /// until its one transaction commits, so its samples stay queued for the next start.
     func run() async throws {
-        await withGracefulShutdownHandler {
+        try? await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     while (try? await Task.sleep(for: .seconds(1))) != nil { self.wakeupContinuation.yield() }
                 }
-                for await _ in wakeups {
-                    await schedule(into: &group)
+                for await _ in self.wakeups {
+                    await self.schedule(into: &group)
                 }
                 group.cancelAll()
             }
-        } onGracefulShutdown: {
-            self.wakeupContinuation.finish()
         }
     }
 
@@ -166,6 +167,8 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     }
 
     private func note(failure: String) {
+        // A pass cut short by shutdown did not fail: its samples wait for the next start.
+        guard !Task.isCancelled else { return }
         logger.warning("\(failure)")
         digest.jobFailed("alert evaluation", error: failure)
     }
