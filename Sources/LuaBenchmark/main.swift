@@ -113,6 +113,11 @@ func runBenchmarks() async throws {
             },
             Workload(label: "worker round trip, 100-sample batch", unitsPerRun: 100) { _ in try await workerCall(batch) },
             Workload(label: "worker round trip, 1 sample") { _ in try await workerCall([samples[0]]) },
+            Workload(label: "worker, 64 concurrent 1-sample calls", unitsPerRun: 64) { _ in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for device in 0..<64 { group.addTask { try await workerCall([samples[device]]) } }
+                }
+            },
             Workload(label: "frame codec alone, 100 samples there and back", unitsPerRun: 100) { _ in
                 let script = WorkerScript(id: tenant.id, version: 1, name: "bench", configJSON: configJSON, source: nil)
                 let call = TransformCall(tenant: tenant, script: script, now: start, budgetMilliseconds: 2000, samples: batch)

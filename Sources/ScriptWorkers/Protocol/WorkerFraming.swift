@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 
 /// Frames on a worker's pipes: a 4-byte little-endian payload length, then the payload.
@@ -15,20 +20,36 @@ public enum WorkerFraming {
     }
 }
 
-/// Splits the bytes a worker writes into frames.
-struct WorkerFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+/// The bytes read from one end of a worker's pipes, split into frames as they complete. Both
+/// sides use it: the worker on its blocking stdin, the supervisor on the worker's stdout.
+struct WorkerFrameBuffer {
+    private var buffer = ByteBufferAllocator().buffer(capacity: 64 * 1024)
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    /// Reads what `descriptor` has (up to 64 KiB): the byte count, 0 at end of input, or -1 with
+    /// `errno` set (`EAGAIN` when a non-blocking descriptor has nothing now).
+    mutating func fill(from descriptor: Int32) -> Int {
+        var result = 0
+        buffer.discardReadBytes()
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 * 1024) { space in
+            repeat {
+                result = read(descriptor, space.baseAddress, space.count)
+            } while result < 0 && errno == EINTR
+            return max(result, 0)
+        }
+        return result
+    }
+
+    /// The next complete frame's payload, nil while it is incomplete. Throws for a length over
+    /// `WorkerFraming.maximumFrameBytes`.
+    mutating func nextFrame() throws -> ByteBuffer? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) else {
-            return .needMoreData
+            return nil
         }
         guard Int(length) <= WorkerFraming.maximumFrameBytes else {
             throw WorkerProtocolError(description: "a frame of \(length) bytes is over the limit")
         }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        guard buffer.readableBytes >= 4 + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: 4)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
-        return .continue
+        return buffer.readSlice(length: Int(length))
     }
 }

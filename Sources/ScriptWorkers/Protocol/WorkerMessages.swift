@@ -379,7 +379,7 @@ public struct WorkerScriptError: Sendable, Equatable, Codable, Error {
             message = luaError.message
             chunk = luaError.chunk
             line = luaError.line
-        case .contract(let message):
+        case .contract:
             isContract = true
             kind = "contract"
             self.message = error.description

@@ -6,7 +6,6 @@ import Darwin
 import Foundation
 import Logging
 import NIOCore
-import NIOPosix
 import PlatformCore
 import ServiceLifecycle
 import Synchronization
@@ -72,11 +71,11 @@ public final class LuaWorkerPool: Service, Sendable {
     /// Tries per call: a call whose worker died under another tenant's call runs again.
     static let attempts = 3
 
-    public init(configuration: Configuration, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         slots = (0..<max(1, configuration.size)).map { index in
-            WorkerSlot(index: index, configuration: configuration, group: group, logger: logger)
+            WorkerSlot(index: index, configuration: configuration, logger: logger)
         }
     }
 
@@ -86,12 +85,10 @@ public final class LuaWorkerPool: Service, Sendable {
     public func call(_ request: WorkerRequest, tenant: UUID) async throws -> WorkerResponse {
         let frame = try WorkerFraming.frame({ try WorkerCodec.encode(request, into: &$0) }, allocator: ByteBufferAllocator())
         let slot = slots[Self.slotIndex(tenant, count: slots.count)]
-        let (seconds, attoseconds) = configuration.callDeadline.components
-        let deadline = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         for _ in 0..<Self.attempts {
             let connection = try await slot.connection()
             do {
-                var answer = try await connection.call(frame, deadline: deadline)
+                var answer = try await connection.call(frame, deadline: configuration.callDeadline)
                 return try WorkerCodec.decodeResponse(&answer)
             } catch WorkerCallError.retry {
                 continue
@@ -210,14 +207,12 @@ final class WorkerSlot: Sendable {
 
     private let index: Int
     private let configuration: LuaWorkerPool.Configuration
-    private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
 
-    init(index: Int, configuration: LuaWorkerPool.Configuration, group: any EventLoopGroup, logger: Logger) {
+    init(index: Int, configuration: LuaWorkerPool.Configuration, logger: Logger) {
         self.index = index
         self.configuration = configuration
-        self.group = group
         self.logger = logger
     }
 
@@ -242,7 +237,7 @@ final class WorkerSlot: Sendable {
     private func start() async throws -> WorkerConnection {
         do {
             let connection = try await WorkerConnection.spawn(
-                executable: configuration.executable, arguments: configuration.workerArguments, group: group
+                executable: configuration.executable, arguments: configuration.workerArguments
             ) { pid, reason in
                 self.workerStopped(pid: pid, reason: reason)
             }
@@ -269,7 +264,7 @@ final class WorkerSlot: Sendable {
         Task { _ = try? await self.connection() }
     }
 
-    /// Collects a killed worker's exit status off the event loop (`waitpid` blocks).
+    /// Collects a killed worker's exit status on a thread of its own (`waitpid` blocks).
     private static func reap(_ pid: pid_t) {
         Thread.detachNewThread {
             var status: Int32 = 0

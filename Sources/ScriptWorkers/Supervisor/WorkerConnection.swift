@@ -3,8 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import NIOCore
-import NIOPosix
 import Synchronization
 
 /// Why a worker call got no answer.
@@ -29,111 +29,320 @@ public enum WorkerCallError: Error, Sendable, Equatable, CustomStringConvertible
     }
 }
 
-/// One call on its way to a worker: its framed request, its deadline and who waits for it.
-struct WorkerCall: Sendable {
-    var frame: ByteBuffer
-    var deadline: TimeAmount
-    var promise: EventLoopPromise<ByteBuffer>
-}
-
-/// One running worker process and the pipe channel to it. Calls are pipelined: the worker
-/// answers them in order, one at a time, so the call at the head of the queue is the one
-/// running, and its deadline starts when it reaches the head.
+/// One running worker process and the pipes to it. Calls are pipelined: the worker answers
+/// them in order, one at a time, so the call at the head of the queue is the one running, and
+/// its deadline starts when it reaches the head.
+///
+/// A caller writes its frame into the pipe itself (non-blocking, under the connection's lock,
+/// so frames never interleave) and waits; the connection's own thread waits in `poll` for the
+/// answers, resumes the callers in order and kills the worker when the running call passes
+/// its deadline. So a call costs the caller one system call and no hop through an event loop:
+/// on this kind of machine each cross-thread wake-up is tens of microseconds. When the pipe is
+/// full, the rest of the bytes wait in the connection and its thread writes them as the worker
+/// reads. The running call fails when the worker dies (`deadlineExceeded` or `workerDied`);
+/// calls queued behind it fail with `retry`, to run again on a new worker.
 final class WorkerConnection: Sendable {
     let pid: pid_t
-    private let channel: any Channel
-    private let liveness: Liveness
+    private let toWorker: Int32
+    private let fromWorker: Int32
+    /// Wakes the connection's thread out of `poll` (bytes left to write, or `terminate`).
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let onExit: @Sendable (pid_t, String) -> Void
+    private let liveness = Liveness()
+    private let state = Mutex(State())
+
+    private struct PendingCall {
+        var continuation: CheckedContinuation<ByteBuffer, any Error>
+        var deadline: Duration
+        /// When the call reached the head of the queue, so the worker started on it.
+        var startedAt: ContinuousClock.Instant?
+    }
+
+    private struct State {
+        var calls = CircularBuffer<PendingCall>()
+        /// Bytes the pipe did not take yet, in order; written by the connection's thread.
+        var unsent = ByteBuffer()
+        /// Waits for the worker's first frame, which says it is ready; nil after that.
+        var ready: CheckedContinuation<Void, any Error>?
+        /// Set once the connection gave up on its worker: no descriptor is used after that.
+        var isClosed = false
+        var terminateRequested = false
+    }
+
+    /// Why the connection gives up on its worker.
+    private struct Ending {
+        var headError: WorkerCallError
+        var reason: String
+    }
 
     var isAlive: Bool { liveness.isAlive }
 
-    private init(pid: pid_t, channel: any Channel, liveness: Liveness) {
+    private init(pid: pid_t, toWorker: Int32, fromWorker: Int32, wake: (Int32, Int32), onExit: @escaping @Sendable (pid_t, String) -> Void) {
         self.pid = pid
-        self.channel = channel
-        self.liveness = liveness
+        self.toWorker = toWorker
+        self.fromWorker = fromWorker
+        (wakeRead, wakeWrite) = wake
+        self.onExit = onExit
     }
 
     /// Starts `executable arguments…` with its stdin and stdout on fresh pipes, an empty
-    /// environment (no database URL, no secret reaches a worker) and default signal handling.
-    /// `onExit` runs once, on the channel's event loop, when the worker is gone.
+    /// environment (no database URL, no secret reaches a worker) and default signal handling,
+    /// and waits until it says it is ready. `onExit` runs once, on the connection's thread,
+    /// when the worker is gone.
     static func spawn(
-        executable: String, arguments: [String], group: any EventLoopGroup, onExit: @escaping @Sendable (pid_t, String) -> Void
+        executable: String, arguments: [String], onExit: @escaping @Sendable (pid_t, String) -> Void
     ) async throws -> WorkerConnection {
-        let (toWorkerRead, toWorkerWrite) = try makePipe()
-        let (fromWorkerRead, fromWorkerWrite): (Int32, Int32)
-        do {
-            (fromWorkerRead, fromWorkerWrite) = try makePipe()
-        } catch {
-            close(toWorkerRead)
-            close(toWorkerWrite)
-            throw error
-        }
-        let pid: pid_t
-        do {
-            pid = try spawnProcess(executable: executable, arguments: arguments, stdin: toWorkerRead, stdout: fromWorkerWrite)
-        } catch {
-            [toWorkerRead, toWorkerWrite, fromWorkerRead, fromWorkerWrite].forEach { close($0) }
-            throw error
-        }
-        close(toWorkerRead)
-        close(fromWorkerWrite)
+        _ = ignoresBrokenPipes
+        var opened: [Int32] = []
         let connection: WorkerConnection
-        let ready = group.next().makePromise(of: Void.self)
-        let liveness = Liveness()
         do {
-            let channel = try await NIOPipeBootstrap(group: group)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WorkerFrameDecoder()))
-                        try channel.pipeline.syncOperations.addHandler(
-                            WorkerCallHandler(pid: pid, ready: ready, liveness: liveness, onExit: { reason in
-                                onExit(pid, reason)
-                            }))
-                    }
-                }
-                .takingOwnershipOfDescriptors(input: fromWorkerRead, output: toWorkerWrite)
-                .get()
-            connection = WorkerConnection(pid: pid, channel: channel, liveness: liveness)
+            let (toWorkerRead, toWorkerWrite) = try makePipe()
+            opened += [toWorkerRead, toWorkerWrite]
+            let (fromWorkerRead, fromWorkerWrite) = try makePipe()
+            opened += [fromWorkerRead, fromWorkerWrite]
+            let wake = try makePipe()
+            opened += [wake.0, wake.1]
+            for descriptor in [toWorkerWrite, fromWorkerRead, wake.0, wake.1] {
+                _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+            }
+            let pid = try spawnProcess(executable: executable, arguments: arguments, stdin: toWorkerRead, stdout: fromWorkerWrite)
+            close(toWorkerRead)
+            close(fromWorkerWrite)
+            connection = WorkerConnection(pid: pid, toWorker: toWorkerWrite, fromWorker: fromWorkerRead, wake: wake, onExit: onExit)
         } catch {
-            kill(pid, SIGKILL)
-            close(fromWorkerRead)
-            close(toWorkerWrite)
-            ready.fail(error)
+            opened.forEach { close($0) }
             throw error
         }
-        // Deadlines count from a worker that is ready: loading the plugins is not a call's time.
-        let startup = group.next().scheduleTask(in: startupTimeout) {
-            ready.fail(WorkerCallError.unavailable("the worker did not start within \(startupTimeout.nanoseconds / 1_000_000_000) s"))
+        try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
+            connection.state.withLock { $0.ready = ready }
+            Thread.detachNewThread { connection.serve() }
         }
-        do {
-            try await ready.futureResult.get()
-            startup.cancel()
-        } catch {
-            connection.terminate()
-            throw error
-        }
-        connection.channel.closeFuture.whenComplete { _ in liveness.markDead() }
         return connection
     }
 
+    /// A worker that dies leaves its pipe broken: writes then fail with `EPIPE` instead of
+    /// the signal ending the server (NIO does the same for its sockets and pipes).
+    private static let ignoresBrokenPipes: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
+
     /// How long a new worker may take to load the plugins and confine itself.
-    static let startupTimeout = TimeAmount.seconds(10)
+    static let startupTimeout = Duration.seconds(10)
+    /// The longest `poll` wait while no call runs. A call that starts meanwhile is seen at the
+    /// next wake-up, so deadlines longer than this are enforced to the millisecond.
+    private static let idlePoll = Duration.milliseconds(100)
 
     /// Sends `frame` (already length-prefixed) and waits for the answer's payload.
-    func call(_ frame: ByteBuffer, deadline: TimeAmount) async throws -> ByteBuffer {
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        // A call written to a channel that closed before it reached the handler never gets
-        // there: the failed write answers it (the handler answers every call it receives).
-        let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { _ in promise.fail(WorkerCallError.retry) }
-        channel.writeAndFlush(WorkerCall(frame: frame, deadline: deadline, promise: promise), promise: written)
-        return try await promise.futureResult.get()
+    func call(_ frame: ByteBuffer, deadline: Duration) async throws -> ByteBuffer {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
+                guard !state.isClosed, !state.terminateRequested else { return (false, false) }
+                let startedAt = state.calls.isEmpty ? ContinuousClock.now : nil
+                state.calls.append(PendingCall(continuation: continuation, deadline: deadline, startedAt: startedAt))
+                guard state.unsent.readableBytes == 0 else {
+                    state.unsent.writeImmutableBuffer(frame)
+                    return (true, false)
+                }
+                var rest = frame
+                Self.writeAvailable(&rest, to: toWorker)
+                // A broken pipe leaves the bytes here; the thread sees the worker's end of input.
+                guard rest.readableBytes > 0 else { return (true, false) }
+                state.unsent.writeImmutableBuffer(rest)
+                return (true, true)
+            }
+            if !outcome.accepted { continuation.resume(throwing: WorkerCallError.retry) }
+            if outcome.wake { wakeThread() }
+        }
     }
 
-    /// Kills the worker; calls in flight fail with `retry`.
+    /// Kills the worker; calls in flight fail with `retry` (the running one with `workerDied`).
     func terminate() {
         liveness.markDead()
+        let isFirst = state.withLock { state -> Bool in
+            guard !state.isClosed, !state.terminateRequested else { return false }
+            state.terminateRequested = true
+            return true
+        }
+        if isFirst {
+            kill(pid, SIGKILL)
+            wakeThread()
+        }
+    }
+
+    /// The connection's thread: reads answers, writes what callers left unsent, and watches the
+    /// running call's deadline, until it gives up on the worker.
+    private func serve() {
+        let startupDeadline = ContinuousClock.now + Self.startupTimeout
+        var answers = WorkerFrameBuffer()
+        var ending: Ending?
+        while ending == nil {
+            let (timeout, wantsWrite, terminating) = state.withLock { state in
+                (Self.pollTimeout(state, startupDeadline: startupDeadline), state.unsent.readableBytes > 0, state.terminateRequested)
+            }
+            if terminating {
+                ending = Ending(headError: .workerDied("it exited"), reason: "exited")
+                break
+            }
+            var descriptors = [
+                pollfd(fd: fromWorker, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: toWorker, events: wantsWrite ? Int16(POLLOUT) : 0, revents: 0),
+            ]
+            if poll(&descriptors, nfds_t(wantsWrite ? 3 : 2), timeout) < 0 && errno != EINTR {
+                ending = Ending(headError: .workerDied("poll failed: errno \(errno)"), reason: "poll failed")
+                break
+            }
+            if descriptors[1].revents != 0 { drainWakeups() }
+            if wantsWrite && descriptors[2].revents != 0 {
+                ending = writeUnsent()
+            }
+            if ending == nil && descriptors[0].revents != 0 {
+                ending = readAnswers(into: &answers)
+            }
+            if ending == nil {
+                ending = overdue(startupDeadline: startupDeadline)
+            }
+        }
+        finish(ending!)
+    }
+
+    /// Milliseconds until the next deadline: the start-up's, the running call's, or the idle wait.
+    private static func pollTimeout(_ state: State, startupDeadline: ContinuousClock.Instant) -> Int32 {
+        let until: ContinuousClock.Instant
+        if state.ready != nil {
+            until = startupDeadline
+        } else if let head = state.calls.first, let startedAt = head.startedAt {
+            until = startedAt + head.deadline
+        } else {
+            until = ContinuousClock.now + idlePoll
+        }
+        let left = until - ContinuousClock.now
+        guard left > .zero else { return 0 }
+        let (seconds, attoseconds) = left.components
+        return Int32(min(seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000, 60_000))
+    }
+
+    private func readAnswers(into answers: inout WorkerFrameBuffer) -> Ending? {
+        while true {
+            let count = answers.fill(from: fromWorker)
+            if count == 0 { return Ending(headError: .workerDied("it exited"), reason: "exited") }
+            if count < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+                return Ending(headError: .workerDied("read failed: errno \(errno)"), reason: "pipe error")
+            }
+            do {
+                while let frame = try answers.nextFrame() {
+                    if let ending = answer(frame) { return ending }
+                }
+            } catch {
+                return Ending(headError: .workerDied("\(error)"), reason: "protocol error")
+            }
+        }
+    }
+
+    /// One frame from the worker: the ready signal first, then the running call's answer.
+    private func answer(_ frame: ByteBuffer) -> Ending? {
+        enum Next {
+            case ready(CheckedContinuation<Void, any Error>)
+            case call(CheckedContinuation<ByteBuffer, any Error>)
+            case unexpected
+        }
+        let next = state.withLock { state -> Next in
+            if let ready = state.ready {
+                state.ready = nil
+                return .ready(ready)
+            }
+            guard let head = state.calls.popFirst() else { return .unexpected }
+            if !state.calls.isEmpty { state.calls[state.calls.startIndex].startedAt = ContinuousClock.now }
+            return .call(head.continuation)
+        }
+        switch next {
+        case .ready(let ready): ready.resume()
+        case .call(let continuation): continuation.resume(returning: frame)
+        case .unexpected: return Ending(headError: .workerDied("an answer nobody asked for"), reason: "protocol error")
+        }
+        return nil
+    }
+
+    private func writeUnsent() -> Ending? {
+        state.withLock { state in
+            Self.writeAvailable(&state.unsent, to: toWorker)
+            state.unsent.discardReadBytes()
+        }
+        return nil
+    }
+
+    /// The start-up or the running call past its time.
+    private func overdue(startupDeadline: ContinuousClock.Instant) -> Ending? {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            if state.ready != nil {
+                guard now >= startupDeadline else { return nil }
+                let seconds = Self.startupTimeout.components.seconds
+                return Ending(headError: .unavailable("the worker did not start within \(seconds) s"), reason: "did not start in time")
+            }
+            guard let head = state.calls.first, let startedAt = head.startedAt, now >= startedAt + head.deadline else { return nil }
+            let (seconds, attoseconds) = head.deadline.components
+            let milliseconds = Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+            return Ending(
+                headError: .deadlineExceeded(milliseconds: milliseconds), reason: "killed after its call ran past \(milliseconds) ms")
+        }
+    }
+
+    /// Gives up on the worker: kills it, answers every call and the start-up, closes the
+    /// descriptors and tells the pool.
+    private func finish(_ ending: Ending) {
+        liveness.markDead()
         kill(pid, SIGKILL)
-        channel.close(promise: nil)
+        let (ready, calls) = state.withLock { state in
+            state.isClosed = true
+            defer {
+                state.ready = nil
+                state.calls.removeAll()
+            }
+            return (state.ready, Array(state.calls))
+        }
+        for descriptor in [toWorker, fromWorker, wakeRead, wakeWrite] { close(descriptor) }
+        if let ready {
+            let error = ending.headError
+            if case .unavailable = error {
+                ready.resume(throwing: error)
+            } else {
+                ready.resume(throwing: WorkerCallError.unavailable("the worker \(ending.reason) while starting"))
+            }
+        }
+        if let head = calls.first { head.continuation.resume(throwing: ending.headError) }
+        for queued in calls.dropFirst() { queued.continuation.resume(throwing: WorkerCallError.retry) }
+        onExit(pid, ending.reason)
+    }
+
+    /// Writes as much of `buffer` as the pipe takes now, consuming what was written.
+    private static func writeAvailable(_ buffer: inout ByteBuffer, to descriptor: Int32) {
+        while buffer.readableBytes > 0 {
+            let written = buffer.withUnsafeReadableBytes { bytes in
+                write(descriptor, bytes.baseAddress, bytes.count)
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            buffer.moveReaderIndex(forwardBy: written)
+        }
+    }
+
+    /// Only under the lock while the connection is open: `finish` closes the pipe under it.
+    private func wakeThread() {
+        state.withLock { state in
+            guard !state.isClosed else { return }
+            var byte: UInt8 = 1
+            _ = write(wakeWrite, &byte, 1)
+        }
+    }
+
+    private func drainWakeups() {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        while read(wakeRead, &bytes, bytes.count) > 0 {}
     }
 
     /// A pipe whose ends are above the standard descriptors and close on exec (a worker started
@@ -181,109 +390,6 @@ final class WorkerConnection: Sendable {
             throw WorkerCallError.unavailable("cannot start \(executable): \(String(cString: strerror(status)))")
         }
         return pid
-    }
-}
-
-/// Keeps a worker's queue of calls on its channel's event loop: writes each call's frame,
-/// answers calls in order as frames come back, and kills the worker when the running call
-/// passes its deadline or the pipe breaks. The running call fails (`deadlineExceeded` or
-/// `workerDied`); calls queued behind it fail with `retry`, to run again on a new worker.
-final class WorkerCallHandler: ChannelDuplexHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = WorkerCall
-    typealias OutboundOut = ByteBuffer
-
-    private struct Queued {
-        var call: WorkerCall
-        var sequence: UInt64
-    }
-
-    private let pid: pid_t
-    private let liveness: Liveness
-    private let onExit: (String) -> Void
-    /// Completed by the worker's first frame, which says it is ready; nil after that.
-    private var ready: EventLoopPromise<Void>?
-    private var queue = CircularBuffer<Queued>()
-    private var nextSequence: UInt64 = 0
-    private var deadlineTimer: Scheduled<Void>?
-    private var isClosed = false
-
-    init(pid: pid_t, ready: EventLoopPromise<Void>, liveness: Liveness, onExit: @escaping (String) -> Void) {
-        self.pid = pid
-        self.liveness = liveness
-        self.ready = ready
-        self.onExit = onExit
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let call = unwrapOutboundIn(data)
-        guard !isClosed else {
-            call.promise.fail(WorkerCallError.retry)
-            promise?.succeed()
-            return
-        }
-        nextSequence &+= 1
-        queue.append(Queued(call: call, sequence: nextSequence))
-        // A write that fails later closes the channel, which answers the call; the caller's
-        // write promise only says the call reached this handler.
-        context.write(wrapOutboundOut(call.frame), promise: nil)
-        promise?.succeed()
-        if queue.count == 1 { armDeadline(context: context) }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        if let ready {
-            self.ready = nil
-            ready.succeed()
-            return
-        }
-        deadlineTimer?.cancel()
-        deadlineTimer = nil
-        guard let head = queue.popFirst() else {
-            terminate(context: context, headError: .workerDied("an answer nobody asked for"), reason: "protocol error")
-            return
-        }
-        head.call.promise.succeed(frame)
-        if !queue.isEmpty { armDeadline(context: context) }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        terminate(context: context, headError: .workerDied("it exited"), reason: "exited")
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        terminate(context: context, headError: .workerDied("\(error)"), reason: "pipe error: \(error)")
-    }
-
-    private func armDeadline(context: ChannelHandlerContext) {
-        guard let head = queue.first else { return }
-        let sequence = head.sequence
-        let milliseconds = Int(head.call.deadline.nanoseconds / 1_000_000)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        deadlineTimer = context.eventLoop.scheduleTask(in: head.call.deadline) {
-            let (handler, context) = loopBound.value
-            guard !handler.isClosed, handler.queue.first?.sequence == sequence else { return }
-            handler.terminate(
-                context: context, headError: .deadlineExceeded(milliseconds: milliseconds),
-                reason: "killed after its call ran past \(milliseconds) ms")
-        }
-    }
-
-    private func terminate(context: ChannelHandlerContext, headError: WorkerCallError, reason: String) {
-        guard !isClosed else { return }
-        isClosed = true
-        // Dead before anyone hears of it: a call failed with `retry` runs again on a new worker.
-        liveness.markDead()
-        deadlineTimer?.cancel()
-        ready?.fail(WorkerCallError.unavailable("the worker \(reason) while starting"))
-        ready = nil
-        kill(pid, SIGKILL)
-        if let head = queue.popFirst() { head.call.promise.fail(headError) }
-        while let queued = queue.popFirst() { queued.call.promise.fail(WorkerCallError.retry) }
-        context.close(promise: nil)
-        onExit(reason)
     }
 }
 

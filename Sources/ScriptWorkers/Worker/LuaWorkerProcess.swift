@@ -131,7 +131,7 @@ public enum LuaWorkerProcess {
 /// Reads length-prefixed frames from a blocking descriptor.
 struct FrameReader {
     let descriptor: Int32
-    private var buffer = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+    private var frames = WorkerFrameBuffer()
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
@@ -140,23 +140,12 @@ struct FrameReader {
     /// The next frame's payload, or nil at end of input (or on a broken frame).
     mutating func next() -> ByteBuffer? {
         while true {
-            if let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) {
-                guard Int(length) <= WorkerFraming.maximumFrameBytes else { return nil }
-                if buffer.readableBytes >= 4 + Int(length) {
-                    buffer.moveReaderIndex(forwardBy: 4)
-                    let frame = buffer.readSlice(length: Int(length))
-                    buffer.discardReadBytes()
-                    return frame
-                }
+            do {
+                if let frame = try frames.nextFrame() { return frame }
+            } catch {
+                return nil
             }
-            let received = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 * 1024) { space in
-                var count: Int
-                repeat {
-                    count = read(descriptor, space.baseAddress, space.count)
-                } while count < 0 && errno == EINTR
-                return max(count, 0)
-            }
-            if received == 0 { return nil }
+            if frames.fill(from: descriptor) <= 0 { return nil }
         }
     }
 }

@@ -58,7 +58,7 @@ final class AlertDeliveryService: Service, Sendable {
     /// a database that does not answer would hold the shutdown past its drain time). A cancelled
     /// send records nothing: its lease makes it due again at the next start, with the same id.
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     while (try? await Task.sleep(for: .seconds(1))) != nil { self.wakeupContinuation.yield() }

@@ -89,7 +89,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     /// that does not answer would hold the shutdown past its drain time): a pass stores nothing
     /// until its one transaction commits, so its samples stay queued for the next start.
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     while (try? await Task.sleep(for: .seconds(1))) != nil { self.wakeupContinuation.yield() }

@@ -45,7 +45,7 @@ final class ShutdownMonitor: Service, Sendable {
     func run() async throws {
         // Cancelled at this service's own graceful shutdown, which comes when everything else
         // has stopped: that ends the wait for the start of shutdown, or the drain in progress.
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             for await _ in self.shutdownStarts {
                 await self.drain()
                 return
