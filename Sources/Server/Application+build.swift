@@ -43,6 +43,7 @@ public func buildApplication(
         if !applied.isEmpty {
             logger.info("applied migrations", metadata: ["versions": "\(applied)", "backend": "\(store.backendName)"])
         }
+        platform.schema.open()
     }
     return PlatformApplication(inner: app, shutdownMonitor: platform.shutdownMonitor, liveEvents: platform.events)
 }
@@ -68,6 +69,7 @@ struct Platform {
     let exports: ExportService
     let quotas: QuotaService
     let usageJob: TenantUsageJob
+    let schema = SchemaReadiness()
     let retention: RetentionJob
     let downsampling: DownsampleJob
     let storageJobs: StorageJobs
@@ -136,7 +138,7 @@ struct Platform {
         exports = ExportService(store: store, catalog: catalog, engine: scripts, clock: clock)
         sessionSweeper = SessionSweeper(
             store: store, clock: clock, idleTimeoutSeconds: configuration.sessionIdleTimeoutSeconds, logger: logger)
-        usageJob = TenantUsageJob(quotas: quotas, digest: digest, logger: logger)
+        usageJob = TenantUsageJob(quotas: quotas, schema: schema, digest: digest, logger: logger)
         let storage = StorageJobEnvironment(store: store, quotas: quotas, clock: clock, logger: logger)
         retention = RetentionJob(environment: storage)
         downsampling = DownsampleJob(environment: storage)

@@ -16,9 +16,10 @@ struct JobReport: Sendable, Equatable {
 
 /// Keeps `QuotaService`'s view of the tenants fresh: disabled tenants every 10 s, sample counts
 /// every minute (one aggregate over the telemetry table per minute, never per request), and
-/// every 10 s until the first count succeeds (the schema may still be migrating at start).
+/// every 10 s until the first count succeeds. It starts once the schema is migrated.
 struct TenantUsageJob: Service {
     let quotas: QuotaService
+    let schema: SchemaReadiness
     let digest: OperatorDigest
     let logger: Logger
     static let disabledPeriod: Duration = .seconds(10)
@@ -26,6 +27,7 @@ struct TenantUsageJob: Service {
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            await schema.wait()
             var round = 0
             while !Task.isCancelled {
                 do {
