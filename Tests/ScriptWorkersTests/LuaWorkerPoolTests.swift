@@ -154,6 +154,30 @@ struct LuaWorkerPoolTests {
         await pool.shutdown()
     }
 
+    @Test func aCallLargerThanThePipeWaitsBehindAStuckWorkerAndRunsOnTheNextOne() async throws {
+        let pool = Self.pool(size: 1, deadline: .milliseconds(250))
+        let hostile = Self.tenant(memoryMegabytes: 64)
+        let other = Self.tenant()
+        let plain = "return { transform = function(s) s.setpoint_c = 19 return s end }"
+        _ = try await Self.transform(pool, tenant: other, source: plain, samples: [Self.sample()])
+        let hostileCall = Task { try await Self.transform(pool, tenant: hostile, source: Self.slowScript, samples: [Self.sample()]) }
+        try await Task.sleep(for: .milliseconds(20))
+        // About 180 KB: more than a pipe holds while its worker does not read, so the rest of
+        // the frame waits in the connection until the worker that will never read is replaced.
+        let samples = (0..<3000).map { Self.sample("TH-\($0)", inside: Double($0 % 40)) }
+        let result = try await Self.transform(pool, tenant: other, source: plain, samples: samples)
+        var expected = samples
+        for index in expected.indices { expected[index].setpoint = 19 }
+        #expect(result == .transformed(expected))
+        switch await hostileCall.result {
+        case .failure(let error as WorkerCallError):
+            #expect(error == .deadlineExceeded(milliseconds: 250))
+        case let other:
+            Issue.record("expected the deadline, got \(other)")
+        }
+        await pool.shutdown()
+    }
+
     @Test func aWorkerKilledFromOutsideIsReplaced() async throws {
         let pool = Self.pool()
         let tenant = Self.tenant()
