@@ -9,7 +9,8 @@ import Scripting
 /// Measures a Swift → Lua → Swift ingest transform (a 9-field sample table and `ctx` in, a
 /// sample out, validated), against an empty Lua call in the same run as the baseline; then the
 /// same transform through a Lua worker process (`thermostat lua-worker` beside this
-/// executable), round trip included, for a 100-sample batch and for one sample, against the
+/// executable), round trip included, for a 100-sample batch, for one sample and for 64
+/// concurrent single-sample calls (the pattern of single-sample ingest), against the
 /// in-process batch. Each group runs in several interleaved rounds and the median is reported,
 /// because the shared machines here drift by tens of percent between seconds.
 
