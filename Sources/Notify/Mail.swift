@@ -1,5 +1,6 @@
 import CurlSMTP
 import Foundation
+import Synchronization
 
 /// A plain-text email: one sender, one or more recipients, a subject and a UTF-8 body.
 public struct MailMessage: Sendable, Equatable {
@@ -129,7 +130,9 @@ public struct SMTPConfiguration: Sendable, Equatable {
 }
 
 /// Sends mail with libcurl's SMTP client, each message on its own thread (libcurl blocks), so
-/// no Swift concurrency thread waits on the network.
+/// no Swift concurrency thread waits on the network. A cancelled send returns at once with
+/// `CancellationError` (so shutdown never waits for a mail server); its thread finishes the
+/// exchange, or gives up at the timeout, on its own.
 public struct SMTPMailer: Mailer {
     public let configuration: SMTPConfiguration
     /// The domain of generated Message-IDs.
@@ -143,11 +146,17 @@ public struct SMTPMailer: Mailer {
     public func send(_ message: MailMessage) async throws {
         let payload = try message.rendered(date: Date(), messageID: "\(UUID().uuidString.lowercased())@\(messageIDDomain)")
         let configuration = configuration
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let thread = Thread {
-                continuation.resume(with: Result { try Self.deliver(payload, message: message, configuration: configuration) })
+        let outcome = MailOutcome()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                guard outcome.wait(continuation) else { return }
+                let thread = Thread {
+                    outcome.resolve(with: Result { try Self.deliver(payload, message: message, configuration: configuration) })
+                }
+                thread.start()
             }
-            thread.start()
+        } onCancel: {
+            outcome.resolve(with: .failure(CancellationError()))
         }
     }
 
@@ -176,5 +185,49 @@ public struct SMTPMailer: Mailer {
             let text = error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
             throw MailError.delivery(code: code, message: String(decoding: text, as: UTF8.self))
         }
+    }
+}
+
+/// Who answers a send: the mail thread or the caller's cancellation, whichever comes first.
+private final class MailOutcome: Sendable {
+    private enum State {
+        case idle
+        case waiting(CheckedContinuation<Void, any Error>)
+        case resolved(Result<Void, any Error>)
+        case answered
+    }
+
+    private let state = Mutex(State.idle)
+
+    /// Registers the waiting caller; false when the send was already cancelled (then the
+    /// caller is answered here, and no thread starts).
+    func wait(_ continuation: CheckedContinuation<Void, any Error>) -> Bool {
+        let early = state.withLock { state -> Result<Void, any Error>? in
+            if case .resolved(let result) = state {
+                state = .answered
+                return result
+            }
+            state = .waiting(continuation)
+            return nil
+        }
+        guard let early else { return true }
+        continuation.resume(with: early)
+        return false
+    }
+
+    func resolve(with result: Result<Void, any Error>) {
+        let continuation = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            switch state {
+            case .idle:
+                state = .resolved(result)
+                return nil
+            case .waiting(let continuation):
+                state = .answered
+                return continuation
+            case .resolved, .answered:
+                return nil
+            }
+        }
+        continuation?.resume(with: result)
     }
 }

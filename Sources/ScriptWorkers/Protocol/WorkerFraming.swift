@@ -29,7 +29,9 @@ struct WorkerFrameBuffer {
     /// `errno` set (`EAGAIN` when a non-blocking descriptor has nothing now).
     mutating func fill(from descriptor: Int32) -> Int {
         var result = 0
-        buffer.discardReadBytes()
+        // The frames handed out share this storage: start afresh rather than copy it when
+        // nothing is left to keep.
+        if buffer.readableBytes == 0 { buffer.clear() } else { buffer.discardReadBytes() }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 * 1024) { space in
             repeat {
                 result = read(descriptor, space.baseAddress, space.count)

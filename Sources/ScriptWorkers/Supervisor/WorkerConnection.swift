@@ -55,6 +55,9 @@ final class WorkerConnection: Sendable {
     private struct PendingCall {
         var continuation: CheckedContinuation<ByteBuffer, any Error>
         var deadline: Duration
+        /// Where the call's frame ends in the bytes sent to the worker: a call whose frame was
+        /// not all written when the worker died never ran, and goes again.
+        var frameEnd: UInt64
         /// When the call reached the head of the queue, so the worker started on it.
         var startedAt: ContinuousClock.Instant?
     }
@@ -63,6 +66,11 @@ final class WorkerConnection: Sendable {
         var calls = CircularBuffer<PendingCall>()
         /// Bytes the pipe did not take yet, in order; written by the connection's thread.
         var unsent = ByteBuffer()
+        var bytesQueued: UInt64 = 0
+        var bytesWritten: UInt64 = 0
+        /// The pipe refused a write (the worker is gone): the end of its output ends the
+        /// connection, so the thread stops asking to write.
+        var writeFailed = false
         /// Waits for the worker's first frame, which says it is ready; nil after that.
         var ready: CheckedContinuation<Void, any Error>?
         /// Set once the connection gave up on its worker: no descriptor is used after that.
@@ -97,19 +105,22 @@ final class WorkerConnection: Sendable {
         var opened: [Int32] = []
         let connection: WorkerConnection
         do {
-            let (toWorkerRead, toWorkerWrite) = try makePipe()
-            opened += [toWorkerRead, toWorkerWrite]
-            let (fromWorkerRead, fromWorkerWrite) = try makePipe()
-            opened += [fromWorkerRead, fromWorkerWrite]
-            let wake = try makePipe()
-            opened += [wake.0, wake.1]
-            for descriptor in [toWorkerWrite, fromWorkerRead, wake.0, wake.1] {
-                _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+            connection = try spawning.withLock { _ in
+                let (toWorkerRead, toWorkerWrite) = try makePipe()
+                opened += [toWorkerRead, toWorkerWrite]
+                let (fromWorkerRead, fromWorkerWrite) = try makePipe()
+                opened += [fromWorkerRead, fromWorkerWrite]
+                let wake = try makePipe()
+                opened += [wake.0, wake.1]
+                for descriptor in [toWorkerWrite, fromWorkerRead, wake.0, wake.1] {
+                    _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+                }
+                let pid = try spawnProcess(
+                    executable: executable, arguments: arguments, stdin: toWorkerRead, stdout: fromWorkerWrite)
+                close(toWorkerRead)
+                close(fromWorkerWrite)
+                return WorkerConnection(pid: pid, toWorker: toWorkerWrite, fromWorker: fromWorkerRead, wake: wake, onExit: onExit)
             }
-            let pid = try spawnProcess(executable: executable, arguments: arguments, stdin: toWorkerRead, stdout: fromWorkerWrite)
-            close(toWorkerRead)
-            close(fromWorkerWrite)
-            connection = WorkerConnection(pid: pid, toWorker: toWorkerWrite, fromWorker: fromWorkerRead, wake: wake, onExit: onExit)
         } catch {
             opened.forEach { close($0) }
             throw error
@@ -121,6 +132,9 @@ final class WorkerConnection: Sendable {
         return connection
     }
 
+    /// Held while a worker's pipes are made and it is started (see `makePipe`).
+    private static let spawning = Mutex(())
+
     /// A worker that dies leaves its pipe broken: writes then fail with `EPIPE` instead of
     /// the signal ending the server (NIO does the same for its sockets and pipes).
     private static let ignoresBrokenPipes: Void = {
@@ -130,7 +144,8 @@ final class WorkerConnection: Sendable {
     /// How long a new worker may take to load the plugins and confine itself.
     static let startupTimeout = Duration.seconds(10)
     /// The longest `poll` wait while no call runs. A call that starts meanwhile is seen at the
-    /// next wake-up, so deadlines longer than this are enforced to the millisecond.
+    /// next wake-up, and from then on its deadline to the millisecond; a call whose deadline is
+    /// shorter than this wakes the thread itself.
     private static let idlePoll = Duration.milliseconds(100)
 
     /// Sends `frame` (already length-prefixed) and waits for the answer's payload.
@@ -138,16 +153,22 @@ final class WorkerConnection: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
                 guard !state.isClosed, !state.terminateRequested else { return (false, false) }
-                let startedAt = state.calls.isEmpty ? ContinuousClock.now : nil
-                state.calls.append(PendingCall(continuation: continuation, deadline: deadline, startedAt: startedAt))
+                let isHead = state.calls.isEmpty
+                state.bytesQueued += UInt64(frame.readableBytes)
+                state.calls.append(
+                    PendingCall(
+                        continuation: continuation, deadline: deadline, frameEnd: state.bytesQueued,
+                        startedAt: isHead ? ContinuousClock.now : nil))
+                // The thread may sleep through an idle wait longer than this call's deadline.
+                let wakeForDeadline = isHead && deadline < Self.idlePoll
                 guard state.unsent.readableBytes == 0 else {
                     state.unsent.writeImmutableBuffer(frame)
-                    return (true, false)
+                    return (true, wakeForDeadline)
                 }
                 var rest = frame
-                Self.writeAvailable(&rest, to: toWorker)
+                Self.writeAvailable(&rest, to: toWorker, state: &state)
                 // A broken pipe leaves the bytes here; the thread sees the worker's end of input.
-                guard rest.readableBytes > 0 else { return (true, false) }
+                guard rest.readableBytes > 0 else { return (true, wakeForDeadline) }
                 state.unsent.writeImmutableBuffer(rest)
                 return (true, true)
             }
@@ -162,12 +183,11 @@ final class WorkerConnection: Sendable {
         let isFirst = state.withLock { state -> Bool in
             guard !state.isClosed, !state.terminateRequested else { return false }
             state.terminateRequested = true
+            // Under the lock: once closed, the pool may have reaped the pid, and it may be reused.
+            kill(pid, SIGKILL)
             return true
         }
-        if isFirst {
-            kill(pid, SIGKILL)
-            wakeThread()
-        }
+        if isFirst { wakeThread() }
     }
 
     /// The connection's thread: reads answers, writes what callers left unsent, and watches the
@@ -178,7 +198,10 @@ final class WorkerConnection: Sendable {
         var ending: Ending?
         while ending == nil {
             let (timeout, wantsWrite, terminating) = state.withLock { state in
-                (Self.pollTimeout(state, startupDeadline: startupDeadline), state.unsent.readableBytes > 0, state.terminateRequested)
+                (
+                    Self.pollTimeout(state, startupDeadline: startupDeadline), state.unsent.readableBytes > 0 && !state.writeFailed,
+                    state.terminateRequested
+                )
             }
             if terminating {
                 ending = Ending(headError: .workerDied("it exited"), reason: "exited")
@@ -194,9 +217,7 @@ final class WorkerConnection: Sendable {
                 break
             }
             if descriptors[1].revents != 0 { drainWakeups() }
-            if wantsWrite && descriptors[2].revents != 0 {
-                ending = writeUnsent()
-            }
+            if wantsWrite && descriptors[2].revents != 0 { writeUnsent() }
             if ending == nil && descriptors[0].revents != 0 {
                 ending = readAnswers(into: &answers)
             }
@@ -265,12 +286,15 @@ final class WorkerConnection: Sendable {
         return nil
     }
 
-    private func writeUnsent() -> Ending? {
+    private func writeUnsent() {
         state.withLock { state in
-            Self.writeAvailable(&state.unsent, to: toWorker)
-            state.unsent.discardReadBytes()
+            var unsent = state.unsent
+            state.unsent = ByteBuffer()
+            Self.writeAvailable(&unsent, to: toWorker, state: &state)
+            // Moving the rest down on every write would cost the square of a large frame.
+            if unsent.readerIndex >= 1 << 20 { unsent.discardReadBytes() }
+            state.unsent = unsent
         }
-        return nil
     }
 
     /// The start-up or the running call past its time.
@@ -295,13 +319,13 @@ final class WorkerConnection: Sendable {
     private func finish(_ ending: Ending) {
         liveness.markDead()
         kill(pid, SIGKILL)
-        let (ready, calls) = state.withLock { state in
+        let (ready, calls, bytesWritten) = state.withLock { state in
             state.isClosed = true
             defer {
                 state.ready = nil
                 state.calls.removeAll()
             }
-            return (state.ready, Array(state.calls))
+            return (state.ready, Array(state.calls), state.bytesWritten)
         }
         for descriptor in [toWorker, fromWorker, wakeRead, wakeWrite] { close(descriptor) }
         if let ready {
@@ -312,22 +336,28 @@ final class WorkerConnection: Sendable {
                 ready.resume(throwing: WorkerCallError.unavailable("the worker \(ending.reason) while starting"))
             }
         }
-        if let head = calls.first { head.continuation.resume(throwing: ending.headError) }
+        if let head = calls.first {
+            // A head whose frame the worker never got all of never ran: it goes again.
+            head.continuation.resume(throwing: head.frameEnd <= bytesWritten ? ending.headError : WorkerCallError.retry)
+        }
         for queued in calls.dropFirst() { queued.continuation.resume(throwing: WorkerCallError.retry) }
         onExit(pid, ending.reason)
     }
 
-    /// Writes as much of `buffer` as the pipe takes now, consuming what was written.
-    private static func writeAvailable(_ buffer: inout ByteBuffer, to descriptor: Int32) {
+    /// Writes as much of `buffer` as the pipe takes now, consuming what was written and
+    /// counting it in `state`.
+    private static func writeAvailable(_ buffer: inout ByteBuffer, to descriptor: Int32, state: inout State) {
         while buffer.readableBytes > 0 {
             let written = buffer.withUnsafeReadableBytes { bytes in
                 write(descriptor, bytes.baseAddress, bytes.count)
             }
             if written < 0 {
                 if errno == EINTR { continue }
+                if errno != EAGAIN && errno != EWOULDBLOCK { state.writeFailed = true }
                 return
             }
             buffer.moveReaderIndex(forwardBy: written)
+            state.bytesWritten += UInt64(written)
         }
     }
 
@@ -345,13 +375,27 @@ final class WorkerConnection: Sendable {
         while read(wakeRead, &bytes, bytes.count) > 0 {}
     }
 
-    /// A pipe whose ends are above the standard descriptors and close on exec (a worker started
-    /// meanwhile by another thread closes every inherited descriptor itself).
+    /// A pipe whose ends are above the standard descriptors and close on exec. Made under
+    /// `spawning`, so no worker starts between `pipe` and `fcntl` and inherits them (a worker
+    /// also closes every inherited descriptor itself, where it can read `/proc`).
     private static func makePipe() throws -> (Int32, Int32) {
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else { throw WorkerCallError.unavailable("pipe failed: errno \(errno)") }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-        return (try aboveStandardDescriptors(ends[0]), try aboveStandardDescriptors(ends[1]))
+        // A descriptor that cannot be moved is closed by the move itself; the other end here.
+        let readEnd: Int32
+        do {
+            readEnd = try aboveStandardDescriptors(ends[0])
+        } catch {
+            close(ends[1])
+            throw error
+        }
+        do {
+            return (readEnd, try aboveStandardDescriptors(ends[1]))
+        } catch {
+            close(readEnd)
+            throw error
+        }
     }
 
     /// When stdin or stdout of the server is closed, a new pipe may take descriptor 0 or 1,
