@@ -154,27 +154,28 @@ struct LuaWorkerPoolTests {
         await pool.shutdown()
     }
 
-    @Test func aCallLargerThanThePipeWaitsBehindAStuckWorkerAndRunsOnTheNextOne() async throws {
-        let pool = Self.pool(size: 1, deadline: .milliseconds(250))
+    @Test func aCallLargerThanThePipeWaitsBehindABusyWorkerAndComesThrough() async throws {
+        // A second's deadline leaves the large call half of it however loaded the machine; the
+        // slow script holds the worker until the sandbox or the deadline stops it.
+        let pool = Self.pool(size: 1, deadline: .seconds(1))
         let hostile = Self.tenant(memoryMegabytes: 64)
         let other = Self.tenant()
         let plain = "return { transform = function(s) s.setpoint_c = 19 return s end }"
         _ = try await Self.transform(pool, tenant: other, source: plain, samples: [Self.sample()])
-        let hostileCall = Task { try await Self.transform(pool, tenant: hostile, source: Self.slowScript, samples: [Self.sample()]) }
+        let slowCall = Task { try await Self.transform(pool, tenant: hostile, source: Self.slowScript, samples: [Self.sample()]) }
         try await Task.sleep(for: .milliseconds(20))
-        // About 180 KB: more than a pipe holds while its worker does not read, so the rest of
-        // the frame waits in the connection until the worker that will never read is replaced.
-        let samples = (0..<3000).map { Self.sample("TH-\($0)", inside: Double($0 % 40)) }
+        // About 80 KB: more than a pipe holds while its worker does not read, so the rest of the
+        // frame waits in the connection and is written as a worker reads again.
+        let samples = (0..<1500).map { Self.sample("TH-\($0)", inside: Double($0 % 40)) }
         let result = try await Self.transform(pool, tenant: other, source: plain, samples: samples)
-        var expected = samples
-        for index in expected.indices { expected[index].setpoint = 19 }
-        #expect(result == .transformed(expected))
-        switch await hostileCall.result {
-        case .failure(let error as WorkerCallError):
-            #expect(error == .deadlineExceeded(milliseconds: 250))
-        case let other:
-            Issue.record("expected the deadline, got \(other)")
+        guard case .transformed(let output) = result else {
+            Issue.record("expected the large batch transformed, got \(String(describing: result).prefix(300))")
+            return
         }
+        #expect(output.map(\.deviceSerial) == samples.map(\.deviceSerial))
+        #expect(output.allSatisfy { $0.setpoint == 19 })
+        let slow = await slowCall.result
+        if case .success(.transformed) = slow { Issue.record("the slow script cannot succeed") }
         await pool.shutdown()
     }
 

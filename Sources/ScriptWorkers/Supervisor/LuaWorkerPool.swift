@@ -259,9 +259,12 @@ final class WorkerSlot: Sendable {
     /// at once, so the next call does not wait for it.
     private func workerStopped(pid: pid_t, reason: String) {
         Self.reap(pid)
-        guard !state.withLock({ $0.isStopped }) else { return }
+        let (isStopped, wasServing) = state.withLock { ($0.isStopped, $0.current?.pid == pid) }
+        guard !isStopped else { return }
         logger.warning("lua worker stopped", metadata: ["slot": "\(index)", "pid": "\(pid)", "reason": "\(reason)"])
-        Task { _ = try? await self.connection() }
+        // One that died while starting is left to the next call: a setup that breaks every
+        // worker (say, one that cannot drop root) must not start them in a loop.
+        if wasServing { Task { _ = try? await self.connection() } }
     }
 
     /// Collects a killed worker's exit status on a thread of its own (`waitpid` blocks).
