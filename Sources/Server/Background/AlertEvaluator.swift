@@ -177,12 +177,16 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
     /// Evaluates the next queued samples of one tenant; true when more may be waiting.
     func queuePass(tenantID: UUID) async throws -> Bool {
-        let rules = try await store.alertRules(tenantID: tenantID).filter(\.enabled)
+        // Side by side: under load each read waits tens of milliseconds for a connection and a
+        // thread, and a pass's reads are independent.
+        async let rulesRead = store.alertRules(tenantID: tenantID)
+        async let queuedRead = store.queuedSamples(tenantID: tenantID, limit: Self.passSize)
+        let rules = try await rulesRead.filter(\.enabled)
         guard !rules.isEmpty else {
             _ = try await store.clearAlertQueue(tenantID: tenantID)
             return false
         }
-        let queued = try await store.queuedSamples(tenantID: tenantID, limit: Self.passSize)
+        let queued = try await queuedRead
         guard !queued.isEmpty else { return false }
         var samples: [String: [TelemetrySample]] = [:]
         for case (_, let sample?) in queued { samples[sample.deviceSerial, default: []].append(sample) }
@@ -265,17 +269,22 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
             async throws -> Pass
         {
             let store = evaluator.store
-            guard let tenant = try await store.tenant(id: tenantID) else { throw PlatformError.notFound("Tenant") }
             let now = evaluator.clock.now()
-            let devices: [Device]
-            if let known { devices = known } else { devices = try await store.devices(tenantID: tenantID) }
-            let active = try await store.activeScripts(tenantID: tenantID, hook: ScriptHook.alert.rawValue)
+            // The reads are independent: side by side, a pass waits for one round trip, not six.
+            async let tenantRead = store.tenant(id: tenantID)
+            async let devicesRead = known == nil ? store.devices(tenantID: tenantID) : []
+            async let activeRead = store.activeScripts(tenantID: tenantID, hook: ScriptHook.alert.rawValue)
+            async let openAlertsRead = store.openAlerts(tenantID: tenantID)
+            async let statesRead = store.ruleDeviceStates(tenantID: tenantID, serials: serials)
+            async let silencesRead = store.silences(tenantID: tenantID, activeAt: now)
+            guard let tenant = try await tenantRead else { throw PlatformError.notFound("Tenant") }
+            let readDevices = try await devicesRead
+            let devices = known ?? readDevices
+            let active = try await activeRead
             return Pass(
                 tenant: tenant, workerTenant: await evaluator.engine.workerTenant(tenant), now: now, evaluator: evaluator,
                 deviceNames: Dictionary(devices.map { ($0.serial, $0.name) }, uniquingKeysWith: { $1 }),
-                openAlerts: try await store.openAlerts(tenantID: tenantID),
-                states: try await store.ruleDeviceStates(tenantID: tenantID, serials: serials),
-                silences: try await store.silences(tenantID: tenantID, activeAt: now),
+                openAlerts: try await openAlertsRead, states: try await statesRead, silences: try await silencesRead,
                 scripts: Dictionary(active.map { ($0.0.name, $0) }, uniquingKeysWith: { $1 }))
         }
 
