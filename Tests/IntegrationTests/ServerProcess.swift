@@ -30,7 +30,7 @@ final class ServerProcess: @unchecked Sendable {
     init(database: String, port: Int? = nil, environment extra: [String: String] = [:], workingDirectory: URL? = nil) throws {
         self.port = try port ?? Self.freePort()
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("thermostat-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: try #require(Self.binary))
         process.arguments = ["serve", "--port", String(self.port), "--database", database]
         var environment = ProcessInfo.processInfo.environment

@@ -141,7 +141,7 @@ public final class PostgresStore: PlatformStore, Sendable {
     /// Runs one statement, discarding any rows.
     func execute(_ query: PostgresQuery) async throws {
         let logger = logger
-        try await withConnection(Self.describe(query)) { connection in
+        _ = try await withConnection(Self.describe(query)) { connection in
             try await connection.query(query, logger: logger)
         }
     }
