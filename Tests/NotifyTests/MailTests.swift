@@ -88,27 +88,14 @@ struct MailTests {
     }
 
     @Test func aCancelledSendReturnsAtOnceWhileTheServerSaysNothing() async throws {
-        // A listener that never accepts: the connection completes in the kernel's backlog, and
-        // libcurl waits for a greeting that never comes (until its 5 s timeout, on its thread).
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(listener >= 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(listener, pointer, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, pointer, &length) == 0
-            }
-        }
-        #expect(bound)
-        let port = UInt16(bigEndian: address.sin_port)
+        let listener = try SilentSMTPListener()
+        let port = listener.port
         let silent = SMTPMailer(configuration: try SMTPConfiguration(url: "smtp://127.0.0.1:\(port)?starttls=never", timeoutSeconds: 5))
         let message = MailMessage(from: "alerts@example.com", to: ["owner@example.com"], subject: "Hall", text: "Hot.")
         let send = Task { try await silent.send(message) }
         try await Task.sleep(for: .milliseconds(200))
         send.cancel()
         await #expect(throws: CancellationError.self) { try await send.value }
+        _ = listener
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import MailTesting
 import Notify
 import PlatformCore
+import ServiceLifecycle
 import Testing
 
 @testable import Server
@@ -36,6 +37,26 @@ struct OperatorDigestTests {
 
         await digest.flush()
         #expect(try smtp.messages().count == 1, "flushed entries are not mailed twice")
+    }
+
+    @Test(.timeLimit(.minutes(1))) func theLastDigestCannotHoldTheShutdown() async throws {
+        // Without a bound the last digest would wait for the mail server's 30 s timeout (and a
+        // slower one for longer), past any drain time.
+        let listener = try SilentSMTPListener()
+        let mailer = SMTPMailer(
+            configuration: try SMTPConfiguration(url: "smtp://127.0.0.1:\(listener.port)?starttls=never", timeoutSeconds: 300))
+        let digest = OperatorDigest(
+            mailer: mailer, from: "platform@example.com", recipient: "operator@example.com", period: .seconds(60),
+            clock: ManualClock(), logger: TestPlatformLog.logger)
+        digest.jobFailed("retention", error: "disk full")
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(services: [digest], logger: TestPlatformLog.logger))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await services.run() }
+            try await Task.sleep(for: .milliseconds(100))
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        _ = listener
     }
 
     @Test func withoutAnAddressNothingIsKept() async throws {

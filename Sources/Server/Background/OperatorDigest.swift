@@ -71,8 +71,18 @@ final class OperatorDigest: Service, Sendable {
                 await self.flush()
             }
         }
-        await flush()
+        // The last digest gets a bounded time: a mail server that does not answer must not hold
+        // the shutdown (the mailer gives up at once when cancelled).
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.flush() }
+            group.addTask { try? await Task.sleep(for: Self.finalFlushBound) }
+            await group.next()
+            group.cancelAll()
+        }
     }
+
+    /// How long the last digest, at shutdown, may take to be mailed.
+    static let finalFlushBound = Duration.seconds(5)
 
     /// Mails what accumulated, if anything; on failure the entries wait for the next period.
     func flush() async {
