@@ -108,10 +108,10 @@ struct Platform {
             store: store, mailer: accounts.mailer, mailFrom: configuration.mailFrom, webhooks: HTTPWebhookSender(),
             isProduction: configuration.isProduction, clock: clock,
             maximumAttempts: configuration.deliveryAttempts, retryBaseSeconds: Double(configuration.deliveryRetrySeconds),
-            logger: logger)
+            schema: schema, logger: logger)
         alertEvaluator = AlertEvaluator(
             store: store, engine: scripts, catalog: catalog, deliveries: alertDeliveries, digest: digest, gate: gate,
-            clock: clock,
+            clock: clock, schema: schema,
             timerPeriod: .seconds(configuration.alertTimerSeconds), publicURL: configuration.effectivePublicURL, logger: logger)
         alerts = AlertService(
             store: store, catalog: catalog, deliveries: alertDeliveries, evaluator: alertEvaluator, clock: clock, isProduction: configuration.isProduction,

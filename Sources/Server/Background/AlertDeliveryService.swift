@@ -27,6 +27,7 @@ final class AlertDeliveryService: Service, Sendable {
     /// This sender's lease owner id: leases of other ids were left by a sender that stopped.
     private let instance = UUID()
     private let leasesReleased = Mutex(false)
+    private let schema: SchemaReadiness
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     /// How long a claimed delivery is kept from others: past the longest attempt.
@@ -35,9 +36,10 @@ final class AlertDeliveryService: Service, Sendable {
 
     init(
         store: any PlatformStore, mailer: (any Mailer)?, mailFrom: String, webhooks: any WebhookSender, isProduction: Bool,
-        clock: any WallClock, maximumAttempts: Int, retryBaseSeconds: Double, logger: Logger
+        clock: any WallClock, maximumAttempts: Int, retryBaseSeconds: Double, schema: SchemaReadiness, logger: Logger
     ) {
         self.isProduction = isProduction
+        self.schema = schema
         self.store = store
         self.mailer = mailer
         self.mailFrom = mailFrom
@@ -59,21 +61,22 @@ final class AlertDeliveryService: Service, Sendable {
     /// send records nothing: its lease makes it due again at the next start, with the same id.
     func run() async throws {
         await cancelWhenGracefulShutdown {
+            await self.schema.wait()
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     while (try? await Task.sleep(for: .seconds(1))) != nil { self.wakeupContinuation.yield() }
                 }
+                // Ends when shutdown cancels the service (and with it the timer above).
                 for await _ in self.wakeups {
                     await self.deliverDue()
                 }
-                group.cancelAll()
             }
         }
         if let webhooks = webhooks as? HTTPWebhookSender { await webhooks.shutdown() }
     }
 
     /// Sends every delivery due now, a batch at a time, the batch's sends side by side. The
-    /// first run (once the schema is there) makes deliveries a stopped server left mid-send due.
+    /// first successful run makes deliveries a stopped server left mid-send due.
     private func deliverDue() async {
         if !leasesReleased.withLock({ $0 }) {
             do {

@@ -36,6 +36,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     private let scheduling = Mutex(Scheduling())
+    private let schema: SchemaReadiness
     /// The timer's completed passes per tenant, for `GET /api/alerts/status/`.
     let status = Mutex(Status())
 
@@ -60,9 +61,10 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
     init(
         store: any PlatformStore, engine: ScriptEngine, catalog: PluginCatalog, deliveries: AlertDeliveryService,
-        digest: OperatorDigest, gate: TenantGate, clock: any WallClock, timerPeriod: Duration, publicURL: String,
-        logger: Logger
+        digest: OperatorDigest, gate: TenantGate, clock: any WallClock, schema: SchemaReadiness, timerPeriod: Duration,
+        publicURL: String, logger: Logger
     ) {
+        self.schema = schema
         self.digest = digest
         self.gate = gate
         self.store = store
@@ -90,14 +92,15 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     /// until its one transaction commits, so its samples stay queued for the next start.
     func run() async throws {
         await cancelWhenGracefulShutdown {
+            await self.schema.wait()
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     while (try? await Task.sleep(for: .seconds(1))) != nil { self.wakeupContinuation.yield() }
                 }
+                // Ends when shutdown cancels the service (and with it the timer above).
                 for await _ in self.wakeups {
                     await self.schedule(into: &group)
                 }
-                group.cancelAll()
             }
         }
     }
