@@ -9,7 +9,7 @@ public final class SilentSMTPListener: Sendable {
 
     public init() throws {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
+        guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -21,8 +21,9 @@ public final class SilentSMTPListener: Sendable {
             }
         }
         guard listening else {
+            let failure = POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
             close(descriptor)
-            throw POSIXError(.EADDRNOTAVAIL)
+            throw failure
         }
         self.descriptor = descriptor
         port = Int(UInt16(bigEndian: address.sin_port))

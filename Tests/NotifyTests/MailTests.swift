@@ -89,13 +89,13 @@ struct MailTests {
 
     @Test func aCancelledSendReturnsAtOnceWhileTheServerSaysNothing() async throws {
         let listener = try SilentSMTPListener()
-        let port = listener.port
-        let silent = SMTPMailer(configuration: try SMTPConfiguration(url: "smtp://127.0.0.1:\(port)?starttls=never", timeoutSeconds: 5))
+        let silent = SMTPMailer(
+            configuration: try SMTPConfiguration(url: "smtp://127.0.0.1:\(listener.port)?starttls=never", timeoutSeconds: 5))
         let message = MailMessage(from: "alerts@example.com", to: ["owner@example.com"], subject: "Hall", text: "Hot.")
         let send = Task { try await silent.send(message) }
         try await Task.sleep(for: .milliseconds(200))
         send.cancel()
         await #expect(throws: CancellationError.self) { try await send.value }
-        _ = listener
+        withExtendedLifetime(listener) {}
     }
 }

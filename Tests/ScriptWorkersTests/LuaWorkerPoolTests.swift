@@ -53,6 +53,15 @@ struct LuaWorkerPoolTests {
         end }
         """
 
+    /// Starts `slowScript` for a tenant of its own on the pool's (only) worker, and gives it a
+    /// moment to get there, so calls made next queue behind it.
+    static func occupyTheWorker(_ pool: LuaWorkerPool) async throws -> Task<TransformResult, any Error> {
+        let hostile = Self.tenant(memoryMegabytes: 64)
+        let call = Task { try await Self.transform(pool, tenant: hostile, source: Self.slowScript, samples: [Self.sample()]) }
+        try await Task.sleep(for: .milliseconds(20))
+        return call
+    }
+
     @Test func transformsABatchInOneRoundTripAndAsksForTheSourceOnlyOnce() async throws {
         let pool = Self.pool()
         defer { Task { await pool.shutdown() } }
@@ -129,15 +138,13 @@ struct LuaWorkerPoolTests {
         // starts a replacement worker and answers the queued call inside it; short enough that
         // the kill comes before the script's own VM notices (its hook sees the 8 MB copies rarely).
         let pool = Self.pool(size: 1, deadline: .milliseconds(250))
-        let hostile = Self.tenant(memoryMegabytes: 64)
         let other = Self.tenant()
         let plain = "return { transform = function(s) return s end }"
         _ = try await Self.transform(pool, tenant: other, source: plain, samples: [Self.sample()])
         let firstWorker = try #require(await pool.workerProcessIDs().first)
 
-        let hostileCall = Task { try await Self.transform(pool, tenant: hostile, source: Self.slowScript, samples: [Self.sample()]) }
+        let hostileCall = try await Self.occupyTheWorker(pool)
         // Queued behind the hostile call on the same (only) worker: it must still get its answer.
-        try await Task.sleep(for: .milliseconds(20))
         let otherResult = try await Self.transform(pool, tenant: other, source: plain, samples: [Self.sample("TH-2")])
         #expect(otherResult == .transformed([Self.sample("TH-2")]))
         switch await hostileCall.result {
@@ -158,12 +165,10 @@ struct LuaWorkerPoolTests {
         // A second's deadline leaves the large call half of it however loaded the machine; the
         // slow script holds the worker until the sandbox or the deadline stops it.
         let pool = Self.pool(size: 1, deadline: .seconds(1))
-        let hostile = Self.tenant(memoryMegabytes: 64)
         let other = Self.tenant()
         let plain = "return { transform = function(s) s.setpoint_c = 19 return s end }"
         _ = try await Self.transform(pool, tenant: other, source: plain, samples: [Self.sample()])
-        let slowCall = Task { try await Self.transform(pool, tenant: hostile, source: Self.slowScript, samples: [Self.sample()]) }
-        try await Task.sleep(for: .milliseconds(20))
+        let slowCall = try await Self.occupyTheWorker(pool)
         // About 80 KB: more than a pipe holds while its worker does not read, so the rest of the
         // frame waits in the connection and is written as a worker reads again.
         let samples = (0..<1500).map { Self.sample("TH-\($0)", inside: Double($0 % 40)) }

@@ -56,7 +56,7 @@ struct OperatorDigestTests {
             await services.triggerGracefulShutdown()
             try await group.waitForAll()
         }
-        _ = listener
+        withExtendedLifetime(listener) {}
     }
 
     @Test func withoutAnAddressNothingIsKept() async throws {
