@@ -11,7 +11,8 @@ import Scripting
 /// descriptor but its pipes (stdin, stdout), stderr and the runtime's own, no way to open or
 /// write files,
 /// capped address space, CPU time re-armed per request, no root — then answers framed requests
-/// from stdin on stdout, one at a time, until stdin closes.
+/// from stdin on stdout, one at a time, until stdin closes. It ignores SIGTERM and SIGINT: the
+/// server stops its workers (SIGKILL, or closing their stdin) once it has drained.
 public enum LuaWorkerProcess {
     /// How the server asks a worker to confine itself.
     public struct Limits: Sendable {
@@ -30,6 +31,12 @@ public enum LuaWorkerProcess {
     /// Runs the worker until its input closes. `catalog` is read before confinement (which
     /// forbids opening files).
     public static func run(catalog: PluginCatalog, limits: Limits) -> Never {
+        // A stop signal sent to the whole process group (Ctrl-C in a terminal, `timeout`,
+        // systemd's control-group stop) is the server's to handle: it drains while its workers
+        // keep answering, then kills them. A worker also ends when its stdin closes, so it
+        // never outlives the server.
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
         closeInheritedDescriptors()
         confine(limits)
         let worker = LuaWorker(catalog: catalog)
