@@ -62,6 +62,11 @@ def check(condition, message):
         raise Failure(message)
 
 
+def process_state(pid):
+    """The one-letter state in /proc/PID/stat ("T" once a SIGSTOP has taken effect)."""
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,8 +130,17 @@ class PostgresCluster:
         return postmaster, children
 
     def pause(self):
-        postmaster, children = self.processes()
+        """Stops the postmaster first and waits until it is stopped, so that it starts no backend
+        after the children are listed (a backend forked for a new connection in between would
+        stay running and answer that connection's queries)."""
+        postmaster = int((self.directory / "data/postmaster.pid").read_text().split()[0])
         os.kill(postmaster, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while process_state(postmaster) != "T":
+            if time.monotonic() > deadline:
+                raise Failure("the postmaster did not stop within 10 s of SIGSTOP")
+            time.sleep(0.001)
+        _, children = self.processes()
         for pid in children:
             os.kill(pid, signal.SIGSTOP)
 
