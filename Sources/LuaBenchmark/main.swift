@@ -62,6 +62,11 @@ func runBenchmarks() async throws {
         else { fatalError("the worker failed") }
     }
     try await workerCall([samples[0]])
+    if CommandLine.arguments.contains("--alerts-only") {
+        try await measureAlertEvaluation(pool: pool, tenant: tenant, repository: repository, devices: devices, start: start, count: max(20, iterations / 2000))
+        await pool.shutdown()
+        return
+    }
 
     /// One workload: a label, the samples (or calls) one run of its body handles, and the body,
     /// run `count` times per round.
@@ -130,7 +135,108 @@ func runBenchmarks() async throws {
                 _ = try WorkerCodec.decodeResponse(&response)
             },
         ], count: max(200, iterations / 200), unit: "sample")
+
+    try await measureAlertEvaluation(pool: pool, tenant: tenant, repository: repository, devices: devices, start: start, count: max(20, iterations / 2000))
     await pool.shutdown()
+}
+
+/// The alert benchmark's ten rules (`scripts/bench/alert_bench.py`: six built-in, four tenant
+/// scripts) over a pass of 400 samples from 64 devices, through the worker with the states
+/// carried from pass to pass as the evaluator does; per sample (ten rule evaluations each),
+/// against the bare worker round trip of the same samples through an empty rule.
+func measureAlertEvaluation(
+    pool: LuaWorkerPool, tenant: WorkerTenant, repository: URL, devices: [String], start: Timestamp, count: Int
+) async throws {
+    func plugin(_ name: String) throws -> String {
+        try String(contentsOf: repository.appendingPathComponent("Plugins/\(name)/plugin.lua"), encoding: .utf8)
+    }
+    let tenantScripts = [
+        "return { evaluate = function(sample, state, ctx) state.n = (state.n or 0) + 1 "
+            + "if state.n % 1000 == 0 then return { { key = 'thousand', message = 'another thousand' } }, state end return {}, state end }",
+        "return { evaluate = function(sample, state, ctx) if sample.output ~= 'HEAT_ON' then return {}, {} end "
+            + "state.since = state.since or sample.time state.start = state.start or sample.temp_inside_c "
+            + "if sample.time - state.since > 3600 and sample.temp_inside_c - state.start < 0.5 then "
+            + "return { { key = 'not-warming', message = 'heating on without warming' } }, state end return {}, state end }",
+        "local threshold = require('threshold') "
+            + "return { evaluate = function(sample, state, ctx) return threshold.evaluate(sample, state, ctx) end }",
+        "return { evaluate = function(sample, state, ctx) if sample.mode == 'OFF' and sample.temp_inside_c < 5 then "
+            + "return { { key = 'frost', severity = 'critical', message = 'frost risk', value = sample.temp_inside_c } }, state end "
+            + "return {}, state end }",
+    ]
+    let rules: [(source: String, config: String)] = [
+        (try plugin("threshold"), #"{"field":"temp_inside_c","high_c":false,"low_c":5,"hysteresis_c":0.5,"severity":"warning"}"#),
+        (try plugin("threshold"), #"{"field":"temp_outside_c","high_c":40,"low_c":10,"hysteresis_c":0.5,"severity":"warning"}"#),
+        (try plugin("sustained"), #"{"field":"temp_inside_c","above_c":30,"below_c":false,"minutes":30,"severity":"warning"}"#),
+        (try plugin("rate-of-change"), #"{"field":"temp_inside_c","max_c_per_hour":50,"min_interval_minutes":5,"severity":"warning"}"#),
+        (try plugin("rate-of-change"), #"{"field":"temp_outside_c","max_c_per_hour":50,"min_interval_minutes":5,"severity":"warning"}"#),
+        (try plugin("stale-device"), #"{"max_silence_minutes":129600,"severity":"warning"}"#),
+        (tenantScripts[0], "{}"), (tenantScripts[1], "{}"),
+        (tenantScripts[2], #"{"field":"temp_inside_c","high_c":25,"low_c":false,"hysteresis_c":0.5,"severity":"warning"}"#),
+        (tenantScripts[3], "{}"),
+    ]
+    let emptyRule = (source: "return { evaluate = function(sample, state, ctx) return {}, state end }", config: "{}")
+    let perDevice = 400 / devices.count + 1
+
+    func pass(_ rules: [(source: String, config: String)], states: inout [[String?]], iteration: Int) async throws {
+        let base = start.adding(seconds: Double(iteration * perDevice * 10))
+        var samples: [TelemetrySample] = []
+        for device in devices {
+            for step in 0..<perDevice {
+                samples.append(
+                    TelemetrySample(
+                        deviceSerial: device, timestamp: base.adding(seconds: Double(step * 10)), mode: .heat,
+                        tempInside: 20 + Double(step % 3) * 0.5, tempOutside: 4.5, setpoint: 21, hysteresis: 0.5, output: .heatOn))
+            }
+        }
+        let job = EvaluateJob(
+            tenant: tenant, now: base.adding(seconds: Double(perDevice * 10)), timer: false, budgetMilliseconds: 0,
+            devices: devices.map { EvaluateJob.Device(serial: $0, name: $0, sampleCount: perDevice) },
+            rules: rules.enumerated().map { index, rule in
+                EvaluateJob.Rule(
+                    script: WorkerScript(
+                        id: UUID(uuid: (UInt8(index), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, UInt8(rules.count))),
+                        version: 1, name: "rule\(index)", configJSON: rule.config, source: nil),
+                    states: states[index])
+            },
+            samples: samples)
+        guard case .evaluated(let answers) = try await pool.evaluate(job, sources: rules.map(\.source)) else {
+            fatalError("the worker did not evaluate")
+        }
+        for (index, answer) in answers.enumerated() {
+            guard case .evaluated(let verdicts) = answer else { fatalError("rule \(index) failed: \(answer)") }
+            states[index] = verdicts.map { verdict in
+                if let failure = verdict?.failure { fatalError("rule \(index) failed: \(failure)") }
+                return verdict?.stateJSON
+            }
+        }
+    }
+
+    var ruledStates = rules.map { _ in devices.map { _ in Optional("{}") } }
+    var emptyStates = [devices.map { _ in Optional("{}") }]
+    var iteration = 0
+    var ruled: [Double] = []
+    var empty: [Double] = []
+    let samplesPerPass = Double(perDevice * devices.count)
+    for _ in 0..<5 {
+        for (runs, timings) in [(rules, 0), ([emptyRule], 1)] {
+            let began = ContinuousClock.now
+            for _ in 0..<count {
+                iteration += 1
+                if timings == 0 {
+                    try await pass(runs, states: &ruledStates, iteration: iteration)
+                } else {
+                    try await pass(runs, states: &emptyStates, iteration: iteration)
+                }
+            }
+            let elapsed = ContinuousClock.now - began
+            let micros = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) / Double(count) / samplesPerPass * 1e6
+            if timings == 0 { ruled.append(micros) } else { empty.append(micros) }
+        }
+    }
+    let ruledMedian = ruled.sorted()[2]
+    let emptyMedian = empty.sorted()[2]
+    print(String(format: "%-48@ %7.3f µs/sample  median of 5 × %d passes of %d samples", "alert pass, one empty rule (baseline)" as NSString, emptyMedian, count, Int(samplesPerPass)))
+    print(String(format: "%-48@ %7.3f µs/sample  (%4.1f× the baseline)", "alert pass, the alert bench's 10 rules" as NSString, ruledMedian, ruledMedian / emptyMedian))
 }
 
 try await runBenchmarks()

@@ -28,6 +28,46 @@ import Testing
         #expect(repeated.readableBytes < 1200, "a condition active for 1000 samples is sent once")
     }
 
+    @Test func evaluationJobsTravelInBinaryAndInconsistentOnesAreRefused() throws {
+        let samples = [
+            Self.sample(1_795_000_000, outside: 4, rollup: nil), Self.sample(1_795_000_060, outside: nil, rollup: nil),
+            Self.sample(1_795_000_120, outside: -2.5, rollup: nil),
+        ]
+        let job = EvaluateJob(
+            tenant: WorkerTenant(id: UUID(), slug: "acme", tier: "pro", memoryBytes: 1 << 24), now: Timestamp(seconds: 1_795_000_200),
+            timer: true, budgetMilliseconds: 500,
+            devices: [
+                EvaluateJob.Device(serial: "TH-Ü", name: "Küche \"oben\"", sampleCount: 2),
+                EvaluateJob.Device(serial: "TH-2", name: "", sampleCount: 1),
+            ],
+            rules: [
+                EvaluateJob.Rule(
+                    script: WorkerScript(id: UUID(), version: 3, name: "threshold", configJSON: #"{"high_c":25}"#, source: nil),
+                    states: [#"{"high":25.5}"#, nil]),
+                EvaluateJob.Rule(
+                    script: WorkerScript(id: UUID(), version: 1, name: "mine", configJSON: "{}", source: "return {}"),
+                    states: [nil, "{}"]),
+            ],
+            samples: samples)
+        var buffer = ByteBuffer()
+        try WorkerCodec.encode(WorkerRequest.job(.evaluate(job)), into: &buffer)
+        let encoded = buffer
+        #expect(try WorkerCodec.decodeRequest(&buffer) == .job(.evaluate(job)))
+        #expect(buffer.readableBytes == 0)
+
+        var miscounted = job
+        miscounted.devices[1].sampleCount = 2
+        var lying = ByteBuffer()
+        try WorkerCodec.encode(WorkerRequest.job(.evaluate(miscounted)), into: &lying)
+        #expect(throws: WorkerProtocolError.self, "device sample counts must add up to the samples sent") {
+            try WorkerCodec.decodeRequest(&lying)
+        }
+        var truncated = encoded.getSlice(at: 0, length: encoded.readableBytes - 5)!
+        #expect(throws: WorkerProtocolError.self) { try WorkerCodec.decodeRequest(&truncated) }
+        var asAnswer = encoded
+        #expect(throws: WorkerProtocolError.self, "a request is not an answer") { try WorkerCodec.decodeResponse(&asAnswer) }
+    }
+
     static func sample(_ seconds: Int64, outside: Double?, rollup: SampleRollup?) -> TelemetrySample {
         TelemetrySample(
             deviceSerial: "TH-Ü", timestamp: Timestamp(seconds: seconds), mode: .auto, tempInside: 20.25, tempOutside: outside,

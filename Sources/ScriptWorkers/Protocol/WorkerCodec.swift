@@ -9,14 +9,17 @@ public struct WorkerProtocolError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The worker protocol's payloads (framing is `WorkerFraming`'s). The ingest path is encoded
-/// by hand, field by field, since it runs per request; the rare jobs travel as JSON, with any
-/// samples in the same compact binary form after it.
+/// by hand, field by field, since it runs per request, and so are alert evaluations (they run
+/// per committed sample); the rare jobs travel as JSON, with any samples in the same compact
+/// binary form after it.
 public enum WorkerCodec {
     private enum Tag: UInt8 {
         case transform = 1
         case job = 2
         /// An alert evaluation's answer, in binary (it runs per committed sample).
         case evaluated = 3
+        /// An alert evaluation job, in binary: its rules' states are most of a pass's bytes.
+        case evaluate = 4
     }
 
     private enum TransformTag: UInt8 {
@@ -33,17 +36,16 @@ public enum WorkerCodec {
         case .transform(let call):
             buffer.writeInteger(Tag.transform.rawValue)
             write(call.tenant, into: &buffer)
-            buffer.writeBytes(call.script.id.bytes)
-            buffer.writeInteger(Int64(call.script.version))
-            writeString(call.script.name, into: &buffer)
-            writeString(call.script.configJSON, into: &buffer)
-            writeOptionalString(call.script.source, into: &buffer)
+            write(call.script, into: &buffer)
             buffer.writeInteger(UInt32(clamping: call.budgetMilliseconds))
             buffer.writeInteger(UInt32(call.parts.count))
             for part in call.parts {
                 buffer.writeInteger(part.now.microseconds)
                 write(part.samples, into: &buffer)
             }
+        case .job(.evaluate(let evaluate)):
+            buffer.writeInteger(Tag.evaluate.rawValue)
+            write(evaluate, into: &buffer)
         case .job(let job):
             buffer.writeInteger(Tag.job.rawValue)
             try writeJSON(job, into: &buffer)
@@ -53,9 +55,6 @@ public enum WorkerCodec {
             if case .dryRun(let dryRun) = job {
                 write(dryRun.samples, into: &buffer)
             }
-            if case .evaluate(let evaluate) = job {
-                write(evaluate.samples, into: &buffer)
-            }
         }
     }
 
@@ -63,9 +62,7 @@ public enum WorkerCodec {
         switch try tag(&buffer) {
         case .transform:
             let tenant = try readTenant(&buffer)
-            let script = WorkerScript(
-                id: try readUUID(&buffer), version: Int(try read(Int64.self, &buffer)), name: try readString(&buffer),
-                configJSON: try readString(&buffer), source: try readOptionalString(&buffer))
+            let script = try readScript(&buffer)
             let budget = Int(try read(UInt32.self, &buffer))
             let count = Int(try read(UInt32.self, &buffer))
             guard count <= buffer.readableBytes / 12 else { throw WorkerProtocolError(description: "bad part count") }
@@ -86,14 +83,13 @@ public enum WorkerCodec {
                 dryRun.samples = try readSamples(&buffer)
                 job = .dryRun(dryRun)
             }
-            if case .evaluate(var evaluate) = job {
-                evaluate.samples = try readSamples(&buffer)
-                guard evaluate.devices.reduce(0, { $0 + $1.sampleCount }) == evaluate.samples.count else {
-                    throw WorkerProtocolError(description: "the devices' sample counts do not add up")
-                }
-                job = .evaluate(evaluate)
+            if case .evaluate = job {
+                // Its samples and states travel only in the binary form.
+                throw WorkerProtocolError(description: "an evaluation job in JSON")
             }
             return .job(job)
+        case .evaluate:
+            return .job(.evaluate(try readEvaluateJob(&buffer)))
         case .evaluated:
             throw WorkerProtocolError(description: "an answer where a request belongs")
         }
@@ -134,6 +130,59 @@ public enum WorkerCodec {
             buffer.writeInteger(Tag.job.rawValue)
             try writeJSON(result, into: &buffer)
         }
+    }
+
+    private static func write(_ job: EvaluateJob, into buffer: inout ByteBuffer) {
+        write(job.tenant, into: &buffer)
+        buffer.writeInteger(job.now.microseconds)
+        buffer.writeInteger(UInt8(job.timer ? 1 : 0))
+        buffer.writeInteger(UInt32(clamping: job.budgetMilliseconds))
+        buffer.writeInteger(UInt32(job.devices.count))
+        for device in job.devices {
+            writeString(device.serial, into: &buffer)
+            writeString(device.name, into: &buffer)
+            buffer.writeInteger(UInt32(device.sampleCount))
+        }
+        buffer.writeInteger(UInt32(job.rules.count))
+        for rule in job.rules {
+            write(rule.script, into: &buffer)
+            buffer.writeInteger(UInt32(rule.states.count))
+            for state in rule.states { writeOptionalString(state, into: &buffer) }
+        }
+        write(job.samples, into: &buffer)
+    }
+
+    private static func readEvaluateJob(_ buffer: inout ByteBuffer) throws -> EvaluateJob {
+        let tenant = try readTenant(&buffer)
+        let now = Timestamp(microseconds: try read(Int64.self, &buffer))
+        let timer = try read(UInt8.self, &buffer) == 1
+        let budget = Int(try read(UInt32.self, &buffer))
+        let deviceCount = Int(try read(UInt32.self, &buffer))
+        guard deviceCount <= buffer.readableBytes / 12 else { throw WorkerProtocolError(description: "bad device count") }
+        var devices: [EvaluateJob.Device] = []
+        devices.reserveCapacity(deviceCount)
+        for _ in 0..<deviceCount {
+            devices.append(
+                EvaluateJob.Device(serial: try readString(&buffer), name: try readString(&buffer), sampleCount: Int(try read(UInt32.self, &buffer))))
+        }
+        let ruleCount = Int(try read(UInt32.self, &buffer))
+        guard ruleCount <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad rule count") }
+        var rules: [EvaluateJob.Rule] = []
+        rules.reserveCapacity(ruleCount)
+        for _ in 0..<ruleCount {
+            let script = try readScript(&buffer)
+            let stateCount = Int(try read(UInt32.self, &buffer))
+            guard stateCount <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad state count") }
+            var states: [String?] = []
+            states.reserveCapacity(stateCount)
+            for _ in 0..<stateCount { states.append(try readOptionalString(&buffer)) }
+            rules.append(EvaluateJob.Rule(script: script, states: states))
+        }
+        let samples = try readSamples(&buffer)
+        guard devices.reduce(0, { $0 + $1.sampleCount }) == samples.count else {
+            throw WorkerProtocolError(description: "the devices' sample counts do not add up")
+        }
+        return EvaluateJob(tenant: tenant, now: now, timer: timer, budgetMilliseconds: budget, devices: devices, rules: rules, samples: samples)
     }
 
     /// A device's evaluation: its state and failure, then its steps, each either "the same as
@@ -244,6 +293,8 @@ public enum WorkerCodec {
                 }
             }
             return .job(.evaluated(rules))
+        case .evaluate:
+            throw WorkerProtocolError(description: "a request where an answer belongs")
         }
     }
 
@@ -317,6 +368,20 @@ public enum WorkerCodec {
         writeString(tenant.slug, into: &buffer)
         writeString(tenant.tier, into: &buffer)
         buffer.writeInteger(Int64(tenant.memoryBytes))
+    }
+
+    private static func write(_ script: WorkerScript, into buffer: inout ByteBuffer) {
+        buffer.writeBytes(script.id.bytes)
+        buffer.writeInteger(Int64(script.version))
+        writeString(script.name, into: &buffer)
+        writeString(script.configJSON, into: &buffer)
+        writeOptionalString(script.source, into: &buffer)
+    }
+
+    private static func readScript(_ buffer: inout ByteBuffer) throws -> WorkerScript {
+        WorkerScript(
+            id: try readUUID(&buffer), version: Int(try read(Int64.self, &buffer)), name: try readString(&buffer),
+            configJSON: try readString(&buffer), source: try readOptionalString(&buffer))
     }
 
     private static func readTenant(_ buffer: inout ByteBuffer) throws -> WorkerTenant {
