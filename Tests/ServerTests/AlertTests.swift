@@ -115,7 +115,7 @@ struct AlertTests {
                 #expect(try await client.ingest(device, Self.sample(device, base, 0, inside: 30)).status == .ok)
                 try await eventually("the first attempt") { receiver.received.count == 2 }
                 for expected in 3...4 {
-                    try await client.waitForRetry(user)
+                    try await client.waitForRetry(user, afterAttempts: expected - 2, clock: clock)
                     clock.advance(seconds: 60)
                     try await eventually("attempt \(expected)") { receiver.received.count == expected }
                 }
@@ -137,8 +137,8 @@ struct AlertTests {
                 receiver.answer([500, 500, 500])
                 #expect(try await client.ingest(device, Self.sample(device, base, 10, inside: 20)).status == .ok)
                 try await eventually("the resolved notification's first attempt") { receiver.received.count == 5 }
-                for _ in 0..<2 {
-                    try await client.waitForRetry(user)
+                for attempt in 1...2 {
+                    try await client.waitForRetry(user, afterAttempts: attempt, clock: clock)
                     clock.advance(seconds: 120)
                     let count = receiver.received.count
                     try await eventually("another attempt") { receiver.received.count == count + 1 }
@@ -482,12 +482,20 @@ extension TestClientProtocol {
         try await eventually("two timer runs") { try await runs() >= start + 2 }
     }
 
-    /// Waits until a delivery of the tenant waits for its retry.
-    func waitForRetry(_ user: TestUser) async throws {
-        try await eventually("a delivery waiting to retry") {
+    /// Waits until a delivery of the tenant waits for its retry after its `attempts`-th attempt,
+    /// its outcome stored. While an attempt is on the wire the delivery already counts it and
+    /// still shows `retrying`, due at the end of its 120 s lease; moving the clock on then would
+    /// put the retry the outcome schedules past the clock. The retries here wait at most 10 s.
+    func waitForRetry(_ user: TestUser, afterAttempts attempts: Int, clock: ManualClock) async throws {
+        try await eventually("a delivery waiting to retry after attempt \(attempts)") {
             let log = try await self.json("/api/alerts/deliveries/", cookie: user.cookie)
             let items = try #require(try log.object()["deliveries"] as? [[String: Any]])
-            return items.contains { $0["status"] as? String == "retrying" }
+            return items.contains { item in
+                guard item["status"] as? String == "retrying", item["attempts"] as? Int == attempts,
+                    let next = (item["next_attempt_at"] as? String).flatMap(Timestamp.init(iso8601:))
+                else { return false }
+                return next.secondsSinceEpoch < clock.now().secondsSinceEpoch + 60
+            }
         }
     }
 
