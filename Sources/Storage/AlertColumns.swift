@@ -13,12 +13,15 @@ enum AlertColumns {
     }
 
     static func notifiedText(_ notified: [String: Timestamp]) -> String {
+        // Most (rule, device) pairs never notified; their states are read and written per pass.
+        guard !notified.isEmpty else { return "{}" }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         return (try? String(decoding: encoder.encode(notified.mapValues(\.microseconds)), as: UTF8.self)) ?? "{}"
     }
 
     static func notified(_ text: String) -> [String: Timestamp] {
-        ((try? JSONDecoder().decode([String: Int64].self, from: Data(text.utf8))) ?? [:]).mapValues(Timestamp.init(microseconds:))
+        guard text != "{}" else { return [:] }
+        return ((try? JSONDecoder().decode([String: Int64].self, from: Data(text.utf8))) ?? [:]).mapValues(Timestamp.init(microseconds:))
     }
 }

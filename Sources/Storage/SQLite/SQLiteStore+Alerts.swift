@@ -224,17 +224,24 @@ extension SQLiteStore: AlertStore {
 
     public func ruleDeviceStates(tenantID: UUID, serials: [String]) async throws -> [RuleDeviceState] {
         guard !serials.isEmpty else { return [] }
+        // One statement for all the pass's devices (their serials as a JSON array), read by
+        // column index: a pass reads a state per rule and device, so this runs hot.
+        let serialsJSON = String(decoding: try JSONEncoder().encode(Array(Set(serials))), as: UTF8.self)
         return try await pool.read { db in
             var states: [RuleDeviceState] = []
-            let statement = try db.cachedStatement(
-                sql: "SELECT rule_id, device_serial, state, notified FROM alert_rule_states WHERE tenant_id = ? AND device_serial = ?")
-            for serial in Set(serials) {
-                for row in try Row.fetchAll(statement, arguments: [tenantID.databaseText, serial]) {
-                    states.append(
-                        RuleDeviceState(
-                            ruleID: row.uuid("rule_id"), deviceSerial: row["device_serial"], stateJSON: row["state"],
-                            notifiedAt: AlertColumns.notified(row["notified"])))
-                }
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT rule_id, device_serial, state, notified FROM alert_rule_states
+                    WHERE tenant_id = ? AND device_serial IN (SELECT value FROM json_each(?))
+                    """,
+                arguments: [tenantID.databaseText, serialsJSON])
+            while let row = try rows.next() {
+                let ruleID: String = row[0]
+                states.append(
+                    RuleDeviceState(
+                        ruleID: UUID(uuidString: ruleID)!, deviceSerial: row[1], stateJSON: row[2],
+                        notifiedAt: AlertColumns.notified(row[3])))
             }
             return states
         }
