@@ -43,6 +43,11 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     /// Samples one pass takes from a tenant's queue.
     static let passSize = 1000
     static let concurrentTenants = 4
+    /// How long a tenant whose queue a pass emptied waits before its next pass. Most of a pass's
+    /// cost is per rule and device (their states read, sent to the worker, written back), not
+    /// per sample: passes started by every commit carried a few samples per device under load.
+    /// A tenant with a backlog (a full pass) goes on at once.
+    static let passSpacing: Duration = .milliseconds(250)
 
     private struct Scheduling {
         var busy: Set<UUID> = []
@@ -52,6 +57,8 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         var dirty: Set<UUID> = []
         var lastTimer: ContinuousClock.Instant?
         var lastPoll: ContinuousClock.Instant?
+        /// Tenants whose last pass emptied their queue, and when their next may start.
+        var notBefore: [UUID: ContinuousClock.Instant] = [:]
     }
 
     struct Status: Sendable {
@@ -126,16 +133,30 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 // A disabled tenant's samples wait (and its timer rests) until it is enabled again.
                 for tenant in Array(state.timerDue.union(state.dirty)) where !state.busy.contains(tenant) && !gate.isDisabled(tenant) {
                     guard state.busy.count < Self.concurrentTenants else { break }
+                    let timer = state.timerDue.contains(tenant)
+                    if !timer, let notBefore = state.notBefore[tenant], notBefore > now { continue }
+                    state.notBefore[tenant] = nil
                     state.busy.insert(tenant)
                     state.dirty.remove(tenant)
-                    chosen.append((tenant, state.timerDue.remove(tenant) != nil))
+                    state.timerDue.remove(tenant)
+                    chosen.append((tenant, timer))
                 }
                 return chosen
             }
             for (tenant, timer) in started {
                 group.addTask {
-                    await self.work(tenant: tenant, timer: timer)
-                    self.scheduling.withLock { _ = $0.busy.remove(tenant) }
+                    let backlog = await self.work(tenant: tenant, timer: timer)
+                    self.scheduling.withLock { state in
+                        state.busy.remove(tenant)
+                        if !backlog { state.notBefore[tenant] = .now + Self.passSpacing }
+                    }
+                    if !backlog {
+                        // Samples committed meanwhile are picked up once the spacing has passed.
+                        try? await Task.sleep(for: Self.passSpacing)
+                        self.scheduling.withLock { state in
+                            if let notBefore = state.notBefore[tenant], notBefore <= .now { state.notBefore[tenant] = nil }
+                        }
+                    }
                     self.wakeupContinuation.yield()
                 }
             }
@@ -154,7 +175,9 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         return due ? try await store.tenantsWithAlertWork() : []
     }
 
-    private func work(tenant: UUID, timer: Bool) async {
+    /// A tenant's timer pass when due, then its queue passes; true when samples may still be
+    /// waiting (its last pass was full).
+    private func work(tenant: UUID, timer: Bool) async -> Bool {
         do {
             if timer {
                 try await timerPass(tenantID: tenant)
@@ -162,10 +185,12 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 status.withLock { $0.timerRuns[tenant] = (($0.timerRuns[tenant]?.count ?? 0) + 1, now) }
             }
             for _ in 0..<10 {
-                guard try await queuePass(tenantID: tenant) else { break }
+                guard try await queuePass(tenantID: tenant) else { return false }
             }
+            return true
         } catch {
             note(failure: "alert evaluation failed for tenant \(tenant): \(error)")
+            return false
         }
     }
 
