@@ -17,6 +17,7 @@ struct AlertCrashTests {
     @Test(arguments: Backend.available)
     func aKilledServerLosesNoAlertAndSendsNoNotificationTwice(_ backend: Backend) async throws {
         let smtp = try LoopbackSMTPServer()
+        defer { smtp.stop() }
         try await smtp.waitUntilListening()
         let database = try await TestDatabase.makeURL(backend)
         let environment = [

@@ -54,9 +54,18 @@ public final class LoopbackSMTPServer: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
     }
 
-    deinit {
-        process.terminate()
+    /// Stops the server and removes its maildir. `aiosmtpd -n` ignores SIGTERM and SIGINT, so
+    /// it is killed: terminated, every one of them had outlived the tests.
+    public func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
         try? FileManager.default.removeItem(at: maildir)
+    }
+
+    deinit {
+        stop()
     }
 
     static func connects(_ port: Int) -> Bool {

@@ -58,6 +58,7 @@ struct MailTests {
 
     @Test func mailReachesARealSMTPServerAndFailuresAreReported() async throws {
         let server = try LoopbackSMTPServer()
+        defer { server.stop() }
         try await server.waitUntilListening()
         let mailer = SMTPMailer(
             configuration: try SMTPConfiguration(url: "smtp://127.0.0.1:\(server.port)?starttls=never", timeoutSeconds: 10))

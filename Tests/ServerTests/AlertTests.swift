@@ -27,6 +27,7 @@ struct AlertTests {
     @Test(arguments: Backend.available)
     func aThresholdFiresOnceMailsOnceAndResolvesPastTheHysteresis(_ backend: Backend) async throws {
         let smtp = try LoopbackSMTPServer()
+        defer { smtp.stop() }
         try await smtp.waitUntilListening()
         let clock = ManualClock()
         try await TestPlatform.run(backend, clock: clock, configure: {

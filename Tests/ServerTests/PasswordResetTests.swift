@@ -37,6 +37,7 @@ struct PasswordResetTests {
 
     @Test func aLinkByMailSetsANewPasswordOnceAndEndsEverySession() async throws {
         let smtp = try LoopbackSMTPServer()
+        defer { smtp.stop() }
         try await smtp.waitUntilListening()
         let clock = ManualClock()
         try await TestPlatform.run(clock: clock, configure: {
