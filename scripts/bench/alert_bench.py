@@ -10,7 +10,10 @@ tenant in turn (median of rounds); during the rules' runs a probe device of the 
 posts a hot sample, then a cool one, every 0.5 s, and the receiver timestamps each `firing`
 webhook. The delay is receipt time minus the moment the probe's hot sample was answered (so
 committed). After each ruled run the script waits for the evaluation queue to drain and reports
-how long that took.
+how long that took. It also reports the CPU the server and its Lua workers spent per request
+(from /proc; a ruled run's counts until its queue drained, so evaluation left for after the
+load is included): steadier than requests/s on a shared machine, where the load generator's
+share moves from run to run.
 """
 
 import http.server
@@ -128,6 +131,22 @@ def probe_loop(bench, base, serial, key, stop, answered):
         stop.wait(0.5)
 
 
+def process_cpu_seconds(pid):
+    """User and system CPU of a process and of its live children (the Lua workers), in seconds."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_queue(bench, base, cookie, limit_seconds=300):
     started = time.monotonic()
     while time.monotonic() - started < limit_seconds:
@@ -163,9 +182,13 @@ def run(bench, name, database, args, work, rounds=3):
             return bench.wrk(server.base, ingest, args.seconds, args.connections, args.threads,
                              {"BENCH_DEVICES": devices, "BENCH_BATCH": "1", "BENCH_BASE_EPOCH": str(epoch + day * 86400)})
 
-        plain, ruled, delays, drains = [], [], [], []
+        plain, ruled, delays, drains, plain_cpu, ruled_cpu = [], [], [], [], [], []
+        pid = server.process.pid
         for index in range(rounds):
+            before = process_cpu_seconds(pid)
             plain.append(ingest_run(plain_file, index))
+            plain_cpu.append((process_cpu_seconds(pid) - before) / plain[-1]["requests"] * 1e6)
+            before = process_cpu_seconds(pid)
             stop, answered = threading.Event(), []
             with receiver.lock:
                 receiver.firings.clear()
@@ -176,6 +199,7 @@ def run(bench, name, database, args, work, rounds=3):
             stop.set()
             prober.join()
             drains.append(wait_for_queue(bench, server.base, cookie))
+            ruled_cpu.append((process_cpu_seconds(pid) - before) / ruled[-1]["requests"] * 1e6)
             time.sleep(1)
             with receiver.lock:
                 firings = list(receiver.firings)
@@ -184,10 +208,13 @@ def run(bench, name, database, args, work, rounds=3):
         plain_median = sorted(plain, key=lambda r: r["rps"])[middle]
         ruled_median = sorted(ruled, key=lambda r: r["rps"])[middle]
         print(f"| {name} | ingest, 1 sample/request, no rules (median of {rounds}) | {plain_median['rps']:,.0f} | "
-              f"{plain_median['p50_ms']:.2f} | {plain_median['p99_ms']:.2f} | 100% | |")
+              f"{plain_median['p50_ms']:.2f} | {plain_median['p99_ms']:.2f} | 100% | "
+              f"CPU {statistics.median(plain_cpu):.0f} µs/request |")
         print(f"| {name} | ingest, 1 sample/request, {count} rules per device (median of {rounds}) | "
               f"{ruled_median['rps']:,.0f} | {ruled_median['p50_ms']:.2f} | {ruled_median['p99_ms']:.2f} | "
-              f"{ruled_median['rps'] / plain_median['rps']:.0%} | drained {statistics.median(drains):.1f} s after |")
+              f"{ruled_median['rps'] / plain_median['rps']:.0%} | drained {statistics.median(drains):.1f} s after; "
+              f"CPU {statistics.median(ruled_cpu):.0f} µs/request "
+              f"({statistics.median(ruled_cpu) / statistics.median(plain_cpu):.2f}×) |")
         delay_cells = f"{bench.percentile(delays, 50):.0f} | {bench.percentile(delays, 99):.0f}" if delays else "– | –"
         print(f"| {name} | commit → webhook under that load ({len(delays)} alerts) | | {delay_cells} | | |")
     finally:
