@@ -322,9 +322,9 @@ struct JSONTextParser {
             for byte in bytes[integerStart..<integerStart + integerDigits] { value = value * 10 + Int64(byte - UInt8(ascii: "0")) }
             return .integer(negative ? -value : value)
         }
-        guard let number = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)) else {
-            throw failure("a number out of range")
-        }
+        guard let number = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)),
+            number.isFinite
+        else { throw failure("a number out of range") }
         return number.rounded() == number && abs(number) < 9e15 ? .integer(Int64(number)) : .number(number)
     }
 }

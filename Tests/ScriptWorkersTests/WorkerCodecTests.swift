@@ -62,6 +62,11 @@ import Testing
         #expect(throws: WorkerProtocolError.self, "device sample counts must add up to the samples sent") {
             try WorkerCodec.decodeRequest(&lying)
         }
+        var stateless = job
+        stateless.rules[0].states = [nil]
+        var short = ByteBuffer()
+        try WorkerCodec.encode(WorkerRequest.job(.evaluate(stateless)), into: &short)
+        #expect(throws: WorkerProtocolError.self, "a rule has a state slot per device") { try WorkerCodec.decodeRequest(&short) }
         var truncated = encoded.getSlice(at: 0, length: encoded.readableBytes - 5)!
         #expect(throws: WorkerProtocolError.self) { try WorkerCodec.decodeRequest(&truncated) }
         var asAnswer = encoded

@@ -25,7 +25,7 @@ import Testing
 
     @Test(arguments: [
         "", " ", "{", "[1,]", "{\"a\":1,}", "{a:1}", "{\"a\" 1}", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "\"abc",
-        "\"tab\there\"", #""\x""#, #""\u12""#, #""\ud800""#, #""\ud800\u0041""#, "[1] 2", "NaN", "Infinity", "'a'",
+        "\"tab\there\"", #""\x""#, #""\u12""#, #""\ud800""#, #""\ud800\u0041""#, "[1] 2", "NaN", "Infinity", "'a'", "1e400",
     ])
     func refusesWhatIsNotJSON(_ text: String) {
         #expect(throws: JSONTextError.self, "\(text.debugDescription) is not JSON") { try LuaValue(jsonText: text) }

@@ -166,13 +166,15 @@ public enum WorkerCodec {
                 EvaluateJob.Device(serial: try readString(&buffer), name: try readString(&buffer), sampleCount: Int(try read(UInt32.self, &buffer))))
         }
         let ruleCount = Int(try read(UInt32.self, &buffer))
-        guard ruleCount <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad rule count") }
+        // A rule takes at least 37 bytes (id, version, three lengths, the source flag, the
+        // state count): a count the frame cannot hold is refused before anything is reserved.
+        guard ruleCount <= buffer.readableBytes / 37 else { throw WorkerProtocolError(description: "bad rule count") }
         var rules: [EvaluateJob.Rule] = []
         rules.reserveCapacity(ruleCount)
         for _ in 0..<ruleCount {
             let script = try readScript(&buffer)
             let stateCount = Int(try read(UInt32.self, &buffer))
-            guard stateCount <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad state count") }
+            guard stateCount == devices.count else { throw WorkerProtocolError(description: "a rule's states do not match the devices") }
             var states: [String?] = []
             states.reserveCapacity(stateCount)
             for _ in 0..<stateCount { states.append(try readOptionalString(&buffer)) }
