@@ -148,16 +148,22 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                     let backlog = await self.work(tenant: tenant, timer: timer)
                     self.scheduling.withLock { state in
                         state.busy.remove(tenant)
-                        if !backlog { state.notBefore[tenant] = .now + Self.passSpacing }
+                        if backlog {
+                            state.dirty.insert(tenant)
+                        } else {
+                            state.notBefore[tenant] = .now + Self.passSpacing
+                        }
                     }
+                    // The slot is free for another tenant now.
+                    self.wakeupContinuation.yield()
                     if !backlog {
                         // Samples committed meanwhile are picked up once the spacing has passed.
                         try? await Task.sleep(for: Self.passSpacing)
                         self.scheduling.withLock { state in
                             if let notBefore = state.notBefore[tenant], notBefore <= .now { state.notBefore[tenant] = nil }
                         }
+                        self.wakeupContinuation.yield()
                     }
-                    self.wakeupContinuation.yield()
                 }
             }
         } catch {
