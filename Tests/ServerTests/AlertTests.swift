@@ -140,8 +140,8 @@ struct AlertTests {
                 try await eventually("the resolved notification's first attempt") { receiver.received.count == 5 }
                 for attempt in 1...2 {
                     try await client.waitForRetry(user, afterAttempts: attempt, clock: clock)
-                    clock.advance(seconds: 120)
                     let count = receiver.received.count
+                    clock.advance(seconds: 120)
                     try await eventually("another attempt") { receiver.received.count == count + 1 }
                 }
                 var dead: [String: Any] = [:]

@@ -13,6 +13,7 @@ import Testing
 struct OperatorDigestTests {
     @Test func errorsAndFailedJobsReachTheAdminInOneDigestWithoutSecrets() async throws {
         let smtp = try LoopbackSMTPServer()
+        defer { smtp.stop() }
         try await smtp.waitUntilListening()
         let mailer = SMTPMailer(configuration: try SMTPConfiguration(url: "smtp://127.0.0.1:\(smtp.port)?starttls=never"))
         let digest = OperatorDigest(
