@@ -38,7 +38,7 @@ import Testing
                 tenant: Self.tenant, now: Self.start, timer: false, budgetMilliseconds: 2000,
                 devices: [EvaluateJob.Device(serial: "TH-1", name: "Hall", sampleCount: samples.count)],
                 rules: [Self.rule(name, source), good], samples: samples)
-            guard case .job(.evaluated(let answers)) = worker.handle(.job(.evaluate(job))), answers.count == 2 else {
+            guard case .job(.evaluated(let answers)) = worker.handle(.evaluate(job)), answers.count == 2 else {
                 Issue.record("\(name): no evaluation answer")
                 continue
             }

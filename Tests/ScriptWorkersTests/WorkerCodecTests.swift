@@ -50,22 +50,22 @@ import Testing
             ],
             samples: samples)
         var buffer = ByteBuffer()
-        try WorkerCodec.encode(WorkerRequest.job(.evaluate(job)), into: &buffer)
+        try WorkerCodec.encode(WorkerRequest.evaluate(job), into: &buffer)
         let encoded = buffer
-        #expect(try WorkerCodec.decodeRequest(&buffer) == .job(.evaluate(job)))
+        #expect(try WorkerCodec.decodeRequest(&buffer) == .evaluate(job))
         #expect(buffer.readableBytes == 0)
 
         var miscounted = job
         miscounted.devices[1].sampleCount = 2
         var lying = ByteBuffer()
-        try WorkerCodec.encode(WorkerRequest.job(.evaluate(miscounted)), into: &lying)
+        try WorkerCodec.encode(WorkerRequest.evaluate(miscounted), into: &lying)
         #expect(throws: WorkerProtocolError.self, "device sample counts must add up to the samples sent") {
             try WorkerCodec.decodeRequest(&lying)
         }
         var stateless = job
         stateless.rules[0].states = [nil]
         var short = ByteBuffer()
-        try WorkerCodec.encode(WorkerRequest.job(.evaluate(stateless)), into: &short)
+        try WorkerCodec.encode(WorkerRequest.evaluate(stateless), into: &short)
         #expect(throws: WorkerProtocolError.self, "a rule has a state slot per device") { try WorkerCodec.decodeRequest(&short) }
         var truncated = encoded.getSlice(at: 0, length: encoded.readableBytes - 5)!
         #expect(throws: WorkerProtocolError.self) { try WorkerCodec.decodeRequest(&truncated) }

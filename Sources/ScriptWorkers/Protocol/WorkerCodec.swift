@@ -43,7 +43,7 @@ public enum WorkerCodec {
                 buffer.writeInteger(part.now.microseconds)
                 write(part.samples, into: &buffer)
             }
-        case .job(.evaluate(let evaluate)):
+        case .evaluate(let evaluate):
             buffer.writeInteger(Tag.evaluate.rawValue)
             write(evaluate, into: &buffer)
         case .job(let job):
@@ -83,13 +83,9 @@ public enum WorkerCodec {
                 dryRun.samples = try readSamples(&buffer)
                 job = .dryRun(dryRun)
             }
-            if case .evaluate = job {
-                // Its samples and states travel only in the binary form.
-                throw WorkerProtocolError(description: "an evaluation job in JSON")
-            }
             return .job(job)
         case .evaluate:
-            return .job(.evaluate(try readEvaluateJob(&buffer)))
+            return .evaluate(try readEvaluateJob(&buffer))
         case .evaluated:
             throw WorkerProtocolError(description: "an answer where a request belongs")
         }

@@ -94,17 +94,15 @@ public enum WorkerJob: Sendable, Equatable, Codable {
     case tierLimits(tier: String, tenant: WorkerTenant, source: String?)
     /// A piece of an export, rendered by the tenant's warm VM.
     case export(ExportJob)
-    /// An alert rule's script over devices' samples, in the tenant's warm VM.
-    case evaluate(EvaluateJob)
 }
 
 /// A tenant's alert rules over some devices, in one round trip: the devices with their samples
 /// in time order (or, on the timer, each device's newest sample), sent once, and for each rule
 /// its script and its state on each device it watches. The samples travel beside the JSON in
 /// the frame's binary part, device after device.
-public struct EvaluateJob: Sendable, Equatable, Codable {
+public struct EvaluateJob: Sendable, Equatable {
     /// One device's part of the job.
-    public struct Device: Sendable, Equatable, Codable {
+    public struct Device: Sendable, Equatable {
         public var serial: String
         public var name: String
         /// How many of the job's samples are this device's.
@@ -118,7 +116,7 @@ public struct EvaluateJob: Sendable, Equatable, Codable {
     }
 
     /// One rule of the job.
-    public struct Rule: Sendable, Equatable, Codable {
+    public struct Rule: Sendable, Equatable {
         /// The rule's script, under the rule's own id (so each rule keeps its own loaded copy
         /// and config) with the rule's configuration over the script's.
         public var script: WorkerScript
@@ -126,33 +124,9 @@ public struct EvaluateJob: Sendable, Equatable, Codable {
         /// watch that device.
         public var states: [String?]
 
-        enum CodingKeys: String, CodingKey {
-            case id, version, name, configJSON, source, states
-        }
-
         public init(script: WorkerScript, states: [String?]) {
             self.script = script
             self.states = states
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            script = WorkerScript(
-                id: try container.decode(UUID.self, forKey: .id), version: try container.decode(Int.self, forKey: .version),
-                name: try container.decode(String.self, forKey: .name),
-                configJSON: try container.decode(String.self, forKey: .configJSON),
-                source: try container.decodeIfPresent(String.self, forKey: .source))
-            states = try container.decode([String?].self, forKey: .states)
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(script.id, forKey: .id)
-            try container.encode(script.version, forKey: .version)
-            try container.encode(script.name, forKey: .name)
-            try container.encode(script.configJSON, forKey: .configJSON)
-            try container.encodeIfPresent(script.source, forKey: .source)
-            try container.encode(states, forKey: .states)
         }
     }
 
@@ -167,10 +141,6 @@ public struct EvaluateJob: Sendable, Equatable, Codable {
     public var rules: [Rule]
     public var samples: [TelemetrySample]
 
-    enum CodingKeys: String, CodingKey {
-        case tenant, now, timer, budgetMilliseconds, devices, rules
-    }
-
     public init(
         tenant: WorkerTenant, now: Timestamp, timer: Bool, budgetMilliseconds: Int, devices: [Device], rules: [Rule],
         samples: [TelemetrySample]
@@ -182,27 +152,6 @@ public struct EvaluateJob: Sendable, Equatable, Codable {
         self.devices = devices
         self.rules = rules
         self.samples = samples
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        tenant = try container.decode(WorkerTenant.self, forKey: .tenant)
-        now = Timestamp(microseconds: try container.decode(Int64.self, forKey: .now))
-        timer = try container.decode(Bool.self, forKey: .timer)
-        budgetMilliseconds = try container.decode(Int.self, forKey: .budgetMilliseconds)
-        devices = try container.decode([Device].self, forKey: .devices)
-        rules = try container.decode([Rule].self, forKey: .rules)
-        samples = []
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(tenant, forKey: .tenant)
-        try container.encode(now.microseconds, forKey: .now)
-        try container.encode(timer, forKey: .timer)
-        try container.encode(budgetMilliseconds, forKey: .budgetMilliseconds)
-        try container.encode(devices, forKey: .devices)
-        try container.encode(rules, forKey: .rules)
     }
 }
 
@@ -390,6 +339,9 @@ public struct WorkerScriptError: Sendable, Equatable, Codable, Error {
 /// A request frame's payload.
 public enum WorkerRequest: Sendable, Equatable {
     case transform(TransformCall)
+    /// A tenant's alert rules over devices' samples in its warm VM, encoded by hand like
+    /// `transform` (it runs per committed sample); answered with `.job(.evaluated)`.
+    case evaluate(EvaluateJob)
     case job(WorkerJob)
 }
 

@@ -143,7 +143,7 @@ public final class LuaWorkerPool: Service, Sendable {
         for index in job.rules.indices { job.rules[index].script.source = nil }
         job.budgetMilliseconds = callBudgetMilliseconds
         for _ in 0..<2 {
-            guard case .job(let result) = try await call(.job(.evaluate(job)), tenant: job.tenant.id) else {
+            guard case .job(let result) = try await call(.evaluate(job), tenant: job.tenant.id) else {
                 throw WorkerCallError.workerDied("it answered another request")
             }
             if case .needsSources(let missing) = result {

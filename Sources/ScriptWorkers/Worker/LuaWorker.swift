@@ -44,6 +44,7 @@ public final class LuaWorker {
     public func handle(_ request: WorkerRequest) -> WorkerResponse {
         switch request {
         case .transform(let call): .transform(transform(call))
+        case .evaluate(let job): .job(evaluate(job))
         case .job(let job): .job(run(job))
         }
     }
@@ -121,8 +122,6 @@ public final class LuaWorker {
             }
         case .export(let job):
             return export(job)
-        case .evaluate(let job):
-            return evaluate(job)
         case .tierLimits(let tier, let tenant, let source):
             do {
                 let runner = try ScriptRunner(catalog: catalog)
