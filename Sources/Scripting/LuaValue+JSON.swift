@@ -155,56 +155,47 @@ struct JSONTextParser {
         index += length
     }
 
+    /// Skips whitespace, then `byte` if it comes next; whether it did.
+    private mutating func skip(_ byte: UInt8) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == byte else { return false }
+        index += 1
+        return true
+    }
+
+    /// After an object's or array's member: true at a ',' (another follows), false at
+    /// `closing` (the container ends).
+    private mutating func anotherMember(before closing: UInt8, in container: String) throws(JSONTextError) -> Bool {
+        if skip(UInt8(ascii: ",")) { return true }
+        if skip(closing) { return false }
+        guard index < bytes.count else { throw failure("the text ends inside \(container)") }
+        throw failure("expected ',' or '\(Character(Unicode.Scalar(closing)))' in \(container)")
+    }
+
     private mutating func object(depth: Int) throws(JSONTextError) -> LuaValue {
         guard depth <= Self.maximumDepth else { throw failure("nested too deeply") }
         index += 1
         var fields: [String: LuaValue] = [:]
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-            index += 1
-            return .table(fields)
-        }
-        while true {
+        if skip(UInt8(ascii: "}")) { return .table(fields) }
+        repeat {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure("a key must be a string") }
             let key = try string()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':' after a key") }
-            index += 1
+            guard skip(UInt8(ascii: ":")) else { throw failure("expected ':' after a key") }
             fields[key] = try value(depth: depth)
-            skipWhitespace()
-            guard index < bytes.count else { throw failure("the text ends inside an object") }
-            switch bytes[index] {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"):
-                index += 1
-                return .table(fields)
-            default: throw failure("expected ',' or '}' in an object")
-            }
-        }
+        } while try anotherMember(before: UInt8(ascii: "}"), in: "an object")
+        return .table(fields)
     }
 
     private mutating func array(depth: Int) throws(JSONTextError) -> LuaValue {
         guard depth <= Self.maximumDepth else { throw failure("nested too deeply") }
         index += 1
         var items: [LuaValue] = []
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-            index += 1
-            return .array(items)
-        }
-        while true {
+        if skip(UInt8(ascii: "]")) { return .array(items) }
+        repeat {
             items.append(try value(depth: depth))
-            skipWhitespace()
-            guard index < bytes.count else { throw failure("the text ends inside an array") }
-            switch bytes[index] {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "]"):
-                index += 1
-                return .array(items)
-            default: throw failure("expected ',' or ']' in an array")
-            }
-        }
+        } while try anotherMember(before: UInt8(ascii: "]"), in: "an array")
+        return .array(items)
     }
 
     /// A string; `index` is at its opening quote.
