@@ -14,11 +14,42 @@ import Scripting
 /// in-process batch. Each group runs in several interleaved rounds and the median is reported,
 /// because the shared machines here drift by tens of percent between seconds.
 
+/// One workload: a label, the samples (or calls) one run of its body handles, and the body,
+/// run `count` times per round.
+struct Workload {
+    var label: String
+    var unitsPerRun = 1
+    var body: (Int) async throws -> Void
+    var timings: [Double] = []
+}
+
+/// Runs the workloads in interleaved rounds and prints each median against the first one's.
+func measure(_ workloads: [Workload], count: Int, unit: String, rounds: Int = 5) async throws {
+    var workloads = workloads
+    for _ in 0..<rounds {
+        for index in workloads.indices {
+            for warmup in 0..<count / 10 { try await workloads[index].body(warmup) }
+            let began = ContinuousClock.now
+            for iteration in 0..<count { try await workloads[index].body(iteration) }
+            let elapsed = ContinuousClock.now - began
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            workloads[index].timings.append(seconds / Double(count * workloads[index].unitsPerRun) * 1e6)
+        }
+    }
+    let baseline = workloads[0].timings.sorted()[rounds / 2]
+    for workload in workloads {
+        let median = workload.timings.sorted()[rounds / 2]
+        print(
+            String(
+                format: "%-48@ %7.3f µs/%@  median of %d × %d runs  (%4.1f× the baseline)", workload.label as NSString, median,
+                unit as NSString, rounds, count, median / baseline))
+    }
+}
+
 /// Everything runs in a nonisolated function: top-level code is on the main actor, and calling
 /// its closures from the measuring loop would hop to it on every iteration.
 func runBenchmarks() async throws {
     let iterations = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 300_000
-    let rounds = 5
 
     let vm = try LuaVM()
     let empty = try vm.load(chunk: "return { f = function() end }", name: "empty")
@@ -66,38 +97,6 @@ func runBenchmarks() async throws {
         try await measureAlertEvaluation(pool: pool, tenant: tenant, repository: repository, devices: devices, start: start, count: max(20, iterations / 2000))
         await pool.shutdown()
         return
-    }
-
-    /// One workload: a label, the samples (or calls) one run of its body handles, and the body,
-    /// run `count` times per round.
-    struct Workload {
-        var label: String
-        var unitsPerRun = 1
-        var body: (Int) async throws -> Void
-        var timings: [Double] = []
-    }
-
-    /// Runs the workloads in interleaved rounds and prints each median against the first one's.
-    func measure(_ workloads: [Workload], count: Int, unit: String) async throws {
-        var workloads = workloads
-        for _ in 0..<rounds {
-            for index in workloads.indices {
-                for warmup in 0..<count / 10 { try await workloads[index].body(warmup) }
-                let began = ContinuousClock.now
-                for iteration in 0..<count { try await workloads[index].body(iteration) }
-                let elapsed = ContinuousClock.now - began
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                workloads[index].timings.append(seconds / Double(count * workloads[index].unitsPerRun) * 1e6)
-            }
-        }
-        let baseline = workloads[0].timings.sorted()[rounds / 2]
-        for workload in workloads {
-            let median = workload.timings.sorted()[rounds / 2]
-            print(
-                String(
-                    format: "%-48@ %7.3f µs/%@  median of %d × %d runs  (%4.1f× the baseline)", workload.label as NSString, median,
-                    unit as NSString, rounds, count, median / baseline))
-        }
     }
 
     try await measure(
@@ -214,29 +213,17 @@ func measureAlertEvaluation(
     var ruledStates = rules.map { _ in devices.map { _ in Optional("{}") } }
     var emptyStates = [devices.map { _ in Optional("{}") }]
     var iteration = 0
-    var ruled: [Double] = []
-    var empty: [Double] = []
-    let samplesPerPass = Double(perDevice * devices.count)
-    for _ in 0..<5 {
-        for (runs, timings) in [(rules, 0), ([emptyRule], 1)] {
-            let began = ContinuousClock.now
-            for _ in 0..<count {
+    try await measure(
+        [
+            Workload(label: "alert pass, one empty rule (baseline)", unitsPerRun: perDevice * devices.count) { _ in
                 iteration += 1
-                if timings == 0 {
-                    try await pass(runs, states: &ruledStates, iteration: iteration)
-                } else {
-                    try await pass(runs, states: &emptyStates, iteration: iteration)
-                }
-            }
-            let elapsed = ContinuousClock.now - began
-            let micros = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) / Double(count) / samplesPerPass * 1e6
-            if timings == 0 { ruled.append(micros) } else { empty.append(micros) }
-        }
-    }
-    let ruledMedian = ruled.sorted()[2]
-    let emptyMedian = empty.sorted()[2]
-    print(String(format: "%-48@ %7.3f µs/sample  median of 5 × %d passes of %d samples", "alert pass, one empty rule (baseline)" as NSString, emptyMedian, count, Int(samplesPerPass)))
-    print(String(format: "%-48@ %7.3f µs/sample  (%4.1f× the baseline)", "alert pass, the alert bench's 10 rules" as NSString, ruledMedian, ruledMedian / emptyMedian))
+                try await pass([emptyRule], states: &emptyStates, iteration: iteration)
+            },
+            Workload(label: "alert pass, the alert bench's 10 rules", unitsPerRun: perDevice * devices.count) { _ in
+                iteration += 1
+                try await pass(rules, states: &ruledStates, iteration: iteration)
+            },
+        ], count: count, unit: "sample")
 }
 
 try await runBenchmarks()
