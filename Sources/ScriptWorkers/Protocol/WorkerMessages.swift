@@ -98,8 +98,8 @@ public enum WorkerJob: Sendable, Equatable, Codable {
 
 /// A tenant's alert rules over some devices, in one round trip: the devices with their samples
 /// in time order (or, on the timer, each device's newest sample), sent once, and for each rule
-/// its script and its state on each device it watches. The samples travel beside the JSON in
-/// the frame's binary part, device after device.
+/// its script and its state on each device it watches. It crosses the pipe in binary
+/// (`WorkerCodec`), the samples device after device.
 public struct EvaluateJob: Sendable, Equatable {
     /// One device's part of the job.
     public struct Device: Sendable, Equatable {
