@@ -27,33 +27,36 @@ local function alert(sample, config, name, reading, limit)
   return { key = name, severity = config.severity, message = message, value = reading }
 end
 
+-- One bound: the reading it holds in state[name] after this sample (nil when inactive), and
+-- its alert appended to `alerts`. `beyond` and `held` say where the reading lies when the
+-- sample has a `number`.
+local function track(alerts, sample, state, config, name, limit, reading, number, beyond, held)
+  if not limit then
+    state[name] = nil
+  elseif number then
+    if beyond or (state[name] and held) then
+      state[name] = reading
+    else
+      state[name] = nil
+    end
+  end
+  if state[name] then
+    alerts[#alerts + 1] = alert(sample, config, name, state[name], limit)
+  end
+end
+
 function M.evaluate(sample, state, ctx)
   local config = ctx.config
   assert(config.field ~= nil, "threshold needs ctx.config.field (pass on the script's own ctx: its config holds the plugin's defaults)")
   local reading = sample[config.field]
+  local number = type(reading) == "number"
   local hysteresis = config.hysteresis_c
+  local high, low = config.high_c, config.low_c
   local alerts = {}
-  for _, name in ipairs({ "high", "low" }) do
-    local limit = config[name .. "_c"]
-    if not limit then
-      state[name] = nil
-    elseif type(reading) == "number" then
-      local beyond, held
-      if name == "high" then
-        beyond, held = reading > limit, reading >= limit - hysteresis
-      else
-        beyond, held = reading < limit, reading <= limit + hysteresis
-      end
-      if beyond or (state[name] and held) then
-        state[name] = reading
-      else
-        state[name] = nil
-      end
-    end
-    if state[name] then
-      alerts[#alerts + 1] = alert(sample, config, name, state[name], limit)
-    end
-  end
+  track(alerts, sample, state, config, "high", high, reading, number,
+    number and high and reading > high, number and high and reading >= high - hysteresis)
+  track(alerts, sample, state, config, "low", low, reading, number,
+    number and low and reading < low, number and low and reading <= low + hysteresis)
   return alerts, state
 end
 
