@@ -183,6 +183,16 @@ public struct LuaResults {
         return false
     }
 
+    /// Whether result `index` is the very value `reference` keeps (the same table, not an equal
+    /// one).
+    @inlinable
+    public func isSame(_ index: Int, as reference: LuaReference) -> Bool {
+        guard index < count else { return false }
+        lua_rawgeti(state, tsb_registry_index(), lua_Integer(reference.reference))
+        defer { lua_settop(state, -2) }
+        return lua_rawequal(state, base + Int32(index), -1) != 0
+    }
+
     /// Keeps result `index` alive in the VM until `LuaVM.release(_:)`, unconverted.
     public func reference(_ index: Int) -> LuaReference {
         lua_pushvalue(state, base + Int32(index))

@@ -248,6 +248,11 @@ public final class ScriptRunner {
     /// tenant or the config changes. What a script changes inside `ctx.tenant`, `ctx.device`
     /// or `ctx.config` stays, like its own module-level variables.
     private func pushContext(_ context: ScriptContext, for script: LoadedScript, to arguments: LuaArguments) throws(LuaError) {
+        push(try resolveContext(context, for: script), to: arguments)
+    }
+
+    /// The cached `ctx` tables of a script and device (made on first use), for `push(_:to:)`.
+    private func resolveContext(_ context: ScriptContext, for script: LoadedScript) throws(LuaError) -> ResolvedContext {
         if let existing = contexts[script.module], !existing.scope.hasSameScope(as: context) {
             forgetContexts(of: script.module)
         }
@@ -264,12 +269,19 @@ public final class ScriptRunner {
         } else {
             device = try makeDevice(context, in: scripts)
         }
-        arguments.push(device.context)
-        arguments.push(scripts.tenant)
-        if let table = device.device { arguments.push(table) } else { arguments.pushNil() }
-        arguments.push(context.now.secondsSinceEpoch)
-        arguments.push(try nowISO(context.now, in: scripts))
-        arguments.push(scripts.config)
+        return ResolvedContext(
+            table: device.context, tenant: scripts.tenant, device: device.device, now: context.now.secondsSinceEpoch,
+            nowISO: try nowISO(context.now, in: scripts), config: scripts.config)
+    }
+
+    /// Pushes the `ctx` table with its five fields rewritten.
+    private func push(_ context: ResolvedContext, to arguments: LuaArguments) {
+        arguments.push(context.table)
+        arguments.push(context.tenant)
+        if let table = context.device { arguments.push(table) } else { arguments.pushNil() }
+        arguments.push(context.now)
+        arguments.push(context.nowISO)
+        arguments.push(context.config)
         arguments.fillRecord(layouts.context)
     }
 
@@ -347,26 +359,65 @@ public final class ScriptRunner {
 
     /// Runs an alert `evaluate(sample, state, ctx)` once; returns the conditions active now and
     /// the new state: the table the script returned, or the one it was given (with whatever it
-    /// changed in it) when it returned none — as the fast path over many samples does. A call
-    /// that fails changes nothing. `timer` marks an evaluation on the platform's timer
-    /// (`ctx.timer`).
+    /// changed in it) when it returned none — as a run over many samples does. A call that fails
+    /// changes nothing. `timer` marks an evaluation on the platform's timer (`ctx.timer`).
     public func evaluate(
         _ script: LoadedScript, sample: TelemetrySample, state: LuaValue, context: ScriptContext, timer: Bool = false
     ) throws(ScriptError) -> (alerts: [ScriptAlert], state: LuaValue) {
-        var handle = try alertState(state)
+        guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
+        let evaluationContext: EvaluationContext
+        do {
+            if timer, case .table(var fields) = ctx(context, script) {
+                fields["timer"] = .bool(true)
+                evaluationContext = .built(.table(fields))
+            } else {
+                evaluationContext = .cached(try resolveContext(context, for: script))
+            }
+        } catch {
+            throw .lua(error)
+        }
+        var run = AlertRun(function: function, context: evaluationContext, state: try reference(state))
         let alerts: [ScriptAlert]
         do {
-            alerts = try evaluate(script, sample: sample, state: &handle, context: context, timer: timer)
+            alerts = try evaluate(&run, sample: sample)
         } catch {
-            vm.release(handle)
+            discard(run)
             throw error
         }
-        return (alerts, try finishAlertState(handle))
+        return (alerts, try finish(run))
     }
 
-    /// A device's alert `state` placed in the VM, for the fast `evaluate` over its consecutive
-    /// samples; `finishAlertState(_:)` reads it back (and frees it).
-    public func alertState(_ state: LuaValue) throws(ScriptError) -> LuaReference {
+    /// Starts a run of a rule's `evaluate` over one device's consecutive samples, the hot path of
+    /// alert evaluation: the function and the device's cached `ctx` are resolved here once, and
+    /// the state stays in the VM from call to call. End it with `finish(_:)` or `discard(_:)`
+    /// before the runner runs anything else.
+    public func startAlertRun(_ script: LoadedScript, state: LuaValue, context: ScriptContext) throws(ScriptError) -> AlertRun {
+        guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
+        let resolved: ResolvedContext
+        do {
+            resolved = try resolveContext(context, for: script)
+        } catch {
+            throw .lua(error)
+        }
+        return AlertRun(function: function, context: .cached(resolved), state: try reference(state))
+    }
+
+    /// The state the run's calls left, converted, and freed in the VM.
+    public func finish(_ run: AlertRun) throws(ScriptError) -> LuaValue {
+        defer { vm.release(run.state) }
+        do {
+            return try vm.value(of: run.state)
+        } catch {
+            throw .lua(error)
+        }
+    }
+
+    /// Frees a run's state unread (after a failed call).
+    public func discard(_ run: AlertRun) {
+        vm.release(run.state)
+    }
+
+    private func reference(_ state: LuaValue) throws(ScriptError) -> LuaReference {
         do {
             return try vm.makeReference { arguments throws(LuaError) in try arguments.push(state) }
         } catch {
@@ -374,41 +425,23 @@ public final class ScriptRunner {
         }
     }
 
-    /// The state a run of `evaluate` calls left, converted, and freed in the VM.
-    public func finishAlertState(_ state: LuaReference) throws(ScriptError) -> LuaValue {
-        defer { vm.release(state) }
-        do {
-            return try vm.value(of: state)
-        } catch {
-            throw .lua(error)
-        }
-    }
-
-    /// The hot path of alert evaluation: `evaluate(sample, state, ctx)` with the sample written
-    /// to the stack directly, the state kept in the VM between calls (replaced in `state` when
-    /// the script returns a new table) and the cached `ctx` of transforms (a timer evaluation
-    /// builds its own, with `ctx.timer`). An answer with nothing active costs no conversion.
-    public func evaluate(
-        _ script: LoadedScript, sample: TelemetrySample, state: inout LuaReference, context: ScriptContext, timer: Bool = false
-    ) throws(ScriptError) -> [ScriptAlert] {
-        guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
-        let current = state
-        var timerContext = LuaValue.nil
-        if timer, case .table(var fields) = ctx(context, script) {
-            fields["timer"] = .bool(true)
-            timerContext = .table(fields)
-        }
+    /// One `evaluate(sample, state, ctx)` of a run, with the sample written to the stack
+    /// directly. The run's state becomes the table the script returned, when it returned another
+    /// one. An answer with nothing active costs no conversion. A call that fails leaves the run's
+    /// state as the failed call left it: discard the run.
+    public func evaluate(_ run: inout AlertRun, sample: TelemetrySample) throws(ScriptError) -> [ScriptAlert] {
+        let current = run.state
+        let context = run.context
         let outcome: Result<([ScriptAlert], LuaReference?), ScriptError>
         do {
             outcome = try vm.call(
-                function,
+                run.function,
                 arguments: { arguments throws(LuaError) in
                     SampleBridge.push(sample, layout: layouts.sample, to: arguments)
                     arguments.push(current)
-                    if timer {
-                        try arguments.push(timerContext)
-                    } else {
-                        try pushContext(context, for: script, to: arguments)
+                    switch context {
+                    case .cached(let resolved): push(resolved, to: arguments)
+                    case .built(let value): try arguments.push(value)
                     }
                     return 3
                 },
@@ -421,7 +454,7 @@ public final class ScriptRunner {
                         case .failure(let error): return .failure(error)
                         }
                     }
-                    if results.isNil(1) { return .success((alerts, nil)) }
+                    if results.isNil(1) || results.isSame(1, as: current) { return .success((alerts, nil)) }
                     guard results.isTable(1) else { return .failure(.contract("evaluate must return the state as a table")) }
                     return .success((alerts, results.reference(1)))
                 })
@@ -431,7 +464,7 @@ public final class ScriptRunner {
         let (alerts, newState) = try outcome.get()
         if let newState {
             vm.release(current)
-            state = newState
+            run.state = newState
         }
         return alerts
     }
@@ -652,4 +685,30 @@ public enum ExportPiece: Sendable, Equatable {
     case header
     case rows([TelemetrySample])
     case footer
+}
+
+/// A rule's `evaluate` bound to one device for a run over its consecutive samples; see
+/// `ScriptRunner.startAlertRun(_:state:context:)`.
+public struct AlertRun {
+    fileprivate let function: LuaFunction
+    fileprivate let context: EvaluationContext
+    fileprivate var state: LuaReference
+}
+
+/// The `ctx` of an alert evaluation: a device's cached tables, or a table built for one call
+/// (the timer's, with `ctx.timer`).
+private enum EvaluationContext {
+    case cached(ResolvedContext)
+    case built(LuaValue)
+}
+
+/// A script's cached `ctx` table for one device and the values its five fields are rewritten
+/// with on every call.
+private struct ResolvedContext {
+    let table: LuaReference
+    let tenant: LuaReference
+    let device: LuaReference?
+    let now: Double
+    let nowISO: LuaReference
+    let config: LuaReference
 }

@@ -32,7 +32,9 @@ import Testing
                 tempOutside: nil, setpoint: 21, hysteresis: 0.5, output: .heatOn)
         }
         let good = Self.rule(
-            "good", "return { evaluate = function(s, state) return { { key = 'hot', message = 'hot' } }, state end }")
+            "good",
+            "return { evaluate = function(s, state) state.n = state.n + 1 "
+                + "return { { key = 'hot', message = 'hot ' .. state.n } }, state end }")
         for (name, source, reason) in Self.hostile {
             let job = EvaluateJob(
                 tenant: Self.tenant, now: Self.start, timer: false, budgetMilliseconds: 2000,
@@ -52,7 +54,10 @@ import Testing
                 Issue.record("\(name): the neighbour did not answer")
                 continue
             }
-            #expect(goodVerdict.failure == nil && goodVerdict.steps.count == 3, "\(name): the neighbour ran every sample")
+            #expect(
+                goodVerdict.failure == nil && goodVerdict.stateJSON == #"{"n":4}"#
+                    && goodVerdict.steps.map { $0.map(\.message) } == [["hot 4"]],
+                "\(name): the neighbour ran every sample")
         }
     }
 }

@@ -340,10 +340,10 @@ import Testing
                   return nil, state
                 end }
                 """, name: "counter", hook: .alert)
-        var handle = try runner.alertState(["n": 0])
+        var run = try runner.startAlertRun(script, state: ["n": 0], context: Self.context)
         var fast: [[ScriptAlert]] = []
-        for _ in 0..<6 { fast.append(try runner.evaluate(script, sample: Self.sample, state: &handle, context: Self.context)) }
-        #expect(try runner.finishAlertState(handle) == ["n": 101])
+        for _ in 0..<6 { fast.append(try runner.evaluate(&run, sample: Self.sample)) }
+        #expect(try runner.finish(run) == ["n": 101])
 
         var state: LuaValue = ["n": 0]
         var plain: [[ScriptAlert]] = []
@@ -358,10 +358,8 @@ import Testing
 
         let broken = try runner.load(
             source: "return { evaluate = function() return { { message = 'no key' } }, {} end }", name: "broken", hook: .alert)
-        var brokenHandle = try runner.alertState([:])
-        #expect(throws: ScriptError.self) {
-            try runner.evaluate(broken, sample: Self.sample, state: &brokenHandle, context: Self.context)
-        }
-        _ = try runner.finishAlertState(brokenHandle)
+        var brokenRun = try runner.startAlertRun(broken, state: [:], context: Self.context)
+        #expect(throws: ScriptError.self) { try runner.evaluate(&brokenRun, sample: Self.sample) }
+        runner.discard(brokenRun)
     }
 }

@@ -183,21 +183,12 @@ public enum WorkerCodec {
         return EvaluateJob(tenant: tenant, now: now, timer: timer, budgetMilliseconds: budget, devices: devices, rules: rules, samples: samples)
     }
 
-    /// A device's evaluation: its state and failure, then its steps, each either "the same as
-    /// the one before" (one byte: a condition usually stays active for many samples) or its
-    /// alerts.
+    /// A device's evaluation: its state and failure, then its steps, each its alerts.
     private static func write(_ device: DeviceEvaluation, into buffer: inout ByteBuffer) {
         writeString(device.stateJSON, into: &buffer)
         writeOptionalString(device.failure, into: &buffer)
         buffer.writeInteger(UInt32(device.steps.count))
-        var previous: [ScriptAlert]?
         for step in device.steps {
-            if step == previous {
-                buffer.writeInteger(UInt8(1))
-                continue
-            }
-            previous = step
-            buffer.writeInteger(UInt8(0))
             buffer.writeInteger(UInt32(step.count))
             for alert in step {
                 writeString(alert.key, into: &buffer)
@@ -217,15 +208,10 @@ public enum WorkerCodec {
         let state = try readString(&buffer)
         let failure = try readOptionalString(&buffer)
         let count = Int(try read(UInt32.self, &buffer))
-        guard count <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad step count") }
+        guard count <= buffer.readableBytes / 4 else { throw WorkerProtocolError(description: "bad step count") }
         var steps: [[ScriptAlert]] = []
         steps.reserveCapacity(count)
         for _ in 0..<count {
-            if try read(UInt8.self, &buffer) == 1 {
-                guard let last = steps.last else { throw WorkerProtocolError(description: "a repeated first step") }
-                steps.append(last)
-                continue
-            }
             let alertCount = Int(try read(UInt32.self, &buffer))
             guard alertCount <= buffer.readableBytes else { throw WorkerProtocolError(description: "bad alert count") }
             var alerts: [ScriptAlert] = []

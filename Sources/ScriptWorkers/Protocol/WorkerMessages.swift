@@ -166,8 +166,9 @@ public enum RuleEvaluation: Sendable, Equatable, Codable {
 }
 
 /// What an alert rule's script said about one device of an `EvaluateJob`: the conditions active
-/// after each sample, in order, and the state after the last successful one. A failure ends
-/// the device's part at the sample after the last step.
+/// after each sample that changed their keys, in order (consecutive samples reporting the same
+/// keys make one step, with the last one's messages and values), and the state after the last
+/// successful sample. A failure ends the device's part at the sample that failed.
 public struct DeviceEvaluation: Sendable, Equatable, Codable {
     public var steps: [[ScriptAlert]]
     public var stateJSON: String

@@ -256,7 +256,10 @@ public final class LuaWorker {
         return .evaluated(answers)
     }
 
-    /// One rule over one device's samples.
+    /// One rule over one device's samples. Its steps are the conditions after each sample that
+    /// changed their keys: a sample reporting the same keys (in the same order) as the one before
+    /// replaces that step, since the platform applies a pass's steps at one moment and only the
+    /// latest message and value of such a run count.
     private func evaluate(
         _ loaded: LoadedScript, samples: ArraySlice<TelemetrySample>, stateJSON: String, context: ScriptContext, timer: Bool,
         runner: ScriptRunner, deadline: ContinuousClock.Instant, budgetMilliseconds: Int
@@ -273,7 +276,7 @@ public final class LuaWorker {
                 if ContinuousClock.now > deadline { return (steps, state, overdue) }
                 do {
                     let (alerts, newState) = try runner.evaluate(loaded, sample: sample, state: state, context: context, timer: timer)
-                    steps.append(alerts)
+                    Self.append(alerts, to: &steps)
                     state = newState
                 } catch {
                     return (steps, state, error.description)
@@ -281,21 +284,18 @@ public final class LuaWorker {
             }
             return (steps, state, nil)
         }
-        // The fast path: the state stays in the VM from sample to sample.
+        // The fast path: one run, the state staying in the VM from sample to sample.
         func fastRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?)? {
-            guard let handle = try? runner.alertState(initial) else { return nil }
-            var current = handle
+            guard var run = try? runner.startAlertRun(loaded, state: initial, context: context) else { return nil }
             var steps: [[ScriptAlert]] = []
             for sample in samples {
-                guard ContinuousClock.now <= deadline,
-                    let alerts = try? runner.evaluate(loaded, sample: sample, state: &current, context: context)
-                else {
-                    _ = try? runner.finishAlertState(current)
+                guard ContinuousClock.now <= deadline, let alerts = try? runner.evaluate(&run, sample: sample) else {
+                    runner.discard(run)
                     return nil
                 }
-                steps.append(alerts)
+                Self.append(alerts, to: &steps)
             }
-            guard let state = try? runner.finishAlertState(current) else { return nil }
+            guard let state = try? runner.finish(run) else { return nil }
             return (steps, state, nil)
         }
         let run = (timer ? nil : fastRun()) ?? plainRun()
@@ -307,6 +307,16 @@ public final class LuaWorker {
                 failure: "the state is larger than \(DeviceEvaluation.maximumStateBytes / 1024) KiB as JSON")
         }
         return DeviceEvaluation(steps: run.steps, stateJSON: stateText, failure: run.failure)
+    }
+
+    /// Adds a sample's conditions as a new step, or in place of the last step when it has the
+    /// same keys.
+    private static func append(_ alerts: [ScriptAlert], to steps: inout [[ScriptAlert]]) {
+        if let last = steps.last, last.count == alerts.count, zip(last, alerts).allSatisfy({ $0.key == $1.key }) {
+            steps[steps.count - 1] = alerts
+        } else {
+            steps.append(alerts)
+        }
     }
 
     private func limits(memoryBytes: Int) -> LuaLimits {
