@@ -301,10 +301,14 @@ extension SQLiteStore: AlertStore {
             for delivery in changes.deliveries {
                 try Self.insert(delivery, db)
             }
+            // One statement per device, its consumed timestamps as a JSON array: a pass consumes
+            // up to a thousand entries, and one statement each cost more than their deletion.
             let consume = try db.cachedStatement(
-                sql: "DELETE FROM alert_queue WHERE tenant_id = ? AND device_serial = ? AND ts = ?")
-            for queued in changes.consumed {
-                try consume.execute(arguments: [tenant, queued.deviceSerial, queued.timestamp.microseconds])
+                sql: "DELETE FROM alert_queue WHERE tenant_id = ? AND device_serial = ? AND ts IN (SELECT value FROM json_each(?))")
+            var timestamps: [String: [Int64]] = [:]
+            for queued in changes.consumed { timestamps[queued.deviceSerial, default: []].append(queued.timestamp.microseconds) }
+            for (serial, times) in timestamps {
+                try consume.execute(arguments: [tenant, serial, "[" + times.map(String.init).joined(separator: ",") + "]"])
             }
         }
     }
