@@ -85,7 +85,12 @@ func runBenchmarks() async throws {
             workerMemoryMegabytes: 1024),
         logger: logger)
     let tenant = WorkerTenant(id: UUID(), slug: "acme", tier: "standard", memoryBytes: 16 * 1024 * 1024)
-    let batch = (0..<100).map { samples[$0 & 63] }
+    // A batch request comes from one device: its samples, a second apart.
+    let batch = (0..<100).map { index in
+        var sample = samples[0]
+        sample.timestamp = start.adding(seconds: Double(index))
+        return sample
+    }
 
     func workerCall(_ samples: [TelemetrySample]) async throws {
         let script = WorkerScript(id: tenant.id, version: 1, name: "bench", configJSON: configJSON, source: nil)
@@ -114,7 +119,8 @@ func runBenchmarks() async throws {
     try await measure(
         [
             Workload(label: "in process, 100-sample batch (baseline)", unitsPerRun: 100) { _ in
-                for sample in batch { _ = try runner.transform(transform, sample: sample, context: context(sample, now: start)) }
+                let run = try runner.startTransformRun(transform, context: context(batch[0], now: start))
+                for sample in batch { _ = try runner.transform(run, sample: sample) }
             },
             Workload(label: "worker round trip, 100-sample batch", unitsPerRun: 100) { _ in try await workerCall(batch) },
             Workload(label: "worker round trip, 1 sample") { _ in try await workerCall([samples[0]]) },

@@ -218,19 +218,37 @@ public final class ScriptRunner {
     public func transform(_ script: LoadedScript, sample: TelemetrySample, context: ScriptContext) throws(ScriptError)
         -> IngestOutcome
     {
+        try transform(try startTransformRun(script, context: context), sample: sample)
+    }
+
+    /// Starts a run of an ingest script over consecutive samples of one device with one `ctx`
+    /// (a batch): the function and the device's cached `ctx` are resolved here once. Valid until
+    /// the runner runs another script.
+    public func startTransformRun(_ script: LoadedScript, context: ScriptContext) throws(ScriptError) -> TransformRun {
         guard let function = script.functions["transform"] else { throw .contract("not an ingest script") }
+        do {
+            return TransformRun(function: function, context: try resolveContext(context, for: script), name: script.name)
+        } catch {
+            throw .lua(error)
+        }
+    }
+
+    /// One `transform(sample, ctx)` of a run.
+    public func transform(_ run: TransformRun, sample: TelemetrySample) throws(ScriptError) -> IngestOutcome {
+        let context = run.context
+        let name = run.name
         let outcome: Result<IngestOutcome, ScriptError>
         do {
             outcome = try vm.call(
-                function,
+                run.function,
                 arguments: { arguments throws(LuaError) in
                     SampleBridge.push(sample, layout: layouts.sample, to: arguments)
-                    try pushContext(context, for: script, to: arguments)
+                    push(context, to: arguments)
                     return 2
                 },
                 results: { results throws(LuaError) in
                     if results.isNil(0) {
-                        let reason = try results.value(1).stringValue ?? "rejected by \(script.name)"
+                        let reason = try results.value(1).stringValue ?? "rejected by \(name)"
                         return .success(.reject(reason))
                     }
                     return Result { () throws(ScriptError) in .accept(try SampleBridge.sample(results, layout: layouts.transformed, original: sample)) }
@@ -685,6 +703,14 @@ public enum ExportPiece: Sendable, Equatable {
     case header
     case rows([TelemetrySample])
     case footer
+}
+
+/// An ingest script's `transform` bound to one device and `ctx` for a run over consecutive
+/// samples; see `ScriptRunner.startTransformRun(_:context:)`.
+public struct TransformRun {
+    fileprivate let function: LuaFunction
+    fileprivate let context: ResolvedContext
+    fileprivate let name: String
 }
 
 /// A rule's `evaluate` bound to one device for a run over its consecutive samples; see

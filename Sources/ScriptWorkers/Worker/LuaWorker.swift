@@ -73,16 +73,25 @@ public final class LuaWorker {
         let tenantID = runtime.tenantID
         return call.parts.map { part in
             var output = part.samples
+            // One run per stretch of samples from the same device (a batch is usually one device).
+            var run: (serial: String, run: TransformRun)?
             for index in output.indices {
                 if ContinuousClock.now - started > budget {
                     return .failed(index: index, error: "time limit exceeded: the batch took longer than \(call.budgetMilliseconds) ms")
                 }
                 let sample = output[index]
-                let context = ScriptContext(
-                    tenantID: tenantID, tenantSlug: call.tenant.slug, tier: call.tenant.tier, deviceSerial: sample.deviceSerial,
-                    deviceName: sample.deviceSerial, now: part.now, config: version.config)
                 do {
-                    switch try runtime.runner.transform(loaded, sample: sample, context: context) {
+                    let current: TransformRun
+                    if let run, run.serial == sample.deviceSerial {
+                        current = run.run
+                    } else {
+                        let context = ScriptContext(
+                            tenantID: tenantID, tenantSlug: call.tenant.slug, tier: call.tenant.tier, deviceSerial: sample.deviceSerial,
+                            deviceName: sample.deviceSerial, now: part.now, config: version.config)
+                        current = try runtime.runner.startTransformRun(loaded, context: context)
+                        run = (sample.deviceSerial, current)
+                    }
+                    switch try runtime.runner.transform(current, sample: sample) {
                     case .accept(let transformed): output[index] = transformed
                     case .reject(let reason): return .rejected(index: index, reason: reason)
                     }
