@@ -259,12 +259,13 @@ public final class ScriptRunner {
         return try outcome.get()
     }
 
-    /// Pushes `ctx` for a transform. Building it was most of a trivial transform's cost, so each
-    /// script keeps one `ctx` table per device in the VM, sharing one `tenant` and one `config`
-    /// table, and each call only rewrites the five top-level fields (so a script that reassigns
-    /// `ctx.now` or `ctx.config` gets them back next time). The tables are rebuilt when the
-    /// tenant or the config changes. What a script changes inside `ctx.tenant`, `ctx.device`
-    /// or `ctx.config` stays, like its own module-level variables.
+    /// Pushes `ctx` for one call (an export's row; transform and alert runs resolve it once per
+    /// run). Building it was most of a trivial transform's cost, so each script keeps one `ctx`
+    /// table per device in the VM, sharing one `tenant` and one `config` table, and each call only
+    /// rewrites the five top-level fields (so a script that reassigns `ctx.now` or `ctx.config`
+    /// gets them back next time). The tables are rebuilt when the tenant or the config changes.
+    /// What a script changes inside `ctx.tenant`, `ctx.device` or `ctx.config` stays, like its
+    /// own module-level variables.
     private func pushContext(_ context: ScriptContext, for script: LoadedScript, to arguments: LuaArguments) throws(LuaError) {
         push(try resolveContext(context, for: script), to: arguments)
     }
