@@ -383,19 +383,13 @@ public final class ScriptRunner {
     public func evaluate(
         _ script: LoadedScript, sample: TelemetrySample, state: LuaValue, context: ScriptContext, timer: Bool = false
     ) throws(ScriptError) -> (alerts: [ScriptAlert], state: LuaValue) {
-        guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
-        let evaluationContext: EvaluationContext
-        do {
-            if timer, case .table(var fields) = ctx(context, script) {
-                fields["timer"] = .bool(true)
-                evaluationContext = .built(.table(fields))
-            } else {
-                evaluationContext = .cached(try resolveContext(context, for: script))
-            }
-        } catch {
-            throw .lua(error)
+        var run: AlertRun
+        if timer, case .table(var fields) = ctx(context, script) {
+            fields["timer"] = .bool(true)
+            run = try makeAlertRun(script, state: state, context: .built(.table(fields)))
+        } else {
+            run = try startAlertRun(script, state: state, context: context)
         }
-        var run = AlertRun(function: function, context: evaluationContext, state: try reference(state))
         let alerts: [ScriptAlert]
         do {
             alerts = try evaluate(&run, sample: sample)
@@ -411,14 +405,24 @@ public final class ScriptRunner {
     /// the state stays in the VM from call to call. End it with `finish(_:)` or `discard(_:)`
     /// before the runner runs anything else.
     public func startAlertRun(_ script: LoadedScript, state: LuaValue, context: ScriptContext) throws(ScriptError) -> AlertRun {
-        guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
         let resolved: ResolvedContext
         do {
             resolved = try resolveContext(context, for: script)
         } catch {
             throw .lua(error)
         }
-        return AlertRun(function: function, context: .cached(resolved), state: try reference(state))
+        return try makeAlertRun(script, state: state, context: .cached(resolved))
+    }
+
+    private func makeAlertRun(_ script: LoadedScript, state: LuaValue, context: EvaluationContext) throws(ScriptError) -> AlertRun {
+        guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
+        do {
+            return AlertRun(
+                function: function, context: context,
+                state: try vm.makeReference { arguments throws(LuaError) in try arguments.push(state) })
+        } catch {
+            throw .lua(error)
+        }
     }
 
     /// The state the run's calls left, converted, and freed in the VM.
@@ -434,14 +438,6 @@ public final class ScriptRunner {
     /// Frees a run's state unread (after a failed call).
     public func discard(_ run: AlertRun) {
         vm.release(run.state)
-    }
-
-    private func reference(_ state: LuaValue) throws(ScriptError) -> LuaReference {
-        do {
-            return try vm.makeReference { arguments throws(LuaError) in try arguments.push(state) }
-        } catch {
-            throw .lua(error)
-        }
     }
 
     /// One `evaluate(sample, state, ctx)` of a run, with the sample written to the stack
