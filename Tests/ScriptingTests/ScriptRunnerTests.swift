@@ -124,6 +124,26 @@ import Testing
             _ = try runner.transform(script, sample: Self.sample, context: Self.context)
             #expect(runner.drainLog() == ["2026-11-29T07:01:00Z\t25\tTH-1"])
         }
+        // A run resolves `ctx` once and reuses it: every call still gets the fields back.
+        let run = try runner.startTransformRun(script, context: Self.context)
+        for _ in 0..<3 {
+            _ = try runner.transform(run, sample: Self.sample)
+            #expect(runner.drainLog() == ["2026-11-29T07:01:00Z\t25\tTH-1"])
+        }
+        let rule = try runner.load(
+            source: """
+                return { evaluate = function(s, state, ctx)
+                  print(ctx.now_iso, ctx.config and ctx.config.limit, ctx.device and ctx.device.serial)
+                  ctx.now_iso, ctx.config, ctx.device = "later", nil, nil
+                  return {}, state
+                end }
+                """, name: "r", hook: .alert)
+        var alertRun = try runner.startAlertRun(rule, state: [:], context: Self.context)
+        for _ in 0..<3 {
+            _ = try runner.evaluate(&alertRun, sample: Self.sample)
+            #expect(runner.drainLog() == ["2026-11-29T07:01:00Z\t25\tTH-1"])
+        }
+        runner.discard(alertRun)
     }
 
     /// A full cache (256 devices) must not start over for a device it already holds.
