@@ -4,7 +4,7 @@ import PlatformCore
 import Scripting
 
 /// The tenant a worker call runs for: who it is (for `ctx.tenant`) and the memory cap of its VM.
-public struct WorkerTenant: Sendable, Equatable, Codable {
+public struct WorkerTenant: Sendable, Hashable, Codable {
     public var id: UUID
     public var slug: String
     public var tier: String
@@ -20,7 +20,7 @@ public struct WorkerTenant: Sendable, Equatable, Codable {
 
 /// One version of a tenant's script as a worker loads it. The source travels only when the
 /// worker may not hold the version yet (a new worker, or one that let it go).
-public struct WorkerScript: Sendable, Equatable {
+public struct WorkerScript: Sendable, Hashable {
     public var id: UUID
     public var version: Int
     public var name: String

@@ -68,6 +68,7 @@ public final class LuaWorkerPool: Service, Sendable {
     private let configuration: Configuration
     private let slots: [WorkerSlot]
     private let logger: Logger
+    private let gathering: TransformGathering
     /// Tries per call: a call whose worker died under another tenant's call runs again.
     static let attempts = 3
 
@@ -77,6 +78,7 @@ public final class LuaWorkerPool: Service, Sendable {
         slots = (0..<max(1, configuration.size)).map { index in
             WorkerSlot(index: index, configuration: configuration, logger: logger)
         }
+        gathering = TransformGathering(budgetMilliseconds: Self.budgetMilliseconds(callDeadline: configuration.callDeadline))
     }
 
     public var callDeadline: Duration { configuration.callDeadline }
@@ -97,23 +99,35 @@ public final class LuaWorkerPool: Service, Sendable {
         throw WorkerCallError.unavailable("the worker kept restarting")
     }
 
-    /// Runs one ingest script over one request's samples, in one call; the script's source
-    /// travels only when the worker does not hold it. Throws `WorkerCallError`.
+    /// Runs one ingest script over one request's samples. Concurrent requests of the same
+    /// tenant and script share worker calls (`TransformGathering`), each judged on its own; the
+    /// script's source travels only when the worker does not hold it. Throws `WorkerCallError`.
     public func transform(tenant: WorkerTenant, script: WorkerScript, source: String, now: Timestamp, samples: [TelemetrySample])
         async throws -> TransformResult
     {
-        var call = TransformCall(
-            tenant: tenant, script: script, now: now, budgetMilliseconds: callBudgetMilliseconds, samples: samples)
-        call.script.source = nil
+        var script = script
+        script.source = nil
+        return try await gathering.run(TransformPart(now: now, samples: samples), key: .init(tenant: tenant, script: script)) {
+            [script] parts in
+            try await self.transform(tenant: tenant, script: script, source: source, parts: parts)
+        }
+    }
+
+    /// One worker call of an ingest script over several requests' samples, one result per part.
+    private func transform(tenant: WorkerTenant, script: WorkerScript, source: String, parts: [TransformPart]) async throws
+        -> [TransformResult]
+    {
+        var call = TransformCall(tenant: tenant, script: script, budgetMilliseconds: callBudgetMilliseconds, parts: parts)
         for _ in 0..<2 {
-            guard case .transform(let results) = try await self.call(.transform(call), tenant: tenant.id), results.count == 1 else {
+            guard case .transform(let results) = try await self.call(.transform(call), tenant: tenant.id), results.count == parts.count
+            else {
                 throw WorkerCallError.workerDied("it answered another request")
             }
-            if results[0] == .needsSource {
+            if results.contains(.needsSource) {
                 call.script.source = source
                 continue
             }
-            return results[0]
+            return results
         }
         throw WorkerCallError.workerDied("it did not load the script")
     }
@@ -159,8 +173,10 @@ public final class LuaWorkerPool: Service, Sendable {
 
     /// The part of the hard deadline a worker gives a call before failing it itself, so the
     /// kill stays the last resort: half.
-    var callBudgetMilliseconds: Int {
-        let (seconds, attoseconds) = configuration.callDeadline.components
+    var callBudgetMilliseconds: Int { Self.budgetMilliseconds(callDeadline: configuration.callDeadline) }
+
+    private static func budgetMilliseconds(callDeadline: Duration) -> Int {
+        let (seconds, attoseconds) = callDeadline.components
         return max(1, Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000) / 2)
     }
 

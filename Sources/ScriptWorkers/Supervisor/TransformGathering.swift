@@ -1,0 +1,137 @@
+import Foundation
+import Synchronization
+
+/// Gathers concurrent transform calls of one script into one worker call of several parts, as
+/// a group commit gathers writes. The first call of a script goes at once; calls of the same
+/// tenant, script and version made while it runs wait, and go together as the next call when it
+/// returns (one of them sends it). So a burst of single-sample requests costs a few round trips
+/// (system calls and cross-CPU wake-ups, most of a trivial transform's cost) instead of one each.
+///
+/// The worker judges each part on its own: a rejection or a script error stays in its request.
+/// A call that fails as a whole (its worker killed at the deadline) fails every part in it, as
+/// the requests would have failed one after the other. How many samples go in one call follows
+/// the script's speed in the call before, so that a slow script, which fits the worker's budget
+/// one request at a time, is not gathered past it.
+final class TransformGathering: Sendable {
+    /// The calls that may share a worker call: the same tenant (as the worker sees it) and the
+    /// same script version and config.
+    struct Key: Hashable, Sendable {
+        var tenant: WorkerTenant
+        var script: WorkerScript
+    }
+
+    /// A call waiting for the one in flight to return.
+    struct Waiting: Sendable {
+        var part: TransformPart
+        var turn: CheckedContinuation<Turn, Never>
+    }
+
+    /// What a waiting call is told when the call in flight returns: its own result, or that it
+    /// sends the next call, with the calls that go with it.
+    enum Turn: Sendable {
+        case answered(Result<TransformResult, any Error>)
+        case sends([Waiting])
+    }
+
+    /// A key's calls in flight and the calls waiting for one of them to return; a key is
+    /// present while one of its calls is in flight.
+    private struct Group {
+        var inFlight = 1
+        var waiting: [Waiting] = []
+    }
+
+    private let groups = Mutex<[Key: Group]>([:])
+    /// Calls of one key in flight at once: while the worker runs one, the answer of the other
+    /// travels back and the next gathered call is on its way, so the worker does not wait for it.
+    static let maximumInFlight = 2
+    /// The time a gathered call is expected to take at most: a tenth of the worker's budget.
+    private let expectedSecondsPerCall: Double
+
+    /// A call never carries more samples than one request may (the worker's per-call work stays
+    /// that of the largest request).
+    static let maximumSamplesPerCall = 1000
+
+    init(budgetMilliseconds: Int) {
+        expectedSecondsPerCall = Double(budgetMilliseconds) / 1000 / 10
+    }
+
+    /// Runs `part` through `send`, alone or with the parts of concurrent calls of the same key.
+    /// `send` gets the parts in order and answers one result per part.
+    func run(
+        _ part: TransformPart, key: Key, send: @Sendable ([TransformPart]) async throws -> [TransformResult]
+    ) async throws -> TransformResult {
+        let turn = await withCheckedContinuation { (turn: CheckedContinuation<Turn, Never>) in
+            let sendsNow = groups.withLock { groups -> Bool in
+                guard var group = groups[key] else {
+                    groups[key] = Group()
+                    return true
+                }
+                if group.inFlight < Self.maximumInFlight {
+                    group.inFlight += 1
+                    groups[key] = group
+                    return true
+                }
+                group.waiting.append(Waiting(part: part, turn: turn))
+                groups[key] = group
+                return false
+            }
+            if sendsNow { turn.resume(returning: .sends([])) }
+        }
+        let riders: [Waiting]
+        switch turn {
+        case .answered(let result): return try result.get()
+        case .sends(let others): riders = others
+        }
+        let parts = [part] + riders.map(\.part)
+        let started = ContinuousClock.now
+        let outcome: Result<[TransformResult], any Error>
+        do {
+            outcome = .success(try await send(parts))
+        } catch {
+            outcome = .failure(error)
+        }
+        let samples = parts.reduce(0) { $0 + $1.samples.count }
+        passTurn(key, secondsPerSample: Self.seconds(ContinuousClock.now - started) / Double(max(1, samples)))
+        for (index, rider) in riders.enumerated() {
+            rider.turn.resume(returning: .answered(outcome.map { $0[index + 1] }))
+        }
+        return try outcome.get()[0]
+    }
+
+    /// Hands the next call to the first waiting one, with as many others as the script's speed
+    /// allows (at least one whole request); or forgets the key when nobody waits.
+    private func passTurn(_ key: Key, secondsPerSample: Double) {
+        let limit = secondsPerSample > 0
+            ? Int(min(Double(Self.maximumSamplesPerCall), expectedSecondsPerCall / secondsPerSample)) : Self.maximumSamplesPerCall
+        let next = groups.withLock { groups -> [Waiting]? in
+            guard var group = groups[key] else { return nil }
+            guard !group.waiting.isEmpty else {
+                group.inFlight -= 1
+                groups[key] = group.inFlight > 0 ? group : nil
+                return nil
+            }
+            var count = 0
+            var samples = 0
+            for call in group.waiting {
+                if count > 0 && samples + call.part.samples.count > limit { break }
+                count += 1
+                samples += call.part.samples.count
+            }
+            let taken = Array(group.waiting.prefix(count))
+            group.waiting.removeFirst(count)
+            groups[key] = group
+            return taken
+        }
+        if let next { next[0].turn.resume(returning: .sends(Array(next.dropFirst()))) }
+    }
+
+    /// Calls of `key` waiting for a turn now (for tests).
+    func waitingCalls(_ key: Key) -> Int {
+        groups.withLock { $0[key]?.waiting.count ?? 0 }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
