@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,22 @@ def wrk(base, script, seconds, connections, threads, env, path=None, headers=(),
             "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "non2xx": non2xx, "errors": errors}
 
 
+def process_cpu_seconds(pid):
+    """User and system CPU of a process and of its live children (the Lua workers), in seconds."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def count_samples(database):
     if database.startswith("sqlite:"):
         out = subprocess.run(["sqlite3", database[len("sqlite:"):], "SELECT count(*) FROM telemetry"],
@@ -177,9 +194,11 @@ def run_backend(name, database, args, work):
 
         def ingest_run(devices, batch, day):
             before = count_samples(database)
+            cpu_before = process_cpu_seconds(server.process.pid)
             result = wrk(server.base, ingest, args.seconds, args.connections, args.threads,
                          dict(common, BENCH_DEVICES=devices, BENCH_BATCH=str(batch),
                               BENCH_BASE_EPOCH=str(epoch - day * 86400)))
+            result["cpu_us"] = (process_cpu_seconds(server.process.pid) - cpu_before) / result["requests"] * 1e6
             result["committed"] = count_samples(database) - before
             return result
 
@@ -191,6 +210,8 @@ def run_backend(name, database, args, work):
             scripted.append(ingest_run(scripted_file, 1, 2 + round_index))
         results["plain"] = sorted(plain, key=lambda r: r["rps"])[SCRIPT_ROUNDS // 2]
         results["scripted"] = sorted(scripted, key=lambda r: r["rps"])[SCRIPT_ROUNDS // 2]
+        results["plain_cpu_us"] = statistics.median(r["cpu_us"] for r in plain)
+        results["scripted_cpu_us"] = statistics.median(r["cpu_us"] for r in scripted)
         return results
     finally:
         server.stop()
@@ -288,6 +309,8 @@ def run_ingest(backends, args, work):
                   f"{r['rps'] / baseline:.0%} | {r['non2xx'] + r['errors']} |")
         print(f"| {name} | requests/s with the Lua transform vs without | "
               f"{results['scripted']['rps'] / results['plain']['rps']:.0%} | | | | | |")
+        print(f"| {name} | server and worker CPU per request, no script / Lua transform (medians) | "
+              f"{results['plain_cpu_us']:.0f} / {results['scripted_cpu_us']:.0f} µs | | | | | |")
         sys.stdout.flush()
 
 

@@ -131,22 +131,6 @@ def probe_loop(bench, base, serial, key, stop, answered):
         stop.wait(0.5)
 
 
-def process_cpu_seconds(pid):
-    """User and system CPU of a process and of its live children (the Lua workers), in seconds."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def wait_for_queue(bench, base, cookie, limit_seconds=300):
     started = time.monotonic()
     while time.monotonic() - started < limit_seconds:
@@ -185,10 +169,10 @@ def run(bench, name, database, args, work, rounds=3):
         plain, ruled, delays, drains, plain_cpu, ruled_cpu = [], [], [], [], [], []
         pid = server.process.pid
         for index in range(rounds):
-            before = process_cpu_seconds(pid)
+            before = bench.process_cpu_seconds(pid)
             plain.append(ingest_run(plain_file, index))
-            plain_cpu.append((process_cpu_seconds(pid) - before) / plain[-1]["requests"] * 1e6)
-            before = process_cpu_seconds(pid)
+            plain_cpu.append((bench.process_cpu_seconds(pid) - before) / plain[-1]["requests"] * 1e6)
+            before = bench.process_cpu_seconds(pid)
             stop, answered = threading.Event(), []
             with receiver.lock:
                 receiver.firings.clear()
@@ -199,7 +183,7 @@ def run(bench, name, database, args, work, rounds=3):
             stop.set()
             prober.join()
             drains.append(wait_for_queue(bench, server.base, cookie))
-            ruled_cpu.append((process_cpu_seconds(pid) - before) / ruled[-1]["requests"] * 1e6)
+            ruled_cpu.append((bench.process_cpu_seconds(pid) - before) / ruled[-1]["requests"] * 1e6)
             time.sleep(1)
             with receiver.lock:
                 firings = list(receiver.firings)
