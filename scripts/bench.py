@@ -166,9 +166,6 @@ def register_tenant(base, email, tenant_name, devices, devices_file, prefix):
     return cookie
 
 
-SCRIPT_ROUNDS = 3
-
-
 def run_backend(name, database, args, work):
     log = open(os.path.join(work, f"{name}-server.log"), "w")
     server = Server(args.binary, database, log)
@@ -205,11 +202,12 @@ def run_backend(name, database, args, work):
         results["single"] = ingest_run(devices_file, 1, 0)
         results["batch"] = ingest_run(devices_file, 100, 1)
         plain, scripted = [], []
-        for round_index in range(SCRIPT_ROUNDS):
+        for round_index in range(args.script_rounds):
             plain.append(ingest_run(devices_file, 1, 2 + round_index))
             scripted.append(ingest_run(scripted_file, 1, 2 + round_index))
-        results["plain"] = sorted(plain, key=lambda r: r["rps"])[SCRIPT_ROUNDS // 2]
-        results["scripted"] = sorted(scripted, key=lambda r: r["rps"])[SCRIPT_ROUNDS // 2]
+        results["plain"] = sorted(plain, key=lambda r: r["rps"])[args.script_rounds // 2]
+        results["scripted"] = sorted(scripted, key=lambda r: r["rps"])[args.script_rounds // 2]
+        results["ratios"] = [s["rps"] / p["rps"] for p, s in zip(plain, scripted)]
         results["plain_cpu_us"] = statistics.median(r["cpu_us"] for r in plain)
         results["scripted_cpu_us"] = statistics.median(r["cpu_us"] for r in scripted)
         return results
@@ -249,6 +247,8 @@ def main():
                         help="ingest: the wrk runs of this file; stream: scripts/bench/stream_bench.py; "
                              "export, quota: scripts/bench/export_bench.py; alerts: scripts/bench/alert_bench.py; "
                              "storage: scripts/bench/storage_bench.py")
+    parser.add_argument("--script-rounds", type=int, default=3,
+                        help="interleaved rounds of single-sample ingest without and with a Lua transform")
     parser.add_argument("--stream-rounds", type=int, default=3)
     parser.add_argument("--quota-rounds", type=int, default=3)
     args = parser.parse_args()
@@ -300,15 +300,16 @@ def run_ingest(backends, args, work):
         baseline = results["health"]["rps"]
         for workload, label in (("health", "GET /health/ (baseline)"), ("single", "ingest, 1 sample/request"),
                                 ("batch", "ingest, 100 samples/request"),
-                                ("plain", f"ingest, 1 sample/request, no script (median of {SCRIPT_ROUNDS})"),
-                                ("scripted", f"ingest, 1 sample/request, Lua transform (median of {SCRIPT_ROUNDS})")):
+                                ("plain", f"ingest, 1 sample/request, no script (median of {args.script_rounds})"),
+                                ("scripted", f"ingest, 1 sample/request, Lua transform (median of {args.script_rounds})")):
             r = results[workload]
             committed = r.get("committed")
             samples = f"{committed / r['seconds']:,.0f}" if committed is not None else "–"
             print(f"| {name} | {label} | {r['rps']:,.0f} | {samples} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                   f"{r['rps'] / baseline:.0%} | {r['non2xx'] + r['errors']} |")
         print(f"| {name} | requests/s with the Lua transform vs without | "
-              f"{results['scripted']['rps'] / results['plain']['rps']:.0%} | | | | | |")
+              f"{results['scripted']['rps'] / results['plain']['rps']:.0%} (per round: "
+              f"{', '.join(f'{ratio:.0%}' for ratio in results['ratios'])}) | | | | | |")
         print(f"| {name} | server and worker CPU per request, no script / Lua transform (medians) | "
               f"{results['plain_cpu_us']:.0f} / {results['scripted_cpu_us']:.0f} µs | | | | | |")
         sys.stdout.flush()
