@@ -2,10 +2,11 @@ import Foundation
 import Synchronization
 
 /// Gathers concurrent transform calls of one script into one worker call of several parts, as
-/// a group commit gathers writes. The first call of a script goes at once; calls of the same
-/// tenant, script and version made while it runs wait, and go together as the next call when it
-/// returns (one of them sends it). So a burst of single-sample requests costs a few round trips
-/// (system calls and cross-CPU wake-ups, most of a trivial transform's cost) instead of one each.
+/// a group commit gathers writes. Up to `maximumInFlight` calls of a script go at once; calls of
+/// the same tenant, script and version made while those run wait, and go together as the next
+/// call when one returns (the first of them sends it). So a burst of single-sample requests costs
+/// a few round trips (system calls and cross-CPU wake-ups, most of a trivial transform's cost)
+/// instead of one each.
 ///
 /// The worker judges each part on its own: a rejection or a script error stays in its request.
 /// A call that fails as a whole (its worker killed at the deadline) fails every part in it, as
@@ -61,18 +62,17 @@ final class TransformGathering: Sendable {
         _ part: TransformPart, key: Key, send: @Sendable ([TransformPart]) async throws -> [TransformResult]
     ) async throws -> TransformResult {
         let turn = await withCheckedContinuation { (turn: CheckedContinuation<Turn, Never>) in
+            // Changed in place: a copy of the group would copy its waiting calls on every append.
             let sendsNow = groups.withLock { groups -> Bool in
-                guard var group = groups[key] else {
+                guard let inFlight = groups[key]?.inFlight else {
                     groups[key] = Group()
                     return true
                 }
-                if group.inFlight < Self.maximumInFlight {
-                    group.inFlight += 1
-                    groups[key] = group
+                if inFlight < Self.maximumInFlight {
+                    groups[key]!.inFlight += 1
                     return true
                 }
-                group.waiting.append(Waiting(part: part, turn: turn))
-                groups[key] = group
+                groups[key]!.waiting.append(Waiting(part: part, turn: turn))
                 return false
             }
             if sendsNow { turn.resume(returning: .sends([])) }
@@ -104,22 +104,27 @@ final class TransformGathering: Sendable {
         let limit = secondsPerSample > 0
             ? Int(min(Double(Self.maximumSamplesPerCall), expectedSecondsPerCall / secondsPerSample)) : Self.maximumSamplesPerCall
         let next = groups.withLock { groups -> [Waiting]? in
-            guard var group = groups[key] else { return nil }
-            guard !group.waiting.isEmpty else {
-                group.inFlight -= 1
-                groups[key] = group.inFlight > 0 ? group : nil
+            guard var waiting = groups[key]?.waiting else { return nil }
+            guard !waiting.isEmpty else {
+                if groups[key]!.inFlight > 1 {
+                    groups[key]!.inFlight -= 1
+                } else {
+                    groups[key] = nil
+                }
                 return nil
             }
+            // Taken out, so the calls left behind are not copied when the first ones go.
+            groups[key]!.waiting = []
             var count = 0
             var samples = 0
-            for call in group.waiting {
+            for call in waiting {
                 if count > 0 && samples + call.part.samples.count > limit { break }
                 count += 1
                 samples += call.part.samples.count
             }
-            let taken = Array(group.waiting.prefix(count))
-            group.waiting.removeFirst(count)
-            groups[key] = group
+            let taken = Array(waiting.prefix(count))
+            waiting.removeFirst(count)
+            groups[key]!.waiting = waiting
             return taken
         }
         if let next { next[0].turn.resume(returning: .sends(Array(next.dropFirst()))) }
