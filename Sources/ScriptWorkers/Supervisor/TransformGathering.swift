@@ -1,4 +1,5 @@
 import Foundation
+import PlatformCore
 import Synchronization
 
 /// Gathers concurrent transform calls of one script into one worker call of several parts, as
@@ -9,10 +10,12 @@ import Synchronization
 /// instead of one each.
 ///
 /// The worker judges each part on its own: a rejection or a script error stays in its request.
-/// A call that fails as a whole (its worker killed at the deadline) fails every part in it, as
-/// the requests would have failed one after the other. How many samples go in one call follows
-/// the script's speed in the call before, so that a slow script, which fits the worker's budget
-/// one request at a time, is not gathered past it.
+/// When a gathered call's worker dies (killed at the deadline, or crashed), nobody knows which
+/// part did it, so every part goes again in a call of its own: only the culprit fails, as when
+/// the requests went one by one. How many samples go in the next call follows the script's
+/// speed over the samples the call before really ran, and a call in which a part failed (perhaps
+/// on the worker's budget) is followed by one request alone, so that a slow script, which fits
+/// the budget one request at a time, is not gathered past it.
 final class TransformGathering: Sendable {
     /// The calls that may share a worker call: the same tenant (as the worker sees it) and the
     /// same script version and config.
@@ -27,11 +30,13 @@ final class TransformGathering: Sendable {
         var turn: CheckedContinuation<Turn, Never>
     }
 
-    /// What a waiting call is told when the call in flight returns: its own result, or that it
-    /// sends the next call, with the calls that go with it.
+    /// What a waiting call is told when the call in flight returns: its own result, that it
+    /// sends the next call (with the calls that go with it), or that the call it went in died
+    /// and it goes again alone.
     enum Turn: Sendable {
         case answered(Result<TransformResult, any Error>)
         case sends([Waiting])
+        case alone
     }
 
     /// A key's calls in flight and the calls waiting for one of them to return; a key is
@@ -50,7 +55,7 @@ final class TransformGathering: Sendable {
 
     /// A call never carries more samples than one request may (the worker's per-call work stays
     /// that of the largest request).
-    static let maximumSamplesPerCall = 1000
+    static let maximumSamplesPerCall = TelemetryRules.maximumSamplesPerRequest
 
     init(budgetMilliseconds: Int) {
         expectedSecondsPerCall = Double(budgetMilliseconds) / 1000 / 10
@@ -80,29 +85,61 @@ final class TransformGathering: Sendable {
         let riders: [Waiting]
         switch turn {
         case .answered(let result): return try result.get()
+        case .alone: return try await Self.alone(part, send: send)
         case .sends(let others): riders = others
         }
         let parts = [part] + riders.map(\.part)
         let started = ContinuousClock.now
         let outcome: Result<[TransformResult], any Error>
         do {
-            outcome = .success(try await send(parts))
+            let results = try await send(parts)
+            guard results.count == parts.count else { throw WorkerCallError.workerDied("it answered another request") }
+            outcome = .success(results)
         } catch {
             outcome = .failure(error)
         }
-        let samples = parts.reduce(0) { $0 + $1.samples.count }
-        passTurn(key, secondsPerSample: Self.seconds(ContinuousClock.now - started) / Double(max(1, samples)))
+        passTurn(key, limit: sampleLimit(after: outcome, took: ContinuousClock.now - started))
+        if !riders.isEmpty, case .failure(let error as WorkerCallError) = outcome, error.endedTheWorker {
+            for rider in riders { rider.turn.resume(returning: .alone) }
+            return try await Self.alone(part, send: send)
+        }
         for (index, rider) in riders.enumerated() {
             rider.turn.resume(returning: .answered(outcome.map { $0[index + 1] }))
         }
         return try outcome.get()[0]
     }
 
-    /// Hands the next call to the first waiting one, with as many others as the script's speed
-    /// allows (at least one whole request); or forgets the key when nobody waits.
-    private func passTurn(_ key: Key, secondsPerSample: Double) {
-        let limit = secondsPerSample > 0
-            ? Int(min(Double(Self.maximumSamplesPerCall), expectedSecondsPerCall / secondsPerSample)) : Self.maximumSamplesPerCall
+    /// One part in a call of its own, outside the gathering.
+    private static func alone(_ part: TransformPart, send: ([TransformPart]) async throws -> [TransformResult]) async throws
+        -> TransformResult
+    {
+        let results = try await send([part])
+        guard results.count == 1 else { throw WorkerCallError.workerDied("it answered another request") }
+        return results[0]
+    }
+
+    /// How many samples the next call may carry: as many as the script's speed over the samples
+    /// this call really ran (a part ends at its first rejection) lets finish in the expected time;
+    /// none beyond one request after a call that failed, or in which a part failed.
+    private func sampleLimit(after outcome: Result<[TransformResult], any Error>, took duration: Duration) -> Int {
+        guard case .success(let results) = outcome else { return 0 }
+        var samplesRun = 0
+        for result in results {
+            switch result {
+            case .transformed(let samples): samplesRun += samples.count
+            case .rejected(let index, _): samplesRun += index + 1
+            case .failed, .needsSource: return 0
+            }
+        }
+        let (seconds, attoseconds) = duration.components
+        let secondsPerSample = (Double(seconds) + Double(attoseconds) / 1e18) / Double(max(1, samplesRun))
+        guard samplesRun > 0, secondsPerSample > 0 else { return 0 }
+        return Int(min(Double(Self.maximumSamplesPerCall), expectedSecondsPerCall / secondsPerSample))
+    }
+
+    /// Hands the next call to the first waiting one, with as many others as `limit` samples allow
+    /// (at least one whole request); or forgets the key when nobody waits.
+    private func passTurn(_ key: Key, limit: Int) {
         let next = groups.withLock { groups -> [Waiting]? in
             guard var waiting = groups[key]?.waiting else { return nil }
             guard !waiting.isEmpty else {
@@ -130,13 +167,8 @@ final class TransformGathering: Sendable {
         if let next { next[0].turn.resume(returning: .sends(Array(next.dropFirst()))) }
     }
 
-    /// Calls of `key` waiting for a turn now (for tests).
-    func waitingCalls(_ key: Key) -> Int {
-        groups.withLock { $0[key]?.waiting.count ?? 0 }
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
+    /// The calls of `key` in flight and waiting now, nil when it has none (for tests).
+    func calls(_ key: Key) -> (inFlight: Int, waiting: Int)? {
+        groups.withLock { groups in groups[key].map { ($0.inFlight, $0.waiting.count) } }
     }
 }

@@ -18,6 +18,15 @@ public enum WorkerCallError: Error, Sendable, Equatable, CustomStringConvertible
     /// No worker could be started or kept alive.
     case unavailable(String)
 
+    /// Whether the worker died under the call (killed at its deadline, or crashed), so that what
+    /// in the call ended it is unknown.
+    var endedTheWorker: Bool {
+        switch self {
+        case .deadlineExceeded, .workerDied: true
+        case .retry, .unavailable: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .deadlineExceeded(let milliseconds):
