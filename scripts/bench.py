@@ -207,7 +207,7 @@ def run_backend(name, database, args, work):
             scripted.append(ingest_run(scripted_file, 1, 2 + round_index))
         results["plain"] = sorted(plain, key=lambda r: r["rps"])[args.script_rounds // 2]
         results["scripted"] = sorted(scripted, key=lambda r: r["rps"])[args.script_rounds // 2]
-        results["ratios"] = [s["rps"] / p["rps"] for p, s in zip(plain, scripted)]
+        results["ratios"] = [with_script["rps"] / without["rps"] for without, with_script in zip(plain, scripted)]
         results["plain_cpu_us"] = statistics.median(r["cpu_us"] for r in plain)
         results["scripted_cpu_us"] = statistics.median(r["cpu_us"] for r in scripted)
         return results

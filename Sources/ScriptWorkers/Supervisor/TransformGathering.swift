@@ -131,9 +131,8 @@ final class TransformGathering: Sendable {
             case .failed, .needsSource: return 0
             }
         }
-        let (seconds, attoseconds) = duration.components
-        let secondsPerSample = (Double(seconds) + Double(attoseconds) / 1e18) / Double(max(1, samplesRun))
-        guard samplesRun > 0, secondsPerSample > 0 else { return 0 }
+        guard samplesRun > 0 else { return 0 }
+        let secondsPerSample = duration / .seconds(1) / Double(samplesRun)
         return Int(min(Double(Self.maximumSamplesPerCall), expectedSecondsPerCall / secondsPerSample))
     }
 
