@@ -202,6 +202,70 @@ struct LuaWorkerPoolTests {
         await pool.shutdown()
     }
 
+    @Test func aSampleThatHangsTheWorkerFailsOnlyItsOwnRequestAmongTheTenantsGatheredOnes() async throws {
+        // Two large requests of one tenant keep its calls in flight, so the single-sample
+        // requests made meanwhile go together in the next call; one of them hangs the worker.
+        // The kill must fail only that request: the others go again and come back transformed.
+        // The deadline comes before the sandbox's own 250 ms wall clock, so the worker is killed.
+        let pool = Self.pool(size: 1, deadline: .milliseconds(200))
+        let tenant = Self.tenant(memoryMegabytes: 64)
+        let scriptID = UUID()
+        let source = """
+            return { transform = function(s)
+                if s.setpoint_c == 99 then
+                    local chunk = ("x"):rep(1000000):rep(4)
+                    while true do local copy = chunk .. chunk end
+                end
+                s.setpoint_c = s.setpoint_c + 1
+                return s
+            end }
+            """
+        func request(_ index: Int, samples: [TelemetrySample]) async -> (Int, Result<TransformResult, any Error>) {
+            do {
+                return (index, .success(try await Self.transform(pool, tenant: tenant, source: source, samples: samples, scriptID: scriptID)))
+            } catch {
+                return (index, .failure(error))
+            }
+        }
+        func single(_ index: Int, setpoint: Double) -> [TelemetrySample] {
+            var sample = Self.sample("TH-\(index)")
+            sample.setpoint = setpoint
+            return [sample]
+        }
+        _ = await request(0, samples: single(0, setpoint: 20))
+        let large = (0..<300).map { Self.sample("TH-L\($0)") }
+        let poisoned = 4
+        let outcomes = await withTaskGroup(of: (Int, Result<TransformResult, any Error>).self) { group in
+            group.addTask { await request(-1, samples: large) }
+            group.addTask { await request(-2, samples: large) }
+            try? await Task.sleep(for: .milliseconds(2))
+            for index in 1...6 {
+                group.addTask { await request(index, samples: single(index, setpoint: index == poisoned ? 99 : 20)) }
+            }
+            return await group.reduce(into: [Int: Result<TransformResult, any Error>]()) { $0[$1.0] = $1.1 }
+        }
+        for index in 1...6 {
+            let outcome = try #require(outcomes[index])
+            if index == poisoned {
+                guard case .failure(let error as WorkerCallError) = outcome else {
+                    Issue.record("the request that hangs the worker must fail, got \(outcome)")
+                    continue
+                }
+                #expect(error == .deadlineExceeded(milliseconds: 200))
+            } else {
+                #expect(try outcome.get() == .transformed(single(index, setpoint: 21)), "request \(index)")
+            }
+        }
+        for index in [-1, -2] {
+            guard case .success(.transformed(let output)) = outcomes[index] else {
+                Issue.record("large request \(index): \(String(describing: outcomes[index]).prefix(200))")
+                continue
+            }
+            #expect(output.allSatisfy { $0.setpoint == 22 })
+        }
+        await pool.shutdown()
+    }
+
     @Test func workersHoldOnlyTheirPipesAndRunConfined() async throws {
         let pool = Self.pool()
         try await pool.start()
