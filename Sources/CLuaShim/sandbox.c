@@ -835,6 +835,73 @@ void tsb_make_record(lua_State *L, int layout, int count) {
     lua_settop(L, first);
 }
 
+/* Whether two raw values are the same value: rawequal, and for numbers also the same subtype
+   and bits (1 and 1.0, or 0.0 and -0.0, are equal to Lua but not the same to a script). */
+static int same_value(lua_State *L, int a, int b) {
+    if (!lua_rawequal(L, a, b)) return 0;
+    if (lua_type(L, a) != LUA_TNUMBER) return 1;
+    if (lua_isinteger(L, a) != lua_isinteger(L, b)) return 0;
+    if (lua_isinteger(L, a)) return 1;
+    lua_Number x = lua_tonumberx(L, a, NULL), y = lua_tonumberx(L, b, NULL);
+    return memcmp(&x, &y, sizeof x) == 0;
+}
+
+/* Whether the table at `table_index` holds exactly the `fields` entries of the template at
+   `template_index`: no metatable, and each of its entries has the same value in the template
+   (so, with as many entries, the same keys). */
+static int record_matches(lua_State *L, int table_index, int template_index, int fields) {
+    if (lua_getmetatable(L, table_index)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    int entries = 0;
+    lua_pushnil(L);
+    while (lua_next(L, table_index) != 0) {
+        lua_pushvalue(L, -2);
+        lua_rawget(L, template_index);
+        int same = same_value(L, -1, -2);
+        lua_pop(L, 2);
+        if (!same || ++entries > fields) {
+            lua_pop(L, 1);
+            return 0;
+        }
+    }
+    return entries == fields;
+}
+
+void tsb_push_shared_record(lua_State *L, int *template_ref, int *shared_ref, int *fields) {
+    if (*template_ref == LUA_NOREF) {
+        *fields = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            lua_pop(L, 1);
+            ++*fields;
+        }
+        *template_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *template_ref);
+    int template_index = lua_gettop(L);
+    if (*shared_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, *shared_ref);
+        if (record_matches(L, template_index + 1, template_index, *fields)) {
+            lua_remove(L, template_index);
+            return;
+        }
+        lua_pop(L, 1);
+        luaL_unref(L, LUA_REGISTRYINDEX, *shared_ref);
+    }
+    lua_createtable(L, 0, *fields);
+    lua_pushnil(L);
+    while (lua_next(L, template_index) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, template_index + 1);
+    }
+    lua_pushvalue(L, -1);
+    *shared_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_remove(L, template_index);
+}
+
 void tsb_fill_record(lua_State *L, int table_index, int layout, int count) {
     table_index = lua_absindex(L, table_index);
     int first = lua_gettop(L) - count + 1;

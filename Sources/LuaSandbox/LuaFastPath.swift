@@ -39,6 +39,17 @@ public struct LuaReference: Sendable, Hashable {
     }
 }
 
+/// A table handed to many calls without being built for each (`LuaArguments.pushShared`): a
+/// pristine template, and the copy the calls get for as long as none of them changes it.
+/// Release it with `LuaVM.release(_:)`.
+public struct LuaSharedRecord: Sendable {
+    @usableFromInline var template: Int32 = LUA_NOREF
+    @usableFromInline var shared: Int32 = LUA_NOREF
+    @usableFromInline var fields: Int32 = 0
+
+    public init() {}
+}
+
 /// Builds call arguments directly on the Lua stack, without intermediate `LuaValue`s. Valid
 /// only inside the `arguments` closure of `LuaVM.call(_:arguments:results:)`.
 ///
@@ -90,6 +101,15 @@ public struct LuaArguments {
     @inlinable
     public func makeRecord(_ layout: LuaRecordLayout) {
         tsb_make_record(state, layout.reference, Int32(layout.count))
+    }
+
+    /// Pushes `record`'s shared table: the one earlier calls got, while it still holds exactly
+    /// the template's entries (the same values, nothing else, no metatable), else a new copy of
+    /// the template. The first push makes the template from the table `build` pushes.
+    @inlinable
+    public func pushShared(_ record: inout LuaSharedRecord, build: () -> Void) {
+        if record.template == LUA_NOREF { build() }
+        tsb_push_shared_record(state, &record.template, &record.shared, &record.fields)
     }
 
     /// Pops the top `layout.count` values (one per field, in the layout's order; nil clears a
@@ -172,6 +192,45 @@ public struct LuaResults {
         }
     }
 
+    /// Reads the layout's fields of each element of the array result `index`, in order, as
+    /// `readRecord` does (an element that is not a table reads as all nil). Returns false,
+    /// before reading any element, when the result is not a table whose keys are exactly 1…n
+    /// or has more than the VM's `maximumElements` entries.
+    public func readRecords<Failure: Error>(
+        _ layout: LuaRecordLayout, inArray index: Int, _ body: (LuaRecordFields) throws(Failure) -> Void
+    ) throws(Failure) -> Bool {
+        guard isTable(index), lua_checkstack(state, 4) != 0 else { return false }
+        let table = base + Int32(index)
+        let length = Int(lua_rawlen(state, table))
+        guard length <= vm.limits.maximumElements else { return false }
+        // `length` distinct integer keys, each within 1…length, are exactly 1…length.
+        var entries = 0
+        lua_pushnil(state)
+        while lua_next(state, table) != 0 {
+            tsb_pop(state, 1)
+            entries += 1
+            var isInteger: Int32 = 0
+            let key = lua_type(state, -1) == LUA_TNUMBER ? lua_tointegerx(state, -1, &isInteger) : 0
+            guard isInteger != 0, key >= 1, key <= lua_Integer(length) else {
+                tsb_pop(state, 1)
+                return false
+            }
+        }
+        guard entries == length else { return false }
+        return try withUnsafeTemporaryAllocation(of: tsb_field.self, capacity: layout.count) { buffer throws(Failure) in
+            for position in 0..<length {
+                if lua_rawgeti(state, table, lua_Integer(position + 1)) == LUA_TTABLE {
+                    tsb_read_record(state, -1, layout.reference, Int32(layout.count), buffer.baseAddress)
+                } else {
+                    for field in buffer.indices { buffer[field] = tsb_field(type: LUA_TNIL, number: 0, string: nil, length: 0) }
+                }
+                defer { tsb_pop(state, 1) }
+                try body(LuaRecordFields(fields: buffer))
+            }
+            return true
+        }
+    }
+
     /// Whether result `index` is nil, missing, or a table without entries: the common answer
     /// of an alert rule with nothing active, recognised without converting anything.
     public func isEmpty(_ index: Int) -> Bool {
@@ -247,6 +306,13 @@ extension LuaVM {
     /// Lets a referenced value be collected.
     public func release(_ reference: LuaReference) {
         luaL_unref(rawState, tsb_registry_index(), reference.reference)
+    }
+
+    /// Lets a shared record's tables be collected (once no script keeps them).
+    public func release(_ record: LuaSharedRecord) {
+        for reference in [record.template, record.shared] where reference != LUA_NOREF {
+            luaL_unref(rawState, tsb_registry_index(), reference)
+        }
     }
 
     /// Lets a resolved function be collected.

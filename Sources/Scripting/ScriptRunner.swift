@@ -116,6 +116,7 @@ public final class ScriptRunner {
         let context: LuaRecordLayout
         let tenant: LuaRecordLayout
         let device: LuaRecordLayout
+        let condition: LuaRecordLayout
     }
 
     /// One script's `ctx` tables: one per device, all sharing one `tenant` and one `config`
@@ -158,7 +159,8 @@ public final class ScriptRunner {
             transformed: try vm.recordLayout(SampleBridge.writableFieldNames),
             context: try vm.recordLayout(["tenant", "device", "now", "now_iso", "config"]),
             tenant: try vm.recordLayout(["id", "slug", "tier"]),
-            device: try vm.recordLayout(["serial", "name"]))
+            device: try vm.recordLayout(["serial", "name"]),
+            condition: try vm.recordLayout(["key", "severity", "message", "value"]))
     }
 
     /// Compiles `source`, runs its chunk and checks the returned table keeps `hook`'s contract.
@@ -440,11 +442,26 @@ public final class ScriptRunner {
         vm.release(run.state)
     }
 
+    /// Tables for `count` samples, to share among the rules of one alert job; release them
+    /// with `release(_:)` when the job ends.
+    public func sharedSamples(count: Int) -> SharedSamples {
+        SharedSamples(count: count)
+    }
+
+    public func release(_ samples: SharedSamples) {
+        samples.records.forEach(vm.release)
+        samples.records = []
+    }
+
     /// One `evaluate(sample, state, ctx)` of a run, with the sample written to the stack
     /// directly. The run's state becomes the table the script returned, when it returned another
     /// one. An answer with nothing active costs no conversion. A call that fails leaves the run's
     /// state as the failed call left it: discard the run.
-    public func evaluate(_ run: inout AlertRun, sample: TelemetrySample) throws(ScriptError) -> [ScriptAlert] {
+    /// With `shared`, the sample's table is the one `shared.tables` keeps at `shared.index` for
+    /// that sample (built on first use).
+    public func evaluate(_ run: inout AlertRun, sample: TelemetrySample, shared: (tables: SharedSamples, index: Int)? = nil)
+        throws(ScriptError) -> [ScriptAlert]
+    {
         let current = run.state
         let context = run.context
         let outcome: Result<([ScriptAlert], LuaReference?), ScriptError>
@@ -452,7 +469,13 @@ public final class ScriptRunner {
             outcome = try vm.call(
                 run.function,
                 arguments: { arguments throws(LuaError) in
-                    SampleBridge.push(sample, layout: layouts.sample, to: arguments)
+                    if let shared, shared.tables.records.indices.contains(shared.index) {
+                        arguments.pushShared(&shared.tables.records[shared.index]) {
+                            SampleBridge.push(sample, layout: layouts.sample, to: arguments)
+                        }
+                    } else {
+                        SampleBridge.push(sample, layout: layouts.sample, to: arguments)
+                    }
                     arguments.push(current)
                     switch context {
                     case .cached(let resolved): push(resolved, to: arguments)
@@ -463,8 +486,7 @@ public final class ScriptRunner {
                 results: { results throws(LuaError) in
                     var alerts: [ScriptAlert] = []
                     if !results.isEmpty(0) {
-                        let value = try results.value(0)
-                        switch Result(catching: { () throws(ScriptError) in try Self.activeAlerts(value) }) {
+                        switch Result(catching: { () throws(ScriptError) in try Self.activeAlerts(results, layout: layouts.condition) }) {
                         case .success(let active): alerts = active
                         case .failure(let error): return .failure(error)
                         }
@@ -484,38 +506,40 @@ public final class ScriptRunner {
         return alerts
     }
 
-    /// Reads `evaluate`'s first result: an array (or nil) of `{key, severity, message, value?}`,
-    /// each key once.
-    static func activeAlerts(_ value: LuaValue) throws(ScriptError) -> [ScriptAlert] {
-        let items: [LuaValue]
-        switch value {
-        case .nil: return []
-        case .array(let array): items = array
-        default: throw .contract("evaluate must return an array of the alerts active now (or nil) and the state")
-        }
+    /// Reads `evaluate`'s first result in place: an array of `{key, severity, message, value?}`,
+    /// each key once. Only those fields are read (without metamethods); an alert's other fields
+    /// are ignored.
+    private static func activeAlerts(_ results: LuaResults, layout: LuaRecordLayout) throws(ScriptError) -> [ScriptAlert] {
         var alerts: [ScriptAlert] = []
         var keys: Set<String> = []
-        for item in items {
-            guard let key = item["key"]?.stringValue, !key.isEmpty else {
+        let isArray = try results.readRecords(layout, inArray: 0) { fields throws(ScriptError) in
+            func string(_ field: Int) -> String? {
+                fields.bytes(field).map { String(decoding: $0, as: UTF8.self) }
+            }
+            guard let key = string(0), !key.isEmpty else {
                 throw .contract("every alert needs a key (a string naming the condition)")
             }
             guard !key.hasPrefix("#") else { throw .contract("alert keys starting with '#' are the platform's") }
-            guard key.count <= ScriptAlert.maximumKeyLength else {
+            guard key.utf8.count <= ScriptAlert.maximumKeyLength || key.count <= ScriptAlert.maximumKeyLength else {
                 throw .contract("an alert key is at most \(ScriptAlert.maximumKeyLength) characters")
             }
             guard keys.insert(key).inserted else { throw .contract("two alerts share the key '\(key)'") }
-            guard let message = item["message"]?.stringValue else { throw .contract("every alert needs a message") }
-            let severity = item["severity"]?.stringValue ?? "warning"
-            guard severity == "warning" || severity == "critical" else {
+            guard let message = string(2) else { throw .contract("every alert needs a message") }
+            let severity = fields.isNil(1) ? "warning" : string(1)
+            guard severity == "warning" || severity == "critical", let severity else {
                 throw .contract("alert severity must be 'warning' or 'critical'")
             }
             var number: Double?
-            if let value = item["value"], value != .nil {
-                guard let double = value.doubleValue, double.isFinite else { throw .contract("an alert's value must be a number") }
-                number = double
+            if !fields.isNil(3) {
+                guard let value = fields.number(3), value.isFinite else { throw .contract("an alert's value must be a number") }
+                number = value
             }
-            alerts.append(
-                ScriptAlert(key: key, severity: severity, message: String(message.prefix(ScriptAlert.maximumMessageLength)), value: number))
+            let limit = ScriptAlert.maximumMessageLength
+            let kept = message.utf8.count <= limit ? message : String(message.prefix(limit))
+            alerts.append(ScriptAlert(key: key, severity: severity, message: kept, value: number))
+        }
+        guard isArray else {
+            throw .contract("evaluate must return an array of the alerts active now (or nil) and the state")
         }
         return alerts
     }
@@ -708,6 +732,18 @@ public struct TransformRun {
     fileprivate let function: LuaFunction
     fileprivate let context: ResolvedContext
     fileprivate let name: String
+}
+
+/// The sample tables of one alert job (`ScriptRunner.sharedSamples(count:)`): each sample's
+/// table is built once and handed to every rule that evaluates it, so ten rules cost one table
+/// instead of ten. A rule that changed the table (or set its metatable) does not pass the change
+/// on: the next rule gets a new copy of the sample. Tables stay alive in the VM until released.
+public final class SharedSamples {
+    fileprivate var records: [LuaSharedRecord]
+
+    fileprivate init(count: Int) {
+        records = Array(repeating: LuaSharedRecord(), count: count)
+    }
 }
 
 /// A rule's `evaluate` bound to one device for a run over its consecutive samples; see

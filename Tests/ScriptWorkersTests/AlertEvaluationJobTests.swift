@@ -43,4 +43,65 @@ import Testing
         #expect(verdict.steps.map { $0.map(\.value) } == [[31], [], [34]])
         #expect(verdict.steps.first?.first?.message == "hot at 31.0")
     }
+
+    /// Rules of one job share each sample's table, but a rule that changes it (a field, a
+    /// number's subtype, an extra key, a metatable) passes nothing on: every rule, on every
+    /// sample, sees the sample as sent.
+    @Test func aRuleThatChangesTheSampleTableChangesNothingForTheNextRules() throws {
+        let worker = LuaWorker(catalog: PluginCatalog())
+        let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
+        let samples = (0..<3).map { index in
+            TelemetrySample(
+                deviceSerial: "TH-\(index % 2)", timestamp: start.adding(seconds: Double(index) * 60), mode: .heat,
+                tempInside: 20 + Double(index), tempOutside: index == 1 ? nil : -2.5, setpoint: 21, hysteresis: 0.5, output: .heatOn)
+        }
+        let observer = """
+            return { evaluate = function(sample, state)
+              local fields = 0
+              for _ in pairs(sample) do fields = fields + 1 end
+              local pristine = getmetatable(sample) == nil and math.type(sample.setpoint_c) == 'float'
+                and sample.setpoint_c == 21 and sample.mode == 'HEAT' and sample.extra == nil
+                and fields == (sample.temp_outside_c and 9 or 8)
+              state.seen = (state.seen or 0) + 1
+              return { { key = pristine and 'pristine' or 'changed', message = 'seen', value = sample.temp_inside_c } }, state
+            end }
+            """
+        let mutators = [
+            "sample.temp_inside_c = 99",
+            "sample.setpoint_c = 21",
+            "sample.extra = true",
+            "sample.temp_outside_c = nil sample.mode = 'OFF'",
+            "setmetatable(sample, { __index = function() return 1 end })",
+        ].map { change in "return { evaluate = function(sample, state) \(change) return {}, state end }" }
+        let sources = [observer] + mutators.flatMap { [$0, observer] }
+        let job = EvaluateJob(
+            tenant: WorkerTenant(id: UUID(), slug: "acme", tier: "free", memoryBytes: 16 * 1024 * 1024), now: start, timer: false,
+            budgetMilliseconds: 2000,
+            devices: [
+                EvaluateJob.Device(serial: "TH-0", name: "Hall", sampleCount: 2), EvaluateJob.Device(serial: "TH-1", name: "Attic", sampleCount: 1),
+            ],
+            rules: sources.enumerated().map { index, source in
+                EvaluateJob.Rule(
+                    script: WorkerScript(id: UUID(), version: 1, name: "rule\(index)", configJSON: "{}", source: source),
+                    states: ["{}", "{}"])
+            },
+            samples: [samples[0], samples[2], samples[1]])
+        guard case .job(.evaluated(let answers)) = worker.handle(.evaluate(job)) else {
+            Issue.record("no evaluation answer")
+            return
+        }
+        #expect(answers.count == sources.count)
+        for (index, answer) in answers.enumerated() where index % 2 == 0 {
+            guard case .evaluated(let devices) = answer else {
+                Issue.record("observer \(index) did not evaluate: \(answer)")
+                continue
+            }
+            #expect(devices.map { $0?.failure } == [nil, nil])
+            #expect(devices.map { $0?.stateJSON } == [#"{"seen":2}"#, #"{"seen":1}"#])
+            #expect(
+                devices.map { $0?.steps.flatMap { $0.map(\.key) } } == [["pristine"], ["pristine"]],
+                "observer \(index) saw the sample as sent")
+            #expect(devices.map { $0?.steps.last?.first?.value } == [22, 21])
+        }
+    }
 }

@@ -265,6 +265,13 @@ import Testing
         ("return { evaluate = function() return { { key = 'k', message = 'a' }, { key = 'k', message = 'b' } }, {} end }", "'k'"),
         ("return { evaluate = function() return { { key = 'k', message = 'x', value = '21.5' } }, {} end }", "value"),
         ("return { evaluate = function() return { { key = 'k', message = 'x', value = 0/0 } }, {} end }", "value"),
+        ("return { evaluate = function() return { { key = 'k', message = 5 } }, {} end }", "message"),
+        ("return { evaluate = function() return { { key = 'k', message = 'x', severity = 3 } }, {} end }", "severity"),
+        ("return { evaluate = function() return { 'k' }, {} end }", "key"),
+        ("return { evaluate = function() return { { key = 'k', message = 'x' }, extra = 1 }, {} end }", "array"),
+        ("return { evaluate = function() return { [1] = { key = 'a', message = 'x' }, [3] = { key = 'b', message = 'y' } }, {} end }", "array"),
+        ("return { evaluate = function() return { [1.5] = { key = 'a', message = 'x' } }, {} end }", "array"),
+        ("return { evaluate = function() return 'firing', {} end }", "array"),
     ])
     func alertsBreakingTheContractAreContractErrors(_ source: String, _ mentioned: String) throws {
         let runner = try ScriptRunner(catalog: PluginCatalog())

@@ -70,6 +70,14 @@ int tsb_record_layout(lua_State *L, const char *const *names, int count);
    by a new table holding them. */
 void tsb_make_record(lua_State *L, int layout, int count);
 
+/* Leaves on the stack a table that many calls share instead of each getting a new one: the
+   table `*shared_ref` names while it still holds exactly the entries of the template
+   `*template_ref` (the same raw values, no other key, no metatable), else a new copy of the
+   template, which `*shared_ref` then names. When `*template_ref` is LUA_NOREF, the table on
+   top of the stack becomes the template first (and `*fields` its number of entries). Both
+   references stay in the registry until released. */
+void tsb_push_shared_record(lua_State *L, int *template_ref, int *shared_ref, int *fields);
+
 /* Pops the top `count` values (one per layout field, in order; nil clears a field) into the
    table at `table_index` (which must lie below them), without metamethods. */
 void tsb_fill_record(lua_State *L, int table_index, int layout, int count);
