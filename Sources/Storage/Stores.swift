@@ -283,8 +283,9 @@ public protocol AlertStore: Sendable {
 
     /// Tenants with samples waiting for evaluation.
     func alertQueueTenants(limit: Int) async throws -> [UUID]
-    /// Up to `limit` of the tenant's queued samples in device and time order, each with the
-    /// stored sample (nil when it was deleted since).
+    /// Up to `limit` of the tenant's queued samples, the oldest first (so under a backlog every
+    /// device gets its turn, in time order), each with the stored sample (nil when it was
+    /// deleted since).
     func queuedSamples(tenantID: UUID, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)]
     /// How many of the tenant's samples wait for evaluation.
     func alertQueueLength(tenantID: UUID) async throws -> Int

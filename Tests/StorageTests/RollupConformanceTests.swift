@@ -151,6 +151,29 @@ struct RollupConformanceTests {
         }
     }
 
+    /// A pass takes the oldest queued samples, whatever their devices: a backlog larger than a
+    /// pass starves no device.
+    @Test(arguments: Backend.available)
+    func theAlertQueueHandsOutTheOldestSamplesFirst(_ backend: Backend) async throws {
+        try await TestDatabase.withStore(backend) { store in
+            let (user, tenant) = StoreConformanceTests.account("q@example.com")
+            _ = try await store.createAccount(user: user, tenant: tenant)
+            for serial in ["TH-A", "TH-Z"] {
+                try await store.createDevice(
+                    Device(tenantID: tenant.id, serial: serial, name: serial, location: nil, createdAt: Self.hour), keyHash: serial)
+            }
+            try await store.createAlertRule(
+                AlertRule(id: UUID(), tenantID: tenant.id, name: "hot", script: "threshold", deviceSerial: nil, channelIDs: [], createdAt: Self.hour))
+            let early = Self.samples(serial: "TH-Z").prefix(2)
+            let late = Self.samples(serial: "TH-A").dropFirst(10).prefix(5)
+            _ = try await store.insert((late + early).map { TelemetryRecord(tenantID: tenant.id, sample: $0) }, receivedAt: Self.hour)
+            let queued = try await store.queuedSamples(tenantID: tenant.id, limit: 3)
+            #expect(queued.map(\.0.deviceSerial) == ["TH-Z", "TH-Z", "TH-A"])
+            #expect(queued.map(\.0.timestamp) == (early + late.prefix(1)).map(\.timestamp))
+            #expect(queued.map { $0.1?.tempInside } == (early + late.prefix(1)).map(\.tempInside))
+        }
+    }
+
     @Test(arguments: Backend.available)
     func deletingADeviceDeletesItsRollups(_ backend: Backend) async throws {
         try await TestDatabase.withStore(backend) { store in

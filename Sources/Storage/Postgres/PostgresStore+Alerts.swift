@@ -159,7 +159,7 @@ extension PostgresStore: AlertStore {
             SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output
             FROM alert_queue q LEFT JOIN telemetry t
                 ON t.tenant_id = q.tenant_id AND t.device_serial = q.device_serial AND t.ts = q.ts
-            WHERE q.tenant_id = \(tenantID) ORDER BY q.device_serial, q.ts LIMIT \(limit)
+            WHERE q.tenant_id = \(tenantID) ORDER BY q.ts, q.device_serial LIMIT \(limit)
             """, as: (String, Timestamp, String?, Double?, Double?, Double?, Double?, String?).self
         ).map { row in
             let queued = QueuedSample(deviceSerial: row.0, timestamp: row.1)

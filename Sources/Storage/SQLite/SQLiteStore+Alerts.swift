@@ -191,7 +191,7 @@ extension SQLiteStore: AlertStore {
                     SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output
                     FROM alert_queue q LEFT JOIN telemetry t
                         ON t.tenant_id = q.tenant_id AND t.device_serial = q.device_serial AND t.ts = q.ts
-                    WHERE q.tenant_id = ? ORDER BY q.device_serial, q.ts LIMIT ?
+                    WHERE q.tenant_id = ? ORDER BY q.ts, q.device_serial LIMIT ?
                     """,
                 arguments: [tenantID.databaseText, limit]
             ).map { row in
