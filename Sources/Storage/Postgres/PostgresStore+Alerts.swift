@@ -157,9 +157,10 @@ extension PostgresStore: AlertStore {
         try await rows(
             """
             SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output
-            FROM alert_queue q LEFT JOIN telemetry t
-                ON t.tenant_id = q.tenant_id AND t.device_serial = q.device_serial AND t.ts = q.ts
-            WHERE q.tenant_id = \(tenantID) ORDER BY q.ts, q.device_serial LIMIT \(limit)
+            FROM (
+                SELECT device_serial, ts FROM alert_queue WHERE tenant_id = \(tenantID) ORDER BY ts, device_serial LIMIT \(limit)
+            ) q LEFT JOIN telemetry t ON t.tenant_id = \(tenantID) AND t.device_serial = q.device_serial AND t.ts = q.ts
+            ORDER BY q.ts, q.device_serial
             """, as: (String, Timestamp, String?, Double?, Double?, Double?, Double?, String?).self
         ).map { row in
             let queued = QueuedSample(deviceSerial: row.0, timestamp: row.1)

@@ -189,9 +189,10 @@ extension SQLiteStore: AlertStore {
                 db,
                 sql: """
                     SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output
-                    FROM alert_queue q LEFT JOIN telemetry t
-                        ON t.tenant_id = q.tenant_id AND t.device_serial = q.device_serial AND t.ts = q.ts
-                    WHERE q.tenant_id = ? ORDER BY q.ts, q.device_serial LIMIT ?
+                    FROM (
+                        SELECT device_serial, ts FROM alert_queue WHERE tenant_id = ?1 ORDER BY ts, device_serial LIMIT ?2
+                    ) q LEFT JOIN telemetry t ON t.tenant_id = ?1 AND t.device_serial = q.device_serial AND t.ts = q.ts
+                    ORDER BY q.ts, q.device_serial
                     """,
                 arguments: [tenantID.databaseText, limit]
             ).map { row in
