@@ -448,6 +448,7 @@ public final class ScriptRunner {
         SharedSamples(count: count)
     }
 
+    /// Lets the job's shared sample tables be collected (once no script keeps them).
     public func release(_ samples: SharedSamples) {
         samples.records.forEach(vm.release)
         samples.records = []
