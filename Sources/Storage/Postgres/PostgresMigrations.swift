@@ -371,5 +371,12 @@ enum PostgresMigrations {
                 "CREATE INDEX telemetry_rollups_by_time ON telemetry_rollups (tenant_id, ts)",
                 "CREATE INDEX alerts_resolved ON alerts (tenant_id, resolved_at) WHERE resolved_at IS NOT NULL",
             ]),
+        // Evaluation passes take a tenant's oldest queued samples first: keyed in that order, a
+        // pass reads its rows off the key instead of sorting the tenant's whole backlog.
+        Migration(
+            version: 11, name: "alert queue in time order",
+            statements: [
+                "ALTER TABLE alert_queue DROP CONSTRAINT alert_queue_pkey, ADD PRIMARY KEY (tenant_id, ts, device_serial)"
+            ]),
     ]
 }

@@ -367,5 +367,22 @@ enum SQLiteMigrations {
                 "CREATE INDEX telemetry_rollups_by_time ON telemetry_rollups (tenant_id, ts)",
                 "CREATE INDEX alerts_resolved ON alerts (tenant_id, resolved_at) WHERE resolved_at IS NOT NULL",
             ]),
+        // Evaluation passes take a tenant's oldest queued samples first: keyed in that order, a
+        // pass reads its rows off the key instead of sorting the tenant's whole backlog.
+        Migration(
+            version: 11, name: "alert queue in time order",
+            statements: [
+                """
+                CREATE TABLE alert_queue_by_time (
+                    tenant_id TEXT NOT NULL,
+                    device_serial TEXT NOT NULL,
+                    ts INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, ts, device_serial)
+                ) WITHOUT ROWID
+                """,
+                "INSERT INTO alert_queue_by_time (tenant_id, device_serial, ts) SELECT tenant_id, device_serial, ts FROM alert_queue",
+                "DROP TABLE alert_queue",
+                "ALTER TABLE alert_queue_by_time RENAME TO alert_queue",
+            ]),
     ]
 }
