@@ -92,9 +92,7 @@ final class TransformGathering: Sendable {
         let started = ContinuousClock.now
         let outcome: Result<[TransformResult], any Error>
         do {
-            let results = try await send(parts)
-            guard results.count == parts.count else { throw WorkerCallError.workerDied("it answered another request") }
-            outcome = .success(results)
+            outcome = .success(try await Self.checked(parts, send: send))
         } catch {
             outcome = .failure(error)
         }
@@ -113,9 +111,16 @@ final class TransformGathering: Sendable {
     private static func alone(_ part: TransformPart, send: ([TransformPart]) async throws -> [TransformResult]) async throws
         -> TransformResult
     {
-        let results = try await send([part])
-        guard results.count == 1 else { throw WorkerCallError.workerDied("it answered another request") }
-        return results[0]
+        try await checked([part], send: send)[0]
+    }
+
+    /// `send(parts)`, with one result per part or a failure.
+    private static func checked(_ parts: [TransformPart], send: ([TransformPart]) async throws -> [TransformResult]) async throws
+        -> [TransformResult]
+    {
+        let results = try await send(parts)
+        guard results.count == parts.count else { throw WorkerCallError.workerDied("it answered another request") }
+        return results
     }
 
     /// How many samples the next call may carry: as many as the script's speed over the samples
