@@ -295,7 +295,8 @@ public protocol AlertStore: Sendable {
     func ruleDeviceStates(tenantID: UUID, serials: [String]) async throws -> [RuleDeviceState]
     /// The tenant's alerts in any state but `resolved`.
     func openAlerts(tenantID: UUID) async throws -> [Alert]
-    /// Stores an evaluation pass's changes atomically.
+    /// Stores an evaluation pass's changes atomically; resolutions are stored before new open
+    /// alerts, so a key may resolve and start again in one set of changes.
     func applyAlertChanges(_ changes: AlertChanges) async throws
 
     func alerts(_ query: AlertQuery) async throws -> [Alert]

@@ -174,6 +174,57 @@ struct RollupConformanceTests {
         }
     }
 
+    /// A pass's alert changes are stored together: more than one statement's worth of rows, a key
+    /// that resolves and starts again in the same pass, and an acknowledgement that the
+    /// resolution keeps.
+    @Test(arguments: Backend.available)
+    func aPassStoresManyAlertChangesAtOnce(_ backend: Backend) async throws {
+        try await TestDatabase.withStore(backend) { store in
+            let (user, tenant) = StoreConformanceTests.account("a@example.com")
+            _ = try await store.createAccount(user: user, tenant: tenant)
+            try await store.createDevice(
+                Device(tenantID: tenant.id, serial: "TH-1", name: "Hall", location: nil, createdAt: Self.hour), keyHash: "key")
+            let channel = AlertChannel(
+                id: UUID(), tenantID: tenant.id, kind: .webhook, name: "hook", url: "http://127.0.0.1:9/", secret: "whsec_x",
+                createdAt: Self.hour)
+            try await store.createAlertChannel(channel)
+            let rule = AlertRule(
+                id: UUID(), tenantID: tenant.id, name: "hot", script: "threshold", deviceSerial: nil, channelIDs: [channel.id],
+                createdAt: Self.hour)
+            try await store.createAlertRule(rule)
+            func alert(_ key: String, _ state: AlertState, value: Double? = nil) -> Alert {
+                Alert(
+                    id: UUID(), tenantID: tenant.id, ruleID: rule.id, deviceSerial: "TH-1", key: key, state: state, severity: "warning",
+                    message: key, value: value, startedAt: Self.hour, firedAt: state == .firing ? Self.hour : nil)
+            }
+            var first = alert("hot", .firing, value: 30)
+            try await store.applyAlertChanges(AlertChanges(tenantID: tenant.id, alerts: [first]))
+            _ = try await store.acknowledgeAlert(tenantID: tenant.id, id: first.id, userID: user.id, at: Self.hour.adding(seconds: 5))
+
+            first.state = .resolved
+            first.resolvedAt = Self.hour.adding(seconds: 60)
+            let again = alert("hot", .firing, value: 31)
+            let others = (0..<1_100).map { alert("key-\($0)", $0 % 2 == 0 ? .pending : .resolved) }
+            let deliveries = (others + [again]).map { changed in
+                AlertDelivery(
+                    id: UUID(), tenantID: tenant.id, alertID: changed.id, channelID: channel.id, event: .firing,
+                    nextAttemptAt: Self.hour, payloadJSON: "{}", createdAt: Self.hour)
+            }
+            // The new alert is listed before the resolution it needs.
+            try await store.applyAlertChanges(AlertChanges(tenantID: tenant.id, alerts: [again] + others + [first], deliveries: deliveries))
+
+            let open = try await store.openAlerts(tenantID: tenant.id)
+            #expect(open.count == 551)
+            #expect(open.first { $0.key == "hot" }?.id == again.id)
+            #expect(open.first { $0.key == "hot" }?.value == 31)
+            let resolved = try #require(try await store.alert(tenantID: tenant.id, id: first.id))
+            #expect(resolved.state == .resolved && resolved.resolvedAt == first.resolvedAt && resolved.value == 30)
+            #expect(resolved.acknowledgedBy == user.id && resolved.acknowledgedAt == Self.hour.adding(seconds: 5))
+            #expect(try await store.alert(tenantID: tenant.id, id: others[1].id)?.firedAt == nil)
+            #expect(try await store.deliveries(tenantID: tenant.id, alertID: nil, limit: 2_000).count == 1_101)
+        }
+    }
+
     @Test(arguments: Backend.available)
     func deletingADeviceDeletesItsRollups(_ backend: Backend) async throws {
         try await TestDatabase.withStore(backend) { store in

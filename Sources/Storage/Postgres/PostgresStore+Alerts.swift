@@ -245,23 +245,32 @@ extension PostgresStore: AlertStore {
         }
         try await transaction("store alert evaluation") { connection in
             try await connection.query(statesAndQueue, logger: logger)
-            // Resolutions first, so a key that resolves and starts again in one pass never has
-            // two open alerts at once.
-            for alert in changes.alerts.sorted(by: { ($0.state.isOpen ? 1 : 0) < ($1.state.isOpen ? 1 : 0) }) {
+            // Resolutions first (rows are stored in the order listed), so a key that resolves and
+            // starts again in one pass never has two open alerts at once. A flapping load changes
+            // hundreds of alerts per pass: one statement per chunk, not one round trip per alert.
+            let alerts = changes.alerts.sorted(by: { ($0.state.isOpen ? 1 : 0) < ($1.state.isOpen ? 1 : 0) })
+            for start in stride(from: 0, to: alerts.count, by: Self.rowsPerStatement) {
                 try await connection.query(
-                    """
-                    INSERT INTO alerts (tenant_id, id, rule_id, device_serial, key, state, severity, message, value, started_at,
-                        fired_at, resolved_at, last_notified_at)
-                    VALUES (\(tenant), \(alert.id), \(alert.ruleID), \(alert.deviceSerial), \(alert.key), \(alert.state.rawValue),
-                        \(alert.severity), \(alert.message), \(alert.value), \(alert.startedAt), \(alert.firedAt),
-                        \(alert.resolvedAt), \(alert.lastNotifiedAt))
-                    ON CONFLICT (tenant_id, id) DO UPDATE SET state = excluded.state, severity = excluded.severity,
-                        message = excluded.message, value = excluded.value, fired_at = excluded.fired_at,
-                        resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at
-                    """, logger: logger)
+                    .insert(
+                        """
+                        alerts (tenant_id, id, rule_id, device_serial, key, state, severity, message, value, started_at, fired_at,
+                            resolved_at, last_notified_at)
+                        """, rows: alerts[start..<min(start + Self.rowsPerStatement, alerts.count)],
+                        tail: """
+                            ON CONFLICT (tenant_id, id) DO UPDATE SET state = excluded.state, severity = excluded.severity,
+                                message = excluded.message, value = excluded.value, fired_at = excluded.fired_at,
+                                resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at
+                            """
+                    ) { alert in
+                        [
+                            tenant, alert.id, alert.ruleID, alert.deviceSerial, alert.key, alert.state.rawValue, alert.severity,
+                            alert.message, alert.value, alert.startedAt, alert.firedAt, alert.resolvedAt, alert.lastNotifiedAt,
+                        ]
+                    }, logger: logger)
             }
-            for delivery in changes.deliveries {
-                try await Self.insert(delivery, connection, logger: logger)
+            for start in stride(from: 0, to: changes.deliveries.count, by: Self.rowsPerStatement) {
+                try await Self.insert(
+                    changes.deliveries[start..<min(start + Self.rowsPerStatement, changes.deliveries.count)], connection, logger: logger)
             }
         }
     }
@@ -344,15 +353,25 @@ extension PostgresStore: AlertStore {
             payloadJSON: row.9, createdAt: row.10, sentAt: row.11)
     }
 
-    private static func insert(_ delivery: AlertDelivery, _ connection: PostgresConnection, logger: Logger) async throws {
+    /// Rows per multi-row statement: at 13 binds a row, far below PostgreSQL's 65,535 binds.
+    private static let rowsPerStatement = 1000
+
+    private static func insert(
+        _ deliveries: some Collection<AlertDelivery>, _ connection: PostgresConnection, logger: Logger
+    ) async throws {
         try await connection.query(
-            """
-            INSERT INTO alert_deliveries (tenant_id, id, alert_id, channel_id, event, status, attempts, next_attempt_at,
-                last_error, payload, created_at, sent_at)
-            VALUES (\(delivery.tenantID), \(delivery.id), \(delivery.alertID), \(delivery.channelID), \(delivery.event.rawValue),
-                \(delivery.status.rawValue), \(delivery.attempts), \(delivery.nextAttemptAt), \(delivery.lastError),
-                \(delivery.payloadJSON), \(delivery.createdAt), \(delivery.sentAt))
-            """, logger: logger)
+            .insert(
+                """
+                alert_deliveries (tenant_id, id, alert_id, channel_id, event, status, attempts, next_attempt_at, last_error,
+                    payload, created_at, sent_at)
+                """, rows: deliveries
+            ) { delivery in
+                [
+                    delivery.tenantID, delivery.id, delivery.alertID, delivery.channelID, delivery.event.rawValue,
+                    delivery.status.rawValue, delivery.attempts, delivery.nextAttemptAt, delivery.lastError, delivery.payloadJSON,
+                    delivery.createdAt, delivery.sentAt,
+                ]
+            }, logger: logger)
     }
 
     public func deliveries(tenantID: UUID, alertID: UUID?, limit: Int) async throws -> [AlertDelivery] {
