@@ -285,8 +285,9 @@ public protocol AlertStore: Sendable {
     func alertQueueTenants(limit: Int) async throws -> [UUID]
     /// Up to `limit` of the tenant's queued samples, the oldest first (so under a backlog every
     /// device gets its turn, in time order), each with the stored sample (nil when it was
-    /// deleted since).
-    func queuedSamples(tenantID: UUID, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)]
+    /// deleted since). With `after`, only entries that sort after it (by time, then serial):
+    /// the next pass's samples, read while the entries up to `after` are still being consumed.
+    func queuedSamples(tenantID: UUID, after: QueuedSample?, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)]
     /// How many of the tenant's samples wait for evaluation.
     func alertQueueLength(tenantID: UUID) async throws -> Int
     /// Empties the tenant's queue (it has no enabled rule left); returns how many were dropped.

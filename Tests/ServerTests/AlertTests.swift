@@ -329,6 +329,44 @@ struct AlertTests {
         }
     }
 
+    /// A backlog of several passes, each reading the next one's samples while it commits, is
+    /// evaluated completely, each device's samples once and in time order.
+    @Test(arguments: Backend.available)
+    func aBacklogOfSeveralPassesIsEvaluatedOnceAndInOrder(_ backend: Backend) async throws {
+        let clock = ManualClock()
+        try await TestPlatform.runWithoutJobs(backend, clock: clock, configure: Self.configure) { client, store, platform in
+            let user = try await client.register()
+            let counter = #"""
+                return { evaluate = function(sample, state, ctx)
+                  if state.last and sample.time <= state.last then error("out of order: " .. sample.time .. " after " .. state.last) end
+                  state.last = sample.time
+                  state.n = (state.n or 0) + 1
+                  if state.n == ctx.config.total then return { { key = "all", message = "seen " .. state.n } }, state end
+                  return {}, state
+                end }
+                """#
+            try await client.uploadAndActivate(user, name: "counter", hook: "alert", source: counter)
+            let rule = try await client.createRule(user, #"{"name":"Counts","script":"counter","config":{"total":1300}}"#)
+            let base = clock.now().adding(seconds: -2 * 86_400)
+            // Two devices 30 s apart, so passes end between them as well as within one.
+            for (index, serial) in ["TH-A", "TH-B"].enumerated() {
+                let device = try await client.registerDevice(user, serial: serial)
+                for part in 0..<2 {
+                    let start = base.adding(seconds: Double(part * 650 * 60 + index * 30))
+                    #expect(try await client.ingest(device, SampleJSON.batch(serial: serial, from: start, count: 650)).status == .ok)
+                }
+            }
+            let tenantID = try TierTests.tenantID(user)
+            #expect(try await store.alertQueueLength(tenantID: tenantID) == 2_600, "more than two passes' worth")
+
+            #expect(await platform.alertEvaluator.work(tenant: tenantID, timer: false) == false, "drained in one turn")
+            #expect(try await store.alertQueueLength(tenantID: tenantID) == 0)
+            let all = try await client.alerts(user, "rule=\(rule)&state=firing")
+            #expect(all.count == 2 && all.allSatisfy { $0["message"] as? String == "seen 1300" }, "\(all)")
+            #expect(try await client.alerts(user, "rule=\(rule)&state=error").isEmpty)
+        }
+    }
+
     @Test func badInputIsRefusedAndChangesNothing() async throws {
         try await TestPlatform.run(configure: Self.configure) { client, store in
             let user = try await client.register()

@@ -167,10 +167,17 @@ struct RollupConformanceTests {
             let early = Self.samples(serial: "TH-Z").prefix(2)
             let late = Self.samples(serial: "TH-A").dropFirst(10).prefix(5)
             _ = try await store.insert((late + early).map { TelemetryRecord(tenantID: tenant.id, sample: $0) }, receivedAt: Self.hour)
-            let queued = try await store.queuedSamples(tenantID: tenant.id, limit: 3)
+            let queued = try await store.queuedSamples(tenantID: tenant.id, after: nil, limit: 3)
             #expect(queued.map(\.0.deviceSerial) == ["TH-Z", "TH-Z", "TH-A"])
             #expect(queued.map(\.0.timestamp) == (early + late.prefix(1)).map(\.timestamp))
             #expect(queued.map { $0.1?.tempInside } == (early + late.prefix(1)).map(\.tempInside))
+            // The next pass reads past the entries this one is still consuming.
+            let next = try await store.queuedSamples(tenantID: tenant.id, after: queued.last?.0, limit: 3)
+            #expect(next.map(\.0.timestamp) == late.dropFirst().prefix(3).map(\.timestamp))
+            #expect(next.map { $0.1?.deviceSerial } == ["TH-A", "TH-A", "TH-A"])
+            // An entry of another device at the same time sorts after it by serial.
+            let sameTime = QueuedSample(deviceSerial: "TH-0", timestamp: late[late.startIndex].timestamp)
+            #expect(try await store.queuedSamples(tenantID: tenant.id, after: sameTime, limit: 1).map(\.0) == [queued[2].0])
         }
     }
 

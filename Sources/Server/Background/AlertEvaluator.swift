@@ -183,15 +183,17 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
     /// A tenant's timer pass when due, then its queue passes; true when samples may still be
     /// waiting (its last pass was full).
-    private func work(tenant: UUID, timer: Bool) async -> Bool {
+    func work(tenant: UUID, timer: Bool) async -> Bool {
         do {
             if timer {
                 try await timerPass(tenantID: tenant)
                 let now = clock.now()
                 status.withLock { $0.timerRuns[tenant] = (($0.timerRuns[tenant]?.count ?? 0) + 1, now) }
             }
+            var readAhead: [(QueuedSample, TelemetrySample?)]?
             for _ in 0..<10 {
-                guard try await queuePass(tenantID: tenant) else { return false }
+                readAhead = try await queuePass(tenantID: tenant, queued: readAhead)
+                guard readAhead != nil else { return false }
             }
             return true
         } catch {
@@ -209,25 +211,44 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
     // MARK: Passes
 
-    /// Evaluates the next queued samples of one tenant; true when more may be waiting.
-    func queuePass(tenantID: UUID) async throws -> Bool {
+    /// Evaluates the next queued samples of one tenant (`queued` when the previous pass read
+    /// them ahead). When this pass was full, more may be waiting: then it reads the following
+    /// samples while its commit runs (the two wait for different things under load) and returns
+    /// them for the next pass; nil when the queue is drained. A failed commit discards the
+    /// read-ahead, and the next pass reads from the queue again.
+    func queuePass(tenantID: UUID, queued readAhead: [(QueuedSample, TelemetrySample?)]? = nil) async throws
+        -> [(QueuedSample, TelemetrySample?)]?
+    {
         // Side by side: under load each read waits tens of milliseconds for a connection and a
         // thread, and a pass's reads are independent.
         async let rulesRead = store.alertRules(tenantID: tenantID)
-        async let queuedRead = store.queuedSamples(tenantID: tenantID, limit: Self.passSize)
+        async let queuedRead = Self.queued(readAhead, or: store, tenantID: tenantID)
         let rules = try await rulesRead.filter(\.enabled)
         guard !rules.isEmpty else {
             _ = try await store.clearAlertQueue(tenantID: tenantID)
-            return false
+            return nil
         }
         let queued = try await queuedRead
-        guard !queued.isEmpty else { return false }
+        guard let last = queued.last else { return nil }
         var samples: [String: [TelemetrySample]] = [:]
         for case (_, let sample?) in queued { samples[sample.deviceSerial, default: []].append(sample) }
         let pass = try await Pass.load(for: tenantID, serials: Array(samples.keys), evaluator: self)
         try await pass.evaluate(rules, devices: samples.keys.sorted().map { ($0, samples[$0]!) }, timer: false)
+        guard queued.count == Self.passSize else {
+            try await pass.commit(consumed: queued.map(\.0))
+            return nil
+        }
+        async let next = store.queuedSamples(tenantID: tenantID, after: last.0, limit: Self.passSize)
         try await pass.commit(consumed: queued.map(\.0))
-        return queued.count == Self.passSize
+        return try await next
+    }
+
+    /// The samples a previous pass read ahead, or else the tenant's oldest queued ones.
+    private static func queued(_ readAhead: [(QueuedSample, TelemetrySample?)]?, or store: any PlatformStore, tenantID: UUID)
+        async throws -> [(QueuedSample, TelemetrySample?)]
+    {
+        if let readAhead { return readAhead }
+        return try await store.queuedSamples(tenantID: tenantID, after: nil, limit: passSize)
     }
 
     /// The timer's work for one tenant: timer scripts on devices' newest samples, no-data

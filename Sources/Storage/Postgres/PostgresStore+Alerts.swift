@@ -153,15 +153,26 @@ extension PostgresStore: AlertStore {
         try await rows("SELECT DISTINCT tenant_id FROM alert_queue LIMIT \(limit)", as: UUID.self)
     }
 
-    public func queuedSamples(tenantID: UUID, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)] {
-        try await rows(
-            """
-            SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output
-            FROM (
-                SELECT device_serial, ts FROM alert_queue WHERE tenant_id = \(tenantID) ORDER BY ts, device_serial LIMIT \(limit)
-            ) q LEFT JOIN telemetry t ON t.tenant_id = \(tenantID) AND t.device_serial = q.device_serial AND t.ts = q.ts
-            ORDER BY q.ts, q.device_serial
-            """, as: (String, Timestamp, String?, Double?, Double?, Double?, Double?, String?).self
+    public func queuedSamples(tenantID: UUID, after: QueuedSample?, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)] {
+        // The next pass's read (`after`) starts past the entries a pass is still consuming.
+        var query = PostgresQuery.StringInterpolation(literalCapacity: 512, interpolationCount: 5)
+        query.appendLiteral("SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output")
+        query.appendLiteral(" FROM (SELECT device_serial, ts FROM alert_queue WHERE tenant_id = ")
+        query.appendInterpolation(tenantID)
+        if let after {
+            query.appendLiteral(" AND (ts, device_serial) > (")
+            query.appendInterpolation(after.timestamp)
+            query.appendLiteral(", ")
+            query.appendInterpolation(after.deviceSerial)
+            query.appendLiteral(")")
+        }
+        query.appendLiteral(" ORDER BY ts, device_serial LIMIT ")
+        query.appendInterpolation(limit)
+        query.appendLiteral(") q LEFT JOIN telemetry t ON t.tenant_id = ")
+        query.appendInterpolation(tenantID)
+        query.appendLiteral(" AND t.device_serial = q.device_serial AND t.ts = q.ts ORDER BY q.ts, q.device_serial")
+        return try await rows(
+            PostgresQuery(stringInterpolation: query), as: (String, Timestamp, String?, Double?, Double?, Double?, Double?, String?).self
         ).map { row in
             let queued = QueuedSample(deviceSerial: row.0, timestamp: row.1)
             guard let mode = row.2, let inside = row.3, let setpoint = row.5, let hysteresis = row.6, let output = row.7 else {

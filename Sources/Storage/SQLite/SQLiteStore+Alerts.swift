@@ -183,18 +183,25 @@ extension SQLiteStore: AlertStore {
         }
     }
 
-    public func queuedSamples(tenantID: UUID, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)] {
-        try await pool.read { db in
+    public func queuedSamples(tenantID: UUID, after: QueuedSample?, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)] {
+        // The next pass's read (`after`) starts past the entries a pass is still consuming.
+        let arguments: StatementArguments =
+            if let after { [tenantID.databaseText, limit, after.timestamp.microseconds, after.deviceSerial] } else {
+                [tenantID.databaseText, limit]
+            }
+        return try await pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output
                     FROM (
-                        SELECT device_serial, ts FROM alert_queue WHERE tenant_id = ?1 ORDER BY ts, device_serial LIMIT ?2
+                        SELECT device_serial, ts FROM alert_queue
+                        WHERE tenant_id = ?1 \(after == nil ? "" : "AND (ts, device_serial) > (?3, ?4)")
+                        ORDER BY ts, device_serial LIMIT ?2
                     ) q LEFT JOIN telemetry t ON t.tenant_id = ?1 AND t.device_serial = q.device_serial AND t.ts = q.ts
                     ORDER BY q.ts, q.device_serial
                     """,
-                arguments: [tenantID.databaseText, limit]
+                arguments: arguments
             ).map { row in
                 let serial: String = row[0]
                 let time = Timestamp(microseconds: row[1])
