@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import PlatformCore
+@testable import Server
 import Storage
 import StorageTesting
 import Testing
@@ -99,6 +100,21 @@ struct TelemetryTests {
                 headers: [.authorization: device.authorization, .contentType: "text/plain"])
             #expect(textPlain.status == .unsupportedMediaType)
             #expect(try await store.latest(tenantID: UUID(uuidString: user.tenantID)!, serial: device.serial) == nil, "nothing stored")
+            let withParameters = try await client.json(
+                "/api/telemetry/ingest/", method: .post, body: good,
+                headers: [.authorization: device.authorization, .contentType: " Application/JSON ; charset=utf-8"])
+            #expect(withParameters.status == .ok)
+        }
+    }
+
+    @Test func onlyJSONMediaTypesAreWritable() {
+        for accepted in ["application/json", "APPLICATION/JSON", " application/json\t", "application/json;charset=utf-8"] {
+            #expect(JSONWritesMiddleware<AppRequestContext>.namesJSON(accepted), "\(accepted)")
+        }
+        for refused in ["", "text/plain", "application/jsonx", "application/json-patch+json", "application/ json", "application/jso",
+            "application\u{0F}json", "multipart/form-data; boundary=application/json"]
+        {
+            #expect(!JSONWritesMiddleware<AppRequestContext>.namesJSON(refused), "\(refused)")
         }
     }
 
