@@ -10,7 +10,7 @@ import Synchronization
 
 /// Evaluates alert rules after the commit, off the ingest path. Committed samples of tenants
 /// with enabled rules wait in the store's alert queue (written in the samples' own
-/// transaction); each pass takes a tenant's next samples in device and time order, runs every
+/// transaction); each pass takes a tenant's oldest queued samples (by time, then serial), runs every
 /// rule's script on them in the tenant's Lua worker, and stores the alerts, per-(rule, device)
 /// states, notifications and the consumed queue entries in one transaction. A crash before
 /// that commit replays the pass; after it, nothing is left to replay. So no committed sample
