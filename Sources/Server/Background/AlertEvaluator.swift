@@ -216,7 +216,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     /// samples while its commit runs (the two wait for different things under load) and returns
     /// them for the next pass; nil when the queue is drained. A failed commit discards the
     /// read-ahead, and the next pass reads from the queue again.
-    func queuePass(tenantID: UUID, queued readAhead: [(QueuedSample, TelemetrySample?)]? = nil) async throws
+    func queuePass(tenantID: UUID, queued readAhead: [(QueuedSample, TelemetrySample?)]?) async throws
         -> [(QueuedSample, TelemetrySample?)]?
     {
         // Side by side: under load each read waits tens of milliseconds for a connection and a
