@@ -104,4 +104,46 @@ import Testing
             #expect(devices.map { $0?.steps.last?.first?.value } == [22, 21])
         }
     }
+
+    /// Rules that watch different devices: a device watched by one rule gets no shared table,
+    /// one watched by several shares it, and either way every rule sees its device's samples.
+    @Test func rulesWatchingDifferentDevicesEachSeeTheirOwnSamples() throws {
+        let worker = LuaWorker(catalog: PluginCatalog())
+        let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
+        let samples = ["TH-0", "TH-0", "TH-1"].enumerated().map { index, serial in
+            TelemetrySample(
+                deviceSerial: serial, timestamp: start.adding(seconds: Double(index) * 60), mode: .heat, tempInside: 20 + Double(index),
+                tempOutside: nil, setpoint: 21, hysteresis: 0.5, output: .heatOn)
+        }
+        let counter = """
+            return { evaluate = function(sample, state)
+              state.sum = (state.sum or 0) + sample.temp_inside_c
+              return {}, state
+            end }
+            """
+        let mutator = "return { evaluate = function(sample, state) sample.temp_inside_c = 99 return {}, state end }"
+        let job = EvaluateJob(
+            tenant: WorkerTenant(id: UUID(), slug: "acme", tier: "free", memoryBytes: 16 * 1024 * 1024), now: start, timer: false,
+            budgetMilliseconds: 2000,
+            devices: [
+                EvaluateJob.Device(serial: "TH-0", name: "Hall", sampleCount: 2), EvaluateJob.Device(serial: "TH-1", name: "Attic", sampleCount: 1),
+            ],
+            rules: [
+                EvaluateJob.Rule(script: WorkerScript(id: UUID(), version: 1, name: "only-attic", configJSON: "{}", source: mutator), states: [nil, "{}"]),
+                EvaluateJob.Rule(script: WorkerScript(id: UUID(), version: 1, name: "both", configJSON: "{}", source: counter), states: ["{}", "{}"]),
+                EvaluateJob.Rule(script: WorkerScript(id: UUID(), version: 1, name: "only-hall", configJSON: "{}", source: counter), states: ["{}", nil]),
+            ],
+            samples: samples)
+        guard case .job(.evaluated(let answers)) = worker.handle(.evaluate(job)), answers.count == 3 else {
+            Issue.record("no evaluation answer")
+            return
+        }
+        let states = answers.map { answer -> [String?] in
+            guard case .evaluated(let devices) = answer else { return [] }
+            return devices.map { $0?.stateJSON }
+        }
+        #expect(states[0] == [nil, "[]"], "an empty table")
+        #expect(states[1] == [#"{"sum":41.0}"#, #"{"sum":22.0}"#], "the attic's rule changed its table for no one")
+        #expect(states[2] == [#"{"sum":41.0}"#, nil])
+    }
 }

@@ -249,7 +249,12 @@ public final class LuaWorker {
         for (deviceIndex, device) in job.devices.enumerated() {
             let samples = job.samples[offset..<offset + device.sampleCount]
             offset += device.sampleCount
-            let sharedCount = job.rules.count > 1 ? min(samples.count, runtime.memoryBytes / Self.memoryPerSharedSample) : 0
+            let watching = job.rules.indices.count { ruleIndex in
+                guard case .runs = runnable[ruleIndex], deviceIndex < job.rules[ruleIndex].states.count else { return false }
+                return job.rules[ruleIndex].states[deviceIndex] != nil
+            }
+            // A table kept for one rule alone would only cost its template and checks.
+            let sharedCount = watching > 1 ? min(samples.count, runtime.memoryBytes / Self.memoryPerSharedSample) : 0
             let sharedSamples = runtime.runner.sharedSamples(count: sharedCount)
             defer { runtime.runner.release(sharedSamples) }
             for (ruleIndex, rule) in job.rules.enumerated() {
