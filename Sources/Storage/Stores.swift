@@ -159,8 +159,10 @@ public struct TelemetryRange: Sendable, Equatable {
 /// Telemetry persistence.
 public protocol TelemetryStore: Sendable {
     /// Inserts the records in one transaction, skipping those whose (tenant, device, timestamp)
-    /// already exists, and updates each device's `last_seen` to `receivedAt`. Returns, for each
-    /// record in order, whether it was newly stored. Returns only after the commit.
+    /// already exists, and moves each device's `last_seen` to `receivedAt` when that is at least
+    /// `lastSeenResolutionSeconds` later (a device sending many samples a second costs one write
+    /// of its row a second, not one per commit). Returns, for each record in order, whether it
+    /// was newly stored. Returns only after the commit.
     func insert(_ records: [TelemetryRecord], receivedAt: Timestamp) async throws -> [Bool]
     /// Raw samples and stored rollups (each as one row with `rollup` set, at its bucket's
     /// start) in time order, so a range spanning downsampled and raw data reads as one.
@@ -178,6 +180,10 @@ public protocol TelemetryStore: Sendable {
 }
 
 extension TelemetryStore {
+    /// How far `receivedAt` must pass a device's `last_seen` before an insert moves it. Far
+    /// below what reads it: the online window and `no_data_seconds`.
+    public static var lastSeenResolutionSeconds: Double { 1 }
+
     /// The device's newest sample.
     public func latest(tenantID: UUID, serial: String) async throws -> TelemetrySample? {
         try await recentSamples(tenantID: tenantID, serial: serial, limit: 1).last

@@ -197,9 +197,16 @@ struct StoreConformanceTests {
             let retry = [10, 30, 30].map { TelemetryRecord(tenantID: tenant.id, sample: Self.sample("TH-1", at: $0)) }
             #expect(try await store.insert(retry, receivedAt: received) == [false, true, false])
             #expect(try await store.device(tenantID: tenant.id, serial: "TH-1")?.lastSeen == received)
+            // `last_seen` moves in steps of a second or more.
+            let soon = received.adding(seconds: 0.5)
+            _ = try await store.insert([TelemetryRecord(tenantID: tenant.id, sample: Self.sample("TH-1", at: 40))], receivedAt: soon)
+            #expect(try await store.device(tenantID: tenant.id, serial: "TH-1")?.lastSeen == received)
+            let later = received.adding(seconds: 1)
+            _ = try await store.insert([TelemetryRecord(tenantID: tenant.id, sample: Self.sample("TH-1", at: 50))], receivedAt: later)
+            #expect(try await store.device(tenantID: tenant.id, serial: "TH-1")?.lastSeen == later)
             let all = try await store.samples(
                 TelemetryRange(tenantID: tenant.id, serial: "TH-1", from: Self.epoch, to: Self.epoch.adding(seconds: 100), limit: 100))
-            #expect(all.map(\.timestamp.microseconds) == [0, 10, 20, 30].map { Self.epoch.microseconds + Int64($0) * 1_000_000 })
+            #expect(all.map(\.timestamp.microseconds) == [0, 10, 20, 30, 40, 50].map { Self.epoch.microseconds + Int64($0) * 1_000_000 })
         }
     }
 

@@ -82,13 +82,15 @@ extension PostgresStore: TelemetryStore {
                 }
             }
             // Lock the device rows in one global order before updating them, so two commits
-            // never wait on each other's rows in opposite orders.
+            // never wait on each other's rows in opposite orders. Only rows whose `last_seen`
+            // moves by a second or more are locked and written (see `TelemetryStore.insert`).
             try await connection.query(
                 """
                 WITH locked AS (
                     SELECT d.tenant_id, d.serial FROM devices d
                     JOIN unnest(\(touchedDevices.map(\.tenant)), \(touchedDevices.map(\.serial))) AS u(t, s)
                         ON d.tenant_id = u.t AND d.serial = u.s
+                    WHERE d.last_seen IS NULL OR d.last_seen <= \(receivedAt.adding(seconds: -Self.lastSeenResolutionSeconds))
                     ORDER BY d.tenant_id, d.serial
                     FOR UPDATE OF d
                 )

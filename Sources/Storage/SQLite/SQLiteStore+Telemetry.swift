@@ -43,10 +43,15 @@ extension SQLiteStore: TelemetryStore {
                 }
                 seenDevices.insert(DeviceKey(tenant: tenant, serial: sample.deviceSerial))
             }
+            // Only when `last_seen` moves by a second or more (see `TelemetryStore.insert`).
             let touch = try db.cachedStatement(
-                sql: "UPDATE devices SET last_seen = ? WHERE tenant_id = ? AND serial = ?")
+                sql: """
+                    UPDATE devices SET last_seen = ?1
+                    WHERE tenant_id = ?2 AND serial = ?3 AND (last_seen IS NULL OR last_seen <= ?4)
+                    """)
+            let unchangedAfter = receivedAt.adding(seconds: -Self.lastSeenResolutionSeconds).microseconds
             for device in seenDevices {
-                try touch.execute(arguments: [receivedAt.microseconds, device.tenant, device.serial])
+                try touch.execute(arguments: [receivedAt.microseconds, device.tenant, device.serial, unchangedAfter])
             }
             return inserted
         }
