@@ -42,6 +42,8 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
     /// Samples one pass takes from a tenant's queue.
     static let passSize = 1000
+    /// Queue entries in the order a pass takes them, each with its stored sample (nil when deleted since).
+    typealias QueuedSamples = [(QueuedSample, TelemetrySample?)]
     static let concurrentTenants = 4
     /// How long a tenant whose queue a pass emptied waits before its next pass. Most of a pass's
     /// cost is per rule and device (their states read, sent to the worker, written back), not
@@ -190,7 +192,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 let now = clock.now()
                 status.withLock { $0.timerRuns[tenant] = (($0.timerRuns[tenant]?.count ?? 0) + 1, now) }
             }
-            var readAhead: [(QueuedSample, TelemetrySample?)]?
+            var readAhead: QueuedSamples?
             for _ in 0..<10 {
                 readAhead = try await queuePass(tenantID: tenant, queued: readAhead)
                 guard readAhead != nil else { return false }
@@ -216,13 +218,12 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     /// samples while its commit runs (the two wait for different things under load) and returns
     /// them for the next pass; nil when the queue is drained. A failed commit discards the
     /// read-ahead, and the next pass reads from the queue again.
-    func queuePass(tenantID: UUID, queued readAhead: [(QueuedSample, TelemetrySample?)]?) async throws
-        -> [(QueuedSample, TelemetrySample?)]?
-    {
+    func queuePass(tenantID: UUID, queued readAhead: QueuedSamples?) async throws -> QueuedSamples? {
         // Side by side: under load each read waits tens of milliseconds for a connection and a
         // thread, and a pass's reads are independent.
         async let rulesRead = store.alertRules(tenantID: tenantID)
-        async let queuedRead = Self.queued(readAhead, or: store, tenantID: tenantID)
+        async let queuedRead =
+            if let readAhead { readAhead } else { try await store.queuedSamples(tenantID: tenantID, after: nil, limit: Self.passSize) }
         let rules = try await rulesRead.filter(\.enabled)
         guard !rules.isEmpty else {
             _ = try await store.clearAlertQueue(tenantID: tenantID)
@@ -241,14 +242,6 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         async let next = store.queuedSamples(tenantID: tenantID, after: last.0, limit: Self.passSize)
         try await pass.commit(consumed: queued.map(\.0))
         return try await next
-    }
-
-    /// The samples a previous pass read ahead, or else the tenant's oldest queued ones.
-    private static func queued(_ readAhead: [(QueuedSample, TelemetrySample?)]?, or store: any PlatformStore, tenantID: UUID)
-        async throws -> [(QueuedSample, TelemetrySample?)]
-    {
-        if let readAhead { return readAhead }
-        return try await store.queuedSamples(tenantID: tenantID, after: nil, limit: passSize)
     }
 
     /// The timer's work for one tenant: timer scripts on devices' newest samples, no-data
