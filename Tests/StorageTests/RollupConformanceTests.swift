@@ -33,6 +33,35 @@ struct RollupConformanceTests {
         return range
     }
 
+    /// A webhook channel and a `threshold` rule that notifies it, stored for the tenant.
+    static func hotRule(_ store: any PlatformStore, tenantID: UUID, at time: Timestamp) async throws -> (AlertChannel, AlertRule) {
+        let channel = AlertChannel(
+            id: UUID(), tenantID: tenantID, kind: .webhook, name: "hook", url: "http://127.0.0.1:9/", secret: "whsec_x", createdAt: time)
+        try await store.createAlertChannel(channel)
+        let rule = AlertRule(
+            id: UUID(), tenantID: tenantID, name: "hot", script: "threshold", deviceSerial: nil, channelIDs: [channel.id], createdAt: time)
+        try await store.createAlertRule(rule)
+        return (channel, rule)
+    }
+
+    /// An alert of `rule` on TH-1 whose key and message are `key`, started (and, when firing, fired) at `time`.
+    static func alert(
+        _ rule: AlertRule, _ key: String, _ state: AlertState, at time: Timestamp, value: Double? = nil, resolvedAt: Timestamp? = nil
+    ) -> Alert {
+        Alert(
+            id: UUID(), tenantID: rule.tenantID, ruleID: rule.id, deviceSerial: "TH-1", key: key, state: state, severity: "warning",
+            message: key, value: value, startedAt: time, firedAt: state == .firing ? time : nil, resolvedAt: resolvedAt)
+    }
+
+    /// A delivery on `channel` of an alert's notification (nil: a test notification).
+    static func delivery(
+        _ channel: AlertChannel, _ alertID: UUID?, _ event: NotificationEvent, at time: Timestamp, status: AlertDelivery.Status = .pending
+    ) -> AlertDelivery {
+        AlertDelivery(
+            id: UUID(), tenantID: channel.tenantID, alertID: alertID, channelID: channel.id, event: event, status: status,
+            nextAttemptAt: time, payloadJSON: "{}", createdAt: time)
+    }
+
     /// Rolls until the step is complete; returns the raw samples rolled.
     static func downsample(
         _ store: any PlatformStore, _ tenantID: UUID, resolution: Int, before cutoff: Timestamp, limit: Int
@@ -191,32 +220,16 @@ struct RollupConformanceTests {
             _ = try await store.createAccount(user: user, tenant: tenant)
             try await store.createDevice(
                 Device(tenantID: tenant.id, serial: "TH-1", name: "Hall", location: nil, createdAt: Self.hour), keyHash: "key")
-            let channel = AlertChannel(
-                id: UUID(), tenantID: tenant.id, kind: .webhook, name: "hook", url: "http://127.0.0.1:9/", secret: "whsec_x",
-                createdAt: Self.hour)
-            try await store.createAlertChannel(channel)
-            let rule = AlertRule(
-                id: UUID(), tenantID: tenant.id, name: "hot", script: "threshold", deviceSerial: nil, channelIDs: [channel.id],
-                createdAt: Self.hour)
-            try await store.createAlertRule(rule)
-            func alert(_ key: String, _ state: AlertState, value: Double? = nil) -> Alert {
-                Alert(
-                    id: UUID(), tenantID: tenant.id, ruleID: rule.id, deviceSerial: "TH-1", key: key, state: state, severity: "warning",
-                    message: key, value: value, startedAt: Self.hour, firedAt: state == .firing ? Self.hour : nil)
-            }
-            var first = alert("hot", .firing, value: 30)
+            let (channel, rule) = try await Self.hotRule(store, tenantID: tenant.id, at: Self.hour)
+            var first = Self.alert(rule, "hot", .firing, at: Self.hour, value: 30)
             try await store.applyAlertChanges(AlertChanges(tenantID: tenant.id, alerts: [first]))
             _ = try await store.acknowledgeAlert(tenantID: tenant.id, id: first.id, userID: user.id, at: Self.hour.adding(seconds: 5))
 
             first.state = .resolved
             first.resolvedAt = Self.hour.adding(seconds: 60)
-            let again = alert("hot", .firing, value: 31)
-            let others = (0..<1_100).map { alert("key-\($0)", $0 % 2 == 0 ? .pending : .resolved) }
-            let deliveries = (others + [again]).map { changed in
-                AlertDelivery(
-                    id: UUID(), tenantID: tenant.id, alertID: changed.id, channelID: channel.id, event: .firing,
-                    nextAttemptAt: Self.hour, payloadJSON: "{}", createdAt: Self.hour)
-            }
+            let again = Self.alert(rule, "hot", .firing, at: Self.hour, value: 31)
+            let others = (0..<1_100).map { Self.alert(rule, "key-\($0)", $0 % 2 == 0 ? .pending : .resolved, at: Self.hour) }
+            let deliveries = (others + [again]).map { Self.delivery(channel, $0.id, .firing, at: Self.hour) }
             // The new alert is listed before the resolution it needs.
             try await store.applyAlertChanges(AlertChanges(tenantID: tenant.id, alerts: [again] + others + [first], deliveries: deliveries))
 
@@ -331,26 +344,12 @@ struct RollupConformanceTests {
             let otherScript = try #require(try await store.scripts(tenantID: otherTenant.id).first)
             #expect(try await store.scriptVersions(tenantID: otherTenant.id, scriptID: otherScript.id).count == 2)
 
-            let channel = AlertChannel(
-                id: UUID(), tenantID: tenant.id, kind: .webhook, name: "hook", url: "http://127.0.0.1:9/", secret: "whsec_x",
-                createdAt: time)
-            try await store.createAlertChannel(channel)
-            let rule = AlertRule(
-                id: UUID(), tenantID: tenant.id, name: "hot", script: "threshold", deviceSerial: nil, channelIDs: [channel.id],
-                createdAt: time)
-            try await store.createAlertRule(rule)
-            func alert(_ state: AlertState, key: String, resolvedAt: Timestamp?) -> Alert {
-                Alert(
-                    id: UUID(), tenantID: tenant.id, ruleID: rule.id, deviceSerial: "TH-1", key: key, state: state,
-                    severity: "warning", message: key, startedAt: time, resolvedAt: resolvedAt)
-            }
-            let old = alert(.resolved, key: "old", resolvedAt: time.adding(seconds: 60))
-            let recent = alert(.resolved, key: "recent", resolvedAt: cutoff.adding(seconds: 60))
-            let open = alert(.firing, key: "open", resolvedAt: nil)
+            let (channel, rule) = try await Self.hotRule(store, tenantID: tenant.id, at: time)
+            let old = Self.alert(rule, "old", .resolved, at: time, resolvedAt: time.adding(seconds: 60))
+            let recent = Self.alert(rule, "recent", .resolved, at: time, resolvedAt: cutoff.adding(seconds: 60))
+            let open = Self.alert(rule, "open", .firing, at: time)
             func delivery(_ alertID: UUID?, _ event: NotificationEvent) -> AlertDelivery {
-                AlertDelivery(
-                    id: UUID(), tenantID: tenant.id, alertID: alertID, channelID: channel.id, event: event, status: .sent,
-                    nextAttemptAt: time, payloadJSON: "{}", createdAt: time)
+                Self.delivery(channel, alertID, event, at: time, status: .sent)
             }
             try await store.applyAlertChanges(
                 AlertChanges(
