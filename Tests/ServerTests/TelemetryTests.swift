@@ -107,15 +107,16 @@ struct TelemetryTests {
         }
     }
 
-    @Test func onlyJSONMediaTypesAreWritable() {
+    @Test func contentTypesAreReadWhateverTheirCaseBlanksAndParameters() {
         for accepted in ["application/json", "APPLICATION/JSON", " application/json\t", "application/json;charset=utf-8"] {
-            #expect(JSONWritesMiddleware<AppRequestContext>.namesJSON(accepted), "\(accepted)")
+            #expect(ContentType.names(accepted, "application/json"), "\(accepted)")
         }
-        for refused in ["", "text/plain", "application/jsonx", "application/json-patch+json", "application/ json", "application/jso",
+        for refused in [nil, "", "text/plain", "application/jsonx", "application/json-patch+json", "application/ json", "application/jso",
             "application\u{0F}json", "multipart/form-data; boundary=application/json"]
         {
-            #expect(!JSONWritesMiddleware<AppRequestContext>.namesJSON(refused), "\(refused)")
+            #expect(!ContentType.names(refused, "application/json"), "\(refused ?? "nil")")
         }
+        #expect(ContentType.names("Application/X-WWW-Form-Urlencoded; charset=UTF-8", "application/x-www-form-urlencoded"))
     }
 
     @Test func ingestNeedsAValidDeviceKey() async throws {

@@ -77,34 +77,13 @@ struct JSONWritesMiddleware<Context: RequestContext>: RouterMiddleware {
         guard method == .post || method == .put || method == .patch || method == .delete else { return }
         let hasBody =
             request.headers[.transferEncoding] != nil || (request.headers[.contentLength].flatMap { Int($0) } ?? 0) > 0
-        if hasBody, !Self.namesJSON(request.headers[.contentType] ?? "") {
+        if hasBody, !ContentType.names(request.headers[.contentType], "application/json") {
             throw PlatformError(
                 .unsupportedMediaType, code: "unsupported_media_type",
                 message: "Request bodies must be JSON with Content-Type: application/json")
         }
     }
 
-    /// Whether a `Content-Type` value is `application/json`, whatever its case, blanks around it
-    /// and parameters. Every write checks it, so it reads the bytes in place: 30–50 ns, where
-    /// splitting, trimming and lowercasing copies through Foundation took 2.5–4 µs.
-    static func namesJSON(_ contentType: String) -> Bool {
-        var contentType = contentType
-        return contentType.withUTF8 { bytes in
-            func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-            var start = 0
-            var end = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
-            while start < end, isBlank(bytes[start]) { start += 1 }
-            while end > start, isBlank(bytes[end - 1]) { end -= 1 }
-            let json: StaticString = "application/json"
-            guard end - start == json.utf8CodeUnitCount else { return false }
-            for offset in 0..<json.utf8CodeUnitCount {
-                let byte = bytes[start + offset]
-                let lowered = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
-                if lowered != json.utf8Start[offset] { return false }
-            }
-            return true
-        }
-    }
 }
 
 extension HTTPField.Name {

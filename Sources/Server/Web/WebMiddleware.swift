@@ -41,9 +41,7 @@ struct WebMiddleware: RouterMiddleware {
     }
 
     private func checkedForm(_ request: inout Request, context: Context) async throws -> FormFields {
-        let mediaType = request.headers[.contentType]?.split(separator: ";").first?
-            .trimmingCharacters(in: .whitespaces).lowercased()
-        guard mediaType == "application/x-www-form-urlencoded" else {
+        guard ContentType.names(request.headers[.contentType], "application/x-www-form-urlencoded") else {
             throw PlatformError(
                 .unsupportedMediaType, code: "unsupported_media_type", message: "Pages accept only HTML form posts")
         }
