@@ -11,10 +11,11 @@ import Testing
 /// production, token scopes and expiry, and tokens that cannot mint tokens.
 @Suite("Sessions and tokens")
 struct SessionAndTokenTests {
-    /// Stored secrets are their SHA-256 in lowercase hex (FIPS 180-2's test vectors).
+    /// Stored secrets are their SHA-256 in lowercase hex (FIPS 180-2's test vectors), two digits a byte.
     @Test func secretsAreStoredAsTheirSHA256InHex() {
         #expect(Secrets.hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Secrets.hash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect([0x00, 0x0F, 0xA0, 0xFF].lowercaseHex == "000fa0ff" && [UInt8]().lowercaseHex.isEmpty)
     }
 
     static func createToken(

@@ -14,19 +14,9 @@ enum Secrets {
         return prefix + base64URL(bytes)
     }
 
-    /// The SHA-256 of a secret in lowercase hex. Every device-authenticated request hashes its
-    /// key, so the hex is written straight into the string (60 ns, against 2.3 µs for a string
-    /// per byte joined).
+    /// The SHA-256 of a secret in lowercase hex (every device-authenticated request hashes its key).
     static func hash(_ secret: String) -> String {
-        let digest = SHA256.hash(data: Data(secret.utf8))
-        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { buffer in
-            func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
-            for (index, byte) in digest.enumerated() {
-                buffer[2 * index] = digit(byte >> 4)
-                buffer[2 * index + 1] = digit(byte & 0x0F)
-            }
-            return SHA256.byteCount * 2
-        }
+        SHA256.hash(data: Data(secret.utf8)).lowercaseHex
     }
 
     /// Compares two digests without an early exit, so timing reveals nothing about how much

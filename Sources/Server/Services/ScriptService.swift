@@ -63,7 +63,7 @@ struct ScriptService: Sendable {
             return .invalid(error)
         }
         let configJSON = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        let digest = SHA256.hash(data: Data(source.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: Data(source.utf8)).lowercaseHex
         let (script, version) = try await store.addScriptVersion(
             tenantID: identity.tenant.id, name: name, hook: hook.rawValue, source: source, sha256: digest,
             configJSON: configJSON, authorID: identity.user.id, at: clock.now())

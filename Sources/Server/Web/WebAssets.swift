@@ -51,7 +51,7 @@ struct WebAssets: Sendable {
     }
 
     private static func file(_ data: Data, type: String) -> StaticFile {
-        let digest = SHA256.hash(data: data).prefix(12).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: data).prefix(12).lowercaseHex
         return StaticFile(contents: ByteBuffer(bytes: data), contentType: type, etag: "\"\(digest)\"")
     }
 
