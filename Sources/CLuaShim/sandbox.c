@@ -3,6 +3,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -837,70 +838,216 @@ void tsb_make_record(lua_State *L, int layout, int count) {
 
 /* Whether two raw values are the same value: rawequal, and for numbers also the same subtype
    and bits (1 and 1.0, or 0.0 and -0.0, are equal to Lua but not the same to a script). */
-static int same_value(lua_State *L, int a, int b) {
-    if (!lua_rawequal(L, a, b)) return 0;
-    if (lua_type(L, a) != LUA_TNUMBER) return 1;
-    if (lua_isinteger(L, a) != lua_isinteger(L, b)) return 0;
-    if (lua_isinteger(L, a)) return 1;
-    lua_Number x = lua_tonumberx(L, a, NULL), y = lua_tonumberx(L, b, NULL);
-    return memcmp(&x, &y, sizeof x) == 0;
+/* ---- an alert rule over one device's samples ---- */
+
+/* The runner's arguments (see tsb_push_alert_runner). */
+enum {
+    RUN_EVALUATE = 1,
+    RUN_SAMPLES,
+    RUN_STATE,
+    RUN_CONTEXT,
+    RUN_CONTEXT_VALUES,
+    RUN_CONTEXT_LAYOUT = RUN_CONTEXT_VALUES + TSB_CONTEXT_FIELDS,
+    RUN_SHARE_NS,
+    RUN_WALL_CLOCK_NS,
+    RUN_BUDGET,
+    RUN_MAXIMUM_ELEMENTS,
+    RUN_MAXIMUM_KEY_BYTES,
+    RUN_ARGUMENTS = RUN_MAXIMUM_KEY_BYTES
+};
+
+/* More alerts than this in one answer are left to the host's reader (their keys are compared
+   pairwise here). */
+#define RUN_MAXIMUM_ALERTS 16
+
+/* Any answer the runner does not take as the host's reader would: the host runs the rule its
+   slower way, which reports the fault (or takes the answer) exactly as before. */
+static int refuse(lua_State *L) { return luaL_error(L, "left to the host"); }
+
+/* Whether the table at `index` holds exactly the keys 1…n, n = #t at most `maximum` (raw). */
+static lua_Integer plain_array_length(lua_State *L, int index, lua_Integer maximum) {
+    lua_Integer length = (lua_Integer)lua_rawlen(L, index), entries = 0;
+    if (length > maximum) return -1;
+    lua_pushnil(L);
+    while (lua_next(L, index) != 0) {
+        lua_pop(L, 1);
+        int is_integer = 0;
+        lua_Integer key = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &is_integer) : 0;
+        if (!is_integer || key < 1 || key > length) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        entries++;
+    }
+    return entries == length ? length : -1;
 }
 
-/* Whether the table at `table_index` holds exactly the `fields` entries of the template at
-   `template_index`: no metatable, and each of its entries has the same value in the template
-   (so, with as many entries, the same keys). */
-static int record_matches(lua_State *L, int table_index, int template_index, int fields) {
-    if (lua_getmetatable(L, table_index)) {
-        lua_pop(L, 1);
-        return 0;
+static int is_ascii(const char *text, size_t length) {
+    for (size_t i = 0; i < length; i++) {
+        if ((unsigned char)text[i] >= 0x80) return 0;
     }
-    int entries = 0;
-    lua_pushnil(L);
-    while (lua_next(L, table_index) != 0) {
-        lua_pushvalue(L, -2);
-        lua_rawget(L, template_index);
-        int same = same_value(L, -1, -2);
-        lua_pop(L, 2);
-        if (!same || ++entries > fields) {
-            lua_pop(L, 1);
-            return 0;
-        }
-    }
-    return entries == fields;
+    return 1;
 }
 
-void tsb_push_shared_record(lua_State *L, int *template_ref, int *shared_ref, int *fields) {
-    if (*template_ref == LUA_NOREF) {
-        *fields = 0;
-        lua_pushnil(L);
-        while (lua_next(L, -2) != 0) {
-            lua_pop(L, 1);
-            ++*fields;
-        }
-        *template_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, *template_ref);
-    int template_index = lua_gettop(L);
-    if (*shared_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, *shared_ref);
-        if (record_matches(L, template_index + 1, template_index, *fields)) {
-            lua_remove(L, template_index);
-            return;
-        }
-        lua_pop(L, 1);
-        luaL_unref(L, LUA_REGISTRYINDEX, *shared_ref);
-    }
-    lua_createtable(L, 0, *fields);
-    lua_pushnil(L);
-    while (lua_next(L, template_index) != 0) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, template_index + 1);
-    }
+/* Moves the raw `field` of the table at `from` to the table at `to`; returns its type. */
+static int copy_field(lua_State *L, int from, int to, const char *field) {
+    lua_pushstring(L, field);
     lua_pushvalue(L, -1);
-    *shared_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_remove(L, template_index);
+    int type = lua_rawget(L, from);
+    if (type == LUA_TNIL) {
+        lua_pop(L, 2);
+    } else {
+        lua_rawset(L, to);
+    }
+    return type;
 }
+
+/* Pushes a copy of the alerts one evaluate call answered (at `answer`; nil is none): an array
+   of fresh tables holding only key, severity, message and value, checked as the host's reader
+   checks them, so that what the script does to its tables later changes nothing. Keys are
+   ASCII here, so that comparing their bytes is comparing them as the host does. */
+static void copy_alerts(lua_State *L, int answer, lua_Integer maximum_elements, size_t maximum_key_bytes) {
+    if (lua_isnil(L, answer)) {
+        lua_createtable(L, 0, 0);
+        return;
+    }
+    lua_Integer count = lua_istable(L, answer) ? plain_array_length(L, answer, maximum_elements) : -1;
+    if (count < 0 || count > RUN_MAXIMUM_ALERTS) refuse(L);
+    lua_createtable(L, (int)count, 0);
+    int copy = lua_gettop(L);
+    for (lua_Integer i = 1; i <= count; i++) {
+        if (lua_rawgeti(L, answer, i) != LUA_TTABLE) refuse(L);
+        int alert = lua_gettop(L);
+        lua_createtable(L, 0, 4);
+        int record = alert + 1;
+        if (copy_field(L, alert, record, "key") != LUA_TSTRING) refuse(L);
+        lua_pushliteral(L, "key");
+        lua_rawget(L, record);
+        size_t length = 0;
+        const char *key = lua_tolstring(L, -1, &length);
+        if (length == 0 || key[0] == '#' || length > maximum_key_bytes || !is_ascii(key, length)) refuse(L);
+        for (lua_Integer earlier = 1; earlier < i; earlier++) {
+            lua_rawgeti(L, copy, earlier);
+            lua_pushliteral(L, "key");
+            lua_rawget(L, -2);
+            int repeated = lua_rawequal(L, -1, -3);
+            lua_pop(L, 2);
+            if (repeated) refuse(L);
+        }
+        lua_pop(L, 1);
+        if (copy_field(L, alert, record, "message") != LUA_TSTRING) refuse(L);
+        int severity = copy_field(L, alert, record, "severity");
+        if (severity != LUA_TNIL) {
+            lua_pushliteral(L, "severity");
+            lua_rawget(L, record);
+            size_t severity_length = 0;
+            const char *text = severity == LUA_TSTRING ? lua_tolstring(L, -1, &severity_length) : NULL;
+            int known = text && ((severity_length == 7 && memcmp(text, "warning", 7) == 0) ||
+                                 (severity_length == 8 && memcmp(text, "critical", 8) == 0));
+            lua_pop(L, 1);
+            if (!known) refuse(L);
+        }
+        int value = copy_field(L, alert, record, "value");
+        if (value != LUA_TNIL) {
+            lua_pushliteral(L, "value");
+            lua_rawget(L, record);
+            int finite = value == LUA_TNUMBER && isfinite(lua_tonumberx(L, -1, NULL));
+            lua_pop(L, 1);
+            if (!finite) refuse(L);
+        }
+        lua_rawseti(L, copy, i);
+        lua_pop(L, 1);
+    }
+}
+
+/* Whether the alert copies at `a` and `b` have the same keys in the same order. */
+static int same_keys(lua_State *L, int a, int b) {
+    a = lua_absindex(L, a);
+    b = lua_absindex(L, b);
+    lua_Integer count = (lua_Integer)lua_rawlen(L, a);
+    if ((lua_Integer)lua_rawlen(L, b) != count) return 0;
+    for (lua_Integer i = 1; i <= count; i++) {
+        lua_rawgeti(L, a, i);
+        lua_pushliteral(L, "key");
+        lua_rawget(L, -2);
+        lua_rawgeti(L, b, i);
+        lua_pushliteral(L, "key");
+        lua_rawget(L, -2);
+        int same = lua_rawequal(L, -1, -3);
+        lua_pop(L, 4);
+        if (!same) return 0;
+    }
+    return 1;
+}
+
+/* The runner: evaluate(sample, state, ctx) for each sample in turn, each call under the limits
+   a call of its own would have, carrying the state from call to call; returns the last state,
+   then the steps (the alert copies after each sample whose keys differ from the previous
+   step's; a sample with the same keys replaces that step). */
+static int run_alert_rule(lua_State *L) {
+    tsb_state *s = state_of(L);
+    int64_t wall_clock = lua_tointeger(L, RUN_WALL_CLOCK_NS);
+    int64_t share_end = tsb_now_ns() + lua_tointeger(L, RUN_SHARE_NS);
+    int64_t budget = lua_tointeger(L, RUN_BUDGET);
+    lua_Integer maximum_elements = lua_tointeger(L, RUN_MAXIMUM_ELEMENTS);
+    size_t maximum_key_bytes = (size_t)lua_tointeger(L, RUN_MAXIMUM_KEY_BYTES);
+    lua_Integer count = (lua_Integer)lua_rawlen(L, RUN_SAMPLES);
+    lua_settop(L, RUN_ARGUMENTS);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lua_tointeger(L, RUN_CONTEXT_LAYOUT));
+    int names = lua_gettop(L);
+    lua_createtable(L, (int)(count < 64 ? count : 64), 0);
+    int steps = names + 1;
+    lua_pushvalue(L, RUN_STATE);
+    int state = steps + 1;
+    lua_Integer step_count = 0;
+    for (lua_Integer i = 1; i <= count; i++) {
+        int64_t now = tsb_now_ns();
+        if (now > share_end) refuse(L);
+        s->budget_left = budget;
+        s->deadline_ns = now + wall_clock < share_end ? now + wall_clock : share_end;
+        lua_pushvalue(L, RUN_EVALUATE);
+        lua_rawgeti(L, RUN_SAMPLES, i);
+        int template = lua_gettop(L);
+        lua_createtable(L, 0, 10);
+        lua_pushnil(L);
+        while (lua_next(L, template) != 0) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, template + 1);
+        }
+        lua_remove(L, template);
+        lua_pushvalue(L, state);
+        for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) {
+            lua_rawgeti(L, names, field + 1);
+            lua_pushvalue(L, RUN_CONTEXT_VALUES + field);
+            lua_rawset(L, RUN_CONTEXT);
+        }
+        lua_pushvalue(L, RUN_CONTEXT);
+        lua_call(L, 3, 2);
+        if (s->abort != TSB_ABORT_NONE || coarse_now_ns() > s->deadline_ns) refuse(L);
+        if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, state)) {
+            if (!lua_istable(L, -1)) refuse(L);
+            lua_copy(L, -1, state);
+        }
+        lua_pop(L, 1);
+        copy_alerts(L, lua_gettop(L), maximum_elements, maximum_key_bytes);
+        int replaces = 0;
+        if (step_count > 0) {
+            lua_rawgeti(L, steps, step_count);
+            replaces = same_keys(L, -2, -1);
+            lua_pop(L, 1);
+        }
+        lua_rawseti(L, steps, replaces ? step_count : ++step_count);
+        lua_pop(L, 1);
+        if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
+    }
+    luaL_checkstack(L, (int)step_count + 1, "too many steps");
+    lua_pushvalue(L, state);
+    for (lua_Integer i = 1; i <= step_count; i++) lua_rawgeti(L, steps, i);
+    return (int)step_count + 1;
+}
+
+void tsb_push_alert_runner(lua_State *L) { lua_pushcfunction(L, run_alert_rule); }
 
 void tsb_fill_record(lua_State *L, int table_index, int layout, int count) {
     table_index = lua_absindex(L, table_index);

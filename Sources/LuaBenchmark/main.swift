@@ -218,12 +218,17 @@ func measureAlertEvaluation(
 
     var ruledStates = rules.map { _ in devices.map { _ in Optional("{}") } }
     var emptyStates = [devices.map { _ in Optional("{}") }]
+    var tenEmptyStates = Array(repeating: devices.map { _ in Optional("{}") }, count: rules.count)
     var iteration = 0
     try await measure(
         [
             Workload(label: "alert pass, one empty rule (baseline)", unitsPerRun: perDevice * devices.count) { _ in
                 iteration += 1
                 try await pass([emptyRule], states: &emptyStates, iteration: iteration)
+            },
+            Workload(label: "alert pass, 10 empty rules", unitsPerRun: perDevice * devices.count) { _ in
+                iteration += 1
+                try await pass(Array(repeating: emptyRule, count: rules.count), states: &tenEmptyStates, iteration: iteration)
             },
             Workload(label: "alert pass, the alert bench's 10 rules", unitsPerRun: perDevice * devices.count) { _ in
                 iteration += 1

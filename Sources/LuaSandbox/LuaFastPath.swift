@@ -39,17 +39,6 @@ public struct LuaReference: Sendable, Hashable {
     }
 }
 
-/// A table handed to many calls without being built for each (`LuaArguments.pushShared`): a
-/// pristine template, and the copy the calls get for as long as none of them changes it.
-/// Release it with `LuaVM.release(_:)`.
-public struct LuaSharedRecord: Sendable {
-    @usableFromInline var template: Int32 = LUA_NOREF
-    @usableFromInline var shared: Int32 = LUA_NOREF
-    @usableFromInline var fields: Int32 = 0
-
-    public init() {}
-}
-
 /// Builds call arguments directly on the Lua stack, without intermediate `LuaValue`s. Valid
 /// only inside the `arguments` closure of `LuaVM.call(_:arguments:results:)`.
 ///
@@ -103,13 +92,20 @@ public struct LuaArguments {
         tsb_make_record(state, layout.reference, Int32(layout.count))
     }
 
-    /// Pushes `record`'s shared table: the one earlier calls got, while it still holds exactly
-    /// the template's entries (the same values, nothing else, no metatable), else a new copy of
-    /// the template. The first push makes the template from the table `build` pushes.
+    /// Pushes a function resolved with `LuaVM.function(_:in:)`.
     @inlinable
-    public func pushShared(_ record: inout LuaSharedRecord, build: () -> Void) {
-        if record.template == LUA_NOREF { build() }
-        tsb_push_shared_record(state, &record.template, &record.shared, &record.fields)
+    public func push(_ function: LuaFunction) {
+        lua_rawgeti(state, tsb_registry_index(), lua_Integer(function.reference))
+    }
+
+    /// Pushes an array of `count` values, element `index` (0-based) being the one value
+    /// `element(index)` pushes.
+    public func pushArray(count: Int, element: (Int) -> Void) {
+        lua_createtable(state, Int32(clamping: count), 0)
+        for index in 0..<count {
+            element(index)
+            lua_rawseti(state, -2, lua_Integer(index + 1))
+        }
     }
 
     /// Pops the top `layout.count` values (one per field, in the layout's order; nil clears a
@@ -308,16 +304,41 @@ extension LuaVM {
         luaL_unref(rawState, tsb_registry_index(), reference.reference)
     }
 
-    /// Lets a shared record's tables be collected (once no script keeps them).
-    public func release(_ record: LuaSharedRecord) {
-        for reference in [record.template, record.shared] where reference != LUA_NOREF {
-            luaL_unref(rawState, tsb_registry_index(), reference)
-        }
-    }
-
     /// Lets a resolved function be collected.
     public func release(_ function: LuaFunction) {
         luaL_unref(rawState, tsb_registry_index(), function.reference)
+    }
+
+    /// Runs an alert rule's `evaluate` over one device's samples in one protected call (the C
+    /// runner `tsb_push_alert_runner` describes): each sample's table a fresh copy of its
+    /// element of `samples` (an array `LuaArguments.pushArray(count:element:)` made), the state
+    /// carried from call to call, `context` pushing the `ctx` table and its five values, which
+    /// `contextLayout` names and which are rewritten before every call. Every call has the limits
+    /// of a call of its own, and all must end within `share`. `results` reads the last state
+    /// (result 0), then the steps. Any fault, or an answer the runner leaves to the caller's
+    /// own reader, is an error: the caller then runs the rule one call per sample.
+    public func runAlertRule<Result>(
+        _ evaluate: LuaFunction, samples: LuaReference, state: LuaValue, share: Duration,
+        context: (LuaArguments) -> Void, contextLayout: LuaRecordLayout, maximumKeyBytes: Int,
+        results: (LuaResults) throws(LuaError) -> Result
+    ) throws(LuaError) -> Result {
+        let top = lua_gettop(rawState)
+        defer { lua_settop(rawState, top) }
+        guard lua_checkstack(rawState, 24) != 0 else { throw LuaError(kind: .bridging, message: "Lua stack exhausted") }
+        tsb_push_alert_runner(rawState)
+        let arguments = LuaArguments(state: rawState, vm: self)
+        arguments.push(evaluate)
+        arguments.push(samples)
+        try arguments.push(state)
+        context(arguments)
+        lua_pushinteger(rawState, lua_Integer(contextLayout.reference))
+        lua_pushinteger(rawState, share.nanoseconds)
+        lua_pushinteger(rawState, limits.wallClock.nanoseconds)
+        lua_pushinteger(rawState, lua_Integer(limits.instructionBudget))
+        lua_pushinteger(rawState, lua_Integer(limits.maximumElements))
+        lua_pushinteger(rawState, lua_Integer(maximumKeyBytes))
+        try protectedCall(arguments: lua_gettop(rawState) - top - 1, results: LUA_MULTRET)
+        return try results(LuaResults(state: rawState, vm: self, base: top + 1, count: Int(lua_gettop(rawState) - top)))
     }
 
     /// Resolves `module[name]` to a function handle for `call(_:arguments:results:)`.

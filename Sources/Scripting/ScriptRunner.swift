@@ -297,13 +297,18 @@ public final class ScriptRunner {
 
     /// Pushes the `ctx` table with its five fields rewritten.
     private func push(_ context: ResolvedContext, to arguments: LuaArguments) {
+        pushUnfilled(context, to: arguments)
+        arguments.fillRecord(layouts.context)
+    }
+
+    /// Pushes the `ctx` table, then the values of its five fields (`layouts.context`).
+    private func pushUnfilled(_ context: ResolvedContext, to arguments: LuaArguments) {
         arguments.push(context.table)
         arguments.push(context.tenant)
         if let table = context.device { arguments.push(table) } else { arguments.pushNil() }
         arguments.push(context.now)
         arguments.push(context.nowISO)
         arguments.push(context.config)
-        arguments.fillRecord(layouts.context)
     }
 
     private func nowISO(_ now: Timestamp, in scripts: CachedContexts) throws(LuaError) -> LuaReference {
@@ -402,11 +407,7 @@ public final class ScriptRunner {
         return (alerts, try finish(run))
     }
 
-    /// Starts a run of a rule's `evaluate` over one device's consecutive samples, the hot path of
-    /// alert evaluation: the function and the device's cached `ctx` are resolved here once, and
-    /// the state stays in the VM from call to call. End it with `finish(_:)` or `discard(_:)`
-    /// before the runner runs anything else.
-    public func startAlertRun(_ script: LoadedScript, state: LuaValue, context: ScriptContext) throws(ScriptError) -> AlertRun {
+    private func startAlertRun(_ script: LoadedScript, state: LuaValue, context: ScriptContext) throws(ScriptError) -> AlertRun {
         let resolved: ResolvedContext
         do {
             resolved = try resolveContext(context, for: script)
@@ -428,7 +429,7 @@ public final class ScriptRunner {
     }
 
     /// The state the run's calls left, converted, and freed in the VM.
-    public func finish(_ run: AlertRun) throws(ScriptError) -> LuaValue {
+    private func finish(_ run: AlertRun) throws(ScriptError) -> LuaValue {
         defer { vm.release(run.state) }
         do {
             return try vm.value(of: run.state)
@@ -438,31 +439,74 @@ public final class ScriptRunner {
     }
 
     /// Frees a run's state unread (after a failed call).
-    public func discard(_ run: AlertRun) {
+    private func discard(_ run: AlertRun) {
         vm.release(run.state)
     }
 
-    /// Tables for `count` samples, to share among the rules of one alert job; release them
-    /// with `release(_:)` when the job ends.
-    public func sharedSamples(count: Int) -> SharedSamples {
-        SharedSamples(count: count)
+    /// Keeps one device's samples in the VM as tables, for `evaluate(_:samples:state:context:share:)`
+    /// to hand every rule a fresh copy of each; release them with `release(_:)`.
+    public func deviceSamples(_ samples: some Collection<TelemetrySample>) throws(ScriptError) -> DeviceSamples {
+        let ordered = Array(samples)
+        do {
+            let reference = try vm.makeReference { arguments in
+                arguments.pushArray(count: ordered.count) { index in
+                    SampleBridge.push(ordered[index], layout: layouts.sample, to: arguments)
+                }
+            }
+            return DeviceSamples(reference: reference, count: ordered.count)
+        } catch {
+            throw .lua(error)
+        }
     }
 
-    /// Lets the job's shared sample tables be collected (once no script keeps them).
-    public func release(_ samples: SharedSamples) {
-        samples.records.forEach(vm.release)
-        samples.records = []
+    /// Lets a device's sample tables be collected (once no script keeps them).
+    public func release(_ samples: DeviceSamples) {
+        vm.release(samples.reference)
+    }
+
+    /// Runs a rule's `evaluate` over one device's samples in one call into the VM, the hot path
+    /// of alert evaluation: the state carried from sample to sample, each call with the limits of
+    /// a call of its own, all within `share`. Returns the steps (the conditions after each sample
+    /// whose keys differ from the step before; a sample with the same keys replaces that step)
+    /// and the last state. Any failure — the script's, a limit, or an answer the VM's runner
+    /// leaves to this reader — throws, and the caller runs the samples one call each (the
+    /// error then names the fault, or there is none).
+    public func evaluate(
+        _ script: LoadedScript, samples: DeviceSamples, state: LuaValue, context: ScriptContext, share: Duration
+    ) throws(ScriptError) -> (steps: [[ScriptAlert]], state: LuaValue) {
+        guard let function = script.functions["evaluate"] else { throw .contract("not an alert script") }
+        let outcome: Result<(steps: [[ScriptAlert]], state: LuaValue), ScriptError>
+        do {
+            let resolved = try resolveContext(context, for: script)
+            outcome = try vm.runAlertRule(
+                function, samples: samples.reference, state: state, share: share,
+                context: { arguments in pushUnfilled(resolved, to: arguments) }, contextLayout: layouts.context,
+                maximumKeyBytes: ScriptAlert.maximumKeyLength,
+                results: { results throws(LuaError) in
+                    let state = try results.value(0)
+                    var steps: [[ScriptAlert]] = []
+                    steps.reserveCapacity(results.count - 1)
+                    for index in 1..<results.count {
+                        switch Result(catching: { () throws(ScriptError) in
+                            try Self.activeAlerts(results, index: index, layout: layouts.condition)
+                        }) {
+                        case .success(let alerts): steps.append(alerts)
+                        case .failure(let error): return .failure(error)
+                        }
+                    }
+                    return .success((steps, state))
+                })
+        } catch {
+            throw .lua(error)
+        }
+        return try outcome.get()
     }
 
     /// One `evaluate(sample, state, ctx)` of a run, with the sample written to the stack
     /// directly. The run's state becomes the table the script returned, when it returned another
     /// one. An answer with nothing active costs no conversion. A call that fails leaves the run's
     /// state as the failed call left it: discard the run.
-    /// With `shared`, the sample's table is the one `shared.tables` keeps at `shared.index` for
-    /// that sample (built on first use).
-    public func evaluate(_ run: inout AlertRun, sample: TelemetrySample, shared: (tables: SharedSamples, index: Int)? = nil)
-        throws(ScriptError) -> [ScriptAlert]
-    {
+    private func evaluate(_ run: inout AlertRun, sample: TelemetrySample) throws(ScriptError) -> [ScriptAlert] {
         let current = run.state
         let context = run.context
         let outcome: Result<([ScriptAlert], LuaReference?), ScriptError>
@@ -470,13 +514,7 @@ public final class ScriptRunner {
             outcome = try vm.call(
                 run.function,
                 arguments: { arguments throws(LuaError) in
-                    if let shared, shared.tables.records.indices.contains(shared.index) {
-                        arguments.pushShared(&shared.tables.records[shared.index]) {
-                            SampleBridge.push(sample, layout: layouts.sample, to: arguments)
-                        }
-                    } else {
-                        SampleBridge.push(sample, layout: layouts.sample, to: arguments)
-                    }
+                    SampleBridge.push(sample, layout: layouts.sample, to: arguments)
                     arguments.push(current)
                     switch context {
                     case .cached(let resolved): push(resolved, to: arguments)
@@ -487,7 +525,7 @@ public final class ScriptRunner {
                 results: { results throws(LuaError) in
                     var alerts: [ScriptAlert] = []
                     if !results.isEmpty(0) {
-                        switch Result(catching: { () throws(ScriptError) in try Self.activeAlerts(results, layout: layouts.condition) }) {
+                        switch Result(catching: { () throws(ScriptError) in try Self.activeAlerts(results, index: 0, layout: layouts.condition) }) {
                         case .success(let active): alerts = active
                         case .failure(let error): return .failure(error)
                         }
@@ -507,13 +545,13 @@ public final class ScriptRunner {
         return alerts
     }
 
-    /// Reads `evaluate`'s first result in place: an array of `{key, severity, message, value?}`,
-    /// each key once. Only those fields are read (without metamethods); an alert's other fields
-    /// are ignored.
-    private static func activeAlerts(_ results: LuaResults, layout: LuaRecordLayout) throws(ScriptError) -> [ScriptAlert] {
+    /// Reads result `index` in place as `evaluate`'s first result: an array of
+    /// `{key, severity, message, value?}`, each key once. Only those fields are read (without
+    /// metamethods); an alert's other fields are ignored.
+    private static func activeAlerts(_ results: LuaResults, index: Int, layout: LuaRecordLayout) throws(ScriptError) -> [ScriptAlert] {
         var alerts: [ScriptAlert] = []
         var keys: Set<String> = []
-        let isArray = try results.readRecords(layout, inArray: 0) { fields throws(ScriptError) in
+        let isArray = try results.readRecords(layout, inArray: index) { fields throws(ScriptError) in
             func string(_ field: Int) -> String? {
                 fields.bytes(field).map { String(decoding: $0, as: UTF8.self) }
             }
@@ -735,24 +773,24 @@ public struct TransformRun {
     fileprivate let name: String
 }
 
-/// The sample tables of one alert job (`ScriptRunner.sharedSamples(count:)`): each sample's
-/// table is built once and handed to every rule that evaluates it, so ten rules cost one table
-/// instead of ten. A rule that changed the table (or set its metatable) does not pass the change
-/// on: the next rule gets a new copy of the sample. Tables stay alive in the VM until released.
-public final class SharedSamples {
-    fileprivate var records: [LuaSharedRecord]
+/// One device's samples kept in a VM as tables (`ScriptRunner.deviceSamples(_:)`), built once
+/// for all the rules that evaluate them.
+public final class DeviceSamples {
+    fileprivate let reference: LuaReference
+    /// How many samples there are.
+    public let count: Int
 
-    fileprivate init(count: Int) {
-        records = Array(repeating: LuaSharedRecord(), count: count)
+    fileprivate init(reference: LuaReference, count: Int) {
+        self.reference = reference
+        self.count = count
     }
 }
 
-/// A rule's `evaluate` bound to one device for a run over its consecutive samples; see
-/// `ScriptRunner.startAlertRun(_:state:context:)`.
-public struct AlertRun {
-    fileprivate let function: LuaFunction
-    fileprivate let context: EvaluationContext
-    fileprivate var state: LuaReference
+/// A rule's `evaluate` bound to one device, the state kept in the VM between calls.
+private struct AlertRun {
+    let function: LuaFunction
+    let context: EvaluationContext
+    var state: LuaReference
 }
 
 /// The `ctx` of an alert evaluation: a device's cached tables, or a table built for one call

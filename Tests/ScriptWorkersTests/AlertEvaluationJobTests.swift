@@ -44,9 +44,9 @@ import Testing
         #expect(verdict.steps.first?.first?.message == "hot at 31.0")
     }
 
-    /// Rules of one job share each sample's table, but a rule that changes it (a field, a
-    /// number's subtype, an extra key, a metatable) passes nothing on: every rule, on every
-    /// sample, sees the sample as sent.
+    /// Rules of one job get their sample tables from one kept copy of each sample, and a rule
+    /// that changes its table (a field, a number's subtype, an extra key, a metatable) passes
+    /// nothing on: every rule, on every sample, sees the sample as sent.
     @Test func aRuleThatChangesTheSampleTableChangesNothingForTheNextRules() throws {
         let worker = LuaWorker(catalog: PluginCatalog())
         let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
@@ -105,8 +105,8 @@ import Testing
         }
     }
 
-    /// Rules that watch different devices: a device watched by one rule gets no shared table,
-    /// one watched by several shares it, and either way every rule sees its device's samples.
+    /// Rules that watch different devices, one device or both: every rule sees its device's
+    /// samples, and only them.
     @Test func rulesWatchingDifferentDevicesEachSeeTheirOwnSamples() throws {
         let worker = LuaWorker(catalog: PluginCatalog())
         let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
@@ -145,5 +145,126 @@ import Testing
         #expect(states[0] == [nil, "[]"], "an empty table")
         #expect(states[1] == [#"{"sum":41.0}"#, #"{"sum":22.0}"#], "the attic's rule changed its table for no one")
         #expect(states[2] == [#"{"sum":41.0}"#, nil])
+    }
+
+    /// A rule runs over a device's samples in one call into the VM, which takes an answer only
+    /// when it would read it as the worker does; anything else (here: keys outside ASCII, more
+    /// than sixteen alerts, a repeated key, a bad severity) is left to one call per sample, so
+    /// the verdicts are the same. An alert table the script changes after returning it keeps
+    /// what it held when returned.
+    @Test func answersTheVMLeavesToTheWorkerGetTheSameVerdicts() throws {
+        let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
+        let samples = (0..<4).map { index in
+            TelemetrySample(
+                deviceSerial: "TH-1", timestamp: start.adding(seconds: Double(index) * 60), mode: .heat,
+                tempInside: 20 + Double(index), tempOutside: nil, setpoint: 21, hysteresis: 0.5, output: .heatOn)
+        }
+        func verdict(_ source: String) -> DeviceEvaluation? {
+            let job = EvaluateJob(
+                tenant: WorkerTenant(id: UUID(), slug: "acme", tier: "free", memoryBytes: 16 * 1024 * 1024), now: start,
+                timer: false, budgetMilliseconds: 2000, devices: [EvaluateJob.Device(serial: "TH-1", name: "Hall", sampleCount: samples.count)],
+                rules: [
+                    EvaluateJob.Rule(
+                        script: WorkerScript(id: UUID(), version: 1, name: "rule", configJSON: "{}", source: source), states: ["{}"])
+                ],
+                samples: samples)
+            guard case .job(.evaluated(let answers)) = LuaWorker(catalog: PluginCatalog()).handle(.evaluate(job)),
+                case .evaluated(let devices) = answers.first
+            else { return nil }
+            return devices.first ?? nil
+        }
+        let accented = try #require(
+            verdict(
+                """
+                return { evaluate = function(sample, state)
+                  return { { key = 'température', message = 'warm', value = sample.temp_inside_c } }, state
+                end }
+                """))
+        #expect(accented.failure == nil)
+        #expect(accented.steps.map { $0.map(\.key) } == [["température"]])
+        #expect(accented.steps.last?.first?.value == 23)
+
+        let many = try #require(
+            verdict(
+                """
+                return { evaluate = function(sample, state)
+                  local alerts = {}
+                  for i = 1, 20 + math.floor(sample.temp_inside_c) % 2 do
+                    alerts[i] = { key = 'k' .. i, message = 'm' }
+                  end
+                  return alerts, state
+                end }
+                """))
+        #expect(many.failure == nil)
+        #expect(many.steps.map(\.count) == [20, 21, 20, 21])
+
+        let repeated = try #require(
+            verdict(
+                """
+                return { evaluate = function(sample, state)
+                  state.n = (state.n or 0) + 1
+                  if state.n == 3 then return { { key = 'a', message = 'x' }, { key = 'a', message = 'y' } }, state end
+                  return { { key = 'a', message = 'x' } }, state
+                end }
+                """))
+        #expect(repeated.failure?.contains("two alerts share the key 'a'") == true)
+        #expect(repeated.stateJSON == #"{"n":2}"#, "the state of the last good call")
+        #expect(repeated.steps.map { $0.map(\.key) } == [["a"]])
+
+        let badSeverity = try #require(
+            verdict("return { evaluate = function(s, state) return { { key = 'a', message = 'x', severity = 'major' } }, state end }"))
+        #expect(badSeverity.failure?.contains("severity") == true)
+
+        let changedLater = try #require(
+            verdict(
+                """
+                local last
+                return { evaluate = function(sample, state)
+                  if last then last.message = 'changed after' ; last.key = 'other' end
+                  last = { key = 'hot', message = 'at ' .. sample.temp_inside_c, value = sample.temp_inside_c }
+                  if sample.temp_inside_c == 21 then return {}, state end
+                  return { last }, state
+                end }
+                """))
+        #expect(changedLater.failure == nil)
+        #expect(changedLater.steps.map { $0.map(\.message) } == [["at 20.0"], [], ["at 23.0"]])
+    }
+
+    /// A device with more samples in a job than its VM keeps tables for (a small tier's VM):
+    /// the kept ones run in one call, the rest one call each, and the state and the steps go on
+    /// across the boundary as if the samples had run together.
+    @Test func samplesBeyondTheKeptOnesGoOnFromTheRunsState() throws {
+        let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
+        let memory = 2 * 1024 * 1024
+        let count = memory / LuaWorker.memoryPerKeptSample + 50
+        let samples = (0..<count).map { index in
+            TelemetrySample(
+                deviceSerial: "TH-1", timestamp: start.adding(seconds: Double(index) * 60), mode: .heat,
+                tempInside: index < count - 60 || index >= count - 20 ? 30 : 20, tempOutside: nil, setpoint: 21, hysteresis: 0.5,
+                output: .heatOn)
+        }
+        let source = """
+            return { evaluate = function(sample, state)
+              state.seen = (state.seen or 0) + 1
+              if sample.temp_inside_c > 25 then return { { key = 'hot', message = 'seen ' .. state.seen } }, state end
+              return {}, state
+            end }
+            """
+        let job = EvaluateJob(
+            tenant: WorkerTenant(id: UUID(), slug: "acme", tier: "free", memoryBytes: memory), now: start, timer: false,
+            budgetMilliseconds: 2000, devices: [EvaluateJob.Device(serial: "TH-1", name: "Hall", sampleCount: count)],
+            rules: [
+                EvaluateJob.Rule(script: WorkerScript(id: UUID(), version: 1, name: "hot", configJSON: "{}", source: source), states: ["{}"])
+            ],
+            samples: samples)
+        guard case .job(.evaluated(let answers)) = LuaWorker(catalog: PluginCatalog()).handle(.evaluate(job)),
+            case .evaluated(let devices) = answers.first, let verdict = devices.first ?? nil
+        else {
+            Issue.record("no evaluation answer")
+            return
+        }
+        #expect(verdict.failure == nil)
+        #expect(verdict.stateJSON == "{\"seen\":\(count)}")
+        #expect(verdict.steps.map { $0.map(\.message) } == [["seen \(count - 60)"], [], ["seen \(count)"]])
     }
 }

@@ -138,12 +138,16 @@ import Testing
                   return {}, state
                 end }
                 """, name: "r", hook: .alert)
-        var alertRun = try runner.startAlertRun(rule, state: [:], context: Self.context)
+        // A rule's run over a device's samples (one call into the VM) rewrites them before each
+        // sample, as the calls of the plain path do.
+        let samples = try runner.deviceSamples(Array(repeating: Self.sample, count: 3))
+        _ = try runner.evaluate(rule, samples: samples, state: [:], context: Self.context, share: .seconds(5))
+        #expect(runner.drainLog() == Array(repeating: "2026-11-29T07:01:00Z\t25\tTH-1", count: 3))
+        runner.release(samples)
         for _ in 0..<3 {
-            _ = try runner.evaluate(&alertRun, sample: Self.sample)
+            _ = try runner.evaluate(rule, sample: Self.sample, state: [:], context: Self.context)
             #expect(runner.drainLog() == ["2026-11-29T07:01:00Z\t25\tTH-1"])
         }
-        runner.discard(alertRun)
     }
 
     /// A full cache (256 devices) must not start over for a device it already holds.
@@ -356,7 +360,7 @@ import Testing
         #expect(throws: ScriptError.self) { try runner.load(source: "return {", name: "broken", hook: .ingest) }
     }
 
-    @Test func theFastAlertPathKeepsTheStateInTheVMAndAgreesWithThePlainOne() throws {
+    @Test func theFastAlertPathRunsADevicesSamplesInOneCallAndAgreesWithThePlainOne() throws {
         let runner = try ScriptRunner(catalog: PluginCatalog())
         let script = try runner.load(
             source: """
@@ -367,26 +371,36 @@ import Testing
                   return nil, state
                 end }
                 """, name: "counter", hook: .alert)
-        var run = try runner.startAlertRun(script, state: ["n": 0], context: Self.context)
-        var fast: [[ScriptAlert]] = []
-        for _ in 0..<6 { fast.append(try runner.evaluate(&run, sample: Self.sample)) }
-        #expect(try runner.finish(run) == ["n": 101])
+        let samples = try runner.deviceSamples(Array(repeating: Self.sample, count: 6))
+        defer { runner.release(samples) }
+        let fast = try runner.evaluate(script, samples: samples, state: ["n": 0], context: Self.context, share: .seconds(5))
+        #expect(fast.state == ["n": 101])
 
         var state: LuaValue = ["n": 0]
         var plain: [[ScriptAlert]] = []
         for _ in 0..<6 {
             let (alerts, next) = try runner.evaluate(script, sample: Self.sample, state: state, context: Self.context)
-            plain.append(alerts)
+            if let last = plain.last, last.map(\.key) == alerts.map(\.key) {
+                plain[plain.count - 1] = alerts
+            } else {
+                plain.append(alerts)
+            }
             state = next
         }
-        #expect(fast == plain)
-        #expect(fast.map(\.count) == [0, 1, 0, 1, 0, 0])
-        #expect(fast[1].first == ScriptAlert(key: "even", severity: "warning", message: "n=2", value: 2))
+        #expect(fast.steps == plain)
+        #expect(fast.steps.map(\.count) == [0, 1, 0, 1, 0])
+        #expect(fast.steps[1].first == ScriptAlert(key: "even", severity: "warning", message: "n=2", value: 2))
 
         let broken = try runner.load(
             source: "return { evaluate = function() return { { message = 'no key' } }, {} end }", name: "broken", hook: .alert)
-        var brokenRun = try runner.startAlertRun(broken, state: [:], context: Self.context)
-        #expect(throws: ScriptError.self) { try runner.evaluate(&brokenRun, sample: Self.sample) }
-        runner.discard(brokenRun)
+        #expect(throws: ScriptError.self) {
+            try runner.evaluate(broken, samples: samples, state: [:], context: Self.context, share: .seconds(5))
+        }
+        let slow = try runner.load(
+            source: "return { evaluate = function(s, state) local t = os.clock() while os.clock() - t < 0.05 do end return {}, state end }",
+            name: "slow", hook: .alert)
+        #expect(throws: ScriptError.self, "the share ends before the six samples do") {
+            try runner.evaluate(slow, samples: samples, state: [:], context: Self.context, share: .milliseconds(120))
+        }
     }
 }

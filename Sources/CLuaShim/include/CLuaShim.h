@@ -70,13 +70,22 @@ int tsb_record_layout(lua_State *L, const char *const *names, int count);
    by a new table holding them. */
 void tsb_make_record(lua_State *L, int layout, int count);
 
-/* Leaves on the stack a table that many calls share instead of each getting a new one: the
-   table `*shared_ref` names while it still holds exactly the entries of the template
-   `*template_ref` (the same raw values, no other key, no metatable), else a new copy of the
-   template, which `*shared_ref` then names. When `*template_ref` is LUA_NOREF, the table on
-   top of the stack becomes the template first (and `*fields` its number of entries). Both
-   references stay in the registry until released. */
-void tsb_push_shared_record(lua_State *L, int *template_ref, int *shared_ref, int *fields);
+/* The fields of `ctx` rewritten before each call (tenant, device, now, now_iso, config). */
+#define TSB_CONTEXT_FIELDS 5
+
+/* Pushes the C function that runs an alert rule over one device's samples in one protected
+   call (tsb_pcall), instead of one host call per sample. Its arguments: the rule's `evaluate`;
+   an array of sample tables (templates: each call gets a fresh copy); the state; the `ctx`
+   table and its TSB_CONTEXT_FIELDS values (rewritten before each call, raw) and their layout
+   (tsb_record_layout); the nanoseconds left of the rule's share; the wall clock of one call
+   in nanoseconds; the instruction budget of one call; the most entries an answer may have;
+   and the longest key in bytes. Each call gets the budget, and a deadline of the wall clock or
+   the share's end, whichever is first, as a call of its own would. It returns the last state,
+   then the steps: a copy of the alerts after each sample whose keys differ from the step
+   before (a sample with the same keys replaces that step). Any answer it does not take exactly
+   as the host's reader would (a fault, an unusual key, many alerts) raises an error: the host
+   then runs the rule its slower way. */
+void tsb_push_alert_runner(lua_State *L);
 
 /* Pops the top `count` values (one per layout field, in order; nil clears a field) into the
    table at `table_index` (which must lie below them), without metamethods. */

@@ -13,10 +13,11 @@ public final class LuaWorker {
     private var useCounter: UInt64 = 0
     /// Tenant VMs one worker keeps; the least recently used one goes first.
     public static let maximumTenants = 64
-    /// Memory of a tenant VM per sample whose table an alert job's rules share (a device's
-    /// further samples in the job get a table per call): the kept tables, about 0.9 KiB per
-    /// sample, stay under 3 % of the VM's cap (512 samples under the default 16 MiB).
-    static let memoryPerSharedSample = 32 * 1024
+    /// Memory of a tenant VM per sample of a device whose table an alert job keeps for its rules
+    /// (a device's further samples in the job run one call per sample): the kept tables, about
+    /// 0.9 KiB per sample, stay under 6 % of the VM's cap (1,024 samples, a whole pass, under the
+    /// default 16 MiB).
+    public static let memoryPerKeptSample = 16 * 1024
 
     private final class TenantRuntime {
         let memoryBytes: Int
@@ -241,22 +242,22 @@ public final class LuaWorker {
         let share = Duration.milliseconds(shareMilliseconds)
         let tenantID = runtime.tenantID
         // Device by device, so that a sample's table is built once for all the rules (kept
-        // only while its device's rules run); each rule's share of the budget counts its time
-        // over all devices.
+        // only while its device's rules run, each call getting a copy); each rule's share of the
+        // budget counts its time over all devices.
         var used = Array(repeating: Duration.zero, count: job.rules.count)
         var verdicts = Array(repeating: [DeviceEvaluation?](), count: job.rules.count)
         var offset = 0
         for (deviceIndex, device) in job.devices.enumerated() {
             let samples = job.samples[offset..<offset + device.sampleCount]
             offset += device.sampleCount
-            let watching = job.rules.indices.count { ruleIndex in
-                guard case .runs = runnable[ruleIndex], deviceIndex < job.rules[ruleIndex].states.count else { return false }
-                return job.rules[ruleIndex].states[deviceIndex] != nil
+            // Built on the first rule's need, once for all the device's rules.
+            var kept: DeviceSamples?
+            defer { kept.map(runtime.runner.release) }
+            let keptCount = min(samples.count, runtime.memoryBytes / Self.memoryPerKeptSample)
+            func keptSamples() -> DeviceSamples? {
+                if kept == nil { kept = try? runtime.runner.deviceSamples(samples.prefix(keptCount)) }
+                return kept
             }
-            // A table kept for one rule alone would only cost its template and checks.
-            let sharedCount = watching > 1 ? min(samples.count, runtime.memoryBytes / Self.memoryPerSharedSample) : 0
-            let sharedSamples = runtime.runner.sharedSamples(count: sharedCount)
-            defer { runtime.runner.release(sharedSamples) }
             for (ruleIndex, rule) in job.rules.enumerated() {
                 guard case .runs(let loaded, let version) = runnable[ruleIndex] else { continue }
                 guard deviceIndex < rule.states.count, let stateJSON = rule.states[deviceIndex] else {
@@ -270,7 +271,7 @@ public final class LuaWorker {
                 verdicts[ruleIndex].append(
                     evaluate(
                         loaded, samples: samples, stateJSON: stateJSON, context: context, timer: job.timer, runner: runtime.runner,
-                        sharedSamples: sharedSamples, deadline: started + share - used[ruleIndex], budgetMilliseconds: shareMilliseconds))
+                        kept: keptSamples, deadline: started + share - used[ruleIndex], budgetMilliseconds: shareMilliseconds))
                 used[ruleIndex] += ContinuousClock.now - started
             }
         }
@@ -289,16 +290,18 @@ public final class LuaWorker {
     /// latest message and value of such a run count.
     private func evaluate(
         _ loaded: LoadedScript, samples: ArraySlice<TelemetrySample>, stateJSON: String, context: ScriptContext, timer: Bool,
-        runner: ScriptRunner, sharedSamples: SharedSamples, deadline: ContinuousClock.Instant, budgetMilliseconds: Int
+        runner: ScriptRunner, kept: () -> DeviceSamples?, deadline: ContinuousClock.Instant, budgetMilliseconds: Int
     ) -> DeviceEvaluation {
         let initial = (try? LuaValue(jsonText: stateJSON)) ?? .table([:])
         let overdue = "time limit exceeded: the rule took longer than its \(budgetMilliseconds) ms share of the evaluation"
-        // The plain path: the state crosses as a value on every call, so a failing call leaves
-        // the state of the last good one. It serves the timer (which adds `ctx.timer`) and
-        // replays a part the fast path saw fail.
-        func plainRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?) {
-            var state = initial
-            var steps: [[ScriptAlert]] = []
+        // The plain path: one call per sample, the state crossing as a value, so a failing call
+        // leaves the state of the last good one. It serves the timer (which adds `ctx.timer`),
+        // replays a part the fast path refused, and goes on past the kept samples.
+        func plainRun(_ samples: ArraySlice<TelemetrySample>, state: LuaValue, steps: [[ScriptAlert]])
+            -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?)
+        {
+            var state = state
+            var steps = steps
             for sample in samples {
                 if ContinuousClock.now > deadline { return (steps, state, overdue) }
                 do {
@@ -311,23 +314,14 @@ public final class LuaWorker {
             }
             return (steps, state, nil)
         }
-        // The fast path: one run, the state staying in the VM from sample to sample.
+        // The fast path: the kept samples in one call into the VM, the state staying there.
         func fastRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?)? {
-            guard var run = try? runner.startAlertRun(loaded, state: initial, context: context) else { return nil }
-            var steps: [[ScriptAlert]] = []
-            for index in samples.indices {
-                guard ContinuousClock.now <= deadline,
-                    let alerts = try? runner.evaluate(&run, sample: samples[index], shared: (sharedSamples, index - samples.startIndex))
-                else {
-                    runner.discard(run)
-                    return nil
-                }
-                Self.append(alerts, to: &steps)
-            }
-            guard let state = try? runner.finish(run) else { return nil }
-            return (steps, state, nil)
+            guard let tables = kept(),
+                let run = try? runner.evaluate(loaded, samples: tables, state: initial, context: context, share: deadline - .now)
+            else { return nil }
+            return plainRun(samples.dropFirst(tables.count), state: run.state, steps: run.steps)
         }
-        let run = (timer ? nil : fastRun()) ?? plainRun()
+        let run = (timer ? nil : fastRun()) ?? plainRun(samples, state: initial, steps: [])
         let stateText = run.state.jsonText
         guard stateText.utf8.count <= DeviceEvaluation.maximumStateBytes else {
             // Too large to keep: the whole part fails and the stored state stays.
