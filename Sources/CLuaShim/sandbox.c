@@ -853,7 +853,8 @@ enum {
     RUN_BUDGET,
     RUN_MAXIMUM_ELEMENTS,
     RUN_MAXIMUM_KEY_BYTES,
-    RUN_ARGUMENTS = RUN_MAXIMUM_KEY_BYTES
+    RUN_COPIES,
+    RUN_ARGUMENTS = RUN_COPIES
 };
 
 /* More alerts than this in one answer are left to the host's reader (their keys are compared
@@ -903,16 +904,16 @@ static int copy_field(lua_State *L, int from, int to, const char *field) {
 }
 
 /* Pushes a copy of the alerts one evaluate call answered (at `answer`; nil is none): an array
-   of fresh tables holding only key, severity, message and value, checked as the host's reader
-   checks them, so that what the script does to its tables later changes nothing. Keys are
+   of fresh tables holding only key, severity, message and value (for none, the empty table at
+   `none`, shared by all such steps), checked as the host's reader checks them, so that what the script does to its tables later changes nothing. Keys are
    ASCII here, so that comparing their bytes is comparing them as the host does. */
-static void copy_alerts(lua_State *L, int answer, lua_Integer maximum_elements, size_t maximum_key_bytes) {
-    if (lua_isnil(L, answer)) {
-        lua_createtable(L, 0, 0);
+static void copy_alerts(lua_State *L, int answer, int none, lua_Integer maximum_elements, size_t maximum_key_bytes) {
+    lua_Integer count = lua_isnil(L, answer) ? 0 : lua_istable(L, answer) ? plain_array_length(L, answer, maximum_elements) : -1;
+    if (count < 0 || count > RUN_MAXIMUM_ALERTS) refuse(L);
+    if (count == 0) {
+        lua_pushvalue(L, none);
         return;
     }
-    lua_Integer count = lua_istable(L, answer) ? plain_array_length(L, answer, maximum_elements) : -1;
-    if (count < 0 || count > RUN_MAXIMUM_ALERTS) refuse(L);
     lua_createtable(L, (int)count, 0);
     int copy = lua_gettop(L);
     for (lua_Integer i = 1; i <= count; i++) {
@@ -991,6 +992,7 @@ static int run_alert_rule(lua_State *L) {
     int64_t budget = lua_tointeger(L, RUN_BUDGET);
     lua_Integer maximum_elements = lua_tointeger(L, RUN_MAXIMUM_ELEMENTS);
     size_t maximum_key_bytes = (size_t)lua_tointeger(L, RUN_MAXIMUM_KEY_BYTES);
+    int copies = lua_toboolean(L, RUN_COPIES);
     lua_Integer count = (lua_Integer)lua_rawlen(L, RUN_SAMPLES);
     lua_settop(L, RUN_ARGUMENTS);
     lua_rawgeti(L, LUA_REGISTRYINDEX, lua_tointeger(L, RUN_CONTEXT_LAYOUT));
@@ -999,6 +1001,8 @@ static int run_alert_rule(lua_State *L) {
     int steps = names + 1;
     lua_pushvalue(L, RUN_STATE);
     int state = steps + 1;
+    lua_createtable(L, 0, 0);
+    int none = state + 1;
     lua_Integer step_count = 0;
     for (lua_Integer i = 1; i <= count; i++) {
         int64_t now = tsb_now_ns();
@@ -1007,15 +1011,17 @@ static int run_alert_rule(lua_State *L) {
         s->deadline_ns = now + wall_clock < share_end ? now + wall_clock : share_end;
         lua_pushvalue(L, RUN_EVALUATE);
         lua_rawgeti(L, RUN_SAMPLES, i);
-        int template = lua_gettop(L);
-        lua_createtable(L, 0, 10);
-        lua_pushnil(L);
-        while (lua_next(L, template) != 0) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, template + 1);
+        if (copies) {
+            int template = lua_gettop(L);
+            lua_createtable(L, 0, 10);
+            lua_pushnil(L);
+            while (lua_next(L, template) != 0) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, template + 1);
+            }
+            lua_remove(L, template);
         }
-        lua_remove(L, template);
         lua_pushvalue(L, state);
         for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) {
             lua_rawgeti(L, names, field + 1);
@@ -1030,7 +1036,7 @@ static int run_alert_rule(lua_State *L) {
             lua_copy(L, -1, state);
         }
         lua_pop(L, 1);
-        copy_alerts(L, lua_gettop(L), maximum_elements, maximum_key_bytes);
+        copy_alerts(L, lua_gettop(L), none, maximum_elements, maximum_key_bytes);
         int replaces = 0;
         if (step_count > 0) {
             lua_rawgeti(L, steps, step_count);

@@ -311,14 +311,15 @@ extension LuaVM {
 
     /// Runs an alert rule's `evaluate` over one device's samples in one protected call (the C
     /// runner `tsb_push_alert_runner` describes): each sample's table a fresh copy of its
-    /// element of `samples` (an array `LuaArguments.pushArray(count:element:)` made), the state
+    /// element of `samples` (an array `LuaArguments.pushArray(count:element:)` made), or with
+    /// `copies` false the element itself (for the only rule that runs over them), the state
     /// carried from call to call, `context` pushing the `ctx` table and its five values, which
     /// `contextLayout` names and which are rewritten before every call. Every call has the limits
     /// of a call of its own, and all must end within `share`. `results` reads the last state
     /// (result 0), then the steps. Any fault, or an answer the runner leaves to the caller's
     /// own reader, is an error: the caller then runs the rule one call per sample.
     public func runAlertRule<Result>(
-        _ evaluate: LuaFunction, samples: LuaReference, state: LuaValue, share: Duration,
+        _ evaluate: LuaFunction, samples: LuaReference, copies: Bool, state: LuaValue, share: Duration,
         context: (LuaArguments) -> Void, contextLayout: LuaRecordLayout, maximumKeyBytes: Int,
         results: (LuaResults) throws(LuaError) -> Result
     ) throws(LuaError) -> Result {
@@ -337,6 +338,7 @@ extension LuaVM {
         lua_pushinteger(rawState, lua_Integer(limits.instructionBudget))
         lua_pushinteger(rawState, lua_Integer(limits.maximumElements))
         lua_pushinteger(rawState, lua_Integer(maximumKeyBytes))
+        lua_pushboolean(rawState, copies ? 1 : 0)
         try protectedCall(arguments: lua_gettop(rawState) - top - 1, results: LUA_MULTRET)
         return try results(LuaResults(state: rawState, vm: self, base: top + 1, count: Int(lua_gettop(rawState) - top)))
     }

@@ -443,9 +443,10 @@ public final class ScriptRunner {
         vm.release(run.state)
     }
 
-    /// Keeps one device's samples in the VM as tables, for `evaluate(_:samples:state:context:share:)`
-    /// to hand every rule a fresh copy of each; release them with `release(_:)`.
-    public func deviceSamples(_ samples: some Collection<TelemetrySample>) throws(ScriptError) -> DeviceSamples {
+    /// Keeps one device's samples in the VM as tables, for `evaluate(_:samples:state:context:share:)`;
+    /// release them with `release(_:)`. With `shared`, every rule gets a fresh copy of each;
+    /// without, the one rule that runs over them gets the tables themselves.
+    public func deviceSamples(_ samples: some Collection<TelemetrySample>, shared: Bool) throws(ScriptError) -> DeviceSamples {
         let ordered = Array(samples)
         do {
             let reference = try vm.makeReference { arguments in
@@ -453,7 +454,7 @@ public final class ScriptRunner {
                     SampleBridge.push(ordered[index], layout: layouts.sample, to: arguments)
                 }
             }
-            return DeviceSamples(reference: reference, count: ordered.count)
+            return DeviceSamples(reference: reference, count: ordered.count, shared: shared)
         } catch {
             throw .lua(error)
         }
@@ -479,7 +480,7 @@ public final class ScriptRunner {
         do {
             let resolved = try resolveContext(context, for: script)
             outcome = try vm.runAlertRule(
-                function, samples: samples.reference, state: state, share: share,
+                function, samples: samples.reference, copies: samples.shared, state: state, share: share,
                 context: { arguments in pushUnfilled(resolved, to: arguments) }, contextLayout: layouts.context,
                 maximumKeyBytes: ScriptAlert.maximumKeyLength,
                 results: { results throws(LuaError) in
@@ -779,10 +780,13 @@ public final class DeviceSamples {
     fileprivate let reference: LuaReference
     /// How many samples there are.
     public let count: Int
+    /// Whether several rules run over the tables (each call then gets a copy).
+    fileprivate let shared: Bool
 
-    fileprivate init(reference: LuaReference, count: Int) {
+    fileprivate init(reference: LuaReference, count: Int, shared: Bool) {
         self.reference = reference
         self.count = count
+        self.shared = shared
     }
 }
 

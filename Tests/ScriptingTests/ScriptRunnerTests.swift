@@ -140,7 +140,7 @@ import Testing
                 """, name: "r", hook: .alert)
         // A rule's run over a device's samples (one call into the VM) rewrites them before each
         // sample, as the calls of the plain path do.
-        let samples = try runner.deviceSamples(Array(repeating: Self.sample, count: 3))
+        let samples = try runner.deviceSamples(Array(repeating: Self.sample, count: 3), shared: false)
         _ = try runner.evaluate(rule, samples: samples, state: [:], context: Self.context, share: .seconds(5))
         #expect(runner.drainLog() == Array(repeating: "2026-11-29T07:01:00Z\t25\tTH-1", count: 3))
         runner.release(samples)
@@ -371,7 +371,7 @@ import Testing
                   return nil, state
                 end }
                 """, name: "counter", hook: .alert)
-        let samples = try runner.deviceSamples(Array(repeating: Self.sample, count: 6))
+        let samples = try runner.deviceSamples(Array(repeating: Self.sample, count: 6), shared: true)
         defer { runner.release(samples) }
         let fast = try runner.evaluate(script, samples: samples, state: ["n": 0], context: Self.context, share: .seconds(5))
         #expect(fast.state == ["n": 101])

@@ -75,11 +75,13 @@ void tsb_make_record(lua_State *L, int layout, int count);
 
 /* Pushes the C function that runs an alert rule over one device's samples in one protected
    call (tsb_pcall), instead of one host call per sample. Its arguments: the rule's `evaluate`;
-   an array of sample tables (templates: each call gets a fresh copy); the state; the `ctx`
+   an array of sample tables; the state; the `ctx`
    table and its TSB_CONTEXT_FIELDS values (rewritten before each call, raw) and their layout
    (tsb_record_layout); the nanoseconds left of the rule's share; the wall clock of one call
    in nanoseconds; the instruction budget of one call; the most entries an answer may have;
-   and the longest key in bytes. Each call gets the budget, and a deadline of the wall clock or
+   the longest key in bytes; and whether each call gets a fresh copy of its sample's table
+   (false hands out the tables themselves, for the one rule that runs over them). Each call
+   gets the budget, and a deadline of the wall clock or
    the share's end, whichever is first, as a call of its own would. It returns the last state,
    then the steps: a copy of the alerts after each sample whose keys differ from the step
    before (a sample with the same keys replaces that step). Any answer it does not take exactly

@@ -250,12 +250,17 @@ public final class LuaWorker {
         for (deviceIndex, device) in job.devices.enumerated() {
             let samples = job.samples[offset..<offset + device.sampleCount]
             offset += device.sampleCount
-            // Built on the first rule's need, once for all the device's rules.
+            // Built on the first rule's need, once for all the device's rules (which then each
+            // get copies; a device's only rule gets the tables themselves).
+            let watching = job.rules.indices.count { ruleIndex in
+                guard case .runs = runnable[ruleIndex], deviceIndex < job.rules[ruleIndex].states.count else { return false }
+                return job.rules[ruleIndex].states[deviceIndex] != nil
+            }
             var kept: DeviceSamples?
             defer { kept.map(runtime.runner.release) }
             let keptCount = min(samples.count, runtime.memoryBytes / Self.memoryPerKeptSample)
             func keptSamples() -> DeviceSamples? {
-                if kept == nil { kept = try? runtime.runner.deviceSamples(samples.prefix(keptCount)) }
+                if kept == nil { kept = try? runtime.runner.deviceSamples(samples.prefix(keptCount), shared: watching > 1) }
                 return kept
             }
             for (ruleIndex, rule) in job.rules.enumerated() {
