@@ -75,12 +75,14 @@ public enum LuaWorkerProcess {
 
     private static func confine(_ limits: Limits) {
         setLimit(RLIMIT_AS_VALUE, soft: rlim_t(limits.addressSpaceBytes), hard: rlim_t(limits.addressSpaceBytes))
-        setLimit(RLIMIT_FSIZE_VALUE, soft: 0, hard: 0)
         setLimit(RLIMIT_CORE_VALUE, soft: 0, hard: 0)
         // The runtime's own few descriptors stay usable; no new one can be opened. (Listed
         // before dropping root: a process that changed its ids cannot read its own /proc.)
         let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap(Int.init).max()) ?? 2
         if geteuid() == 0 { dropRoot() }
+        // After dropping root, whose failure is reported on stderr: with the file size cap, any
+        // write to a stderr that is a regular file (the server's log) kills the process.
+        setLimit(RLIMIT_FSIZE_VALUE, soft: 0, hard: 0)
         setLimit(RLIMIT_NOFILE_VALUE, soft: rlim_t(open), hard: rlim_t(open))
     }
 
