@@ -22,6 +22,15 @@ import Testing
         ("keyless", "return { evaluate = function() return { { message = 'no key' } } end }", "key"),
         ("platform-key", "return { evaluate = function() return { { key = '#no_data', message = 'mine' } } end }", "'#'"),
         ("function-state", "return { evaluate = function(s, state) return {}, { f = print } end }", "function"),
+        // Answers the VM's runner leaves to the worker's reader, which names the fault.
+        ("hidden-key", "return { evaluate = function() return { setmetatable({ message = 'm' }, { __index = { key = 'k' } }) } end }", "key"),
+        (
+            "many-one-bad",
+            "return { evaluate = function() local a = {} for i = 1, 20 do a[i] = { key = 'k' .. i, message = 'm' } end "
+                + "a[20].message = nil return a end }", "message"
+        ),
+        ("caught-budget", "return { evaluate = function() pcall(function() while true do end end) return {}, {} end }", "instruction"),
+        ("yield", "return { evaluate = function() coroutine.yield() return {}, {} end }", "yield"),
     ]
 
     @Test func eachHostileRuleFailsAloneAndItsNeighbourAnswers() throws {
