@@ -995,6 +995,7 @@ static int run_alert_rule(lua_State *L) {
     int copies = lua_toboolean(L, RUN_COPIES);
     lua_Integer count = (lua_Integer)lua_rawlen(L, RUN_SAMPLES);
     lua_settop(L, RUN_ARGUMENTS);
+    luaL_checkstack(L, 24, "the alert runner's own values");
     lua_rawgeti(L, LUA_REGISTRYINDEX, lua_tointeger(L, RUN_CONTEXT_LAYOUT));
     int names = lua_gettop(L);
     lua_createtable(L, (int)(count < 64 ? count : 64), 0);
