@@ -836,8 +836,6 @@ void tsb_make_record(lua_State *L, int layout, int count) {
     lua_settop(L, first);
 }
 
-/* Whether two raw values are the same value: rawequal, and for numbers also the same subtype
-   and bits (1 and 1.0, or 0.0 and -0.0, are equal to Lua but not the same to a script). */
 /* ---- an alert rule over one device's samples ---- */
 
 /* The runner's arguments (see tsb_push_alert_runner). */
@@ -890,23 +888,24 @@ static int is_ascii(const char *text, size_t length) {
     return 1;
 }
 
-/* Moves the raw `field` of the table at `from` to the table at `to`; returns its type. */
-static int copy_field(lua_State *L, int from, int to, const char *field) {
+/* Pushes the raw `field` of the table at `table`; returns its type. */
+static int push_field(lua_State *L, int table, const char *field) {
     lua_pushstring(L, field);
-    lua_pushvalue(L, -1);
-    int type = lua_rawget(L, from);
-    if (type == LUA_TNIL) {
-        lua_pop(L, 2);
-    } else {
-        lua_rawset(L, to);
-    }
-    return type;
+    return lua_rawget(L, table);
+}
+
+/* Pops the value on top into the raw `field` of the table at `table` (nil sets nothing). */
+static void pop_field(lua_State *L, int table, const char *field) {
+    lua_pushstring(L, field);
+    lua_insert(L, -2);
+    lua_rawset(L, table);
 }
 
 /* Pushes a copy of the alerts one evaluate call answered (at `answer`; nil is none): an array
    of fresh tables holding only key, severity, message and value (for none, the empty table at
-   `none`, shared by all such steps), checked as the host's reader checks them, so that what the script does to its tables later changes nothing. Keys are
-   ASCII here, so that comparing their bytes is comparing them as the host does. */
+   `none`, shared by all such steps), checked as the host's reader checks them, so that what the
+   script does to its tables later changes nothing. Keys are ASCII here, so that comparing their
+   bytes is comparing them as the host does. */
 static void copy_alerts(lua_State *L, int answer, int none, lua_Integer maximum_elements, size_t maximum_key_bytes) {
     lua_Integer count = lua_isnil(L, answer) ? 0 : lua_istable(L, answer) ? plain_array_length(L, answer, maximum_elements) : -1;
     if (count < 0 || count > RUN_MAXIMUM_ALERTS) refuse(L);
@@ -921,41 +920,37 @@ static void copy_alerts(lua_State *L, int answer, int none, lua_Integer maximum_
         int alert = lua_gettop(L);
         lua_createtable(L, 0, 4);
         int record = alert + 1;
-        if (copy_field(L, alert, record, "key") != LUA_TSTRING) refuse(L);
-        lua_pushliteral(L, "key");
-        lua_rawget(L, record);
         size_t length = 0;
-        const char *key = lua_tolstring(L, -1, &length);
+        const char *key = push_field(L, alert, "key") == LUA_TSTRING ? lua_tolstring(L, -1, &length) : NULL;
         if (length == 0 || key[0] == '#' || length > maximum_key_bytes || !is_ascii(key, length)) refuse(L);
         for (lua_Integer earlier = 1; earlier < i; earlier++) {
             lua_rawgeti(L, copy, earlier);
-            lua_pushliteral(L, "key");
-            lua_rawget(L, -2);
+            push_field(L, lua_gettop(L), "key");
             int repeated = lua_rawequal(L, -1, -3);
             lua_pop(L, 2);
             if (repeated) refuse(L);
         }
-        lua_pop(L, 1);
-        if (copy_field(L, alert, record, "message") != LUA_TSTRING) refuse(L);
-        int severity = copy_field(L, alert, record, "severity");
-        if (severity != LUA_TNIL) {
-            lua_pushliteral(L, "severity");
-            lua_rawget(L, record);
-            size_t severity_length = 0;
-            const char *text = severity == LUA_TSTRING ? lua_tolstring(L, -1, &severity_length) : NULL;
-            int known = text && ((severity_length == 7 && memcmp(text, "warning", 7) == 0) ||
-                                 (severity_length == 8 && memcmp(text, "critical", 8) == 0));
-            lua_pop(L, 1);
-            if (!known) refuse(L);
+        pop_field(L, record, "key");
+        if (push_field(L, alert, "message") != LUA_TSTRING) refuse(L);
+        pop_field(L, record, "message");
+        size_t severity_length = 0;
+        const char *severity = NULL;
+        switch (push_field(L, alert, "severity")) {
+        case LUA_TNIL: break;
+        case LUA_TSTRING: severity = lua_tolstring(L, -1, &severity_length); break;
+        default: refuse(L);
         }
-        int value = copy_field(L, alert, record, "value");
-        if (value != LUA_TNIL) {
-            lua_pushliteral(L, "value");
-            lua_rawget(L, record);
-            int finite = value == LUA_TNUMBER && isfinite(lua_tonumberx(L, -1, NULL));
-            lua_pop(L, 1);
-            if (!finite) refuse(L);
+        if (severity && !((severity_length == 7 && memcmp(severity, "warning", 7) == 0) ||
+                          (severity_length == 8 && memcmp(severity, "critical", 8) == 0))) {
+            refuse(L);
         }
+        pop_field(L, record, "severity");
+        switch (push_field(L, alert, "value")) {
+        case LUA_TNIL: break;
+        case LUA_TNUMBER: if (!isfinite(lua_tonumberx(L, -1, NULL))) refuse(L); break;
+        default: refuse(L);
+        }
+        pop_field(L, record, "value");
         lua_rawseti(L, copy, i);
         lua_pop(L, 1);
     }
@@ -996,10 +991,9 @@ static int run_alert_rule(lua_State *L) {
     lua_Integer count = (lua_Integer)lua_rawlen(L, RUN_SAMPLES);
     lua_settop(L, RUN_ARGUMENTS);
     luaL_checkstack(L, 24, "the alert runner's own values");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lua_tointeger(L, RUN_CONTEXT_LAYOUT));
-    int names = lua_gettop(L);
+    int layout = (int)lua_tointeger(L, RUN_CONTEXT_LAYOUT);
     lua_createtable(L, (int)(count < 64 ? count : 64), 0);
-    int steps = names + 1;
+    int steps = lua_gettop(L);
     lua_pushvalue(L, RUN_STATE);
     int state = steps + 1;
     lua_createtable(L, 0, 0);
@@ -1024,11 +1018,8 @@ static int run_alert_rule(lua_State *L) {
             lua_remove(L, template);
         }
         lua_pushvalue(L, state);
-        for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) {
-            lua_rawgeti(L, names, field + 1);
-            lua_pushvalue(L, RUN_CONTEXT_VALUES + field);
-            lua_rawset(L, RUN_CONTEXT);
-        }
+        for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) lua_pushvalue(L, RUN_CONTEXT_VALUES + field);
+        tsb_fill_record(L, RUN_CONTEXT, layout, TSB_CONTEXT_FIELDS);
         lua_pushvalue(L, RUN_CONTEXT);
         lua_call(L, 3, 2);
         if (s->abort != TSB_ABORT_NONE || coarse_now_ns() > s->deadline_ns) refuse(L);

@@ -98,13 +98,12 @@ public struct LuaArguments {
         lua_rawgeti(state, tsb_registry_index(), lua_Integer(function.reference))
     }
 
-    /// Pushes an array of `count` values, element `index` (0-based) being the one value
-    /// `element(index)` pushes.
-    public func pushArray(count: Int, element: (Int) -> Void) {
-        lua_createtable(state, Int32(clamping: count), 0)
-        for index in 0..<count {
-            element(index)
-            lua_rawseti(state, -2, lua_Integer(index + 1))
+    /// Pushes an array of `elements`, each the one value `push` pushes for it.
+    public func pushArray<Elements: Collection>(_ elements: Elements, push: (Elements.Element) -> Void) {
+        lua_createtable(state, Int32(clamping: elements.count), 0)
+        for (position, element) in elements.enumerated() {
+            push(element)
+            lua_rawseti(state, -2, lua_Integer(position + 1))
         }
     }
 
@@ -311,7 +310,7 @@ extension LuaVM {
 
     /// Runs an alert rule's `evaluate` over one device's samples in one protected call (the C
     /// runner `tsb_push_alert_runner` describes): each sample's table a fresh copy of its
-    /// element of `samples` (an array `LuaArguments.pushArray(count:element:)` made), or with
+    /// element of `samples` (an array `LuaArguments.pushArray(_:push:)` made), or with
     /// `copies` false the element itself (for the only rule that runs over them), the state
     /// carried from call to call, `context` pushing the `ctx` table and its five values, which
     /// `contextLayout` names and which are rewritten before every call. Every call has the limits
@@ -323,24 +322,24 @@ extension LuaVM {
         context: (LuaArguments) -> Void, contextLayout: LuaRecordLayout, maximumKeyBytes: Int,
         results: (LuaResults) throws(LuaError) -> Result
     ) throws(LuaError) -> Result {
-        let top = lua_gettop(rawState)
-        defer { lua_settop(rawState, top) }
-        guard lua_checkstack(rawState, 24) != 0 else { throw LuaError(kind: .bridging, message: "Lua stack exhausted") }
-        tsb_push_alert_runner(rawState)
-        let arguments = LuaArguments(state: rawState, vm: self)
-        arguments.push(evaluate)
-        arguments.push(samples)
-        try arguments.push(state)
-        context(arguments)
-        lua_pushinteger(rawState, lua_Integer(contextLayout.reference))
-        lua_pushinteger(rawState, share.nanoseconds)
-        lua_pushinteger(rawState, limits.wallClock.nanoseconds)
-        lua_pushinteger(rawState, lua_Integer(limits.instructionBudget))
-        lua_pushinteger(rawState, lua_Integer(limits.maximumElements))
-        lua_pushinteger(rawState, lua_Integer(maximumKeyBytes))
-        lua_pushboolean(rawState, copies ? 1 : 0)
-        try protectedCall(arguments: lua_gettop(rawState) - top - 1, results: LUA_MULTRET)
-        return try results(LuaResults(state: rawState, vm: self, base: top + 1, count: Int(lua_gettop(rawState) - top)))
+        try call(
+            alertRunner,
+            arguments: { arguments throws(LuaError) in
+                let base = lua_gettop(rawState)
+                arguments.push(evaluate)
+                arguments.push(samples)
+                try arguments.push(state)
+                context(arguments)
+                for number in [
+                    lua_Integer(contextLayout.reference), share.nanoseconds, limits.wallClock.nanoseconds,
+                    limits.instructionBudget, lua_Integer(limits.maximumElements), lua_Integer(maximumKeyBytes),
+                ] {
+                    lua_pushinteger(rawState, number)
+                }
+                lua_pushboolean(rawState, copies ? 1 : 0)
+                return lua_gettop(rawState) - base
+            },
+            results: results)
     }
 
     /// Resolves `module[name]` to a function handle for `call(_:arguments:results:)`.

@@ -20,6 +20,12 @@ public final class LuaVM {
     /// The raw state, for the fast-path call API in this module.
     @usableFromInline var rawState: OpaquePointer { state }
 
+    /// The C runner of alert rules (`runAlertRule`), kept in the registry on first use.
+    lazy var alertRunner: LuaFunction = {
+        tsb_push_alert_runner(state)
+        return LuaFunction(reference: luaL_ref(state, tsb_registry_index()))
+    }()
+
     public init(limits: LuaLimits = LuaLimits()) throws(LuaError) {
         guard let state = tsb_open(limits.memoryBytes, limits.logBytes) else {
             throw LuaError(kind: .memoryExhausted, message: "could not create a Lua VM")

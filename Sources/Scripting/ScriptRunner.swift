@@ -447,14 +447,11 @@ public final class ScriptRunner {
     /// release them with `release(_:)`. With `shared`, every rule gets a fresh copy of each;
     /// without, the one rule that runs over them gets the tables themselves.
     public func deviceSamples(_ samples: some Collection<TelemetrySample>, shared: Bool) throws(ScriptError) -> DeviceSamples {
-        let ordered = Array(samples)
         do {
             let reference = try vm.makeReference { arguments in
-                arguments.pushArray(count: ordered.count) { index in
-                    SampleBridge.push(ordered[index], layout: layouts.sample, to: arguments)
-                }
+                arguments.pushArray(samples) { SampleBridge.push($0, layout: layouts.sample, to: arguments) }
             }
-            return DeviceSamples(reference: reference, count: ordered.count, shared: shared)
+            return DeviceSamples(reference: reference, count: samples.count, shared: shared)
         } catch {
             throw .lua(error)
         }
@@ -774,7 +771,7 @@ public struct TransformRun {
     fileprivate let name: String
 }
 
-/// One device's samples kept in a VM as tables (`ScriptRunner.deviceSamples(_:)`), built once
+/// One device's samples kept in a VM as tables (`ScriptRunner.deviceSamples(_:shared:)`), built once
 /// for all the rules that evaluate them.
 public final class DeviceSamples {
     fileprivate let reference: LuaReference
