@@ -324,9 +324,7 @@ public final class LuaWorker {
             guard let tables = kept(),
                 let run = try? runner.evaluate(loaded, samples: tables, state: initial, context: context, share: deadline - .now)
             else { return nil }
-            let rest = plainRun(samples.dropFirst(tables.count), state: run.state, steps: run.steps)
-            // As on the plain path alone: a part the share cuts off counts none of its samples.
-            return rest.failure == overdue ? ([], initial, overdue) : rest
+            return plainRun(samples.dropFirst(tables.count), state: run.state, steps: run.steps)
         }
         let run = (timer ? nil : fastRun()) ?? plainRun(samples, state: initial, steps: [])
         let stateText = run.state.jsonText
