@@ -148,9 +148,9 @@ import Testing
     }
 
     /// A rule runs over a device's samples in one call into the VM, which takes an answer only
-    /// when it would read it as the worker does; anything else (here: keys outside ASCII, more
-    /// than sixteen alerts, a repeated key, a bad severity) is left to one call per sample, so
-    /// the verdicts are the same. An alert table the script changes after returning it keeps
+    /// when it would read it as the worker does; anything else (here: keys outside ASCII, among
+    /// them one spelled in two Unicode compositions, more than sixteen alerts, a repeated
+    /// key, a bad severity) is left to one call per sample, so the verdicts are the same. An alert table the script changes after returning it keeps
     /// what it held when returned.
     @Test func answersTheVMLeavesToTheWorkerGetTheSameVerdicts() throws {
         let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
@@ -210,6 +210,20 @@ import Testing
         #expect(repeated.failure?.contains("two alerts share the key 'a'") == true)
         #expect(repeated.stateJSON == #"{"n":2}"#, "the state of the last good call")
         #expect(repeated.steps.map { $0.map(\.key) } == [["a"]])
+
+        // "é" composed on even samples, decomposed on odd ones: different bytes, one key to the
+        // worker (Swift compares strings by canonical equivalence), so one step throughout.
+        let equivalent = try #require(
+            verdict(
+                """
+                return { evaluate = function(sample, state)
+                  state.n = (state.n or 0) + 1
+                  local key = state.n % 2 == 0 and '\u{E9}t\u{E9}' or 'e\u{301}te\u{301}'
+                  return { { key = key, message = 'seen ' .. state.n } }, state
+                end }
+                """))
+        #expect(equivalent.failure == nil)
+        #expect(equivalent.steps.map { $0.map(\.message) } == [["seen 4"]], "one key, so one step with the latest message")
 
         let badSeverity = try #require(
             verdict("return { evaluate = function(s, state) return { { key = 'a', message = 'x', severity = 'major' } }, state end }"))

@@ -396,6 +396,13 @@ import Testing
         #expect(throws: ScriptError.self) {
             try runner.evaluate(broken, samples: samples, state: [:], context: Self.context, share: .seconds(5))
         }
+        let accented = try runner.load(
+            source: "return { evaluate = function() return { { key = 'd\u{E9}j\u{E0}', message = 'm' } }, {} end }",
+            name: "accented", hook: .alert)
+        #expect(throws: ScriptError.self, "keys outside ASCII are left to the one-call-per-sample path") {
+            try runner.evaluate(accented, samples: samples, state: [:], context: Self.context, share: .seconds(5))
+        }
+        #expect(try runner.evaluate(accented, sample: Self.sample, state: [:], context: Self.context).alerts.map(\.key) == ["déjà"])
         let slow = try runner.load(
             source: "return { evaluate = function(s, state) local t = os.clock() while os.clock() - t < 0.05 do end return {}, state end }",
             name: "slow", hook: .alert)
