@@ -752,7 +752,7 @@ int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget,
     if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
     /* Work the hook never saw (one C function, the collection) may have run past the deadline:
        the call failed even though it returned. */
-    if (status == LUA_OK && s->abort == TSB_ABORT_NONE && coarse_now_ns() > deadline_ns) s->abort = TSB_ABORT_LATE;
+    if (status == LUA_OK && s->abort == TSB_ABORT_NONE && coarse_now_ns() > s->deadline_ns) s->abort = TSB_ABORT_LATE;
     return status;
 }
 
@@ -1046,6 +1046,193 @@ static int run_alert_rule(lua_State *L) {
 }
 
 void tsb_push_alert_runner(lua_State *L) { lua_pushcfunction(L, run_alert_rule); }
+
+/* ---- an ingest transform over consecutive samples of one device ---- */
+
+/* The runner's arguments (see tsb_push_transform_runner). */
+enum {
+    TRANSFORM_FUNCTION = 1,
+    TRANSFORM_CONTEXT,
+    TRANSFORM_CONTEXT_VALUES,
+    TRANSFORM_CONTEXT_LAYOUT = TRANSFORM_CONTEXT_VALUES + TSB_CONTEXT_FIELDS,
+    TRANSFORM_SAMPLE_LAYOUT,
+    TRANSFORM_ANSWER_LAYOUT,
+    TRANSFORM_MODES,
+    TRANSFORM_OUTPUTS,
+    TRANSFORM_BATCH,
+    TRANSFORM_SERIAL,
+    TRANSFORM_WALL_CLOCK_NS,
+    TRANSFORM_BUDGET,
+    TRANSFORM_DEADLINE_NS,
+    TRANSFORM_ARGUMENTS = TRANSFORM_DEADLINE_NS
+};
+
+/* The fields of the sample table and of the answer, in their layouts' order. */
+enum { SAMPLE_DEVICE, SAMPLE_TIMESTAMP, SAMPLE_TIME, SAMPLE_MODE, SAMPLE_INSIDE, SAMPLE_OUTSIDE, SAMPLE_SETPOINT,
+       SAMPLE_HYSTERESIS, SAMPLE_OUTPUT, SAMPLE_FIELDS };
+enum { ANSWER_MODE, ANSWER_OUTPUT, ANSWER_INSIDE, ANSWER_OUTSIDE, ANSWER_SETPOINT, ANSWER_HYSTERESIS, ANSWER_FIELDS };
+
+/* Pushes the `count` names of the layout array `layout` (a registry reference); returns the
+   stack index of the first. */
+static int push_names(lua_State *L, int layout, int count) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, layout);
+    int names = lua_gettop(L);
+    for (int i = 1; i <= count; i++) lua_rawgeti(L, names, i);
+    lua_remove(L, names);
+    return names;
+}
+
+/* The index of the value on top among the `count` names from stack index `names`, or -1.
+   Short strings are interned, so equal names are the same object. */
+static int name_index(lua_State *L, int names, int count) {
+    for (int i = 0; i < count; i++) {
+        if (lua_rawequal(L, -1, names + i)) return i;
+    }
+    return -1;
+}
+
+/* Reads the number on top into `value` if it is a finite number within [low, high]. */
+static int take_number(lua_State *L, double low, double high, double *value) {
+    if (lua_type(L, -1) != LUA_TNUMBER) return 0;
+    double number = lua_tonumberx(L, -1, NULL);
+    if (!isfinite(number) || number < low || number > high) return 0;
+    *value = number;
+    return 1;
+}
+
+/* The names a transform run pushes once (stack indexes of the first of each). */
+typedef struct {
+    int sample_keys, answer_keys, context_keys, modes, mode_count, outputs, output_count;
+} transform_names;
+
+/* Takes the answer at `answer` into `sample` when the host's reader would accept it as it is;
+   returns 0 (and leaves `sample` as it was) otherwise. */
+static int take_answer(lua_State *L, int answer, const transform_names *names, const tsb_sample_batch *batch,
+                       tsb_sample *sample) {
+    if (lua_type(L, answer) != LUA_TTABLE) return 0;
+    tsb_sample taken = *sample;
+    int ok = 1;
+    for (int field = 0; field < ANSWER_FIELDS && ok; field++) {
+        lua_pushvalue(L, names->answer_keys + field);
+        int type = lua_rawget(L, answer);
+        switch (field) {
+        case ANSWER_MODE:
+            ok = type == LUA_TSTRING && (taken.mode = name_index(L, names->modes, names->mode_count)) >= 0;
+            break;
+        case ANSWER_OUTPUT:
+            ok = type == LUA_TSTRING && (taken.output = name_index(L, names->outputs, names->output_count)) >= 0;
+            break;
+        case ANSWER_INSIDE: ok = take_number(L, batch->temperature_min, batch->temperature_max, &taken.temp_inside); break;
+        case ANSWER_OUTSIDE:
+            taken.has_temp_outside = type != LUA_TNIL;
+            ok = !taken.has_temp_outside || take_number(L, batch->temperature_min, batch->temperature_max, &taken.temp_outside);
+            break;
+        case ANSWER_SETPOINT: ok = take_number(L, batch->setpoint_min, batch->setpoint_max, &taken.setpoint); break;
+        case ANSWER_HYSTERESIS: ok = take_number(L, batch->hysteresis_min, batch->hysteresis_max, &taken.hysteresis); break;
+        }
+        lua_pop(L, 1);
+    }
+    if (ok) *sample = taken;
+    return ok;
+}
+
+/* Pushes the value on top into the raw field named by the key at `key` of the table at `table`. */
+static void set_field(lua_State *L, int table, int key) {
+    lua_pushvalue(L, key);
+    lua_insert(L, -2);
+    lua_rawset(L, table);
+}
+
+/* Pushes the table a transform call gets for `sample` (the layout's nine fields). */
+static void push_sample(lua_State *L, const transform_names *names, const tsb_sample *sample) {
+    lua_createtable(L, 0, SAMPLE_FIELDS);
+    int table = lua_gettop(L);
+    lua_pushvalue(L, TRANSFORM_SERIAL);
+    set_field(L, table, names->sample_keys + SAMPLE_DEVICE);
+    lua_pushlstring(L, sample->timestamp, sample->timestamp_length);
+    set_field(L, table, names->sample_keys + SAMPLE_TIMESTAMP);
+    lua_pushnumber(L, sample->time);
+    set_field(L, table, names->sample_keys + SAMPLE_TIME);
+    lua_pushvalue(L, names->modes + sample->mode);
+    set_field(L, table, names->sample_keys + SAMPLE_MODE);
+    lua_pushnumber(L, sample->temp_inside);
+    set_field(L, table, names->sample_keys + SAMPLE_INSIDE);
+    if (sample->has_temp_outside) {
+        lua_pushnumber(L, sample->temp_outside);
+        set_field(L, table, names->sample_keys + SAMPLE_OUTSIDE);
+    }
+    lua_pushnumber(L, sample->setpoint);
+    set_field(L, table, names->sample_keys + SAMPLE_SETPOINT);
+    lua_pushnumber(L, sample->hysteresis);
+    set_field(L, table, names->sample_keys + SAMPLE_HYSTERESIS);
+    lua_pushvalue(L, names->outputs + sample->output);
+    set_field(L, table, names->sample_keys + SAMPLE_OUTPUT);
+}
+
+/* The runner: transform(sample, ctx) for each sample in turn, each call under the limits a call
+   of its own would have; see tsb_push_transform_runner. */
+static int run_transform(lua_State *L) {
+    tsb_state *s = state_of(L);
+    tsb_sample_batch *batch = lua_touserdata(L, TRANSFORM_BATCH);
+    int64_t wall_clock = lua_tointeger(L, TRANSFORM_WALL_CLOCK_NS);
+    int64_t budget = lua_tointeger(L, TRANSFORM_BUDGET);
+    int64_t batch_deadline = lua_tointeger(L, TRANSFORM_DEADLINE_NS);
+    lua_settop(L, TRANSFORM_ARGUMENTS);
+    transform_names names;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lua_tointeger(L, TRANSFORM_MODES));
+    names.mode_count = (int)lua_rawlen(L, -1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lua_tointeger(L, TRANSFORM_OUTPUTS));
+    names.output_count = (int)lua_rawlen(L, -1);
+    lua_pop(L, 2);
+    luaL_checkstack(L, SAMPLE_FIELDS + ANSWER_FIELDS + TSB_CONTEXT_FIELDS + names.mode_count + names.output_count + 24,
+                    "the transform runner's own values");
+    names.sample_keys = push_names(L, (int)lua_tointeger(L, TRANSFORM_SAMPLE_LAYOUT), SAMPLE_FIELDS);
+    names.answer_keys = push_names(L, (int)lua_tointeger(L, TRANSFORM_ANSWER_LAYOUT), ANSWER_FIELDS);
+    names.context_keys = push_names(L, (int)lua_tointeger(L, TRANSFORM_CONTEXT_LAYOUT), TSB_CONTEXT_FIELDS);
+    names.modes = push_names(L, (int)lua_tointeger(L, TRANSFORM_MODES), names.mode_count);
+    names.outputs = push_names(L, (int)lua_tointeger(L, TRANSFORM_OUTPUTS), names.output_count);
+    int base = lua_gettop(L);
+    for (batch->next = 0; batch->next < batch->count; batch->next++) {
+        tsb_sample *sample = &batch->samples[batch->next];
+        if (sample->mode < 0 || sample->mode >= names.mode_count || sample->output < 0 || sample->output >= names.output_count) {
+            return luaL_error(L, "a sample's mode or output has no name");
+        }
+        int64_t now = tsb_now_ns();
+        if (now > batch_deadline) {
+            batch->ended = TSB_RUN_OUT_OF_TIME;
+            return 0;
+        }
+        s->budget_left = budget;
+        s->deadline_ns = now + wall_clock;
+        lua_pushvalue(L, TRANSFORM_FUNCTION);
+        push_sample(L, &names, sample);
+        for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) {
+            lua_pushvalue(L, TRANSFORM_CONTEXT_VALUES + field);
+            set_field(L, TRANSFORM_CONTEXT, names.context_keys + field);
+        }
+        lua_pushvalue(L, TRANSFORM_CONTEXT);
+        lua_call(L, 2, 2);
+        if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
+        /* A script that caught the error of running out of its budget or time, or returned
+           late, fails as a call of its own would: the protected call reports the abort. One
+           that caught running out of memory goes on, as it would on its own. */
+        if (s->abort == TSB_ABORT_MEMORY) s->abort = TSB_ABORT_NONE;
+        if (s->abort != TSB_ABORT_NONE) return 0;
+        if (coarse_now_ns() > s->deadline_ns) {
+            s->abort = TSB_ABORT_LATE;
+            return 0;
+        }
+        if (lua_isnil(L, base + 1) || !take_answer(L, base + 1, &names, batch, sample)) {
+            batch->ended = TSB_RUN_ANSWER;
+            return 2;
+        }
+        lua_settop(L, base);
+    }
+    batch->ended = TSB_RUN_FINISHED;
+    return 0;
+}
+
+void tsb_push_transform_runner(lua_State *L) { lua_pushcfunction(L, run_transform); }
 
 void tsb_fill_record(lua_State *L, int table_index, int layout, int count) {
     table_index = lua_absindex(L, table_index);

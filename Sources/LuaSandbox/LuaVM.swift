@@ -26,6 +26,12 @@ public final class LuaVM {
         return LuaFunction(reference: luaL_ref(state, tsb_registry_index()))
     }()
 
+    /// The C runner of ingest transforms (`runTransform`), kept in the registry on first use.
+    lazy var transformRunner: LuaFunction = {
+        tsb_push_transform_runner(state)
+        return LuaFunction(reference: luaL_ref(state, tsb_registry_index()))
+    }()
+
     public init(limits: LuaLimits = LuaLimits()) throws(LuaError) {
         guard let state = tsb_open(limits.memoryBytes, limits.logBytes) else {
             throw LuaError(kind: .memoryExhausted, message: "could not create a Lua VM")

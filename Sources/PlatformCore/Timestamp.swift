@@ -122,10 +122,13 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         }
     }
 
-    private static let maximumISO8601Length = 40
+    /// The longest `iso8601` text, in bytes.
+    public static let maximumISO8601Length = 40
 
-    /// Writes the `iso8601` text into `buffer`; returns its length.
-    private func writeISO8601(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    /// Writes the `iso8601` text into `buffer` (at least `maximumISO8601Length` bytes); returns
+    /// its length.
+    public func writeISO8601(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        precondition(buffer.count >= Self.maximumISO8601Length, "the buffer is too small for a timestamp")
         let totalSeconds = microseconds >= 0 ? microseconds / 1_000_000 : (microseconds - 999_999) / 1_000_000
         let micros = Int(microseconds - totalSeconds * 1_000_000)
         let days = totalSeconds >= 0 ? totalSeconds / 86_400 : (totalSeconds - 86_399) / 86_400

@@ -93,6 +93,29 @@ public enum SampleBridge {
         arguments.makeRecord(layout)
     }
 
+    /// The sample as a transform run's batch holds it (`LuaSampleBatch`): mode and output as
+    /// indexes into their `allCases`, the names the run interns.
+    static func batchSample(_ sample: TelemetrySample) -> LuaSampleBatch.Sample {
+        LuaSampleBatch.Sample(
+            time: sample.timestamp.secondsSinceEpoch, mode: ThermostatMode.allCases.firstIndex(of: sample.mode)!,
+            output: ThermostatOutput.allCases.firstIndex(of: sample.output)!, tempInside: sample.tempInside,
+            tempOutside: sample.tempOutside, setpoint: sample.setpoint, hysteresis: sample.hysteresis)
+    }
+
+    /// Writes what a transform run took for the batch's samples `start..<end` over
+    /// `samples[offset + start]…`; device, timestamp and rollup stay.
+    static func takeAnswers(_ batch: LuaSampleBatch, upTo end: Int, from start: Int, into samples: inout [TelemetrySample], at offset: Int) {
+        for index in start..<max(start, end) {
+            let answer = batch[index]
+            samples[offset + index].mode = ThermostatMode.allCases[answer.mode]
+            samples[offset + index].output = ThermostatOutput.allCases[answer.output]
+            samples[offset + index].tempInside = answer.tempInside
+            samples[offset + index].tempOutside = answer.tempOutside
+            samples[offset + index].setpoint = answer.setpoint
+            samples[offset + index].hysteresis = answer.hysteresis
+        }
+    }
+
     /// Reads a transformed sample from result 0 in place. The device and the timestamp cannot
     /// be changed by a script (they identify the sample); everything else is validated like
     /// ingest input.

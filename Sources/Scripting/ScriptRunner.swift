@@ -105,6 +105,9 @@ public final class ScriptRunner {
     private let vm: LuaVM
     private let catalog: PluginCatalog
     private let layouts: Layouts
+    private let transformLayouts: LuaTransformLayouts
+    /// The samples of a transform run over many (`transform(_:samples:in:timeLeft:)`), reused.
+    private let sampleBatch = LuaSampleBatch()
     /// `ctx` tables of the ingest hot path, per script and device; see `pushContext`.
     private var contexts: [LuaModule: CachedContexts] = [:]
     /// Devices whose `ctx` one script keeps before the cache starts over.
@@ -161,6 +164,13 @@ public final class ScriptRunner {
             tenant: try vm.recordLayout(["id", "slug", "tier"]),
             device: try vm.recordLayout(["serial", "name"]),
             condition: try vm.recordLayout(["key", "severity", "message", "value"]))
+        transformLayouts = LuaTransformLayouts(
+            sample: layouts.sample, answer: layouts.transformed, context: layouts.context,
+            modes: try vm.recordLayout(ThermostatMode.allCases.map(\.rawValue)),
+            outputs: try vm.recordLayout(ThermostatOutput.allCases.map(\.rawValue)),
+            temperature: TelemetryRules.temperatureRange, setpoint: TelemetryRules.setpointRange,
+            hysteresis: TelemetryRules.hysteresisRange)
+        precondition(LuaSampleBatch.timestampCapacity >= Timestamp.maximumISO8601Length, "a sample batch holds any timestamp")
     }
 
     /// Compiles `source`, runs its chunk and checks the returned table keeps `hook`'s contract.
@@ -229,7 +239,9 @@ public final class ScriptRunner {
     public func startTransformRun(_ script: LoadedScript, context: ScriptContext) throws(ScriptError) -> TransformRun {
         guard let function = script.functions["transform"] else { throw .contract("not an ingest script") }
         do {
-            return TransformRun(function: function, context: try resolveContext(context, for: script), name: script.name)
+            return TransformRun(
+                function: function, context: try resolveContext(context, for: script), serial: context.deviceSerial ?? "",
+                name: script.name)
         } catch {
             throw .lua(error)
         }
@@ -238,7 +250,6 @@ public final class ScriptRunner {
     /// One `transform(sample, ctx)` of a run.
     public func transform(_ run: TransformRun, sample: TelemetrySample) throws(ScriptError) -> IngestOutcome {
         let context = run.context
-        let name = run.name
         let outcome: Result<IngestOutcome, ScriptError>
         do {
             outcome = try vm.call(
@@ -248,17 +259,75 @@ public final class ScriptRunner {
                     push(context, to: arguments)
                     return 2
                 },
-                results: { results throws(LuaError) in
-                    if results.isNil(0) {
-                        let reason = try results.value(1).stringValue ?? "rejected by \(name)"
-                        return .success(.reject(reason))
-                    }
-                    return Result { () throws(ScriptError) in .accept(try SampleBridge.sample(results, layout: layouts.transformed, original: sample)) }
-                })
+                results: { results throws(LuaError) in try verdict(results, original: sample, script: run.name) })
         } catch {
             throw .lua(error)
         }
         return try outcome.get()
+    }
+
+    /// What the results of one `transform` call say about `original`: nil and a reason
+    /// reject it, a valid sample table replaces it.
+    private func verdict(_ results: LuaResults, original: TelemetrySample, script name: String) throws(LuaError)
+        -> Result<IngestOutcome, ScriptError>
+    {
+        if results.isNil(0) {
+            let reason = try results.value(1).stringValue ?? "rejected by \(name)"
+            return .success(.reject(reason))
+        }
+        return Result { () throws(ScriptError) in .accept(try SampleBridge.sample(results, layout: layouts.transformed, original: original)) }
+    }
+
+    /// Runs `transform(sample, ctx)` over `samples[range]`, all of the run's device, replacing
+    /// each accepted sample by what the script returned, with one call into the VM instead of
+    /// one per sample (`LuaVM.runTransform`): each call is made, limited and judged as
+    /// `transform(_:sample:)` would. Stops at the first rejection or failure, and before a
+    /// sample that would start once `timeLeft` has passed.
+    public func transform(_ run: TransformRun, samples: inout [TelemetrySample], in range: Range<Int>, timeLeft: Duration)
+        -> TransformRunEnd
+    {
+        let started = ContinuousClock.now
+        let batch = sampleBatch
+        batch.reset(count: range.count)
+        for (offset, index) in range.enumerated() {
+            let sample = samples[index]
+            precondition(sample.deviceSerial == run.serial, "a transform run covers one device's samples")
+            batch.set(offset, SampleBridge.batchSample(sample), timestamp: { sample.timestamp.writeISO8601(into: $0) })
+        }
+        var start = 0
+        while start < range.count {
+            let stop: (end: LuaTransformRunEnd, verdict: Result<IngestOutcome, ScriptError>?)
+            do {
+                stop = try vm.runTransform(
+                    run.function, batch: batch, from: start, serial: run.serial, timeLeft: timeLeft - (ContinuousClock.now - started),
+                    layouts: transformLayouts, context: { pushUnfilled(run.context, to: $0) },
+                    results: { end, results throws(LuaError) in
+                        guard case .answer(let index) = end else { return (end, nil) }
+                        return (end, try verdict(results, original: samples[range.lowerBound + index], script: run.name))
+                    })
+            } catch {
+                SampleBridge.takeAnswers(batch, upTo: batch.stoppedAt, from: start, into: &samples, at: range.lowerBound)
+                return .failed(index: range.lowerBound + batch.stoppedAt, .lua(error))
+            }
+            switch stop.end {
+            case .finished:
+                SampleBridge.takeAnswers(batch, upTo: range.count, from: start, into: &samples, at: range.lowerBound)
+                return .finished
+            case .outOfTime(let index):
+                SampleBridge.takeAnswers(batch, upTo: index, from: start, into: &samples, at: range.lowerBound)
+                return .outOfTime(index: range.lowerBound + index)
+            case .answer(let index):
+                SampleBridge.takeAnswers(batch, upTo: index, from: start, into: &samples, at: range.lowerBound)
+                switch stop.verdict {
+                case .success(.accept(let transformed)): samples[range.lowerBound + index] = transformed
+                case .success(.reject(let reason)): return .rejected(index: range.lowerBound + index, reason: reason)
+                case .failure(let error): return .failed(index: range.lowerBound + index, error)
+                case nil: preconditionFailure("an answer comes with its verdict")
+                }
+                start = index + 1
+            }
+        }
+        return .finished
     }
 
     /// Pushes `ctx` for one call (an export's row; transform and alert runs resolve it once per
@@ -768,7 +837,20 @@ public enum ExportPiece: Sendable, Equatable {
 public struct TransformRun {
     fileprivate let function: LuaFunction
     fileprivate let context: ResolvedContext
+    fileprivate let serial: String
     fileprivate let name: String
+}
+
+/// How `ScriptRunner.transform(_:samples:in:timeLeft:)` ended; indexes are the samples'.
+public enum TransformRunEnd {
+    /// Every sample was accepted (and replaced by its transformed version).
+    case finished
+    /// The script rejected sample `index`.
+    case rejected(index: Int, reason: String)
+    /// Sample `index`'s call failed.
+    case failed(index: Int, ScriptError)
+    /// The time ran out before sample `index` started.
+    case outOfTime(index: Int)
 }
 
 /// One device's samples kept in a VM as tables (`ScriptRunner.deviceSamples(_:shared:)`), built once

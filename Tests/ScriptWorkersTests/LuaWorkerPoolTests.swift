@@ -118,6 +118,11 @@ struct LuaWorkerPoolTests {
         let samples = [Self.sample(inside: 20), Self.sample(inside: 99)]
         let rejecting = "return { transform = function(s) if s.temp_inside_c > 50 then return nil, 'too hot' end return s end }"
         #expect(try await Self.transform(pool, tenant: tenant, source: rejecting, samples: samples) == .rejected(index: 1, reason: "too hot"))
+        // Each device's stretch of a batch is one run: the index is still the batch's.
+        let stretches = [
+            Self.sample("TH-1"), Self.sample("TH-1"), Self.sample("TH-2"), Self.sample("TH-2", inside: 99), Self.sample("TH-2"),
+        ]
+        #expect(try await Self.transform(pool, tenant: tenant, source: rejecting, samples: stretches) == .rejected(index: 3, reason: "too hot"))
         let failing = "return { transform = function(s) if s.temp_inside_c > 50 then error('boom') end return s end }"
         guard case .failed(let index, let error) = try await Self.transform(pool, tenant: tenant, source: failing, samples: samples) else {
             Issue.record("expected a failure")

@@ -410,4 +410,129 @@ import Testing
             try runner.evaluate(slow, samples: samples, state: [:], context: Self.context, share: .milliseconds(120))
         }
     }
+
+    /// Six samples of one device a second apart, every field set, one without an outdoor reading.
+    static func deviceSamples() -> [TelemetrySample] {
+        let start = Timestamp(iso8601: "2026-11-29T07:00:00Z")!
+        return (0..<6).map { (index: Int) -> TelemetrySample in
+            let mode: ThermostatMode = index % 2 == 0 ? .heat : .cool
+            let output: ThermostatOutput = index % 3 == 0 ? .off : .heatOn
+            let outside: Double? = index == 3 ? nil : 4.5
+            return TelemetrySample(
+                deviceSerial: "TH-1", timestamp: start.adding(seconds: Double(index) + 0.25), mode: mode,
+                tempInside: 19 + Double(index), tempOutside: outside, setpoint: 21, hysteresis: 0.5, output: output)
+        }
+    }
+
+    /// What one call per sample (`transform(_:sample:)`) makes of `samples[range]`: the samples
+    /// with the accepted ones replaced, and how it ended, as text.
+    static func oneCallPerSample(_ source: String, _ samples: [TelemetrySample], in range: Range<Int>) throws
+        -> ([TelemetrySample], String)
+    {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(source: source, name: "t", hook: .ingest)
+        let run = try runner.startTransformRun(script, context: context)
+        var output = samples
+        for index in range {
+            do {
+                switch try runner.transform(run, sample: output[index]) {
+                case .accept(let transformed): output[index] = transformed
+                case .reject(let reason): return (output, "rejected \(index): \(reason)")
+                }
+            } catch {
+                return (output, "failed \(index): \(error)")
+            }
+        }
+        return (output, "finished")
+    }
+
+    static func oneRun(_ source: String, _ samples: [TelemetrySample], in range: Range<Int>, timeLeft: Duration = .seconds(5)) throws
+        -> ([TelemetrySample], String)
+    {
+        let runner = try ScriptRunner(catalog: PluginCatalog())
+        let script = try runner.load(source: source, name: "t", hook: .ingest)
+        let run = try runner.startTransformRun(script, context: context)
+        var output = samples
+        let end =
+            switch runner.transform(run, samples: &output, in: range, timeLeft: timeLeft) {
+            case .finished: "finished"
+            case .rejected(let index, let reason): "rejected \(index): \(reason)"
+            case .failed(let index, let error): "failed \(index): \(error)"
+            case .outOfTime(let index): "out of time at \(index)"
+            }
+        return (output, end)
+    }
+
+    /// A run over many samples in one call into the VM makes every call and verdict that one
+    /// call per sample makes: the same samples, the same stop, the same error text.
+    @Test(arguments: [
+        "return { transform = function(s, ctx) s.temp_inside_c = s.temp_inside_c + 0.5 return s end }",
+        // Module state and ctx: each call in order, ctx rewritten every time.
+        """
+        local calls = 0
+        return { transform = function(s, ctx)
+          calls = calls + 1
+          assert(ctx.now == 1795935660 and ctx.device.serial == "TH-1" and s.device_id == "TH-1")
+          ctx.now = 0
+          s.setpoint_c = 15 + calls
+          s.hysteresis_c = s.time % 1 == 0.25 and 1 or 2
+          return s
+        end }
+        """,
+        // A new table, names built at run time, integers, and a dropped outdoor reading.
+        """
+        return { transform = function(s)
+          return { mode = ("AU") .. "TO", output = "COOL" .. "_ON", temp_inside_c = 20, setpoint_c = 22,
+                   hysteresis_c = 1, temp_outside_c = nil }
+        end }
+        """,
+        "return { transform = function(s) if s.temp_inside_c > 21 then return nil, 'too warm' end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 21 then return nil end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 20 then s.mode = 'heat' end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 20 then s.output = 7 end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 22 then s.temp_inside_c = 0/0 end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 22 then s.setpoint_c = 1e6 end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 22 then s.temp_outside_c = '4' end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 22 then return 'text' end return s end }",
+        "return { transform = function(s) return setmetatable({}, { __index = s }) end }",
+        "return { transform = function(s) if s.temp_inside_c > 21 then error('broken at ' .. s.timestamp) end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 21 then error({ message = 'a table' }) end return s end }",
+        "return { transform = function(s) if s.temp_inside_c > 21 then while true do end end return s end }",
+        """
+        return { transform = function(s)
+          if s.temp_inside_c > 21 then pcall(function() while true do end end) end
+          return s
+        end }
+        """,
+        "return { transform = function(s) if s.temp_inside_c > 22 then coroutine.yield() end return s end }",
+    ])
+    func aRunOverManySamplesAgreesWithOneCallPerSample(_ source: String) throws {
+        let samples = Self.deviceSamples()
+        for range in [0..<6, 2..<5, 3..<3] {
+            let (expected, expectedEnd) = try Self.oneCallPerSample(source, samples, in: range)
+            let (actual, actualEnd) = try Self.oneRun(source, samples, in: range)
+            #expect(actualEnd == expectedEnd)
+            #expect(actual == expected)
+        }
+    }
+
+    @Test func aRunStopsBeforeTheSampleThatWouldStartPastItsTime() throws {
+        let samples = Self.deviceSamples()
+        let (untouched, none) = try Self.oneRun(
+            "return { transform = function(s) s.setpoint_c = 5 return s end }", samples, in: 1..<6, timeLeft: .zero)
+        #expect(none == "out of time at 1")
+        #expect(untouched == samples)
+        let slow = """
+            return { transform = function(s)
+              local started = os.clock()
+              while os.clock() - started < 0.03 do end
+              s.setpoint_c = 5
+              return s
+            end }
+            """
+        let (output, end) = try Self.oneRun(slow, samples, in: 0..<6, timeLeft: .milliseconds(10))
+        #expect(end == "out of time at 1")
+        #expect(output[0].setpoint == 5, "the sample that started in time is taken")
+        #expect(Array(output[1...]) == Array(samples[1...]))
+    }
 }

@@ -36,7 +36,8 @@ int tsb_load(lua_State *L, const char *source, size_t length, const char *name);
  * (a call costs a few) or at `deadline_ns` (CLOCK_MONOTONIC), and an error value that is not a
  * string is turned into a message. A full collection runs after the call when the VM holds over
  * half its cap, before the deadline is checked once more: a call that returns late is reported
- * by tsb_last_abort as TSB_ABORT_LATE. Returns the lua_pcall status.
+ * by tsb_last_abort as TSB_ABORT_LATE. (A runner that gives each of its calls a deadline of
+ * its own is late only past the last one's.) Returns the lua_pcall status.
  */
 int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget, int64_t deadline_ns);
 
@@ -88,6 +89,62 @@ void tsb_make_record(lua_State *L, int layout, int count);
    as the host's reader would (a fault, an unusual key, many alerts) raises an error: the host
    then runs the rule its slower way. */
 void tsb_push_alert_runner(lua_State *L);
+
+/* One telemetry sample of a transform run (tsb_push_transform_runner). The host fills the
+   input; the runner overwrites the fields a transform may change with what it returned. Mode
+   and output are indexes into the runner's lists of their names. */
+typedef struct {
+    double time;
+    const char *timestamp;
+    size_t timestamp_length;
+    double temp_inside;
+    double temp_outside;
+    double setpoint;
+    double hysteresis;
+    int mode;
+    int output;
+    int has_temp_outside;
+} tsb_sample;
+
+/* How a transform run ended (tsb_sample_batch.ended). */
+typedef enum {
+    /* Every sample's answer was taken. */
+    TSB_RUN_FINISHED = 0,
+    /* The answer for sample `next` is not one the runner takes (a rejection, a wrong shape, a
+       value out of range): it is the runner's result, for the host to read. */
+    TSB_RUN_ANSWER = 1,
+    /* The batch's deadline passed before sample `next` started. */
+    TSB_RUN_OUT_OF_TIME = 2,
+} tsb_run_end;
+
+/* The samples of one transform run and what the runner reports back. */
+typedef struct {
+    tsb_sample *samples;
+    int count;
+    /* Out: the first sample whose answer was not taken (count when all were); also set while a
+       call runs, so that an error raised there names its sample. */
+    int next;
+    tsb_run_end ended;
+    /* The ranges the runner accepts, as the host validates ingest input. */
+    double temperature_min, temperature_max;
+    double setpoint_min, setpoint_max;
+    double hysteresis_min, hysteresis_max;
+} tsb_sample_batch;
+
+/* Pushes the C function that runs an ingest transform over consecutive samples of one device
+   in one protected call (tsb_pcall). Its arguments: `transform`; the `ctx` table and its
+   TSB_CONTEXT_FIELDS values and their layout; the layouts of the sample table (device_id,
+   timestamp, time, mode, temp_inside_c, temp_outside_c, setpoint_c, hysteresis_c, output), of
+   the fields read back (mode, output, temp_inside_c, temp_outside_c, setpoint_c,
+   hysteresis_c), of the mode names and of the output names; the batch (light userdata,
+   tsb_sample_batch); the device's serial; the wall clock of one call in nanoseconds; the
+   instruction budget of one call; and the batch's deadline (tsb_now_ns). Each call gets a
+   fresh sample table, `ctx` with its fields rewritten, the budget and a deadline of its own,
+   as a call from the host would. It stops at the first answer it does not take exactly as
+   the host's reader would accept it, returning that call's two results; otherwise it returns
+   nothing. A script error, or a call that ran out of its limits, ends the protected call as it
+   would end a call of its own. */
+void tsb_push_transform_runner(lua_State *L);
 
 /* Pops the top `count` values (one per layout field, in order; nil clears a field) into the
    table at `table_index` (which must lie below them), without metamethods. */

@@ -78,34 +78,36 @@ public final class LuaWorker {
         let tenantID = runtime.tenantID
         return call.parts.map { part in
             var output = part.samples
-            // One run per stretch of samples from the same device (a batch is usually one device).
-            var run: (serial: String, run: TransformRun)?
-            for index in output.indices {
-                if ContinuousClock.now - started > budget {
-                    return .failed(index: index, error: "time limit exceeded: the batch took longer than \(call.budgetMilliseconds) ms")
-                }
-                let sample = output[index]
+            // One run per stretch of samples from the same device (a batch is usually one
+            // device), each in one call into the VM.
+            var start = output.startIndex
+            while start < output.endIndex {
+                let serial = output[start].deviceSerial
+                let end = output[start...].firstIndex { $0.deviceSerial != serial } ?? output.endIndex
+                let timeLeft = budget - (ContinuousClock.now - started)
+                guard timeLeft >= .zero else { return .failed(index: start, error: Self.overBudget(call)) }
+                let context = ScriptContext(
+                    tenantID: tenantID, tenantSlug: call.tenant.slug, tier: call.tenant.tier, deviceSerial: serial,
+                    deviceName: serial, now: part.now, config: version.config)
+                let run: TransformRun
                 do {
-                    let current: TransformRun
-                    if let run, run.serial == sample.deviceSerial {
-                        current = run.run
-                    } else {
-                        let context = ScriptContext(
-                            tenantID: tenantID, tenantSlug: call.tenant.slug, tier: call.tenant.tier, deviceSerial: sample.deviceSerial,
-                            deviceName: sample.deviceSerial, now: part.now, config: version.config)
-                        current = try runtime.runner.startTransformRun(loaded, context: context)
-                        run = (sample.deviceSerial, current)
-                    }
-                    switch try runtime.runner.transform(current, sample: sample) {
-                    case .accept(let transformed): output[index] = transformed
-                    case .reject(let reason): return .rejected(index: index, reason: reason)
-                    }
+                    run = try runtime.runner.startTransformRun(loaded, context: context)
                 } catch {
-                    return .failed(index: index, error: "\(error)")
+                    return .failed(index: start, error: "\(error)")
+                }
+                switch runtime.runner.transform(run, samples: &output, in: start..<end, timeLeft: timeLeft) {
+                case .finished: start = end
+                case .rejected(let index, let reason): return .rejected(index: index, reason: reason)
+                case .failed(let index, let error): return .failed(index: index, error: "\(error)")
+                case .outOfTime(let index): return .failed(index: index, error: Self.overBudget(call))
                 }
             }
             return .transformed(output)
         }
+    }
+
+    private static func overBudget(_ call: TransformCall) -> String {
+        "time limit exceeded: the batch took longer than \(call.budgetMilliseconds) ms"
     }
 
     func run(_ job: WorkerJob) -> WorkerJobResult {
