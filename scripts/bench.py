@@ -7,7 +7,9 @@ For each backend it measures, in the same run and with the same client settings:
   * batch ingest, 100 samples per request;
   * single-sample ingest with an active Lua transform against the same without, in
     interleaved rounds for two tenants (one with the script, one without) and compared by
-    their medians, so a drift of the shared machine hits both sides alike.
+    their medians, so a drift of the shared machine hits both sides alike; then the same for
+    100-sample batches, reported as what the transform adds per sample (server and worker CPU,
+    and wall-clock time at that load).
 Committed samples are counted in the database afterwards, not taken from wrk.
 Then (`--suite all`, the default, or `--suite stream`) scripts/bench/stream_bench.py, per
 backend on a fresh server: commit-to-browser latency of the live stream under the same
@@ -210,6 +212,18 @@ def run_backend(name, database, args, work):
         results["ratios"] = [with_script["rps"] / without["rps"] for without, with_script in zip(plain, scripted)]
         results["plain_cpu_us"] = statistics.median(r["cpu_us"] for r in plain)
         results["scripted_cpu_us"] = statistics.median(r["cpu_us"] for r in scripted)
+        # The same comparison for 100-sample batches, where the transform's round trip is shared
+        # by the batch: what the transform adds per sample, in CPU and in wall-clock time.
+        batch_plain, batch_scripted = [], []
+        for round_index in range(args.script_rounds):
+            batch_plain.append(ingest_run(devices_file, 100, 2 + args.script_rounds + round_index))
+            batch_scripted.append(ingest_run(scripted_file, 100, 2 + args.script_rounds + round_index))
+        results["batch_plain"] = sorted(batch_plain, key=lambda r: r["rps"])[args.script_rounds // 2]
+        results["batch_scripted"] = sorted(batch_scripted, key=lambda r: r["rps"])[args.script_rounds // 2]
+        results["batch_cpu_us"] = [(with_script["cpu_us"] - without["cpu_us"]) / 100
+                                   for without, with_script in zip(batch_plain, batch_scripted)]
+        results["batch_wall_us"] = [(1 / with_script["rps"] - 1 / without["rps"]) / 100 * 1e6
+                                    for without, with_script in zip(batch_plain, batch_scripted)]
         return results
     finally:
         server.stop()
@@ -301,7 +315,10 @@ def run_ingest(backends, args, work):
         for workload, label in (("health", "GET /health/ (baseline)"), ("single", "ingest, 1 sample/request"),
                                 ("batch", "ingest, 100 samples/request"),
                                 ("plain", f"ingest, 1 sample/request, no script (median of {args.script_rounds})"),
-                                ("scripted", f"ingest, 1 sample/request, Lua transform (median of {args.script_rounds})")):
+                                ("scripted", f"ingest, 1 sample/request, Lua transform (median of {args.script_rounds})"),
+                                ("batch_plain", f"ingest, 100 samples/request, no script (median of {args.script_rounds})"),
+                                ("batch_scripted",
+                                 f"ingest, 100 samples/request, Lua transform (median of {args.script_rounds})")):
             r = results[workload]
             committed = r.get("committed")
             samples = f"{committed / r['seconds']:,.0f}" if committed is not None else "–"
@@ -312,6 +329,12 @@ def run_ingest(backends, args, work):
               f"{', '.join(f'{ratio:.0%}' for ratio in results['ratios'])}) | | | | | |")
         print(f"| {name} | server and worker CPU per request, no script / Lua transform (medians) | "
               f"{results['plain_cpu_us']:.0f} / {results['scripted_cpu_us']:.0f} µs | | | | | |")
+        print(f"| {name} | 100-sample batches: the transform's server and worker CPU per sample (median) | "
+              f"{statistics.median(results['batch_cpu_us']):.2f} µs (per round: "
+              f"{', '.join(f'{cost:.2f}' for cost in results['batch_cpu_us'])}) | | | | | |")
+        print(f"| {name} | 100-sample batches: the transform's wall-clock time per sample (median) | "
+              f"{statistics.median(results['batch_wall_us']):.2f} µs (per round: "
+              f"{', '.join(f'{cost:.2f}' for cost in results['batch_wall_us'])}) | | | | | |")
         sys.stdout.flush()
 
 
