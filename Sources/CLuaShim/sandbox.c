@@ -53,6 +53,8 @@ typedef struct {
     size_t log_dropped;
     size_t log_taken;
     int pattern_nesting;
+    /* Set by a runner that ended and judged each of its calls itself (see start_call). */
+    int calls_judged;
 } tsb_state;
 
 static tsb_state *state_of(lua_State *L) {
@@ -740,6 +742,7 @@ int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget,
     s->deadline_ns = deadline_ns;
     s->abort = TSB_ABORT_NONE;
     s->pattern_nesting = 0;
+    s->calls_judged = 0;
     lua_sethook(L, tsb_hook, HOOK_MASK, HOOK_STEP);
     s->enforce = 1;
     int status = lua_pcall(L, nargs, nresults, function_index);
@@ -747,13 +750,49 @@ int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget,
     lua_remove(L, function_index);
     if (status == LUA_ERRMEM) s->abort = TSB_ABORT_MEMORY;
     if (status == LUA_OK && s->abort == TSB_ABORT_MEMORY) s->abort = TSB_ABORT_NONE;
+    if (status == LUA_OK && s->calls_judged) return status;
     /* Garbage this call left must not make the next one fail at the cap. The collection is the
        call's cost: it runs before the deadline is checked. */
     if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
     /* Work the hook never saw (one C function, the collection) may have run past the deadline:
        the call failed even though it returned. */
-    if (status == LUA_OK && s->abort == TSB_ABORT_NONE && coarse_now_ns() > s->deadline_ns) s->abort = TSB_ABORT_LATE;
+    if (status == LUA_OK && s->abort == TSB_ABORT_NONE && coarse_now_ns() > deadline_ns) s->abort = TSB_ABORT_LATE;
     return status;
+}
+
+/* ---- runners: many calls of a script in one tsb_pcall ----
+
+   A runner is a C function that tsb_pcall calls and that calls a script's function many
+   times. Each of those calls starts and ends as a tsb_pcall of its own would (start_call,
+   end_call), and the runner builds the call's arguments and reads its answer as the host
+   would, outside the memory cap (host_work). When it returns it has judged every call itself,
+   so tsb_pcall does not judge the run as one call. */
+
+/* Starts a call: a fresh instruction budget and count, `deadline_ns`, the cap on. */
+static void start_call(lua_State *L, tsb_state *s, int64_t budget, int64_t deadline_ns) {
+    s->budget_left = budget;
+    s->deadline_ns = deadline_ns;
+    s->abort = TSB_ABORT_NONE;
+    s->pattern_nesting = 0;
+    lua_sethook(L, tsb_hook, HOOK_MASK, HOOK_STEP);
+    s->enforce = 1;
+}
+
+/* Ends a call that returned: the collection when the VM holds over half its cap, then whether
+   it came back late. Returns whether the call stayed within its limits; if not, `s->abort` says
+   why (a caught memory error is no failure, as in tsb_pcall). Leaves the cap off. */
+static int end_call(lua_State *L, tsb_state *s) {
+    s->enforce = 0;
+    if (s->abort == TSB_ABORT_MEMORY) s->abort = TSB_ABORT_NONE;
+    if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
+    if (s->abort == TSB_ABORT_NONE && coarse_now_ns() > s->deadline_ns) s->abort = TSB_ABORT_LATE;
+    return s->abort == TSB_ABORT_NONE;
+}
+
+/* Marks the runner's calls as judged, for its return to tsb_pcall. */
+static int runner_return(tsb_state *s, int results) {
+    s->calls_judged = 1;
+    return results;
 }
 
 tsb_abort_reason tsb_last_abort(lua_State *L) { return state_of(L)->abort; }
@@ -990,6 +1029,7 @@ static int run_alert_rule(lua_State *L) {
     int copies = lua_toboolean(L, RUN_COPIES);
     lua_Integer count = (lua_Integer)lua_rawlen(L, RUN_SAMPLES);
     lua_settop(L, RUN_ARGUMENTS);
+    s->enforce = 0;
     luaL_checkstack(L, 24, "the alert runner's own values");
     int layout = (int)lua_tointeger(L, RUN_CONTEXT_LAYOUT);
     lua_createtable(L, (int)(count < 64 ? count : 64), 0);
@@ -1002,8 +1042,6 @@ static int run_alert_rule(lua_State *L) {
     for (lua_Integer i = 1; i <= count; i++) {
         int64_t now = tsb_now_ns();
         if (now > share_end) refuse(L);
-        s->budget_left = budget;
-        s->deadline_ns = now + wall_clock < share_end ? now + wall_clock : share_end;
         lua_pushvalue(L, RUN_EVALUATE);
         lua_rawgeti(L, RUN_SAMPLES, i);
         if (copies) {
@@ -1021,8 +1059,9 @@ static int run_alert_rule(lua_State *L) {
         for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) lua_pushvalue(L, RUN_CONTEXT_VALUES + field);
         tsb_fill_record(L, RUN_CONTEXT, layout, TSB_CONTEXT_FIELDS);
         lua_pushvalue(L, RUN_CONTEXT);
+        start_call(L, s, budget, now + wall_clock < share_end ? now + wall_clock : share_end);
         lua_call(L, 3, 2);
-        if (s->abort != TSB_ABORT_NONE || coarse_now_ns() > s->deadline_ns) refuse(L);
+        if (!end_call(L, s)) refuse(L);
         if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, state)) {
             if (!lua_istable(L, -1)) refuse(L);
             lua_copy(L, -1, state);
@@ -1037,12 +1076,11 @@ static int run_alert_rule(lua_State *L) {
         }
         lua_rawseti(L, steps, replaces ? step_count : ++step_count);
         lua_pop(L, 1);
-        if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
     }
     luaL_checkstack(L, (int)step_count + 1, "too many steps");
     lua_pushvalue(L, state);
     for (lua_Integer i = 1; i <= step_count; i++) lua_rawgeti(L, steps, i);
-    return (int)step_count + 1;
+    return runner_return(s, (int)step_count + 1);
 }
 
 void tsb_push_alert_runner(lua_State *L) { lua_pushcfunction(L, run_alert_rule); }
@@ -1117,10 +1155,12 @@ static int take_answer(lua_State *L, int answer, const transform_names *names, c
         int type = lua_rawget(L, answer);
         switch (field) {
         case ANSWER_MODE:
-            ok = type == LUA_TSTRING && (taken.mode = name_index(L, names->modes, names->mode_count)) >= 0;
+            taken.mode = type == LUA_TSTRING ? name_index(L, names->modes, names->mode_count) : -1;
+            ok = taken.mode >= 0;
             break;
         case ANSWER_OUTPUT:
-            ok = type == LUA_TSTRING && (taken.output = name_index(L, names->outputs, names->output_count)) >= 0;
+            taken.output = type == LUA_TSTRING ? name_index(L, names->outputs, names->output_count) : -1;
+            ok = taken.output >= 0;
             break;
         case ANSWER_INSIDE: ok = take_number(L, batch->temperature_min, batch->temperature_max, &taken.temp_inside); break;
         case ANSWER_OUTSIDE:
@@ -1178,6 +1218,7 @@ static int run_transform(lua_State *L) {
     int64_t budget = lua_tointeger(L, TRANSFORM_BUDGET);
     int64_t batch_deadline = lua_tointeger(L, TRANSFORM_DEADLINE_NS);
     lua_settop(L, TRANSFORM_ARGUMENTS);
+    s->enforce = 0;
     transform_names names;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lua_tointeger(L, TRANSFORM_MODES));
     names.mode_count = (int)lua_rawlen(L, -1);
@@ -1200,10 +1241,8 @@ static int run_transform(lua_State *L) {
         int64_t now = tsb_now_ns();
         if (now > batch_deadline) {
             batch->ended = TSB_RUN_OUT_OF_TIME;
-            return 0;
+            return runner_return(s, 0);
         }
-        s->budget_left = budget;
-        s->deadline_ns = now + wall_clock;
         lua_pushvalue(L, TRANSFORM_FUNCTION);
         push_sample(L, &names, sample);
         for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) {
@@ -1211,25 +1250,19 @@ static int run_transform(lua_State *L) {
             set_field(L, TRANSFORM_CONTEXT, names.context_keys + field);
         }
         lua_pushvalue(L, TRANSFORM_CONTEXT);
+        start_call(L, s, budget, now + wall_clock);
         lua_call(L, 2, 2);
-        if (s->used > s->limit / 2) lua_gc(L, LUA_GCCOLLECT);
-        /* A script that caught the error of running out of its budget or time, or returned
-           late, fails as a call of its own would: the protected call reports the abort. One
-           that caught running out of memory goes on, as it would on its own. */
-        if (s->abort == TSB_ABORT_MEMORY) s->abort = TSB_ABORT_NONE;
-        if (s->abort != TSB_ABORT_NONE) return 0;
-        if (coarse_now_ns() > s->deadline_ns) {
-            s->abort = TSB_ABORT_LATE;
-            return 0;
-        }
+        /* A call that ran out of its budget or time (the script caught the error) or returned
+           late fails as a call of its own would: the protected call reports `s->abort`. */
+        if (!end_call(L, s)) return runner_return(s, 0);
         if (lua_isnil(L, base + 1) || !take_answer(L, base + 1, &names, batch, sample)) {
             batch->ended = TSB_RUN_ANSWER;
-            return 2;
+            return runner_return(s, 2);
         }
         lua_settop(L, base);
     }
     batch->ended = TSB_RUN_FINISHED;
-    return 0;
+    return runner_return(s, 0);
 }
 
 void tsb_push_transform_runner(lua_State *L) { lua_pushcfunction(L, run_transform); }

@@ -122,7 +122,7 @@ func runBenchmarks() async throws {
             Workload(label: "in process, 100-sample batch (baseline)", unitsPerRun: 100) { _ in
                 let run = try runner.startTransformRun(transform, context: context(batch[0], now: start))
                 var samples = batch
-                guard case .finished = runner.transform(run, samples: &samples, in: samples.indices, timeLeft: .seconds(2)) else {
+                guard case .finished = runner.transform(run, samples: &samples, in: samples.indices, until: .now + .seconds(2)) else {
                     fatalError("the batch did not finish")
                 }
             },

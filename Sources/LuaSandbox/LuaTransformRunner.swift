@@ -3,7 +3,8 @@ import CLuaShim
 
 /// One device's telemetry samples in the layout of the C transform runner
 /// (`LuaVM.runTransform`): the host writes each sample, the runner overwrites the fields a
-/// transform returned. A batch serves many runs; its storage grows to the largest.
+/// transform returned. A batch serves many runs; its storage grows to the largest (a worker
+/// call carries at most 1,000 samples: about 120 KB).
 public final class LuaSampleBatch {
     /// The fields of one sample, as the host writes them and reads them back. `mode` and
     /// `output` index the names the run is given.
@@ -53,7 +54,8 @@ public final class LuaSampleBatch {
         report.deallocate()
     }
 
-    /// The sample the last run was at when it stopped or failed.
+    /// The sample whose call ended the last run: the one it stopped at, or the one whose call
+    /// failed (after a run that finished, the batch's count).
     public var stoppedAt: Int { start + Int(report.pointee.next) }
 
     /// Empties the batch and makes room for `count` samples.
@@ -148,11 +150,12 @@ extension LuaVM {
     /// each call gets a fresh sample table and `ctx` (pushed by `context`: the table, then its
     /// five values) with its fields rewritten, under the limits of a call of its own. Answers
     /// the runner takes are written into the batch. `results` gets how the run ended and, when
-    /// it stopped at an answer, that call's two results. No sample starts once `timeLeft` has
-    /// passed. A script error or a call out of its limits is thrown; `stoppedAt` then names
-    /// the sample it happened in.
+    /// it stopped at an answer, that call's two results. No sample starts after `deadline`. A
+    /// script error or a call out of its limits is thrown; `stoppedAt` then names the sample it
+    /// happened in.
     public func runTransform<Result>(
-        _ transform: LuaFunction, batch: LuaSampleBatch, from start: Int, serial: String, timeLeft: Duration,
+        _ transform: LuaFunction, batch: LuaSampleBatch, from start: Int, serial: String,
+        until deadline: ContinuousClock.Instant,
         layouts: LuaTransformLayouts, context: (LuaArguments) -> Void,
         results: (LuaTransformRunEnd, LuaResults) throws(LuaError) -> Result
     ) throws(LuaError) -> Result {
@@ -166,6 +169,7 @@ extension LuaVM {
         return try call(
             transformRunner,
             arguments: { arguments throws(LuaError) in
+                guard lua_checkstack(rawState, 24) != 0 else { throw LuaError(kind: .bridging, message: "Lua stack exhausted") }
                 let base = lua_gettop(rawState)
                 arguments.push(transform)
                 context(arguments)
@@ -174,7 +178,8 @@ extension LuaVM {
                 }
                 lua_pushlightuserdata(rawState, report)
                 arguments.push(serial)
-                for number in [limits.wallClock.nanoseconds, limits.instructionBudget, tsb_now_ns() + timeLeft.nanoseconds] {
+                let batchDeadline = tsb_now_ns() + (deadline - ContinuousClock.now).nanoseconds
+                for number in [limits.wallClock.nanoseconds, limits.instructionBudget, batchDeadline] {
                     lua_pushinteger(rawState, number)
                 }
                 return lua_gettop(rawState) - base

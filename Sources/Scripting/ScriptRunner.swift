@@ -106,7 +106,7 @@ public final class ScriptRunner {
     private let catalog: PluginCatalog
     private let layouts: Layouts
     private let transformLayouts: LuaTransformLayouts
-    /// The samples of a transform run over many (`transform(_:samples:in:timeLeft:)`), reused.
+    /// The samples of a transform run over many (`transform(_:samples:in:until:)`), reused.
     private let sampleBatch = LuaSampleBatch()
     /// `ctx` tables of the ingest hot path, per script and device; see `pushContext`.
     private var contexts: [LuaModule: CachedContexts] = [:]
@@ -282,11 +282,10 @@ public final class ScriptRunner {
     /// each accepted sample by what the script returned, with one call into the VM instead of
     /// one per sample (`LuaVM.runTransform`): each call is made, limited and judged as
     /// `transform(_:sample:)` would. Stops at the first rejection or failure, and before a
-    /// sample that would start once `timeLeft` has passed.
-    public func transform(_ run: TransformRun, samples: inout [TelemetrySample], in range: Range<Int>, timeLeft: Duration)
-        -> TransformRunEnd
-    {
-        let started = ContinuousClock.now
+    /// sample that would start after `deadline`.
+    public func transform(
+        _ run: TransformRun, samples: inout [TelemetrySample], in range: Range<Int>, until deadline: ContinuousClock.Instant
+    ) -> TransformRunEnd {
         let batch = sampleBatch
         batch.reset(count: range.count)
         for (offset, index) in range.enumerated() {
@@ -299,7 +298,7 @@ public final class ScriptRunner {
             let stop: (end: LuaTransformRunEnd, verdict: Result<IngestOutcome, ScriptError>?)
             do {
                 stop = try vm.runTransform(
-                    run.function, batch: batch, from: start, serial: run.serial, timeLeft: timeLeft - (ContinuousClock.now - started),
+                    run.function, batch: batch, from: start, serial: run.serial, until: deadline,
                     layouts: transformLayouts, context: { pushUnfilled(run.context, to: $0) },
                     results: { end, results throws(LuaError) in
                         guard case .answer(let index) = end else { return (end, nil) }
@@ -318,6 +317,8 @@ public final class ScriptRunner {
                 return .outOfTime(index: range.lowerBound + index)
             case .answer(let index):
                 SampleBridge.takeAnswers(batch, upTo: index, from: start, into: &samples, at: range.lowerBound)
+                // The runner takes what the reader accepts, so it stops only at a rejection or a
+                // failure; should it leave an answer the reader accepts, the run goes on after it.
                 switch stop.verdict {
                 case .success(.accept(let transformed)): samples[range.lowerBound + index] = transformed
                 case .success(.reject(let reason)): return .rejected(index: range.lowerBound + index, reason: reason)
@@ -841,7 +842,7 @@ public struct TransformRun {
     fileprivate let name: String
 }
 
-/// How `ScriptRunner.transform(_:samples:in:timeLeft:)` ended; indexes are the samples'.
+/// How `ScriptRunner.transform(_:samples:in:until:)` ended; indexes are the samples'.
 public enum TransformRunEnd {
     /// Every sample was accepted (and replaced by its transformed version).
     case finished

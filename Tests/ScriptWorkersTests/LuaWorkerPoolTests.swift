@@ -130,11 +130,38 @@ struct LuaWorkerPoolTests {
         }
         #expect(index == 1)
         #expect(error.contains("boom"))
+        guard case .failed(3, _) = try await Self.transform(pool, tenant: tenant, source: failing, samples: stretches) else {
+            Issue.record("a failure in the second device's stretch names its sample")
+            return
+        }
         let broken = "return { transform = "
         guard case .failed(nil, _) = try await Self.transform(pool, tenant: tenant, source: broken, samples: samples) else {
             Issue.record("a script that does not compile fails as a whole")
             return
         }
+        await pool.shutdown()
+    }
+
+    @Test func aBatchPastTheWorkersBudgetFailsAtTheSampleThatWouldStartLate() async throws {
+        // The worker gives a call half of the pool's deadline (1 s here) and fails it itself
+        // before the sample that would start after that; each call stays far inside its own
+        // 250 ms and the kill at 2 s stays the last resort.
+        let pool = Self.pool(deadline: .seconds(2))
+        let slow = """
+            return { transform = function(s)
+              local started = os.clock()
+              while os.clock() - started < 0.06 do local _ = ('x'):rep(100000) end
+              return s
+            end }
+            """
+        let samples = (0..<20).map { Self.sample($0 < 10 ? "TH-1" : "TH-2") }
+        let result = try await Self.transform(pool, tenant: Self.tenant(), source: slow, samples: samples)
+        guard case .failed(let index?, let error) = result else {
+            Issue.record("expected the batch to fail on its budget, got \(result)")
+            return
+        }
+        #expect((1..<20).contains(index))
+        #expect(error.contains("the batch took longer than 1000 ms"), "\(error)")
         await pool.shutdown()
     }
 

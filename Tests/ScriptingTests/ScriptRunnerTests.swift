@@ -409,6 +409,25 @@ import Testing
         #expect(throws: ScriptError.self, "the share ends before the six samples do") {
             try runner.evaluate(slow, samples: samples, state: [:], context: Self.context, share: .milliseconds(120))
         }
+        // Six calls of 0.12 s of CPU each (os.clock() is the process's, spent up to twice as
+        // fast as the wall clock by parallel tests): each well inside 300 ms, together past it.
+        var limits = LuaLimits()
+        limits.wallClock = .milliseconds(300)
+        let patient = try ScriptRunner(catalog: PluginCatalog(), limits: limits)
+        let steady = try patient.load(
+            source: """
+                return { evaluate = function(s, state)
+                  local started = os.clock()
+                  while os.clock() - started < 0.12 do local _ = ('x'):rep(1000000) end
+                  return {}, state
+                end }
+                """,
+            name: "steady", hook: .alert)
+        let steadySamples = try patient.deviceSamples(Array(repeating: Self.sample, count: 6), shared: true)
+        defer { patient.release(steadySamples) }
+        #expect(throws: Never.self, "each call is on time though together they take longer than one call may") {
+            try patient.evaluate(steady, samples: steadySamples, state: [:], context: Self.context, share: .seconds(5))
+        }
     }
 
     /// Six samples of one device a second apart, every field set, one without an outdoor reading.
@@ -446,15 +465,16 @@ import Testing
         return (output, "finished")
     }
 
-    static func oneRun(_ source: String, _ samples: [TelemetrySample], in range: Range<Int>, timeLeft: Duration = .seconds(5)) throws
-        -> ([TelemetrySample], String)
-    {
-        let runner = try ScriptRunner(catalog: PluginCatalog())
+    static func oneRun(
+        _ source: String, _ samples: [TelemetrySample], in range: Range<Int>, timeLeft: Duration = .seconds(5),
+        limits: LuaLimits = LuaLimits()
+    ) throws -> ([TelemetrySample], String) {
+        let runner = try ScriptRunner(catalog: PluginCatalog(), limits: limits)
         let script = try runner.load(source: source, name: "t", hook: .ingest)
         let run = try runner.startTransformRun(script, context: context)
         var output = samples
         let end =
-            switch runner.transform(run, samples: &output, in: range, timeLeft: timeLeft) {
+            switch runner.transform(run, samples: &output, in: range, until: .now + timeLeft) {
             case .finished: "finished"
             case .rejected(let index, let reason): "rejected \(index): \(reason)"
             case .failed(let index, let error): "failed \(index): \(error)"
@@ -505,10 +525,29 @@ import Testing
         end }
         """,
         "return { transform = function(s) if s.temp_inside_c > 22 then coroutine.yield() end return s end }",
+        """
+        return { transform = function(s)
+          if s.temp_inside_c > 21 then coroutine.resume(coroutine.create(function() while true do end end)) end
+          return s
+        end }
+        """,
+        // Memory: running out, and running out inside pcall and going on.
+        "return { transform = function(s) if s.temp_inside_c > 22 then local big = ('x'):rep(1000):rep(100000) end return s end }",
+        "return { transform = function(s) pcall(string.rep, ('x'):rep(1000), 100000) s.setpoint_c = 20 return s end }",
+        // Past the wall clock of one call (250 ms), well inside the instruction budget.
+        """
+        return { transform = function(s)
+          if s.temp_inside_c > 23 then
+            local started = os.clock()
+            while os.clock() - started < 2 do local _ = ('x'):rep(1000000) end
+          end
+          return s
+        end }
+        """,
     ])
     func aRunOverManySamplesAgreesWithOneCallPerSample(_ source: String) throws {
         let samples = Self.deviceSamples()
-        for range in [0..<6, 2..<5, 3..<3] {
+        for range in [0..<6, 2..<5, 5..<6] {
             let (expected, expectedEnd) = try Self.oneCallPerSample(source, samples, in: range)
             let (actual, actualEnd) = try Self.oneRun(source, samples, in: range)
             #expect(actualEnd == expectedEnd)
@@ -522,15 +561,19 @@ import Testing
             "return { transform = function(s) s.setpoint_c = 5 return s end }", samples, in: 1..<6, timeLeft: .zero)
         #expect(none == "out of time at 1")
         #expect(untouched == samples)
+        // os.clock() is the process's CPU time, which parallel tests spend faster than the wall
+        // clock: 0.4 s of it is at least 0.2 s on two cores, twice the time left.
         let slow = """
             return { transform = function(s)
               local started = os.clock()
-              while os.clock() - started < 0.03 do end
+              while os.clock() - started < 0.4 do local _ = ('x'):rep(1000000) end
               s.setpoint_c = 5
               return s
             end }
             """
-        let (output, end) = try Self.oneRun(slow, samples, in: 0..<6, timeLeft: .milliseconds(10))
+        var patient = LuaLimits()
+        patient.wallClock = .seconds(10)
+        let (output, end) = try Self.oneRun(slow, samples, in: 0..<6, timeLeft: .milliseconds(100), limits: patient)
         #expect(end == "out of time at 1")
         #expect(output[0].setpoint == 5, "the sample that started in time is taken")
         #expect(Array(output[1...]) == Array(samples[1...]))

@@ -36,8 +36,8 @@ int tsb_load(lua_State *L, const char *source, size_t length, const char *name);
  * (a call costs a few) or at `deadline_ns` (CLOCK_MONOTONIC), and an error value that is not a
  * string is turned into a message. A full collection runs after the call when the VM holds over
  * half its cap, before the deadline is checked once more: a call that returns late is reported
- * by tsb_last_abort as TSB_ABORT_LATE. (A runner that gives each of its calls a deadline of
- * its own is late only past the last one's.) Returns the lua_pcall status.
+ * by tsb_last_abort as TSB_ABORT_LATE. The runners below start and judge each call they make
+ * this way themselves, so a run is never judged as one call. Returns the lua_pcall status.
  */
 int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget, int64_t deadline_ns);
 
@@ -139,11 +139,13 @@ typedef struct {
    hysteresis_c), of the mode names and of the output names; the batch (light userdata,
    tsb_sample_batch); the device's serial; the wall clock of one call in nanoseconds; the
    instruction budget of one call; and the batch's deadline (tsb_now_ns). Each call gets a
-   fresh sample table, `ctx` with its fields rewritten, the budget and a deadline of its own,
-   as a call from the host would. It stops at the first answer it does not take exactly as
-   the host's reader would accept it, returning that call's two results; otherwise it returns
-   nothing. A script error, or a call that ran out of its limits, ends the protected call as it
-   would end a call of its own. */
+   fresh sample table and `ctx` with its fields rewritten (both built outside the memory cap,
+   as the host builds them), the budget and a deadline of its own, and is ended as tsb_pcall
+   ends a call (the collection, the late check). The only difference a script can see is one
+   more C call level under it. The runner stops at the first answer it does not take exactly
+   as the host's reader would accept it, returning that call's two results; otherwise it
+   returns nothing. A script error, or a call that ran out of its limits, ends the protected
+   call as it would end a call of its own. */
 void tsb_push_transform_runner(lua_State *L);
 
 /* Pops the top `count` values (one per layout field, in order; nil clears a field) into the

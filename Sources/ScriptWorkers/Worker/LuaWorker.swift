@@ -84,8 +84,6 @@ public final class LuaWorker {
             while start < output.endIndex {
                 let serial = output[start].deviceSerial
                 let end = output[start...].firstIndex { $0.deviceSerial != serial } ?? output.endIndex
-                let timeLeft = budget - (ContinuousClock.now - started)
-                guard timeLeft >= .zero else { return .failed(index: start, error: Self.overBudget(call)) }
                 let context = ScriptContext(
                     tenantID: tenantID, tenantSlug: call.tenant.slug, tier: call.tenant.tier, deviceSerial: serial,
                     deviceName: serial, now: part.now, config: version.config)
@@ -95,7 +93,7 @@ public final class LuaWorker {
                 } catch {
                     return .failed(index: start, error: "\(error)")
                 }
-                switch runtime.runner.transform(run, samples: &output, in: start..<end, timeLeft: timeLeft) {
+                switch runtime.runner.transform(run, samples: &output, in: start..<end, until: started + budget) {
                 case .finished: start = end
                 case .rejected(let index, let reason): return .rejected(index: index, reason: reason)
                 case .failed(let index, let error): return .failed(index: index, error: "\(error)")
