@@ -1,12 +1,37 @@
 import Foundation
 import NIOCore
 import PlatformCore
-import ScriptWorkers
 import Scripting
 import Testing
 
+@testable import ScriptWorkers
+
 /// The worker protocol's binary forms survive a round trip.
 @Suite struct WorkerCodecTests {
+    /// A worker runs hostile code: the server takes a transform's answer only if it is about
+    /// the samples it sent.
+    @Test func aTransformAnswerMustBeAboutTheSamplesSent() {
+        let first = TelemetrySample(
+            deviceSerial: "TH-1", timestamp: Timestamp(seconds: 1_800_000_000), mode: .heat, tempInside: 20, tempOutside: nil,
+            setpoint: 21, hysteresis: 0.5, output: .heatOn)
+        var second = first
+        second.timestamp = Timestamp(seconds: 1_800_000_001)
+        let part = TransformPart(now: Timestamp(seconds: 1_800_000_002), samples: [first, second])
+        var changed = first
+        changed.setpoint = 5
+        changed.mode = .cool
+        #expect(TransformResult.transformed([changed, second]).fits(part))
+        var moved = first
+        moved.deviceSerial = "TH-2"
+        #expect(!TransformResult.transformed([moved, second]).fits(part))
+        #expect(!TransformResult.transformed([second, first]).fits(part))
+        #expect(!TransformResult.transformed([first]).fits(part))
+        #expect(TransformResult.rejected(index: 1, reason: "no").fits(part))
+        #expect(!TransformResult.rejected(index: 2, reason: "no").fits(part))
+        #expect(!TransformResult.failed(index: -1, error: "boom").fits(part))
+        #expect(TransformResult.failed(index: nil, error: "does not load").fits(part))
+    }
+
     @Test func evaluationAnswersRoundTrip() throws {
         let hot = [ScriptAlert(key: "high", severity: "critical", message: "hot °C\nstill", value: 30.25)]
         let devices = [

@@ -82,6 +82,22 @@ public enum TransformResult: Sendable, Equatable {
     case needsSource
 }
 
+extension TransformResult {
+    /// Whether this can be the answer for `part`: the part's samples, in order (a transform
+    /// changes neither a sample's device nor its time), or an index inside it. A worker runs
+    /// hostile code, so the server checks what it answers before using it.
+    func fits(_ part: TransformPart) -> Bool {
+        switch self {
+        case .transformed(let samples):
+            samples.count == part.samples.count
+                && zip(samples, part.samples).allSatisfy { $0.deviceSerial == $1.deviceSerial && $0.timestamp == $1.timestamp }
+        case .rejected(let index, _): part.samples.indices.contains(index)
+        case .failed(let index, _): index.map(part.samples.indices.contains) ?? true
+        case .needsSource: true
+        }
+    }
+}
+
 /// The requests that are not on the ingest hot path; they travel as JSON.
 public enum WorkerJob: Sendable, Equatable, Codable {
     /// Compile `source` in a fresh VM and check its hook's contract.

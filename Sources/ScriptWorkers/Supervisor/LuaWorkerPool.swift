@@ -123,6 +123,9 @@ public final class LuaWorkerPool: Service, Sendable {
             else {
                 throw WorkerCallError.workerDied("it answered another request")
             }
+            guard zip(results, parts).allSatisfy({ $0.fits($1) }) else {
+                throw WorkerCallError.workerDied("it answered for samples it was not given")
+            }
             if results.contains(.needsSource) {
                 call.script.source = source
                 continue
