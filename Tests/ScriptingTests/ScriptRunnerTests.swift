@@ -409,21 +409,22 @@ import Testing
         #expect(throws: ScriptError.self, "the share ends before the six samples do") {
             try runner.evaluate(slow, samples: samples, state: [:], context: Self.context, share: .milliseconds(120))
         }
-        // Six calls of 0.12 s of CPU each (os.clock() is the process's, spent up to twice as
-        // fast as the wall clock by parallel tests): each well inside 300 ms, together past it.
+        // Forty calls of 20 ms of CPU each (os.clock() is the process's, spent up to twice as
+        // fast as the wall clock by parallel tests): each well inside 200 ms even on a busy
+        // machine, together past it.
         var limits = LuaLimits()
-        limits.wallClock = .milliseconds(300)
+        limits.wallClock = .milliseconds(200)
         let patient = try ScriptRunner(catalog: PluginCatalog(), limits: limits)
         let steady = try patient.load(
             source: """
                 return { evaluate = function(s, state)
                   local started = os.clock()
-                  while os.clock() - started < 0.12 do local _ = ('x'):rep(1000000) end
+                  while os.clock() - started < 0.02 do local _ = ('x'):rep(100000) end
                   return {}, state
                 end }
                 """,
             name: "steady", hook: .alert)
-        let steadySamples = try patient.deviceSamples(Array(repeating: Self.sample, count: 6), shared: true)
+        let steadySamples = try patient.deviceSamples(Array(repeating: Self.sample, count: 40), shared: true)
         defer { patient.release(steadySamples) }
         #expect(throws: Never.self, "each call is on time though together they take longer than one call may") {
             try patient.evaluate(steady, samples: steadySamples, state: [:], context: Self.context, share: .seconds(5))
@@ -562,18 +563,20 @@ import Testing
         #expect(none == "out of time at 1")
         #expect(untouched == samples)
         // os.clock() is the process's CPU time, which parallel tests spend faster than the wall
-        // clock: 0.4 s of it is at least 0.2 s on two cores, twice the time left.
+        // clock: 0.8 s of it is at least 0.4 s on two cores, well past the time left; the first
+        // sample still starts in time on a busy machine.
         let slow = """
             return { transform = function(s)
               local started = os.clock()
-              while os.clock() - started < 0.4 do local _ = ('x'):rep(1000000) end
+              while os.clock() - started < 0.8 do local _ = ('x'):rep(1000000) end
               s.setpoint_c = 5
               return s
             end }
             """
         var patient = LuaLimits()
         patient.wallClock = .seconds(10)
-        let (output, end) = try Self.oneRun(slow, samples, in: 0..<6, timeLeft: .milliseconds(100), limits: patient)
+        patient.instructionBudget = 100_000_000
+        let (output, end) = try Self.oneRun(slow, samples, in: 0..<6, timeLeft: .milliseconds(150), limits: patient)
         #expect(end == "out of time at 1")
         #expect(output[0].setpoint == 5, "the sample that started in time is taken")
         #expect(Array(output[1...]) == Array(samples[1...]))
