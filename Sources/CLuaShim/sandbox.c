@@ -765,8 +765,9 @@ int tsb_pcall(lua_State *L, int nargs, int nresults, int64_t instruction_budget,
    A runner is a C function that tsb_pcall calls and that calls a script's function many
    times. Each of those calls starts and ends as a tsb_pcall of its own would (start_call,
    end_call), and the runner builds the call's arguments and reads its answer as the host
-   would, outside the memory cap (host_work). When it returns it has judged every call itself,
-   so tsb_pcall does not judge the run as one call. */
+   would, outside the memory cap (only start_call turns it on). When it returns
+   (runner_return) it has judged every call itself, so tsb_pcall does not judge the run as one
+   call. */
 
 /* Starts a call: a fresh instruction budget and count, `deadline_ns`, the cap on. */
 static void start_call(lua_State *L, tsb_state *s, int64_t budget, int64_t deadline_ns) {

@@ -308,15 +308,13 @@ public final class ScriptRunner {
                 SampleBridge.takeAnswers(batch, upTo: batch.stoppedAt, from: start, into: &samples, at: range.lowerBound)
                 return .failed(index: range.lowerBound + batch.stoppedAt, .lua(error))
             }
+            SampleBridge.takeAnswers(batch, upTo: batch.stoppedAt, from: start, into: &samples, at: range.lowerBound)
             switch stop.end {
             case .finished:
-                SampleBridge.takeAnswers(batch, upTo: range.count, from: start, into: &samples, at: range.lowerBound)
                 return .finished
             case .outOfTime(let index):
-                SampleBridge.takeAnswers(batch, upTo: index, from: start, into: &samples, at: range.lowerBound)
                 return .outOfTime(index: range.lowerBound + index)
             case .answer(let index):
-                SampleBridge.takeAnswers(batch, upTo: index, from: start, into: &samples, at: range.lowerBound)
                 // The runner takes what the reader accepts, so it stops only at a rejection or a
                 // failure; should it leave an answer the reader accepts, the run goes on after it.
                 switch stop.verdict {
