@@ -128,5 +128,44 @@ import Testing
             try WorkerCodec.decodeResponse(&forged)
         }
     }
-}
 
+    /// A reader reads on after a frame only while its waits are short: sparse traffic costs no
+    /// CPU, a busy exchange no wake-ups.
+    @Test func readersReadOnOnlyWhileFramesComeQuickly() {
+        let start = ContinuousClock.now
+        var window = ReadOnWindow()
+        #expect(window.readingOnUntil(waitingFrom: start) == start)
+        window.frameCame(waitingFrom: start, at: start + .microseconds(40))
+        #expect(window.readingOnUntil(waitingFrom: start) == start + WorkerFraming.spinWindow)
+        window.frameCame(waitingFrom: start, at: start + .milliseconds(3))
+        #expect(window.readingOnUntil(waitingFrom: start) == start)
+    }
+
+    /// The worker's reader on its non-blocking stdin: a frame that comes long after the last
+    /// one is waited for asleep, not taken for the end of input; the end of input ends it.
+    @Test func theWorkersReaderWaitsForLateFramesAndStopsAtTheEnd() throws {
+        var ends: [Int32] = [0, 0]
+        try #require(pipe(&ends) == 0)
+        _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
+        defer { close(ends[0]) }
+        func send(_ text: String) {
+            let frame = WorkerFraming.frame({ $0.writeString(text) }, allocator: ByteBufferAllocator())
+            frame.withUnsafeReadableBytes { _ = write(ends[1], $0.baseAddress, $0.count) }
+        }
+        var reader = FrameReader(descriptor: ends[0])
+        send("first")
+        send("second")
+        #expect(reader.next().map { String(buffer: $0) } == "first")
+        #expect(reader.next().map { String(buffer: $0) } == "second")
+        let writer = ends[1]
+        let late = Thread {
+            Thread.sleep(forTimeInterval: 0.02)
+            let frame = WorkerFraming.frame({ $0.writeString("late") }, allocator: ByteBufferAllocator())
+            frame.withUnsafeReadableBytes { _ = write(writer, $0.baseAddress, $0.count) }
+            close(writer)
+        }
+        late.start()
+        #expect(reader.next().map { String(buffer: $0) } == "late")
+        #expect(reader.next() == nil)
+    }
+}

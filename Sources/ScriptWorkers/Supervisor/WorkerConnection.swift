@@ -204,6 +204,8 @@ final class WorkerConnection: Sendable {
     private func serve() {
         let startupDeadline = ContinuousClock.now + Self.startupTimeout
         var answers = WorkerFrameBuffer()
+        var readOn = ReadOnWindow()
+        var waitingSince = ContinuousClock.now
         var ending: Ending?
         while ending == nil {
             let (timeout, wantsWrite, terminating) = state.withLock { state in
@@ -228,7 +230,8 @@ final class WorkerConnection: Sendable {
             if descriptors[1].revents != 0 { drainWakeups() }
             if wantsWrite && descriptors[2].revents != 0 { writeUnsent() }
             if ending == nil && descriptors[0].revents != 0 {
-                ending = readAnswers(into: &answers)
+                // Bytes waiting to be written are not left waiting while reading goes on.
+                ending = readAnswers(into: &answers, readOn: &readOn, waitingSince: &waitingSince, mayReadOn: !wantsWrite)
             }
             if ending == nil {
                 ending = overdue(startupDeadline: startupDeadline)
@@ -253,9 +256,16 @@ final class WorkerConnection: Sendable {
         return Int32(min(seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000, 60_000))
     }
 
-    private func readAnswers(into answers: inout WorkerFrameBuffer) -> Ending? {
+    /// Reads and hands out the answers the pipe has; with `mayReadOn`, goes on reading after
+    /// an answer while answers come quickly (`ReadOnWindow`; the deadlines are milliseconds, so
+    /// they wait that long at most). `waitingSince`: when the previous answer was handed out.
+    private func readAnswers(
+        into answers: inout WorkerFrameBuffer, readOn: inout ReadOnWindow, waitingSince: inout ContinuousClock.Instant,
+        mayReadOn: Bool
+    ) -> Ending? {
+        var tryUntil = ContinuousClock.now
         while true {
-            let count = answers.fill(from: fromWorker)
+            let count = answers.fill(from: fromWorker, tryingUntil: tryUntil)
             if count == 0 { return Ending(headError: .workerDied("it exited"), reason: "exited") }
             if count < 0 {
                 if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
@@ -263,7 +273,10 @@ final class WorkerConnection: Sendable {
             }
             do {
                 while let frame = try answers.nextFrame() {
+                    readOn.frameCame(waitingFrom: waitingSince)
                     if let ending = answer(frame) { return ending }
+                    waitingSince = ContinuousClock.now
+                    tryUntil = mayReadOn ? readOn.readingOnUntil(waitingFrom: waitingSince) : waitingSince
                 }
             } catch {
                 return Ending(headError: .workerDied("\(error)"), reason: "protocol error")

@@ -40,6 +40,7 @@ public enum LuaWorkerProcess {
         closeInheritedDescriptors()
         confine(limits)
         let worker = LuaWorker(catalog: catalog)
+        _ = fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK)
         var input = FrameReader(descriptor: STDIN_FILENO)
         let allocator = ByteBufferAllocator()
         var cpuLimit = CPULimit(secondsPerRequest: limits.cpuSecondsPerRequest)
@@ -137,24 +138,37 @@ public enum LuaWorkerProcess {
     }
 }
 
-/// Reads length-prefixed frames from a blocking descriptor.
+/// Reads length-prefixed frames from a non-blocking descriptor: while requests come quickly
+/// by reading again and again for a while (`ReadOnWindow`), then asleep in `poll`.
 struct FrameReader {
     let descriptor: Int32
     private var frames = WorkerFrameBuffer()
+    private var readOn = ReadOnWindow()
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
     }
 
-    /// The next frame's payload, or nil at end of input (or on a broken frame).
+    /// The next frame's payload, or nil at end of input (or on a broken frame, or a read error).
     mutating func next() -> ByteBuffer? {
+        let waitBegan = ContinuousClock.now
+        let tryUntil = readOn.readingOnUntil(waitingFrom: waitBegan)
         while true {
             do {
-                if let frame = try frames.nextFrame() { return frame }
+                if let frame = try frames.nextFrame() {
+                    readOn.frameCame(waitingFrom: waitBegan)
+                    return frame
+                }
             } catch {
                 return nil
             }
-            if frames.fill(from: descriptor) <= 0 { return nil }
+            let count = frames.fill(from: descriptor, tryingUntil: tryUntil)
+            if count == 0 { return nil }
+            if count < 0 {
+                guard errno == EAGAIN || errno == EWOULDBLOCK else { return nil }
+                var input = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                if poll(&input, 1, -1) < 0 && errno != EINTR { return nil }
+            }
         }
     }
 }
