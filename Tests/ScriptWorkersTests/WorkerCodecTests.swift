@@ -134,19 +134,20 @@ import Testing
     @Test func readersReadOnOnlyWhileFramesComeQuickly() {
         let start = ContinuousClock.now
         var window = ReadOnWindow()
-        #expect(window.readingOnUntil(waitingFrom: start) == start)
-        window.frameCame(waitingFrom: start, at: start + .microseconds(40))
-        #expect(window.readingOnUntil(waitingFrom: start) == start + WorkerFraming.spinWindow)
-        window.frameCame(waitingFrom: start, at: start + .milliseconds(3))
-        #expect(window.readingOnUntil(waitingFrom: start) == start)
+        #expect(window.startWaiting(at: start) == start)
+        window.frameCame(at: start + .microseconds(40))
+        let busy = start + .microseconds(50)
+        #expect(window.startWaiting(at: busy) == busy + WorkerFraming.spinWindow)
+        window.frameCame(at: busy + .milliseconds(3))
+        let quiet = busy + .milliseconds(4)
+        #expect(window.startWaiting(at: quiet) == quiet)
     }
 
-    /// The worker's reader on its non-blocking stdin: a frame that comes long after the last
-    /// one is waited for asleep, not taken for the end of input; the end of input ends it.
+    /// The worker's reader, which makes its stdin non-blocking: a frame that comes long after
+    /// the last one is waited for asleep, not taken for the end of input; the end of input ends it.
     @Test func theWorkersReaderWaitsForLateFramesAndStopsAtTheEnd() throws {
         var ends: [Int32] = [0, 0]
         try #require(pipe(&ends) == 0)
-        _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
         defer { close(ends[0]) }
         func send(_ text: String) {
             let frame = WorkerFraming.frame({ $0.writeString(text) }, allocator: ByteBufferAllocator())

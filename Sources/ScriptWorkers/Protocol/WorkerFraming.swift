@@ -56,7 +56,6 @@ struct WorkerFrameBuffer {
             let count = fill(from: descriptor)
             guard count < 0, errno == EAGAIN || errno == EWOULDBLOCK, ContinuousClock.now < until else { return count }
             sched_yield()
-            errno = EAGAIN
         }
     }
 
@@ -81,15 +80,18 @@ struct WorkerFrameBuffer {
 /// the wait), not at all after a longer one, so sparse traffic costs no CPU. A wasted window
 /// happens at most once per change from busy to quiet.
 struct ReadOnWindow {
+    private var waitingSince = ContinuousClock.now
     private var lastWaitWasShort = false
 
-    /// Until when to read again and again, having started to wait at `start`.
-    func readingOnUntil(waitingFrom start: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        lastWaitWasShort ? start + WorkerFraming.spinWindow : start
+    /// The reader begins to wait for the next frame at `now`: until when it reads again and
+    /// again before it sleeps (`now` itself after a long wait).
+    mutating func startWaiting(at now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant {
+        waitingSince = now
+        return lastWaitWasShort ? now + WorkerFraming.spinWindow : now
     }
 
-    /// A frame came at `now` to a reader waiting since `start`.
-    mutating func frameCame(waitingFrom start: ContinuousClock.Instant, at now: ContinuousClock.Instant = .now) {
-        lastWaitWasShort = now - start < WorkerFraming.spinWindow
+    /// The frame waited for since `startWaiting` came at `now`.
+    mutating func frameCame(at now: ContinuousClock.Instant = .now) {
+        lastWaitWasShort = now - waitingSince < WorkerFraming.spinWindow
     }
 }

@@ -205,7 +205,6 @@ final class WorkerConnection: Sendable {
         let startupDeadline = ContinuousClock.now + Self.startupTimeout
         var answers = WorkerFrameBuffer()
         var readOn = ReadOnWindow()
-        var waitingSince = ContinuousClock.now
         var ending: Ending?
         while ending == nil {
             let (timeout, wantsWrite, terminating) = state.withLock { state in
@@ -231,7 +230,7 @@ final class WorkerConnection: Sendable {
             if wantsWrite && descriptors[2].revents != 0 { writeUnsent() }
             if ending == nil && descriptors[0].revents != 0 {
                 // Bytes waiting to be written are not left waiting while reading goes on.
-                ending = readAnswers(into: &answers, readOn: &readOn, waitingSince: &waitingSince, mayReadOn: !wantsWrite)
+                ending = readAnswers(into: &answers, readOn: &readOn, mayReadOn: !wantsWrite)
             }
             if ending == nil {
                 ending = overdue(startupDeadline: startupDeadline)
@@ -258,11 +257,8 @@ final class WorkerConnection: Sendable {
 
     /// Reads and hands out the answers the pipe has; with `mayReadOn`, goes on reading after
     /// an answer while answers come quickly (`ReadOnWindow`; the deadlines are milliseconds, so
-    /// they wait that long at most). `waitingSince`: when the previous answer was handed out.
-    private func readAnswers(
-        into answers: inout WorkerFrameBuffer, readOn: inout ReadOnWindow, waitingSince: inout ContinuousClock.Instant,
-        mayReadOn: Bool
-    ) -> Ending? {
+    /// they wait that long at most).
+    private func readAnswers(into answers: inout WorkerFrameBuffer, readOn: inout ReadOnWindow, mayReadOn: Bool) -> Ending? {
         var tryUntil = ContinuousClock.now
         while true {
             let count = answers.fill(from: fromWorker, tryingUntil: tryUntil)
@@ -273,10 +269,11 @@ final class WorkerConnection: Sendable {
             }
             do {
                 while let frame = try answers.nextFrame() {
-                    readOn.frameCame(waitingFrom: waitingSince)
+                    readOn.frameCame()
                     if let ending = answer(frame) { return ending }
-                    waitingSince = ContinuousClock.now
-                    tryUntil = mayReadOn ? readOn.readingOnUntil(waitingFrom: waitingSince) : waitingSince
+                    let now = ContinuousClock.now
+                    let readingOnUntil = readOn.startWaiting(at: now)
+                    tryUntil = mayReadOn ? readingOnUntil : now
                 }
             } catch {
                 return Ending(headError: .workerDied("\(error)"), reason: "protocol error")

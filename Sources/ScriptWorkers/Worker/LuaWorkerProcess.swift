@@ -40,7 +40,6 @@ public enum LuaWorkerProcess {
         closeInheritedDescriptors()
         confine(limits)
         let worker = LuaWorker(catalog: catalog)
-        _ = fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK)
         var input = FrameReader(descriptor: STDIN_FILENO)
         let allocator = ByteBufferAllocator()
         var cpuLimit = CPULimit(secondsPerRequest: limits.cpuSecondsPerRequest)
@@ -138,8 +137,8 @@ public enum LuaWorkerProcess {
     }
 }
 
-/// Reads length-prefixed frames from a non-blocking descriptor: while requests come quickly
-/// by reading again and again for a while (`ReadOnWindow`), then asleep in `poll`.
+/// Reads length-prefixed frames from a descriptor it makes non-blocking: while requests come
+/// quickly by reading again and again for a while (`ReadOnWindow`), then asleep in `poll`.
 struct FrameReader {
     let descriptor: Int32
     private var frames = WorkerFrameBuffer()
@@ -147,16 +146,16 @@ struct FrameReader {
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
 
     /// The next frame's payload, or nil at end of input (or on a broken frame, or a read error).
     mutating func next() -> ByteBuffer? {
-        let waitBegan = ContinuousClock.now
-        let tryUntil = readOn.readingOnUntil(waitingFrom: waitBegan)
+        let tryUntil = readOn.startWaiting()
         while true {
             do {
                 if let frame = try frames.nextFrame() {
-                    readOn.frameCame(waitingFrom: waitBegan)
+                    readOn.frameCame()
                     return frame
                 }
             } catch {
