@@ -170,7 +170,7 @@ extension SQLiteStore: AlertStore {
 
     public func tenantsWithAlertWork() async throws -> [UUID] {
         try await pool.read { db in
-            try String.fetchAll(db, sql: "SELECT tenant_id FROM alert_rules WHERE enabled UNION SELECT tenant_id FROM alerts WHERE state <> 'resolved'").compactMap(UUID.init(uuidString:))
+            try String.fetchAll(db, sql: "SELECT tenant_id FROM alert_rules WHERE enabled UNION SELECT tenant_id FROM alerts WHERE state <> 'resolved'").compactMap(UUID.init(databaseText:))
         }
     }
 
@@ -179,7 +179,7 @@ extension SQLiteStore: AlertStore {
     public func alertQueueTenants(limit: Int) async throws -> [UUID] {
         try await pool.read { db in
             try String.fetchAll(db, sql: "SELECT DISTINCT tenant_id FROM alert_queue LIMIT ?", arguments: [limit])
-                .compactMap(UUID.init(uuidString:))
+                .compactMap(UUID.init(databaseText:))
         }
     }
 
@@ -248,7 +248,7 @@ extension SQLiteStore: AlertStore {
                 let ruleID: String = row[0]
                 states.append(
                     RuleDeviceState(
-                        ruleID: UUID(uuidString: ruleID)!, deviceSerial: row[1], stateJSON: row[2],
+                        ruleID: UUID(databaseText: ruleID)!, deviceSerial: row[1], stateJSON: row[2],
                         notifiedAt: AlertColumns.notified(row[3])))
             }
             return states
@@ -262,7 +262,7 @@ extension SQLiteStore: AlertStore {
             message: row["message"], value: row["value"], startedAt: row.timestamp("started_at"),
             firedAt: row.optionalTimestamp("fired_at"), resolvedAt: row.optionalTimestamp("resolved_at"),
             lastNotifiedAt: row.optionalTimestamp("last_notified_at"), acknowledgedAt: row.optionalTimestamp("acknowledged_at"),
-            acknowledgedBy: (row["acknowledged_by"] as String?).flatMap(UUID.init(uuidString:)))
+            acknowledgedBy: (row["acknowledged_by"] as String?).flatMap(UUID.init(databaseText:)))
     }
 
     public func openAlerts(tenantID: UUID) async throws -> [Alert] {
@@ -395,7 +395,7 @@ extension SQLiteStore: AlertStore {
             ).map { row in
                 AlertSilence(
                     id: row.uuid("id"), tenantID: row.uuid("tenant_id"), deviceSerial: row["device_serial"],
-                    ruleID: (row["rule_id"] as String?).flatMap(UUID.init(uuidString:)), until: row.timestamp("until"),
+                    ruleID: (row["rule_id"] as String?).flatMap(UUID.init(databaseText:)), until: row.timestamp("until"),
                     comment: row["comment"], createdBy: row.uuid("created_by"), createdAt: row.timestamp("created_at"))
             }
         }
@@ -428,7 +428,7 @@ extension SQLiteStore: AlertStore {
 
     static func delivery(from row: Row) -> AlertDelivery {
         AlertDelivery(
-            id: row.uuid("id"), tenantID: row.uuid("tenant_id"), alertID: (row["alert_id"] as String?).flatMap(UUID.init(uuidString:)),
+            id: row.uuid("id"), tenantID: row.uuid("tenant_id"), alertID: (row["alert_id"] as String?).flatMap(UUID.init(databaseText:)),
             channelID: row.uuid("channel_id"), event: NotificationEvent(rawValue: row["event"]) ?? .test,
             status: AlertDelivery.Status(rawValue: row["status"]) ?? .failed, attempts: row["attempts"],
             nextAttemptAt: row.timestamp("next_attempt_at"), lastError: row["last_error"], payloadJSON: row["payload"],

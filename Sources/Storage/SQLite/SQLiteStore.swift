@@ -60,14 +60,69 @@ public final class SQLiteStore: PlatformStore, Sendable {
 }
 
 extension UUID {
-    /// The canonical lower-case text form both databases use.
-    var databaseText: String { uuidString.lowercased() }
+    /// The canonical lower-case text form both databases use. SQLite keys every tenant's row by
+    /// it, so ingest writes it once a sample and alert passes read it back once a row: written
+    /// here byte by byte, since `uuidString.lowercased()` formats, then lower-cases through
+    /// Unicode's tables.
+    var databaseText: String {
+        let digits: StaticString = "0123456789abcdef"
+        return withUnsafeBytes(of: uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { text in
+                var at = 0
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        text[at] = UInt8(ascii: "-")
+                        at += 1
+                    }
+                    text[at] = digits.utf8Start[Int(byte >> 4)]
+                    text[at + 1] = digits.utf8Start[Int(byte & 0x0f)]
+                    at += 2
+                }
+                return at
+            }
+        }
+    }
+
+    /// The UUID in `text` when it has the canonical form (36 characters, hyphens after the 8th,
+    /// 12th, 16th and 20th digit, either case), as `UUID(uuidString:)` reads it; nil otherwise.
+    init?(databaseText text: String) {
+        var text = text
+        let parsed = text.withUTF8 { utf8 -> uuid_t? in
+            guard utf8.count == 36 else { return nil }
+            var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            let complete = withUnsafeMutableBytes(of: &bytes) { bytes -> Bool in
+                var at = 0
+                for index in 0..<16 {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        guard utf8[at] == UInt8(ascii: "-") else { return false }
+                        at += 1
+                    }
+                    guard let high = Self.hexValue(utf8[at]), let low = Self.hexValue(utf8[at + 1]) else { return false }
+                    bytes[index] = high << 4 | low
+                    at += 2
+                }
+                return true
+            }
+            return complete ? bytes : nil
+        }
+        guard let parsed else { return nil }
+        self.init(uuid: parsed)
+    }
+
+    private static func hexValue(_ character: UInt8) -> UInt8? {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
 }
 
 extension Row {
     func uuid(_ column: String) -> UUID {
         let text: String = self[column]
-        return UUID(uuidString: text)!
+        return UUID(databaseText: text)!
     }
 
     func timestamp(_ column: String) -> Timestamp {
