@@ -42,7 +42,12 @@ import Testing
         """
 
     @Test func blocksKeepTheirBytesAndComeBack() throws {
-        let vm = try LuaVM()
+        // Each call does a few hundred thousand steps: room for them on a machine busy with
+        // the other tests (the limits are not what this test is about).
+        var limits = LuaLimits()
+        limits.instructionBudget = 50_000_000
+        limits.wallClock = .seconds(60)
+        let vm = try LuaVM(limits: limits)
         let module = try vm.load(chunk: Self.churn, name: "churn")
         var afterRounds: [Int] = []
         for round in 0..<3 {
