@@ -68,8 +68,8 @@ typedef struct {
     int pattern_nesting;
     /* Set by a runner that ended and judged each of its calls itself (see start_call). */
     int calls_judged;
-    /* The small-block pool (see tsb_alloc): a free list per size class, the region (allocated
-       on the first small block) and how far it has been carved. */
+    /* The small-block pool (see tsb_alloc): a free list per size class, the region (NULL when
+       it could not be allocated: then every block is malloc's) and how far it has been carved. */
     struct pool_free *free_blocks[POOL_CLASSES];
     char *region;
     size_t carved;
@@ -109,8 +109,8 @@ static int in_pool(const tsb_state *s, const void *block) {
 }
 
 /* A block for `size` bytes (at most POOL_LARGEST) from its class's free list, else carved from
-   the region, else (the region used up) from malloc, as large as its class so that it can be
-   resized within the class in place like the others. */
+   the region, else (the region used up, or never allocated) from malloc, as large as its class
+   so that it can be resized within the class in place like the others. */
 static void *pool_take(tsb_state *s, size_t size) {
     size_t class = pool_class(size);
     struct pool_free *block = s->free_blocks[class];
@@ -119,10 +119,6 @@ static void *pool_take(tsb_state *s, size_t size) {
         return block;
     }
     size_t bytes = (class + 1) * POOL_STEP;
-    if (s->region == NULL && s->carved == 0) {
-        s->region = malloc(POOL_REGION);
-        if (s->region == NULL) s->carved = POOL_REGION;
-    }
     if (s->region != NULL && POOL_REGION - s->carved >= bytes) {
         void *carved = s->region + s->carved;
         s->carved += bytes;
@@ -153,14 +149,13 @@ static void give_back(tsb_state *s, void *block, size_t size) {
    them through its slower paths (about a tenth of a worker's time in a profile of the alert
    rules); a free list takes a few instructions. Lua passes every block's size back when it
    frees or resizes it, so a block's size and address say where it belongs and no block needs
-   a header. The region is
-   bounded, so a script that churns through every size class costs at most the region beyond
-   what malloc would hold, and blocks past it are malloc's as before. */
+   a header. The region is bounded, so a script that churns through every size class costs at
+   most the region beyond what malloc would hold, and blocks past it are malloc's as before. */
 static void *tsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     tsb_state *s = (tsb_state *)ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        if (ptr != NULL) give_back(s, ptr, old);
+        give_back(s, ptr, old);
         s->used -= old;
         return NULL;
     }
@@ -798,6 +793,7 @@ lua_State *tsb_open(size_t memory_limit, size_t log_limit_bytes) {
     s->limit = memory_limit;
     s->log_limit = log_limit_bytes;
     s->log = malloc(log_limit_bytes > 0 ? log_limit_bytes : 1);
+    s->region = malloc(POOL_REGION);
     lua_State *L = s->log ? lua_newstate(tsb_alloc, s) : NULL;
     if (L == NULL) {
         free_state(s);

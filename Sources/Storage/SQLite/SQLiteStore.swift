@@ -60,7 +60,7 @@ public final class SQLiteStore: PlatformStore, Sendable {
 }
 
 extension UUID {
-    /// The canonical lower-case text form both databases use. SQLite keys every tenant's row by
+    /// The canonical lower-case text form SQLite stores ids in. It keys every tenant's row by
     /// it, so ingest writes it once a sample and alert passes read it back once a row: written
     /// here byte by byte, since `uuidString.lowercased()` formats, then lower-cases through
     /// Unicode's tables.
