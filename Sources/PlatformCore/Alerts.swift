@@ -259,14 +259,15 @@ public struct RuleDeviceState: Sendable, Equatable {
     }
 }
 
-/// One sample waiting for alert evaluation: written in the sample's own transaction, deleted in
-/// the transaction that stores what its evaluation changed.
-public struct QueuedSample: Sendable, Hashable {
-    public var deviceSerial: String
-    public var timestamp: Timestamp
+/// One commit's new samples of a tenant, waiting for alert evaluation: written in the samples'
+/// own transaction, deleted in the transaction that stores what their evaluation changed.
+/// `sequence` numbers commits in the order they were made.
+public struct QueuedBatch: Sendable, Equatable {
+    public var sequence: Int64
+    public var samples: [TelemetrySample]
 
-    public init(deviceSerial: String, timestamp: Timestamp) {
-        self.deviceSerial = deviceSerial
-        self.timestamp = timestamp
+    public init(sequence: Int64, samples: [TelemetrySample]) {
+        self.sequence = sequence
+        self.samples = samples
     }
 }

@@ -241,17 +241,17 @@ public struct AlertQuery: Sendable {
 
 /// What one evaluation pass changed for a tenant, stored in one transaction: the per-(rule,
 /// device) states, the alerts it created or moved (their acknowledgement is never touched),
-/// the notifications to deliver, and the queued samples it consumed.
+/// the notifications to deliver, and the queued batches it consumed (by sequence).
 public struct AlertChanges: Sendable {
     public var tenantID: UUID
     public var states: [RuleDeviceState]
     public var alerts: [Alert]
     public var deliveries: [AlertDelivery]
-    public var consumed: [QueuedSample]
+    public var consumed: [Int64]
 
     public init(
         tenantID: UUID, states: [RuleDeviceState] = [], alerts: [Alert] = [], deliveries: [AlertDelivery] = [],
-        consumed: [QueuedSample] = []
+        consumed: [Int64] = []
     ) {
         self.tenantID = tenantID
         self.states = states
@@ -289,11 +289,11 @@ public protocol AlertStore: Sendable {
 
     /// Tenants with samples waiting for evaluation.
     func alertQueueTenants(limit: Int) async throws -> [UUID]
-    /// Up to `limit` of the tenant's queued samples, the oldest first (so under a backlog every
-    /// device gets its turn, in time order), each with the stored sample (nil when it was
-    /// deleted since). With `after`, only entries that sort after it (by time, then serial):
-    /// the next pass's samples, read while the entries up to `after` are still being consumed.
-    func queuedSamples(tenantID: UUID, after: QueuedSample?, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)]
+    /// The tenant's queued batches in commit order, from the oldest, as many as start before
+    /// `sampleLimit` samples (so at least one, however large). With `after`, only batches
+    /// committed after that sequence: the next pass's, read while those up to `after` are still
+    /// being consumed.
+    func queuedBatches(tenantID: UUID, after: Int64?, sampleLimit: Int) async throws -> [QueuedBatch]
     /// How many of the tenant's samples wait for evaluation.
     func alertQueueLength(tenantID: UUID) async throws -> Int
     /// Empties the tenant's queue (it has no enabled rule left); returns how many were dropped.

@@ -180,10 +180,10 @@ struct RollupConformanceTests {
         }
     }
 
-    /// A pass takes the oldest queued samples, whatever their devices: a backlog larger than a
-    /// pass starves no device.
+    /// A commit queues its new samples of a tenant with an enabled rule as one batch. Passes
+    /// take batches whole, in commit order, and get the samples back exactly as committed.
     @Test(arguments: Backend.available)
-    func theAlertQueueHandsOutTheOldestSamplesFirst(_ backend: Backend) async throws {
+    func theAlertQueueHandsOutCommitsInOrder(_ backend: Backend) async throws {
         try await TestDatabase.withStore(backend) { store in
             let (user, tenant) = StoreConformanceTests.account("q@example.com")
             _ = try await store.createAccount(user: user, tenant: tenant)
@@ -191,22 +191,52 @@ struct RollupConformanceTests {
                 try await store.createDevice(
                     Device(tenantID: tenant.id, serial: serial, name: serial, location: nil, createdAt: Self.hour), keyHash: serial)
             }
+            func commit(_ samples: some Sequence<TelemetrySample>) async throws -> [Bool] {
+                try await store.insert(samples.map { TelemetryRecord(tenantID: tenant.id, sample: $0) }, receivedAt: Self.hour)
+            }
+            _ = try await commit(Self.samples(serial: "TH-A").prefix(1))
+            #expect(try await store.alertQueueLength(tenantID: tenant.id) == 0, "no rule, no queue")
+
             try await store.createAlertRule(
                 AlertRule(id: UUID(), tenantID: tenant.id, name: "hot", script: "threshold", deviceSerial: nil, channelIDs: [], createdAt: Self.hour))
-            let early = Self.samples(serial: "TH-Z").prefix(2)
-            let late = Self.samples(serial: "TH-A").dropFirst(10).prefix(5)
-            _ = try await store.insert((late + early).map { TelemetryRecord(tenantID: tenant.id, sample: $0) }, receivedAt: Self.hour)
-            let queued = try await store.queuedSamples(tenantID: tenant.id, after: nil, limit: 3)
-            #expect(queued.map(\.0.deviceSerial) == ["TH-Z", "TH-Z", "TH-A"])
-            #expect(queued.map(\.0.timestamp) == (early + late.prefix(1)).map(\.timestamp))
-            #expect(queued.map { $0.1?.tempInside } == (early + late.prefix(1)).map(\.tempInside))
-            // The next pass reads past the entries this one is still consuming.
-            let next = try await store.queuedSamples(tenantID: tenant.id, after: queued.last?.0, limit: 3)
-            #expect(next.map(\.0.timestamp) == late.dropFirst().prefix(3).map(\.timestamp))
-            #expect(next.map { $0.1?.deviceSerial } == ["TH-A", "TH-A", "TH-A"])
-            // An entry of another device at the same time sorts after it by serial.
-            let sameTime = QueuedSample(deviceSerial: "TH-0", timestamp: late[late.startIndex].timestamp)
-            #expect(try await store.queuedSamples(tenantID: tenant.id, after: sameTime, limit: 1).map(\.0) == [queued[2].0])
+            let late = Array(Self.samples(serial: "TH-A").dropFirst(10).prefix(5))
+            var early = Array(Self.samples(serial: "TH-Z").prefix(2))
+            // Numbers whose shortest text is long, and one without an outdoor reading.
+            early[0].tempInside = 0.1 + 0.2
+            early[0].tempOutside = -1e-7
+            early[1].setpoint = 21.123456789012345
+            #expect(early[1].tempOutside != nil && Self.samples(serial: "TH-Z")[0].tempOutside == nil)
+            early[1].tempOutside = nil
+            _ = try await commit(late)
+            _ = try await commit(early)
+            #expect(try await commit(early) == [false, false], "a retry queues nothing")
+            #expect(try await store.alertQueueLength(tenantID: tenant.id) == 7)
+            #expect(try await store.alertQueueTenants(limit: 10) == [tenant.id])
+
+            // A batch is taken whole, even past the limit; the next starts before it only when
+            // the limit is not reached yet.
+            let first = try await store.queuedBatches(tenantID: tenant.id, after: nil, sampleLimit: 3)
+            #expect(first.map(\.samples) == [late])
+            let both = try await store.queuedBatches(tenantID: tenant.id, after: nil, sampleLimit: 6)
+            #expect(both.map(\.samples) == [late, early])
+            #expect(both.map(\.sequence) == both.map(\.sequence).sorted() && Set(both.map(\.sequence)).count == 2)
+            // The next pass reads past the batches this one is still consuming.
+            let next = try await store.queuedBatches(tenantID: tenant.id, after: first[0].sequence, sampleLimit: 3)
+            #expect(next.map(\.samples) == [early])
+
+            try await store.applyAlertChanges(AlertChanges(tenantID: tenant.id, consumed: [first[0].sequence]))
+            #expect(try await store.alertQueueLength(tenantID: tenant.id) == 2)
+            #expect(try await store.queuedBatches(tenantID: tenant.id, after: nil, sampleLimit: 1000) == next)
+
+            // Deleting a device takes its queued samples out of every batch, and a batch it
+            // leaves empty away.
+            let mixed = [Self.samples(serial: "TH-A")[100], Self.samples(serial: "TH-Z")[100]]
+            _ = try await commit(mixed)
+            #expect(try await store.deleteDevice(tenantID: tenant.id, serial: "TH-Z"))
+            #expect(try await store.queuedBatches(tenantID: tenant.id, after: nil, sampleLimit: 1000).map(\.samples) == [[mixed[0]]])
+            #expect(try await store.clearAlertQueue(tenantID: tenant.id) == 1)
+            #expect(try await store.queuedBatches(tenantID: tenant.id, after: nil, sampleLimit: 1000).isEmpty)
+            #expect(try await store.alertQueueTenants(limit: 10).isEmpty)
         }
     }
 

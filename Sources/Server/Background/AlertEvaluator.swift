@@ -9,10 +9,10 @@ import Storage
 import Synchronization
 
 /// Evaluates alert rules after the commit, off the ingest path. Committed samples of tenants
-/// with enabled rules wait in the store's alert queue (written in the samples' own
-/// transaction); each pass takes a tenant's oldest queued samples (by time, then serial), runs every
-/// rule's script on them in the tenant's Lua worker, and stores the alerts, per-(rule, device)
-/// states, notifications and the consumed queue entries in one transaction. A crash before
+/// with enabled rules wait in the store's alert queue, a batch per commit and tenant (written in
+/// the samples' own transaction); each pass takes a tenant's oldest batches (in commit order),
+/// runs every rule's script on them in the tenant's Lua worker, and stores the alerts, per-(rule,
+/// device) states, notifications and the consumed batches in one transaction. A crash before
 /// that commit replays the pass; after it, nothing is left to replay. So no committed sample
 /// escapes evaluation and none is evaluated twice into the state.
 ///
@@ -40,10 +40,9 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     /// The timer's completed passes per tenant, for `GET /api/alerts/status/`.
     let status = Mutex(Status())
 
-    /// Samples one pass takes from a tenant's queue.
+    /// Samples one pass takes from a tenant's queue (whole batches: it stops at the batch that
+    /// reaches this many).
     static let passSize = 1000
-    /// Queue entries in the order a pass takes them, each with its stored sample (nil when deleted since).
-    typealias QueuedSamples = [(QueuedSample, TelemetrySample?)]
     static let concurrentTenants = 4
     /// How long a tenant whose queue a pass emptied waits before its next pass. Most of a pass's
     /// cost is per rule and device (their states read, sent to the worker, written back), not
@@ -192,7 +191,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 let now = clock.now()
                 status.withLock { $0.timerRuns[tenant] = (($0.timerRuns[tenant]?.count ?? 0) + 1, now) }
             }
-            var readAhead: QueuedSamples?
+            var readAhead: [QueuedBatch]?
             for _ in 0..<10 {
                 readAhead = try await queuePass(tenantID: tenant, queued: readAhead)
                 guard readAhead != nil else { return false }
@@ -213,17 +212,20 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
     // MARK: Passes
 
-    /// Evaluates the next queued samples of one tenant (`queued` when the previous pass read
-    /// them ahead). When this pass was full, more may be waiting: then it reads the following
-    /// samples while its commit runs (the two wait for different things under load) and returns
-    /// them for the next pass; nil when the queue is drained. A failed commit discards the
-    /// read-ahead, and the next pass reads from the queue again.
-    func queuePass(tenantID: UUID, queued readAhead: QueuedSamples?) async throws -> QueuedSamples? {
+    /// Evaluates the next queued batches of one tenant (`queued` when the previous pass read
+    /// them ahead), each device's samples in time order. When this pass was full, more may be
+    /// waiting: then it reads the following batches while its commit runs (the two wait for
+    /// different things under load) and returns them for the next pass; nil when the queue is
+    /// drained. A failed commit discards the read-ahead, and the next pass reads from the queue
+    /// again.
+    func queuePass(tenantID: UUID, queued readAhead: [QueuedBatch]?) async throws -> [QueuedBatch]? {
         // Side by side: under load each read waits tens of milliseconds for a connection and a
         // thread, and a pass's reads are independent.
         async let rulesRead = store.alertRules(tenantID: tenantID)
         async let queuedRead =
-            if let readAhead { readAhead } else { try await store.queuedSamples(tenantID: tenantID, after: nil, limit: Self.passSize) }
+            if let readAhead { readAhead } else {
+                try await store.queuedBatches(tenantID: tenantID, after: nil, sampleLimit: Self.passSize)
+            }
         let rules = try await rulesRead.filter(\.enabled)
         guard !rules.isEmpty else {
             _ = try await store.clearAlertQueue(tenantID: tenantID)
@@ -232,15 +234,23 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         let queued = try await queuedRead
         guard let last = queued.last else { return nil }
         var samples: [String: [TelemetrySample]] = [:]
-        for case (_, let sample?) in queued { samples[sample.deviceSerial, default: []].append(sample) }
+        var sampleCount = 0
+        for batch in queued {
+            sampleCount += batch.samples.count
+            for sample in batch.samples { samples[sample.deviceSerial, default: []].append(sample) }
+        }
         let pass = try await Pass.load(for: tenantID, serials: Array(samples.keys), evaluator: self)
-        try await pass.evaluate(rules, devices: samples.keys.sorted().map { ($0, samples[$0]!) }, timer: false)
-        guard queued.count == Self.passSize else {
-            try await pass.commit(consumed: queued.map(\.0))
+        // Commits can queue a device's samples out of time order (a late retry, a backfill).
+        let devices = samples.keys.sorted().map { serial in
+            (serial, samples[serial]!.sorted { $0.timestamp < $1.timestamp })
+        }
+        try await pass.evaluate(rules, devices: devices, timer: false)
+        guard sampleCount >= Self.passSize else {
+            try await pass.commit(consumed: queued.map(\.sequence))
             return nil
         }
-        async let next = store.queuedSamples(tenantID: tenantID, after: last.0, limit: Self.passSize)
-        try await pass.commit(consumed: queued.map(\.0))
+        async let next = store.queuedBatches(tenantID: tenantID, after: last.sequence, sampleLimit: Self.passSize)
+        try await pass.commit(consumed: queued.map(\.sequence))
         return try await next
     }
 
@@ -496,9 +506,9 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
             }
         }
 
-        /// Stores the pass's changes and consumed queue entries in one transaction, then records
+        /// Stores the pass's changes and consumed queue batches in one transaction, then records
         /// script outcomes and wakes delivery.
-        func commit(consumed: [QueuedSample]) async throws {
+        func commit(consumed: [Int64]) async throws {
             let store = evaluator.store
             var changes = AlertChanges(tenantID: tenant.id, consumed: consumed)
             let rules = Dictionary(trackers.values.map { ($0.rule.id, $0.rule) }, uniquingKeysWith: { $1 })

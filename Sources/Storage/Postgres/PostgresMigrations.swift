@@ -378,5 +378,30 @@ enum PostgresMigrations {
             statements: [
                 "ALTER TABLE alert_queue DROP CONSTRAINT alert_queue_pkey, ADD PRIMARY KEY (tenant_id, ts, device_serial)"
             ]),
+        // A commit queues its new samples of a tenant as one row (see `AlertQueueText`), taken in
+        // commit order: one insert, read and delete per commit rather than per sample, and a
+        // sample waits only for those committed before it. Samples queued before this version
+        // move over as one batch per tenant.
+        Migration(
+            version: 12, name: "alert queue of batches",
+            statements: [
+                """
+                CREATE TABLE alert_batches (
+                    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    tenant_id uuid NOT NULL,
+                    sample_count integer NOT NULL,
+                    samples text NOT NULL
+                )
+                """,
+                "CREATE INDEX alert_batches_by_tenant ON alert_batches (tenant_id, seq)",
+                """
+                INSERT INTO alert_batches (tenant_id, sample_count, samples)
+                SELECT q.tenant_id, count(*), \(PostgresStore.queueLines(of: "t"))
+                FROM alert_queue q
+                JOIN telemetry t ON t.tenant_id = q.tenant_id AND t.device_serial = q.device_serial AND t.ts = q.ts
+                GROUP BY q.tenant_id
+                """,
+                "DROP TABLE alert_queue",
+            ]),
     ]
 }

@@ -150,50 +150,38 @@ extension PostgresStore: AlertStore {
     // MARK: Evaluation
 
     public func alertQueueTenants(limit: Int) async throws -> [UUID] {
-        try await rows("SELECT DISTINCT tenant_id FROM alert_queue LIMIT \(limit)", as: UUID.self)
+        try await rows("SELECT DISTINCT tenant_id FROM alert_batches LIMIT \(limit)", as: UUID.self)
     }
 
-    public func queuedSamples(tenantID: UUID, after: QueuedSample?, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)] {
-        // The next pass's read (`after`) starts past the entries a pass is still consuming.
-        var query = PostgresQuery.StringInterpolation(literalCapacity: 512, interpolationCount: 5)
-        query.appendLiteral("SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output")
-        query.appendLiteral(" FROM (SELECT device_serial, ts FROM alert_queue WHERE tenant_id = ")
-        query.appendInterpolation(tenantID)
-        if let after {
-            query.appendLiteral(" AND (ts, device_serial) > (")
-            query.appendInterpolation(after.timestamp)
-            query.appendLiteral(", ")
-            query.appendInterpolation(after.deviceSerial)
-            query.appendLiteral(")")
-        }
-        query.appendLiteral(" ORDER BY ts, device_serial LIMIT ")
-        query.appendInterpolation(limit)
-        query.appendLiteral(") q LEFT JOIN telemetry t ON t.tenant_id = ")
-        query.appendInterpolation(tenantID)
-        query.appendLiteral(" AND t.device_serial = q.device_serial AND t.ts = q.ts ORDER BY q.ts, q.device_serial")
-        return try await rows(
-            PostgresQuery(stringInterpolation: query), as: (String, Timestamp, String?, Double?, Double?, Double?, Double?, String?).self
-        ).map { row in
-            let queued = QueuedSample(deviceSerial: row.0, timestamp: row.1)
-            guard let mode = row.2, let inside = row.3, let setpoint = row.5, let hysteresis = row.6, let output = row.7 else {
-                return (queued, nil)
-            }
-            return (
-                queued,
-                TelemetrySample(
-                    deviceSerial: row.0, timestamp: row.1, mode: ThermostatMode(rawValue: mode) ?? .off, tempInside: inside,
-                    tempOutside: row.4, setpoint: setpoint, hysteresis: hysteresis, output: ThermostatOutput(rawValue: output) ?? .off)
-            )
-        }
+    public func queuedBatches(tenantID: UUID, after: Int64?, sampleLimit: Int) async throws -> [QueuedBatch] {
+        // Every batch holds a sample at least, so the first `sampleLimit` rows are enough to
+        // find those that start before the limit.
+        try await rows(
+            """
+            SELECT seq, samples FROM (
+                SELECT seq, samples, sum(sample_count) OVER (ORDER BY seq) - sample_count AS before FROM (
+                    SELECT seq, samples, sample_count FROM alert_batches
+                    WHERE tenant_id = \(tenantID) AND seq > \(after ?? 0) ORDER BY seq LIMIT \(sampleLimit)
+                ) AS first
+            ) AS counted
+            WHERE before < \(sampleLimit) ORDER BY seq
+            """, as: (Int64, String).self
+        ).map { QueuedBatch(sequence: $0.0, samples: AlertQueueText.decode($0.1)) }
     }
 
     public func alertQueueLength(tenantID: UUID) async throws -> Int {
-        let counts: [Int64] = try await rows("SELECT count(*) FROM alert_queue WHERE tenant_id = \(tenantID)", as: Int64.self)
+        let counts: [Int64] = try await rows(
+            "SELECT coalesce(sum(sample_count), 0)::int8 FROM alert_batches WHERE tenant_id = \(tenantID)", as: Int64.self)
         return Int(counts.first ?? 0)
     }
 
     public func clearAlertQueue(tenantID: UUID) async throws -> Int {
-        try await changedRows("DELETE FROM alert_queue WHERE tenant_id = \(tenantID) RETURNING 1")
+        let counts: [Int64] = try await rows(
+            """
+            WITH cleared AS (DELETE FROM alert_batches WHERE tenant_id = \(tenantID) RETURNING sample_count)
+            SELECT coalesce(sum(sample_count), 0)::int8 FROM cleared
+            """, as: Int64.self)
+        return Int(counts.first ?? 0)
     }
 
     public func ruleDeviceStates(tenantID: UUID, serials: [String]) async throws -> [RuleDeviceState] {
@@ -239,9 +227,7 @@ extension PostgresStore: AlertStore {
         // under load each wait tens of milliseconds for a turn on the CPU.
         let statesAndQueue: PostgresQuery = """
             WITH consumed AS (
-                DELETE FROM alert_queue q USING unnest(\(changes.consumed.map(\.deviceSerial)),
-                    \(changes.consumed.map(\.timestamp))) AS u(s, ts)
-                WHERE q.tenant_id = \(tenant) AND q.device_serial = u.s AND q.ts = u.ts
+                DELETE FROM alert_batches WHERE tenant_id = \(tenant) AND seq = ANY(\(changes.consumed))
             )
             INSERT INTO alert_rule_states (tenant_id, rule_id, device_serial, state, notified)
             SELECT \(tenant), r, s, st, n

@@ -102,9 +102,24 @@ extension PostgresStore: DeviceStore {
     public func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool {
         let logger = logger
         return try await transaction("delete device") { connection in
-            for table in ["telemetry", "telemetry_rollups", "alert_queue", "alert_rule_states", "alerts"] {
+            for table in ["telemetry", "telemetry_rollups", "alert_rule_states", "alerts"] {
                 try await connection.query(
                     "DELETE FROM \(unescaped: table) WHERE tenant_id = \(tenantID) AND device_serial = \(serial)", logger: logger)
+            }
+            // Its queued samples too, out of the batches they share with other devices.
+            var changed: [(Int64, String, Int)] = []
+            for try await (sequence, text) in try await connection.query(
+                "SELECT seq, samples FROM alert_batches WHERE tenant_id = \(tenantID) FOR UPDATE", logger: logger
+            ).decode((Int64, String).self) {
+                if let (kept, count) = AlertQueueText.removing(serial: serial, from: text) { changed.append((sequence, kept, count)) }
+            }
+            for (sequence, text, count) in changed {
+                if count == 0 {
+                    try await connection.query("DELETE FROM alert_batches WHERE seq = \(sequence)", logger: logger)
+                } else {
+                    try await connection.query(
+                        "UPDATE alert_batches SET samples = \(text), sample_count = \(count) WHERE seq = \(sequence)", logger: logger)
+                }
             }
             var deleted = false
             for try await _ in try await connection.query(

@@ -56,8 +56,8 @@ extension PostgresStore: TelemetryStore {
         let logger = logger
         return try await transaction("telemetry commit of \(recordCount) samples") { connection in
             var inserted = [Bool](repeating: false, count: recordCount)
-            // New samples of tenants with an enabled alert rule join the alert queue in the
-            // same transaction, so evaluation can never miss a committed sample.
+            // New samples of tenants with an enabled alert rule join the alert queue (a batch per
+            // tenant) in the same transaction, so evaluation can never miss a committed sample.
             let rows = try await connection.query(
                 """
                 WITH stored AS (
@@ -67,12 +67,12 @@ extension PostgresStore: TelemetryStore {
                     FROM unnest(\(tenants), \(serials), \(times), \(modes), \(inside), \(outside), \(setpoints),
                         \(hysteresis), \(outputs)) AS u(t, s, ts, m, ti, tout, sp, h, o)
                     ON CONFLICT DO NOTHING
-                    RETURNING tenant_id, device_serial, ts
+                    RETURNING *
                 ), queued AS (
-                    INSERT INTO alert_queue (tenant_id, device_serial, ts)
-                    SELECT tenant_id, device_serial, ts FROM stored
+                    INSERT INTO alert_batches (tenant_id, sample_count, samples)
+                    SELECT stored.tenant_id, count(*), \(unescaped: Self.queueLines(of: "stored")) FROM stored
                     WHERE EXISTS (SELECT 1 FROM alert_rules r WHERE r.tenant_id = stored.tenant_id AND r.enabled)
-                    ON CONFLICT DO NOTHING
+                    GROUP BY stored.tenant_id
                 )
                 SELECT tenant_id, device_serial, ts FROM stored
                 """, logger: logger)
@@ -99,6 +99,16 @@ extension PostgresStore: TelemetryStore {
                 """, logger: logger)
             return inserted
         }
+    }
+
+    /// SQL for an aggregate of the rows `alias` as `AlertQueueText` lines, in time order.
+    /// `float8`'s text is the shortest that reads back as the same number.
+    static func queueLines(of alias: String) -> String {
+        """
+        string_agg(concat_ws(E'\\t', \(alias).device_serial, (extract(epoch FROM \(alias).ts) * 1000000)::int8, \(alias).mode,
+            \(alias).temp_inside, coalesce(\(alias).temp_outside::text, ''), \(alias).setpoint, \(alias).hysteresis,
+            \(alias).output), E'\\n' ORDER BY \(alias).ts, \(alias).device_serial)
+        """
     }
 
     private typealias SampleRow = (Timestamp, String, Double, Double?, Double, Double, String)

@@ -384,5 +384,35 @@ enum SQLiteMigrations {
                 "DROP TABLE alert_queue",
                 "ALTER TABLE alert_queue_by_time RENAME TO alert_queue",
             ]),
+        // A commit queues its new samples of a tenant as one row (see `AlertQueueText`), taken in
+        // commit order: one insert, read and delete per commit rather than per sample, and a
+        // sample waits only for those committed before it. Samples queued before this version
+        // move over as one batch per tenant (`%!.17g`: SQLite's printf keeps 17 digits only with `!`).
+        Migration(
+            version: 12, name: "alert queue of batches",
+            statements: [
+                """
+                CREATE TABLE alert_batches (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    tenant_id TEXT NOT NULL,
+                    sample_count INTEGER NOT NULL,
+                    samples TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX alert_batches_by_tenant ON alert_batches (tenant_id, seq)",
+                """
+                INSERT INTO alert_batches (tenant_id, sample_count, samples)
+                SELECT tenant_id, count(*), group_concat(line, char(10)) FROM (
+                    SELECT q.tenant_id, t.device_serial || char(9) || t.ts || char(9) || t.mode || char(9)
+                        || printf('%!.17g', t.temp_inside) || char(9)
+                        || CASE WHEN t.temp_outside IS NULL THEN '' ELSE printf('%!.17g', t.temp_outside) END || char(9)
+                        || printf('%!.17g', t.setpoint) || char(9) || printf('%!.17g', t.hysteresis) || char(9) || t.output AS line
+                    FROM alert_queue q
+                    JOIN telemetry t ON t.tenant_id = q.tenant_id AND t.device_serial = q.device_serial AND t.ts = q.ts
+                    ORDER BY q.tenant_id, q.ts, q.device_serial
+                ) GROUP BY tenant_id
+                """,
+                "DROP TABLE alert_queue",
+            ]),
     ]
 }

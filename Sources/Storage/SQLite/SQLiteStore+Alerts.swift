@@ -178,55 +178,48 @@ extension SQLiteStore: AlertStore {
 
     public func alertQueueTenants(limit: Int) async throws -> [UUID] {
         try await pool.read { db in
-            try String.fetchAll(db, sql: "SELECT DISTINCT tenant_id FROM alert_queue LIMIT ?", arguments: [limit])
+            try String.fetchAll(db, sql: "SELECT DISTINCT tenant_id FROM alert_batches LIMIT ?", arguments: [limit])
                 .compactMap(UUID.init(databaseText:))
         }
     }
 
-    public func queuedSamples(tenantID: UUID, after: QueuedSample?, limit: Int) async throws -> [(QueuedSample, TelemetrySample?)] {
-        // The next pass's read (`after`) starts past the entries a pass is still consuming.
-        let arguments: StatementArguments =
-            if let after { [tenantID.databaseText, limit, after.timestamp.microseconds, after.deviceSerial] } else {
-                [tenantID.databaseText, limit]
-            }
-        return try await pool.read { db in
+    public func queuedBatches(tenantID: UUID, after: Int64?, sampleLimit: Int) async throws -> [QueuedBatch] {
+        let rows = try await pool.read { db in
+            // Every batch holds a sample at least, so the first `sampleLimit` rows are enough to
+            // find those that start before the limit.
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT q.device_serial, q.ts, t.mode, t.temp_inside, t.temp_outside, t.setpoint, t.hysteresis, t.output
-                    FROM (
-                        SELECT device_serial, ts FROM alert_queue
-                        WHERE tenant_id = ?1 \(after == nil ? "" : "AND (ts, device_serial) > (?3, ?4)")
-                        ORDER BY ts, device_serial LIMIT ?2
-                    ) q LEFT JOIN telemetry t ON t.tenant_id = ?1 AND t.device_serial = q.device_serial AND t.ts = q.ts
-                    ORDER BY q.ts, q.device_serial
+                    SELECT seq, samples FROM (
+                        SELECT seq, samples, sum(sample_count) OVER (ORDER BY seq) - sample_count AS before FROM (
+                            SELECT seq, samples, sample_count FROM alert_batches
+                            WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3
+                        )
+                    )
+                    WHERE before < ?3 ORDER BY seq
                     """,
-                arguments: arguments
-            ).map { row in
-                let serial: String = row[0]
-                let time = Timestamp(microseconds: row[1])
-                let mode: String? = row[2]
-                let sample = mode.map { mode in
-                    TelemetrySample(
-                        deviceSerial: serial, timestamp: time, mode: ThermostatMode(rawValue: mode) ?? .off, tempInside: row[3],
-                        tempOutside: row[4], setpoint: row[5], hysteresis: row[6],
-                        output: ThermostatOutput(rawValue: row[7]) ?? .off)
-                }
-                return (QueuedSample(deviceSerial: serial, timestamp: time), sample)
-            }
+                arguments: [tenantID.databaseText, after ?? 0, sampleLimit])
         }
+        // Decoded off the database's threads.
+        return rows.map { row in QueuedBatch(sequence: row[0], samples: AlertQueueText.decode(row[1])) }
     }
 
     public func alertQueueLength(tenantID: UUID) async throws -> Int {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM alert_queue WHERE tenant_id = ?", arguments: [tenantID.databaseText]) ?? 0
+            try Int.fetchOne(
+                db, sql: "SELECT coalesce(sum(sample_count), 0) FROM alert_batches WHERE tenant_id = ?",
+                arguments: [tenantID.databaseText]) ?? 0
         }
     }
 
     public func clearAlertQueue(tenantID: UUID) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM alert_queue WHERE tenant_id = ?", arguments: [tenantID.databaseText])
-            return db.changesCount
+            let count =
+                try Int.fetchOne(
+                    db, sql: "SELECT coalesce(sum(sample_count), 0) FROM alert_batches WHERE tenant_id = ?",
+                    arguments: [tenantID.databaseText]) ?? 0
+            try db.execute(sql: "DELETE FROM alert_batches WHERE tenant_id = ?", arguments: [tenantID.databaseText])
+            return count
         }
     }
 
@@ -309,14 +302,9 @@ extension SQLiteStore: AlertStore {
             for delivery in changes.deliveries {
                 try Self.insert(delivery, db)
             }
-            // One statement per device, its consumed timestamps as a JSON array: a pass consumes
-            // up to a thousand entries, and one statement each cost more than their deletion.
-            let consume = try db.cachedStatement(
-                sql: "DELETE FROM alert_queue WHERE tenant_id = ? AND device_serial = ? AND ts IN (SELECT value FROM json_each(?))")
-            var timestamps: [String: [Int64]] = [:]
-            for queued in changes.consumed { timestamps[queued.deviceSerial, default: []].append(queued.timestamp.microseconds) }
-            for (serial, times) in timestamps {
-                try consume.execute(arguments: [tenant, serial, "[" + times.map(String.init).joined(separator: ",") + "]"])
+            let consume = try db.cachedStatement(sql: "DELETE FROM alert_batches WHERE seq = ? AND tenant_id = ?")
+            for sequence in changes.consumed {
+                try consume.execute(arguments: [sequence, tenant])
             }
         }
     }

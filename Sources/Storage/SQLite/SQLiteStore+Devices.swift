@@ -132,9 +132,22 @@ extension SQLiteStore: DeviceStore {
 
     public func deleteDevice(tenantID: UUID, serial: String) async throws -> Bool {
         try await pool.write { db in
-            for table in ["telemetry", "telemetry_rollups", "alert_queue", "alert_rule_states", "alerts"] {
+            for table in ["telemetry", "telemetry_rollups", "alert_rule_states", "alerts"] {
                 try db.execute(
                     sql: "DELETE FROM \(table) WHERE tenant_id = ? AND device_serial = ?", arguments: [tenantID.databaseText, serial])
+            }
+            // Its queued samples too, out of the batches they share with other devices.
+            let batches = try Row.fetchAll(
+                db, sql: "SELECT seq, samples FROM alert_batches WHERE tenant_id = ?", arguments: [tenantID.databaseText])
+            for batch in batches {
+                let sequence: Int64 = batch[0]
+                guard let (text, count) = AlertQueueText.removing(serial: serial, from: batch[1]) else { continue }
+                if count == 0 {
+                    try db.execute(sql: "DELETE FROM alert_batches WHERE seq = ?", arguments: [sequence])
+                } else {
+                    try db.execute(
+                        sql: "UPDATE alert_batches SET samples = ?, sample_count = ? WHERE seq = ?", arguments: [text, count, sequence])
+                }
             }
             try db.execute(
                 sql: "DELETE FROM devices WHERE tenant_id = ? AND serial = ?", arguments: [tenantID.databaseText, serial])

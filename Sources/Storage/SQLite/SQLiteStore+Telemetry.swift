@@ -12,13 +12,13 @@ extension SQLiteStore: TelemetryStore {
                         hysteresis, output)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                     """)
-            // New samples of tenants with an enabled alert rule join the alert queue in the
-            // same transaction, so evaluation can never miss a committed sample.
-            let queue = try db.cachedStatement(
-                sql: "INSERT INTO alert_queue (tenant_id, device_serial, ts) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            // New samples of tenants with an enabled alert rule join the alert queue (a batch per
+            // tenant) in the same transaction, so evaluation can never miss a committed sample.
+            let queue = try db.cachedStatement(sql: "INSERT INTO alert_batches (tenant_id, sample_count, samples) VALUES (?, ?, ?)")
             let hasRules = try db.cachedStatement(
                 sql: "SELECT EXISTS (SELECT 1 FROM alert_rules WHERE tenant_id = ? AND enabled)")
             var evaluatedTenants: [String: Bool] = [:]
+            var queued: [String: [TelemetrySample]] = [:]
             var inserted: [Bool] = []
             inserted.reserveCapacity(records.count)
             var seenDevices: Set<DeviceKey> = []
@@ -37,11 +37,12 @@ extension SQLiteStore: TelemetryStore {
                         evaluatedTenants[tenant] = answer
                         return answer
                     }()
-                    if evaluated {
-                        try queue.execute(arguments: [tenant, sample.deviceSerial, sample.timestamp.microseconds])
-                    }
+                    if evaluated { queued[tenant, default: []].append(sample) }
                 }
                 seenDevices.insert(DeviceKey(tenant: tenant, serial: sample.deviceSerial))
+            }
+            for (tenant, samples) in queued {
+                try queue.execute(arguments: [tenant, samples.count, AlertQueueText.encode(samples)])
             }
             // Only when `last_seen` moves by a second or more (see `TelemetryStore.insert`).
             let touch = try db.cachedStatement(
