@@ -8,8 +8,9 @@ stale-device) and four tenant Lua scripts — one of them (a threshold at 25 °C
 webhook receiver run by this script on loopback. wrk drives single-sample ingest against each
 tenant in turn (median of rounds); during the rules' runs a probe device of the ruled tenant
 posts a hot sample, then a cool one, every 0.5 s, and the receiver timestamps each `firing`
-webhook. The delay is receipt time minus the moment the probe's hot sample was answered (so
-committed). After each ruled run the script waits for the evaluation queue to drain and reports
+webhook. Each hot sample has a temperature of its own, which its alert's `value` carries: the
+delay is that webhook's receipt time minus the moment the hot sample was answered (so
+committed); hot samples whose webhook never came are counted apart. After each ruled run the script waits for the evaluation queue to drain and reports
 how long that took. It also reports the CPU the server and its Lua workers spent per request
 (from /proc; a ruled run's counts until its queue drained, so evaluation left for after the
 load is included): steadier than requests/s on a shared machine, where the load generator's
@@ -65,7 +66,7 @@ BUILT_IN_RULES = [
 
 
 class Receiver:
-    """Webhooks on loopback: the arrival time of each firing for the probe device."""
+    """Webhooks on loopback: the value and arrival time of each firing for the probe device."""
 
     def __init__(self, probe):
         self.firings = []
@@ -79,7 +80,7 @@ class Receiver:
                 payload = json.loads(body or b"{}")
                 if payload.get("event") == "firing" and payload.get("device") == probe:
                     with receiver.lock:
-                        receiver.firings.append(arrived)
+                        receiver.firings.append((payload.get("value"), arrived))
                 self.send_response(204)
                 self.end_headers()
 
@@ -114,21 +115,29 @@ def set_up_rules(bench, base, cookie, webhook_url):
 
 
 def probe_loop(bench, base, serial, key, stop, answered):
-    """Posts hot then cool samples for the probe device; records when each hot one committed."""
+    """Posts hot then cool samples for the probe device; records when each hot one committed, by
+    its temperature (unique among the run's hot samples). Ends on a cool sample, so that the
+    next run's first hot sample opens a new alert."""
     step = 0
-    while not stop.is_set():
+    while True:
         hot = step % 2 == 0
+        if hot and stop.is_set():
+            return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{step % 1000:03d}Z"
-        sample = {"device_id": serial, "mode": "HEAT", "temp_inside_c": 30 if hot else 20, "temp_outside_c": 4.5,
+        reading = 30 + (step % 1000) / 100 if hot else 20
+        sample = {"device_id": serial, "mode": "HEAT", "temp_inside_c": reading, "temp_outside_c": 4.5,
                   "setpoint_c": 21, "hysteresis_c": 0.5, "output": "HEAT_ON", "timestamp": stamp}
         try:
             status, _, _ = bench.call(base, "/api/telemetry/ingest/", sample, {"Authorization": f"Device {serial}:{key}"})
         except OSError:
             status = None
         if hot and status == 200:
-            answered.append(time.monotonic())
+            answered[reading] = time.monotonic()
         step += 1
-        stop.wait(0.5)
+        if hot:
+            time.sleep(0.5)
+        else:
+            stop.wait(0.5)
 
 
 def wait_for_queue(bench, base, cookie, limit_seconds=300):
@@ -167,13 +176,14 @@ def run(bench, name, database, args, work, rounds=3):
                              {"BENCH_DEVICES": devices, "BENCH_BATCH": "1", "BENCH_BASE_EPOCH": str(epoch + day * 86400)})
 
         plain, ruled, delays, drains, plain_cpu, ruled_cpu = [], [], [], [], [], []
+        unanswered = 0
         pid = server.process.pid
         for index in range(rounds):
             before = bench.process_cpu_seconds(pid)
             plain.append(ingest_run(plain_file, index))
             plain_cpu.append((bench.process_cpu_seconds(pid) - before) / plain[-1]["requests"] * 1e6)
             before = bench.process_cpu_seconds(pid)
-            stop, answered = threading.Event(), []
+            stop, answered = threading.Event(), {}
             with receiver.lock:
                 receiver.firings.clear()
             prober = threading.Thread(target=probe_loop,
@@ -187,7 +197,9 @@ def run(bench, name, database, args, work, rounds=3):
             time.sleep(1)
             with receiver.lock:
                 firings = list(receiver.firings)
-            delays += [(arrived - sent) * 1000 for sent, arrived in zip(answered, firings)]
+            arrivals = {value: arrived for value, arrived in firings}
+            delays += [(arrivals[value] - sent) * 1000 for value, sent in answered.items() if value in arrivals]
+            unanswered += sum(1 for value in answered if value not in arrivals)
         middle = rounds // 2
         plain_median = sorted(plain, key=lambda r: r["rps"])[middle]
         ruled_median = sorted(ruled, key=lambda r: r["rps"])[middle]
@@ -200,7 +212,8 @@ def run(bench, name, database, args, work, rounds=3):
               f"CPU {statistics.median(ruled_cpu):.0f} µs/request "
               f"({statistics.median(ruled_cpu) / statistics.median(plain_cpu):.2f}×) |")
         delay_cells = f"{bench.percentile(delays, 50):.0f} | {bench.percentile(delays, 99):.0f}" if delays else "– | –"
-        print(f"| {name} | commit → webhook under that load ({len(delays)} alerts) | | {delay_cells} | | |")
+        missing = f"; {unanswered} never came" if unanswered else ""
+        print(f"| {name} | commit → webhook under that load ({len(delays)} alerts{missing}) | | {delay_cells} | | |")
     finally:
         if receiver:
             receiver.stop()
