@@ -14,6 +14,10 @@ public struct LoadedScript: Sendable, Hashable {
     /// An alert script whose table sets `timer = true`: the platform also evaluates it on its
     /// timer, with the device's newest stored sample and `ctx.timer` true (a silent device).
     public let evaluatesOnTimer: Bool
+    /// A built-in alert plugin (or a tenant's exact copy of one). Those only read the sample's
+    /// fields, and pass the table to none but their own local functions: they neither change
+    /// nor keep it, so they are given a device's sample tables themselves, not copies.
+    let readsSamplesOnly: Bool
 
     /// `config` over the defaults, key by key; a key set to nil (JSON null) takes the default.
     func resolvedConfig(_ config: LuaValue) -> LuaValue {
@@ -203,14 +207,14 @@ public final class ScriptRunner {
             guard case .table(let pluginDefaults) = catalog.plugins[required]?.defaultConfig else { continue }
             defaults.merge(pluginDefaults) { $1 }
         }
-        if let plugin = catalog.plugins.values.first(where: { $0.hook == hook && $0.source == source }),
-            case .table(let ownDefaults) = plugin.defaultConfig
-        {
+        let plugin = catalog.plugins.values.first(where: { $0.hook == hook && $0.source == source })
+        if case .table(let ownDefaults) = plugin?.defaultConfig {
             defaults.merge(ownDefaults) { $1 }
         }
         let timer = hook == .alert && (try? vm.field("timer", of: module)) == .bool(true)
         return LoadedScript(
-            name: name, hook: hook, module: module, functions: functions, defaultConfig: defaults, evaluatesOnTimer: timer)
+            name: name, hook: hook, module: module, functions: functions, defaultConfig: defaults, evaluatesOnTimer: timer,
+            readsSamplesOnly: hook == .alert && plugin != nil)
     }
 
     /// Loads a built-in plugin or tier policy.
@@ -512,8 +516,9 @@ public final class ScriptRunner {
     }
 
     /// Keeps one device's samples in the VM as tables, for `evaluate(_:samples:state:context:share:)`;
-    /// release them with `release(_:)`. With `shared`, every rule gets a fresh copy of each;
-    /// without, the one rule that runs over them gets the tables themselves.
+    /// release them with `release(_:)`. With `shared`, every rule gets a fresh copy of each (but
+    /// the built-in plugins, which only read them); without, the one rule that runs over them
+    /// gets the tables themselves.
     public func deviceSamples(_ samples: some Collection<TelemetrySample>, shared: Bool) throws(ScriptError) -> DeviceSamples {
         do {
             let reference = try vm.makeReference { arguments in
@@ -545,7 +550,7 @@ public final class ScriptRunner {
         do {
             let resolved = try resolveContext(context, for: script)
             outcome = try vm.runAlertRule(
-                function, samples: samples.reference, copies: samples.shared, state: state, share: share,
+                function, samples: samples.reference, copies: samples.shared && !script.readsSamplesOnly, state: state, share: share,
                 context: { arguments in pushUnfilled(resolved, to: arguments) }, contextLayout: layouts.context,
                 maximumKeyBytes: ScriptAlert.maximumKeyLength,
                 results: { results throws(LuaError) in
