@@ -214,12 +214,9 @@ extension SQLiteStore: AlertStore {
 
     public func clearAlertQueue(tenantID: UUID) async throws -> Int {
         try await pool.write { db in
-            let count =
-                try Int.fetchOne(
-                    db, sql: "SELECT coalesce(sum(sample_count), 0) FROM alert_batches WHERE tenant_id = ?",
-                    arguments: [tenantID.databaseText]) ?? 0
-            try db.execute(sql: "DELETE FROM alert_batches WHERE tenant_id = ?", arguments: [tenantID.databaseText])
-            return count
+            try Int.fetchAll(
+                db, sql: "DELETE FROM alert_batches WHERE tenant_id = ? RETURNING sample_count", arguments: [tenantID.databaseText]
+            ).reduce(0, +)
         }
     }
 
