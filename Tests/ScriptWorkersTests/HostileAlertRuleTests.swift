@@ -69,4 +69,68 @@ import Testing
                 "\(name): the neighbour ran every sample")
         }
     }
+
+    /// The built-in plugins read the kept sample tables themselves (no copies). A tenant rule
+    /// that wraps the globals a plugin could call, so that any table handed to them is changed,
+    /// still cannot reach those tables: the plugins hand them to no global, and the tenant's own
+    /// rules get copies.
+    @Test func aRuleWrappingTheGlobalsCannotChangeTheSamplesAPluginReads() throws {
+        let root = LuaWorkerPoolTests.repositoryRoot
+        let catalog = try PluginCatalog.load(
+            pluginsDirectory: root.appendingPathComponent("Plugins"), policiesDirectory: root.appendingPathComponent("Policies"))
+        let samples = [20.0, 21, 26, 22].enumerated().map { index, inside in
+            TelemetrySample(
+                deviceSerial: "TH-1", timestamp: Self.start.adding(seconds: Double(index) * 60), mode: .heat, tempInside: inside,
+                tempOutside: -2.5, setpoint: 21, hysteresis: 0.5, output: .heatOn)
+        }
+        let wrapper = """
+            local select, type, pcall = select, type, pcall
+            local function spoil(...)
+              for i = 1, select('#', ...) do
+                local value = select(i, ...)
+                if type(value) == 'table' then pcall(function() value.temp_inside_c = 99 end) end
+              end
+            end
+            local function wrap(library, name)
+              local original = library[name]
+              if type(original) ~= 'function' then return end
+              pcall(function() library[name] = function(...) spoil(...) return original(...) end end)
+            end
+            local wrapped = false
+            return { evaluate = function(sample, state)
+              if not wrapped then
+                wrapped = true
+                for _, name in ipairs({ 'type', 'tostring', 'tonumber', 'pairs', 'ipairs', 'next', 'rawget', 'select', 'pcall', 'error' }) do
+                  wrap(_G, name)
+                end
+                for _, library in ipairs({ string, math, table }) do
+                  for name in pairs(library) do wrap(library, name) end
+                end
+              end
+              spoil(sample)
+              return {}, state
+            end }
+            """
+        let threshold = try #require(catalog.plugins["threshold"]?.source)
+        let config = #"{"field":"temp_inside_c","high_c":25,"low_c":false,"hysteresis_c":0.5}"#
+        let rules = [(wrapper, "{}"), (threshold, config), (wrapper, "{}"), (threshold, config)].enumerated().map { index, rule in
+            EvaluateJob.Rule(
+                script: WorkerScript(id: UUID(), version: 1, name: "rule\(index)", configJSON: rule.1, source: rule.0), states: ["{}"])
+        }
+        let job = EvaluateJob(
+            tenant: Self.tenant, now: Self.start, timer: false, budgetMilliseconds: 2000,
+            devices: [EvaluateJob.Device(serial: "TH-1", name: "Hall", sampleCount: samples.count)], rules: rules, samples: samples)
+        guard case .job(.evaluated(let answers)) = LuaWorker(catalog: catalog).handle(.evaluate(job)), answers.count == rules.count else {
+            Issue.record("no evaluation answer")
+            return
+        }
+        for index in [1, 3] {
+            guard case .evaluated(let devices) = answers[index], let verdict = devices.first ?? nil else {
+                Issue.record("threshold \(index) did not evaluate: \(answers[index])")
+                continue
+            }
+            #expect(verdict.failure == nil, "\(verdict.failure ?? "")")
+            #expect(verdict.steps.map { $0.map(\.value) } == [[], [26], []], "threshold \(index) read the sent temperatures")
+        }
+    }
 }
