@@ -36,6 +36,8 @@ import Testing
         let bad = [
             "TH-1\t1\tHEAT\t20\t\t21\t0.5", "TH-1\tx\tHEAT\t20\t\t21\t0.5\tOFF", "TH-1\t1\tWARM\t20\t\t21\t0.5\tOFF",
             "TH-1\t1\tHEAT\tnope\t\t21\t0.5\tOFF", "TH-1\t1\tHEAT\t20\tnope\t21\t0.5\tOFF", "TH-1\t1\tHEAT\t20\t\t21\t0.5\tOFF\textra",
+            "", "TH-1\t-\tHEAT\t20\t\t21\t0.5\tOFF", "TH-1\t99999999999999999999\tHEAT\t20\t\t21\t0.5\tOFF",
+            "\t1\tHEAT\t20\t\t21\t0.5\tOFF", "TH-1\t1\tHEAT\t20\t\t21\t0.5\tOFF\t",
         ]
         #expect(AlertQueueText.decode((bad + [good]).joined(separator: "\n")).map(\.deviceSerial) == ["TH-1"])
     }
