@@ -983,8 +983,8 @@ enum {
     RUN_BUDGET,
     RUN_MAXIMUM_ELEMENTS,
     RUN_MAXIMUM_KEY_BYTES,
-    RUN_COPIES,
-    RUN_ARGUMENTS = RUN_COPIES
+    RUN_COPIER,
+    RUN_ARGUMENTS = RUN_COPIER
 };
 
 /* More alerts than this in one answer are left to the host's reader (their keys are compared
@@ -1119,7 +1119,7 @@ static int run_alert_rule(lua_State *L) {
     int64_t budget = lua_tointeger(L, RUN_BUDGET);
     lua_Integer maximum_elements = lua_tointeger(L, RUN_MAXIMUM_ELEMENTS);
     size_t maximum_key_bytes = (size_t)lua_tointeger(L, RUN_MAXIMUM_KEY_BYTES);
-    int copies = lua_toboolean(L, RUN_COPIES);
+    int copies = lua_isfunction(L, RUN_COPIER);
     lua_Integer count = (lua_Integer)lua_rawlen(L, RUN_SAMPLES);
     lua_settop(L, RUN_ARGUMENTS);
     s->enforce = 0;
@@ -1136,18 +1136,9 @@ static int run_alert_rule(lua_State *L) {
         int64_t now = tsb_now_ns();
         if (now > share_end) refuse(L);
         lua_pushvalue(L, RUN_EVALUATE);
+        if (copies) lua_pushvalue(L, RUN_COPIER);
         lua_rawgeti(L, RUN_SAMPLES, i);
-        if (copies) {
-            int template = lua_gettop(L);
-            lua_createtable(L, 0, 10);
-            lua_pushnil(L);
-            while (lua_next(L, template) != 0) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, template + 1);
-            }
-            lua_remove(L, template);
-        }
+        if (copies) lua_call(L, 1, 1);
         lua_pushvalue(L, state);
         for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) lua_pushvalue(L, RUN_CONTEXT_VALUES + field);
         tsb_fill_record(L, RUN_CONTEXT, layout, TSB_CONTEXT_FIELDS);

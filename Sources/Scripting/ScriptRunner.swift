@@ -110,6 +110,8 @@ public final class ScriptRunner {
     private let catalog: PluginCatalog
     private let layouts: Layouts
     private let transformLayouts: LuaTransformLayouts
+    /// Copies a sample table (`LuaVM.recordCopier(_:)`) for each rule that gets its own.
+    private let sampleCopier: LuaFunction
     /// The samples of a transform run over many (`transform(_:samples:in:until:)`), reused.
     private let sampleBatch = LuaSampleBatch()
     /// `ctx` tables of the ingest hot path, per script and device; see `pushContext`.
@@ -168,6 +170,7 @@ public final class ScriptRunner {
             tenant: try vm.recordLayout(["id", "slug", "tier"]),
             device: try vm.recordLayout(["serial", "name"]),
             condition: try vm.recordLayout(["key", "severity", "message", "value"]))
+        sampleCopier = try vm.recordCopier(SampleBridge.fieldNames)
         transformLayouts = LuaTransformLayouts(
             sample: layouts.sample, answer: layouts.transformed, context: layouts.context,
             modes: try vm.recordLayout(ThermostatMode.allCases.map(\.rawValue)),
@@ -549,8 +552,9 @@ public final class ScriptRunner {
         let outcome: Result<(steps: [[ScriptAlert]], state: LuaValue), ScriptError>
         do {
             let resolved = try resolveContext(context, for: script)
+            let copier = samples.shared && !script.readsSamplesOnly ? sampleCopier : nil
             outcome = try vm.runAlertRule(
-                function, samples: samples.reference, copies: samples.shared && !script.readsSamplesOnly, state: state, share: share,
+                function, samples: samples.reference, copier: copier, state: state, share: share,
                 context: { arguments in pushUnfilled(resolved, to: arguments) }, contextLayout: layouts.context,
                 maximumKeyBytes: ScriptAlert.maximumKeyLength,
                 results: { results throws(LuaError) in

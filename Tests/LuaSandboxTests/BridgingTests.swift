@@ -169,4 +169,20 @@ import Testing
         _ = try vm.call("fix", in: module, [])
         #expect(try vm.call("f", in: module, []) == [true])
     }
+
+    /// A record copier copies the named fields as they are (a float stays a float, an absent
+    /// field stays absent) into a table of its own, and takes only plain field names.
+    @Test func aRecordCopierCopiesTheNamedFields() throws {
+        let vm = try LuaVM()
+        let copier = try vm.recordCopier(["serial", "setpoint", "outside", "mode"])
+        let record: LuaValue = ["serial": "TH-1", "setpoint": .number(21), "mode": "HEAT"]
+        let copy = try vm.call(copier, arguments: { arguments throws(LuaError) in
+            try arguments.push(record)
+            return 1
+        }, results: { results throws(LuaError) in try results.value(0) })
+        #expect(copy == record)
+        for names in [[], ["a b"], ["x\"] = 1 --"]] {
+            #expect(throws: LuaError.self) { try vm.recordCopier(names) }
+        }
+    }
 }

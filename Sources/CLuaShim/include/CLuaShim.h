@@ -80,8 +80,9 @@ void tsb_make_record(lua_State *L, int layout, int count);
    table and its TSB_CONTEXT_FIELDS values (rewritten before each call, raw) and their layout
    (tsb_record_layout); the nanoseconds left of the rule's share; the wall clock of one call
    in nanoseconds; the instruction budget of one call; the most entries an answer may have;
-   the longest key in bytes; and whether each call gets a fresh copy of its sample's table
-   (false hands out the tables themselves, for the one rule that runs over them). Each call
+   the longest key in bytes; and the function that makes each call's fresh copy of its
+   sample's table from the array's element (nil hands out the tables themselves, for a rule
+   that only reads them or the one rule that runs over them). Each call
    gets the budget, and a deadline of the wall clock or
    the share's end, whichever is first, as a call of its own would. It returns the last state,
    then the steps: a copy of the alerts after each sample whose keys differ from the step
