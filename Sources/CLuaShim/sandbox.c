@@ -1138,7 +1138,13 @@ static int run_alert_rule(lua_State *L) {
         lua_pushvalue(L, RUN_EVALUATE);
         if (copies) lua_pushvalue(L, RUN_COPIER);
         lua_rawgeti(L, RUN_SAMPLES, i);
-        if (copies) lua_call(L, 1, 1);
+        if (copies) {
+            /* The copier indexes plainly, which is raw only on a table without a metatable. A
+               kept table has none unless a rule that reads them (a plugin) was changed to set
+               one: then its metamethods would run here, outside every limit. */
+            if (lua_getmetatable(L, -1)) refuse(L);
+            lua_call(L, 1, 1);
+        }
         lua_pushvalue(L, state);
         for (int field = 0; field < TSB_CONTEXT_FIELDS; field++) lua_pushvalue(L, RUN_CONTEXT_VALUES + field);
         tsb_fill_record(L, RUN_CONTEXT, layout, TSB_CONTEXT_FIELDS);

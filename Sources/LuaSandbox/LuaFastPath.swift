@@ -276,14 +276,17 @@ extension LuaVM {
 
     /// A function of the VM that copies a flat record with the fields `names` into a fresh
     /// table, for runners that hand each call a copy (`runAlertRule`). It is Lua code, a table
-    /// constructor: the VM builds the copy with its own instructions, about half what the same
-    /// copy costs through the C API. It reads the fields as plain indexing does, so it is for
-    /// records the host built and no script was given (they have no metatable).
+    /// constructor, so the VM builds the copy with its own instructions instead of a call into
+    /// the C API per field. It reads the fields by plain indexing, which is raw only for a table
+    /// without a metatable: `runAlertRule`'s runner refuses any other.
     public func recordCopier(_ names: [String]) throws(LuaError) -> LuaFunction {
-        let plain = names.allSatisfy { name in
-            name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
+        func isPlain(_ byte: UInt8) -> Bool {
+            byte == UInt8(ascii: "_") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
         }
-        guard !names.isEmpty, plain else { throw LuaError(kind: .bridging, message: "a record copier needs plain field names") }
+        guard !names.isEmpty, names.allSatisfy({ $0.utf8.allSatisfy(isPlain) }) else {
+            throw LuaError(kind: .bridging, message: "a record copier needs plain field names")
+        }
         let fields = names.map { "[\"\($0)\"] = record[\"\($0)\"]" }.joined(separator: ", ")
         let module = try load(chunk: "return { copy = function(record) return { \(fields) } end }", name: "record copier")
         return try function("copy", in: module)

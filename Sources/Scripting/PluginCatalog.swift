@@ -11,6 +11,15 @@ public struct Plugin: Sendable, Equatable {
     /// Configuration defaults; a script's own config is merged over them.
     public var defaultConfig: LuaValue
     public var source: String
+
+    public init(name: String, hook: ScriptHook, version: String, description: String, defaultConfig: LuaValue, source: String) {
+        self.name = name
+        self.hook = hook
+        self.version = version
+        self.description = description
+        self.defaultConfig = defaultConfig
+        self.source = source
+    }
 }
 
 /// The built-in plugins and tier policies, loaded and validated once at start-up.

@@ -75,14 +75,7 @@ import Testing
     /// still cannot reach those tables: the plugins hand them to no global, and the tenant's own
     /// rules get copies.
     @Test func aRuleWrappingTheGlobalsCannotChangeTheSamplesAPluginReads() throws {
-        let root = LuaWorkerPoolTests.repositoryRoot
-        let catalog = try PluginCatalog.load(
-            pluginsDirectory: root.appendingPathComponent("Plugins"), policiesDirectory: root.appendingPathComponent("Policies"))
-        let samples = [20.0, 21, 26, 22].enumerated().map { index, inside in
-            TelemetrySample(
-                deviceSerial: "TH-1", timestamp: Self.start.adding(seconds: Double(index) * 60), mode: .heat, tempInside: inside,
-                tempOutside: -2.5, setpoint: 21, hysteresis: 0.5, output: .heatOn)
-        }
+        let catalog = try PluginRuleJob.catalog()
         let wrapper = """
             local select, type, pcall = select, type, pcall
             local function spoil(...)
@@ -111,26 +104,39 @@ import Testing
               return {}, state
             end }
             """
-        let threshold = try #require(catalog.plugins["threshold"]?.source)
-        let config = #"{"field":"temp_inside_c","high_c":25,"low_c":false,"hysteresis_c":0.5}"#
-        let rules = [(wrapper, "{}"), (threshold, config), (wrapper, "{}"), (threshold, config)].enumerated().map { index, rule in
-            EvaluateJob.Rule(
-                script: WorkerScript(id: UUID(), version: 1, name: "rule\(index)", configJSON: rule.1, source: rule.0), states: ["{}"])
-        }
-        let job = EvaluateJob(
-            tenant: Self.tenant, now: Self.start, timer: false, budgetMilliseconds: 2000,
-            devices: [EvaluateJob.Device(serial: "TH-1", name: "Hall", sampleCount: samples.count)], rules: rules, samples: samples)
-        guard case .job(.evaluated(let answers)) = LuaWorker(catalog: catalog).handle(.evaluate(job)), answers.count == rules.count else {
-            Issue.record("no evaluation answer")
-            return
-        }
-        for index in [1, 3] {
-            guard case .evaluated(let devices) = answers[index], let verdict = devices.first ?? nil else {
-                Issue.record("threshold \(index) did not evaluate: \(answers[index])")
-                continue
-            }
-            #expect(verdict.failure == nil, "\(verdict.failure ?? "")")
-            #expect(verdict.steps.map { $0.map(\.value) } == [[], [26], []], "threshold \(index) read the sent temperatures")
-        }
+        let threshold = try PluginRuleJob.threshold(in: catalog)
+        let config = PluginRuleJob.thresholdConfig
+        let rules = [(wrapper, "{}"), (threshold, config), (wrapper, "{}"), (threshold, config)]
+        guard let answers = PluginRuleJob.evaluate(rules.map { (source: $0.0, config: $0.1) }, catalog: catalog) else { return }
+        PluginRuleJob.expectThresholdsReadTheSentTemperatures(answers, at: [1, 3])
+    }
+
+    /// A kept sample table reaches the rules that get copies only through the copier, which
+    /// indexes it plainly. Were a plugin changed to put a metatable on its sample, as this
+    /// stand-in does, the copier would run that metatable's `__index` for every absent field,
+    /// outside every limit, and hand its answer on. The runner refuses such a table instead, and
+    /// the rules after it get tables made afresh.
+    @Test func aMetatableOnAKeptSampleNeverRunsWhileItIsCopied() throws {
+        let meddler = """
+            return { evaluate = function(sample, state)
+              setmetatable(sample, { __index = function() return 99 end })
+              return {}, state
+            end }
+            """
+        let standIn = Plugin(
+            name: "meddler", hook: .alert, version: "1.0.0", description: "sets a metatable on its sample", defaultConfig: [:],
+            source: meddler)
+        let catalog = try PluginRuleJob.catalog(adding: [standIn])
+        let observer = """
+            return { evaluate = function(sample, state)
+              local clean = sample.temp_outside_c == nil and rawget(sample, 'temp_outside_c') == nil and getmetatable(sample) == nil
+              return { { key = clean and 'clean' or 'meddled', message = 'seen' } }, state
+            end }
+            """
+        guard let answers = PluginRuleJob.evaluate([(source: meddler, config: "{}"), (source: observer, config: "{}")], catalog: catalog),
+            let verdict = PluginRuleJob.verdict(answers[1], of: "the observer")
+        else { return }
+        #expect(verdict.failure == nil, "\(verdict.failure ?? "")")
+        #expect(verdict.steps.flatMap { $0.map(\.key) } == ["clean"])
     }
 }
