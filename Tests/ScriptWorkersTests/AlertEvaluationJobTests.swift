@@ -109,16 +109,8 @@ import Testing
     /// around them that change their own copies change nothing for a plugin, and a plugin
     /// changes nothing for the rules after it.
     @Test func builtInPluginsReadTheSamplesAsSentAmongRulesThatChangeTheirs() throws {
-        let root = LuaWorkerPoolTests.repositoryRoot
-        let catalog = try PluginCatalog.load(
-            pluginsDirectory: root.appendingPathComponent("Plugins"), policiesDirectory: root.appendingPathComponent("Policies"))
-        let worker = LuaWorker(catalog: catalog)
-        let start = Timestamp(iso8601: "2026-12-01T08:00:00Z")!
-        let samples = [20.0, 21, 26, 22].enumerated().map { index, inside in
-            TelemetrySample(
-                deviceSerial: "TH-0", timestamp: start.adding(seconds: Double(index) * 60), mode: .heat, tempInside: inside,
-                tempOutside: -2.5, setpoint: 21, hysteresis: 0.5, output: .heatOn)
-        }
+        let catalog = try PluginRuleJob.catalog()
+        let threshold = try PluginRuleJob.threshold(in: catalog)
         let heater = "return { evaluate = function(sample, state) sample.temp_inside_c = 99 sample.extra = 1 return {}, state end }"
         let observer = """
             return { evaluate = function(sample, state)
@@ -126,37 +118,13 @@ import Testing
               return { { key = pristine and 'pristine' or 'changed', message = 'seen' } }, state
             end }
             """
-        let threshold = try #require(catalog.plugins["threshold"]?.source)
-        let rules: [(String, String)] = [
-            (heater, "{}"), (threshold, #"{"field":"temp_inside_c","high_c":25,"low_c":false,"hysteresis_c":0.5}"#),
-            (heater, "{}"), (threshold, #"{"field":"temp_inside_c","high_c":25,"low_c":false,"hysteresis_c":0.5}"#),
+        let rules: [(source: String, config: String)] = [
+            (heater, "{}"), (threshold, PluginRuleJob.thresholdConfig), (heater, "{}"), (threshold, PluginRuleJob.thresholdConfig),
             (observer, "{}"),
         ]
-        let job = EvaluateJob(
-            tenant: WorkerTenant(id: UUID(), slug: "acme", tier: "free", memoryBytes: 16 * 1024 * 1024), now: start, timer: false,
-            budgetMilliseconds: 2000, devices: [EvaluateJob.Device(serial: "TH-0", name: "Hall", sampleCount: samples.count)],
-            rules: rules.enumerated().map { index, rule in
-                EvaluateJob.Rule(
-                    script: WorkerScript(id: UUID(), version: 1, name: "rule\(index)", configJSON: rule.1, source: rule.0),
-                    states: ["{}"])
-            },
-            samples: samples)
-        guard case .job(.evaluated(let answers)) = worker.handle(.evaluate(job)), answers.count == rules.count else {
-            Issue.record("no evaluation answer")
-            return
-        }
-        for index in [1, 3] {
-            guard case .evaluated(let devices) = answers[index], let verdict = devices.first ?? nil else {
-                Issue.record("threshold \(index) did not evaluate: \(answers[index])")
-                continue
-            }
-            #expect(verdict.failure == nil)
-            #expect(verdict.steps.map { $0.map(\.value) } == [[], [26], []], "threshold \(index) read the sent temperatures")
-        }
-        guard case .evaluated(let devices) = answers[4], let verdict = devices.first ?? nil else {
-            Issue.record("the observer did not evaluate: \(answers[4])")
-            return
-        }
+        guard let answers = PluginRuleJob.evaluate(rules, catalog: catalog) else { return }
+        PluginRuleJob.expectThresholdsReadTheSentTemperatures(answers, at: [1, 3])
+        guard let verdict = PluginRuleJob.verdict(answers[4], of: "the observer") else { return }
         #expect(verdict.steps.flatMap { $0.map(\.key) } == ["pristine"])
     }
 
