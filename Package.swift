@@ -142,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "LuaBenchmark",
             dependencies: [
-                "Scripting", "LuaSandbox", "PlatformCore", "ScriptWorkers", .product(name: "Logging", package: "swift-log"),
+                "CLua", "Scripting", "LuaSandbox", "PlatformCore", "ScriptWorkers", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),

@@ -10,9 +10,9 @@ import Scripting
 /// sample out, validated), against an empty Lua call in the same run as the baseline; then the
 /// same transform through a Lua worker process (`thermostat lua-worker` beside this
 /// executable), round trip included, for a 100-sample batch, for one sample and for 64
-/// concurrent single-sample calls (the pattern of single-sample ingest), against the
-/// in-process batch (run as the worker runs it, in one call into the VM; one call per sample
-/// beside it). Each group runs in several interleaved rounds and the median is reported,
+/// concurrent single-sample calls (the pattern of single-sample ingest), against the bare
+/// interpreter doing the same Lua work (`BareLuaTransform`), with the in-process batch beside
+/// them (run as the worker runs it, in one call into the VM; and one call per sample). Each group runs in several interleaved rounds and the median is reported,
 /// because the shared machines here drift by tens of percent between seconds.
 
 /// One workload: a label, the samples (or calls) one run of its body handles, and the body,
@@ -55,7 +55,8 @@ func runBenchmarks() async throws {
     let vm = try LuaVM()
     let empty = try vm.load(chunk: "return { f = function() end }", name: "empty")
     let runner = try ScriptRunner(catalog: PluginCatalog())
-    let source = "return { transform = function(sample, ctx) sample.temp_inside_c = sample.temp_inside_c + 0.5 return sample end }"
+    let sourceFunction = "function(sample, ctx) sample.temp_inside_c = sample.temp_inside_c + 0.5 return sample end"
+    let source = "return { transform = \(sourceFunction) }"
     let transform = try runner.load(source: source, name: "bench", hook: .ingest)
     let start = Timestamp(iso8601: "2026-11-29T07:00:00Z")!
     let devices = (0..<64).map { String(format: "TH-%04d", $0) }
@@ -117,9 +118,13 @@ func runBenchmarks() async throws {
             },
         ], count: iterations, unit: "call")
 
+    let bare = BareLuaTransform(source: "return " + sourceFunction, timestamps: batch.map(\.timestamp.iso8601))
     try await measure(
         [
-            Workload(label: "in process, 100-sample batch (baseline)", unitsPerRun: 100) { _ in
+            Workload(label: "bare Lua, the same work (baseline)", unitsPerRun: 100) { _ in
+                precondition(bare.run() > 0)
+            },
+            Workload(label: "in process, 100-sample batch", unitsPerRun: 100) { _ in
                 let run = try runner.startTransformRun(transform, context: context(batch[0], now: start))
                 var samples = batch
                 guard case .finished = runner.transform(run, samples: &samples, in: samples.indices, until: .now + .seconds(2)) else {
