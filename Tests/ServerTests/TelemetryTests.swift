@@ -20,9 +20,13 @@ struct TelemetryTests {
             let first = try await client.ingest(device, single)
             #expect(first.status == .ok)
             #expect(try first.object()["accepted"] as? Int == 1)
+            // The answer is written by hand: byte for byte what `jsonResponse` would write.
+            #expect(String(buffer: first.body) == #"{"accepted":1,"duplicates":0}"#)
+            #expect(first.headers[.contentType] == "application/json; charset=utf-8")
             let retry = try await client.ingest(device, single)
             #expect(try retry.object()["accepted"] as? Int == 0)
             #expect(try retry.object()["duplicates"] as? Int == 1)
+            #expect(String(buffer: retry.body) == #"{"accepted":0,"duplicates":1}"#)
 
             let start = now.adding(seconds: -3600)
             let batch = try await client.ingest(device, SampleJSON.batch(serial: device.serial, from: start, count: 50))

@@ -80,7 +80,12 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok, he
 {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return jsonResponse(encoded: ByteBuffer(bytes: try encoder.encode(value)), status: status, headers: headers)
+}
+
+/// A response with a body that is JSON already.
+func jsonResponse(encoded body: ByteBuffer, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
     var headers = headers
     headers[.contentType] = "application/json; charset=utf-8"
-    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    return Response(status: status, headers: headers, body: .init(byteBuffer: body))
 }
