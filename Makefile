@@ -60,7 +60,6 @@ bench:
 	swift build -c release --product thermostat
 	swift build -c release --product LuaBenchmark
 	.build/release/LuaBenchmark 1000000
-	cc -O2 scripts/bench/lua_floor.c $$(pkg-config --cflags --libs lua5.4) -o .build/lua_floor && .build/lua_floor 1000000
 	cc -O2 scripts/bench/pipe_floor.c -o .build/pipe_floor && .build/pipe_floor 20000
 	@scripts/test-postgres.sh stop "$(PG_DIR)-bench"; \
 	url=$$(scripts/test-postgres.sh start "$(PG_DIR)-bench") || exit 1; \
