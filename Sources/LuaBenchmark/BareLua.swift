@@ -3,9 +3,9 @@ import CLua
 /// The floor under the transform's figures: the same Lua work as one transform call (a table of
 /// the sample's nine fields, `ctx.now` set, the call, the six answer fields read back), done
 /// through the plain Lua C API in an unsandboxed VM: no hook, no memory cap, no clock reads,
-/// Lua's default allocator, the timestamps' text made beforehand. What the sandbox, the runner and the worker
-/// add shows against it, measured in the same run: this machine's speed drifts by a factor of
-/// two between hours, and the interpreter's share of a transform drifts with it.
+/// Lua's default allocator, the timestamps' text made beforehand. What the sandbox, the runner
+/// and the worker add shows against it, measured in the same run: this machine's speed drifts
+/// by a factor of two between hours, and the interpreter's share of a transform drifts with it.
 final class BareLuaTransform {
     private let state: OpaquePointer
     private let function: Int32

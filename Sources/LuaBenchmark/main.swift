@@ -12,8 +12,9 @@ import Scripting
 /// executable), round trip included, for a 100-sample batch, for one sample and for 64
 /// concurrent single-sample calls (the pattern of single-sample ingest), against the bare
 /// interpreter doing the same Lua work (`BareLuaTransform`), with the in-process batch beside
-/// them (run as the worker runs it, in one call into the VM; and one call per sample). Each group runs in several interleaved rounds and the median is reported,
-/// because the shared machines here drift by tens of percent between seconds.
+/// them (run as the worker runs it, in one call into the VM; and one call per sample). Each
+/// group runs in several interleaved rounds and the median is reported, because the shared
+/// machines here drift by tens of percent between seconds.
 
 /// One workload: a label, the samples (or calls) one run of its body handles, and the body,
 /// run `count` times per round.
