@@ -119,7 +119,7 @@ func runBenchmarks() async throws {
             },
         ], count: iterations, unit: "call")
 
-    let bare = BareLuaTransform(source: "return " + sourceFunction, timestamps: batch.map(\.timestamp.iso8601))
+    let bare = BareLuaTransform(source: "return " + sourceFunction, samples: batch)
     try await measure(
         [
             Workload(label: "bare Lua, the same work (baseline)", unitsPerRun: 100) { _ in

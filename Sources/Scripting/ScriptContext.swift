@@ -72,12 +72,12 @@ public enum SampleBridge {
     }
 
     /// The fields of the sample table, in the order `push` writes them.
-    static let fieldNames = [
+    public static let fieldNames = [
         "device_id", "timestamp", "time", "mode", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c", "output",
     ]
 
     /// The fields a transform may change, in the order `sample(_:layout:original:)` reads them.
-    static let writableFieldNames = ["mode", "output", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c"]
+    public static let writableFieldNames = ["mode", "output", "temp_inside_c", "temp_outside_c", "setpoint_c", "hysteresis_c"]
 
     /// Pushes the sample table (the same shape as `value(_:)`) in one record write.
     static func push(_ sample: TelemetrySample, layout: LuaRecordLayout, to arguments: LuaArguments) {
