@@ -11,10 +11,10 @@ posts a hot sample, then a cool one, every 0.5 s, and the receiver timestamps ea
 webhook. Each hot sample has a temperature of its own, which its alert's `value` carries: the
 delay is that webhook's receipt time minus the moment the hot sample was answered (so
 committed); hot samples whose webhook never came are counted apart. After each ruled run the
-script waits for the evaluation queue to drain and reports how long that took. It also reports the CPU the server and its Lua workers spent per request
-(from /proc; a ruled run's counts until its queue drained, so evaluation left for after the
-load is included): steadier than requests/s on a shared machine, where the load generator's
-share moves from run to run.
+script waits for the evaluation queue to drain and reports how long that took. It also reports
+the CPU the server and its Lua workers spent per request (from /proc; a ruled run's counts until
+its queue drained, so evaluation left for after the load is included): steadier than requests/s
+on a shared machine, where the load generator's share moves from run to run.
 """
 
 import http.server
