@@ -334,7 +334,9 @@ struct AlertTests {
     }
 
     /// A backlog of several passes, each reading the next one's samples while it commits, is
-    /// evaluated completely, each device's samples once and in time order.
+    /// evaluated completely, each device's samples once and in time order, also where a pass
+    /// splits a device's samples between worker calls; a rule that fails on a device sits out
+    /// the device's later samples in that pass, in later calls too.
     @Test(arguments: Backend.available)
     func aBacklogOfSeveralPassesIsEvaluatedOnceAndInOrder(_ backend: Backend) async throws {
         let clock = ManualClock()
@@ -350,24 +352,46 @@ struct AlertTests {
                 end }
                 """#
             try await client.uploadAndActivate(user, name: "counter", hook: "alert", source: counter)
-            let rule = try await client.createRule(user, #"{"name":"Counts","script":"counter","config":{"total":1300}}"#)
+            let rule = try await client.createRule(user, #"{"name":"Counts","script":"counter","config":{"total":2600}}"#)
             let base = clock.now().adding(seconds: -2 * 86_400)
-            // Two devices 30 s apart, so passes end between them as well as within one.
+            let breaking = #"""
+                return { evaluate = function(sample, state, ctx)
+                  if sample.device_id == "TH-A" and math.abs(sample.time - ctx.config.at) < 1 then error("breaks here") end
+                  state.n = (state.n or 0) + 1
+                  return {}, state
+                end }
+                """#
+            try await client.uploadAndActivate(user, name: "breaking", hook: "alert", source: breaking)
+            // TH-A's 1,500th sample: in the pass's second call, whose part of TH-A ends before
+            // its samples do (the third call carries the rest).
+            let breaksAt = base.adding(seconds: 1_499 * 60).secondsSinceEpoch
+            let breaks = try await client.createRule(user, #"{"name":"Breaks","script":"breaking","config":{"at":\#(breaksAt)}}"#)
+            // Two devices 30 s apart, each with more samples than a worker call carries, so
+            // passes and calls end between them as well as within one.
+            #expect(AlertEvaluator.samplesPerCall < 2_600 && AlertEvaluator.passSize < 5_200)
             for (index, serial) in ["TH-A", "TH-B"].enumerated() {
                 let device = try await client.registerDevice(user, serial: serial)
-                for part in 0..<2 {
+                for part in 0..<4 {
                     let start = base.adding(seconds: Double(part * 650 * 60 + index * 30))
                     #expect(try await client.ingest(device, SampleJSON.batch(serial: serial, from: start, count: 650)).status == .ok)
                 }
             }
             let tenantID = try TierTests.tenantID(user)
-            #expect(try await store.alertQueueLength(tenantID: tenantID) == 2_600, "more than two passes' worth")
+            #expect(try await store.alertQueueLength(tenantID: tenantID) == 5_200, "more than a pass's worth")
 
             #expect(await platform.alertEvaluator.work(tenant: tenantID, timer: false) == false, "drained in one turn")
             #expect(try await store.alertQueueLength(tenantID: tenantID) == 0)
             let all = try await client.alerts(user, "rule=\(rule)&state=firing")
-            #expect(all.count == 2 && all.allSatisfy { $0["message"] as? String == "seen 1300" }, "\(all)")
+            #expect(all.count == 2 && all.allSatisfy { $0["message"] as? String == "seen 2600" }, "\(all)")
             #expect(try await client.alerts(user, "rule=\(rule)&state=error").isEmpty)
+            let broken = try await client.alerts(user, "rule=\(breaks)&state=error")
+            #expect(broken.count == 1 && broken.first?["device"] as? String == "TH-A", "\(broken)")
+            let states = try await store.ruleDeviceStates(tenantID: tenantID, serials: ["TH-A", "TH-B"])
+            let counted = Dictionary(
+                uniqueKeysWithValues: states.filter { $0.ruleID.uuidString.lowercased() == breaks.lowercased() }.map {
+                    ($0.deviceSerial, $0.stateJSON)
+                })
+            #expect(counted == ["TH-A": #"{"n":1499}"#, "TH-B": #"{"n":2600}"#], "the samples before the failure count, none after it")
         }
     }
 

@@ -41,8 +41,17 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
     let status = Mutex(Status())
 
     /// Samples one pass takes from a tenant's queue (whole batches: it stops at the batch that
-    /// reaches this many).
-    static let passSize = 1000
+    /// reaches this many). Much of a pass's cost is per rule and device (the states read, sent
+    /// to the worker, run there, written back), so under load a pass takes everything that
+    /// arrived while the one before ran; this bounds its transaction when a backlog waits.
+    static let passSize = 4000
+    /// Samples one worker call carries at most. A call's time budget is shared by its rules
+    /// over all its samples, so this is what bounds a rule's time for a sample from below; a
+    /// larger pass makes several calls, each carrying on the states the one before left.
+    static let samplesPerCall = 1000
+    /// Passes a tenant runs before its slot goes back to the scheduler (a backlog of 12,000
+    /// samples at most), so other tenants with work get their turn.
+    static let passesPerTurn = 3
     static let concurrentTenants = 4
     /// How long a tenant whose queue a pass emptied waits before its next pass. Most of a pass's
     /// cost is per rule and device (their states read, sent to the worker, written back), not
@@ -192,7 +201,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 status.withLock { $0.timerRuns[tenant] = (($0.timerRuns[tenant]?.count ?? 0) + 1, now) }
             }
             var readAhead: [QueuedBatch]?
-            for _ in 0..<10 {
+            for _ in 0..<Self.passesPerTurn {
                 readAhead = try await queuePass(tenantID: tenant, queued: readAhead)
                 guard readAhead != nil else { return false }
             }
@@ -297,6 +306,9 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
         var trackers: [TrackerKey: AlertTracker] = [:]
         var originalStates: [TrackerKey: RuleDeviceState] = [:]
         var scriptOutcomes: [UUID: ScriptOutcome] = [:]
+        /// The (rule, device)s whose script failed in this pass: their later samples in it are
+        /// consumed without being evaluated.
+        var failed: Set<TrackerKey> = []
 
         struct TrackerKey: Hashable {
             var rule: UUID
@@ -407,14 +419,17 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
             return String(decoding: data, as: UTF8.self)
         }
 
-        /// Runs `rules` over devices' samples (each rule on the devices it watches) in one
-        /// worker call and feeds the trackers. Throws when no worker can run them: then the
-        /// pass stops and its samples stay queued.
+        /// Runs `rules` over devices' samples (each rule on the devices it watches) in worker
+        /// calls of at most `samplesPerCall` samples, one after another (a device's samples may
+        /// span two calls: the second carries on the state the first left), and feeds the
+        /// trackers. A (rule, device) that failed sits out the rest of the pass. Throws when no
+        /// worker can run them: then the pass stops and its samples stay queued.
         func evaluate(_ rules: [AlertRule], devices: [(String, [TelemetrySample])], timer: Bool) async throws {
-            var runnable: [(rule: AlertRule, script: WorkerScript, source: String, tenantScript: Script?)] = []
+            var runnable: [RunnableRule] = []
             for rule in rules where devices.contains(where: { rule.applies(to: $0.0) }) {
                 switch script(for: rule) {
-                case .success(let (script, source, tenantScript)): runnable.append((rule, script, source, tenantScript))
+                case .success(let (script, source, tenantScript)):
+                    runnable.append(RunnableRule(rule: rule, script: script, source: source, tenantScript: tenantScript))
                 case .failure(let problem):
                     guard !timer else { continue }
                     for (serial, _) in devices where rule.applies(to: serial) {
@@ -422,6 +437,54 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                     }
                 }
             }
+            guard !runnable.isEmpty else { return }
+            for call in Self.calls(devices, samplesPerCall: AlertEvaluator.samplesPerCall) {
+                try await evaluate(runnable, call: call, timer: timer)
+            }
+        }
+
+        /// A rule whose script could be found, with what the worker needs to run it.
+        struct RunnableRule {
+            var rule: AlertRule
+            var script: WorkerScript
+            var source: String
+            var tenantScript: Script?
+        }
+
+        /// One device's samples in one worker call.
+        typealias DevicePart = (serial: String, samples: ArraySlice<TelemetrySample>)
+
+        /// The devices' samples cut into worker calls of at most `samplesPerCall` samples, in
+        /// order: whole devices where they fit, a device with more than a call's room split
+        /// across consecutive calls (its earlier samples first).
+        static func calls(_ devices: [(String, [TelemetrySample])], samplesPerCall: Int) -> [[DevicePart]] {
+            var calls: [[DevicePart]] = []
+            var current: [DevicePart] = []
+            var room = samplesPerCall
+            for (serial, samples) in devices {
+                var rest = samples[...]
+                while !rest.isEmpty {
+                    if room == 0 {
+                        calls.append(current)
+                        current = []
+                        room = samplesPerCall
+                    }
+                    let part = rest.prefix(room)
+                    current.append((serial, part))
+                    room -= part.count
+                    rest = rest.dropFirst(part.count)
+                }
+            }
+            if !current.isEmpty { calls.append(current) }
+            return calls
+        }
+
+        /// One worker call: the rules that still have a device to run on in it.
+        private func evaluate(_ candidates: [RunnableRule], call devices: [DevicePart], timer: Bool) async throws {
+            func runs(_ rule: AlertRule, on serial: String) -> Bool {
+                rule.applies(to: serial) && !failed.contains(TrackerKey(rule: rule.id, serial: serial))
+            }
+            let runnable = candidates.filter { entry in devices.contains { runs(entry.rule, on: $0.serial) } }
             guard !runnable.isEmpty else { return }
             let job = EvaluateJob(
                 tenant: workerTenant, now: now, timer: timer, budgetMilliseconds: 0,
@@ -432,10 +495,10 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                     EvaluateJob.Rule(
                         script: entry.script,
                         states: devices.map { serial, _ in
-                            entry.rule.applies(to: serial) ? self[entry.rule, serial].deviceState.stateJSON : nil
+                            runs(entry.rule, on: serial) ? self[entry.rule, serial].deviceState.stateJSON : nil
                         })
                 },
-                samples: devices.flatMap(\.1))
+                samples: devices.flatMap(\.samples))
             var answers: [RuleEvaluation]
             do {
                 switch try await evaluator.engine.evaluate(job, sources: runnable.map(\.source)) {
@@ -451,10 +514,14 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 switch answer {
                 case .skipped: continue
                 case .evaluated(let found) where found.count == devices.count: verdicts = found
-                case .evaluated: verdicts = devices.map { _ in DeviceEvaluation(steps: [], stateJSON: "{}", failure: "the worker answered out of turn") }
+                case .evaluated:
+                    verdicts = devices.map { serial, _ in
+                        runs(entry.rule, on: serial)
+                            ? DeviceEvaluation(steps: [], stateJSON: "{}", failure: "the worker answered out of turn") : nil
+                    }
                 case .failed(let message):
                     verdicts = devices.map { serial, _ in
-                        entry.rule.applies(to: serial) ? DeviceEvaluation(steps: [], stateJSON: "{}", failure: message) : nil
+                        runs(entry.rule, on: serial) ? DeviceEvaluation(steps: [], stateJSON: "{}", failure: message) : nil
                     }
                 }
                 apply(verdicts, of: entry.rule, tenantScript: entry.tenantScript, devices: devices, timer: timer)
@@ -463,8 +530,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
 
         /// Feeds one rule's verdicts to its trackers and notes its script's outcome.
         private func apply(
-            _ verdicts: [DeviceEvaluation?], of rule: AlertRule, tenantScript: Script?, devices: [(String, [TelemetrySample])],
-            timer: Bool
+            _ verdicts: [DeviceEvaluation?], of rule: AlertRule, tenantScript: Script?, devices: [DevicePart], timer: Bool
         ) {
             var firstFailure: String?
             var failedInput = ""
@@ -480,6 +546,7 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                         failedInput = samples.first.map { SampleBridge.value($0).jsonText } ?? ""
                     }
                     tracker.fail(failure, at: now, sampleArrived: !timer)
+                    failed.insert(TrackerKey(rule: rule.id, serial: serial))
                 }
                 self[rule, serial] = tracker
             }
