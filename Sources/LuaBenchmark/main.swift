@@ -163,7 +163,11 @@ func runBenchmarks() async throws {
 /// scripts) over a pass of 400 samples from 64 devices, through the worker with the states
 /// carried from pass to pass as the evaluator does; per sample (ten rule evaluations each),
 /// against the bare worker round trip of the same samples through an empty rule. Ten empty
-/// rules between them show what running a rule costs apart from the rule's own work.
+/// rules between them show what running a rule costs apart from the rule's own work. Then the
+/// ten rules over a worker call of 1,000 samples in the two shapes the evaluator has sent: 64
+/// devices with 16 samples each (a pass of 1,000 samples, the limit until session 21) and 16
+/// devices with 63 (a call of a pass of 4,000), since much of a call's cost is per rule and
+/// device.
 func measureAlertEvaluation(
     pool: LuaWorkerPool, tenant: WorkerTenant, repository: URL, devices: [String], start: Timestamp, count: Int
 ) async throws {
@@ -195,9 +199,10 @@ func measureAlertEvaluation(
         (tenantScripts[3], "{}"),
     ]
     let emptyRule = (source: "return { evaluate = function(sample, state, ctx) return {}, state end }", config: "{}")
-    let perDevice = 400 / devices.count + 1
-
-    func pass(_ rules: [(source: String, config: String)], states: inout [[String?]], iteration: Int) async throws {
+    func pass(
+        _ rules: [(source: String, config: String)], states: inout [[String?]], iteration: Int, devices: [String],
+        perDevice: Int
+    ) async throws {
         let base = start.adding(seconds: Double(iteration * perDevice * 10))
         var samples: [TelemetrySample] = []
         for device in devices {
@@ -231,25 +236,45 @@ func measureAlertEvaluation(
         }
     }
 
-    var ruledStates = rules.map { _ in devices.map { _ in Optional("{}") } }
-    var emptyStates = [devices.map { _ in Optional("{}") }]
-    var tenEmptyStates = Array(repeating: devices.map { _ in Optional("{}") }, count: rules.count)
+    let perDevice = 400 / devices.count + 1
+    let fewDevices = Array(devices.prefix(16))
+    func fresh(_ devices: [String], rules: Int) -> [[String?]] {
+        Array(repeating: devices.map { _ in Optional("{}") }, count: rules)
+    }
+    var ruledStates = fresh(devices, rules: rules.count)
+    var emptyStates = fresh(devices, rules: 1)
+    var tenEmptyStates = fresh(devices, rules: rules.count)
+    var spreadStates = fresh(devices, rules: rules.count)
+    var gatheredStates = fresh(fewDevices, rules: rules.count)
     var iteration = 0
     try await measure(
         [
             Workload(label: "alert pass, one empty rule (baseline)", unitsPerRun: perDevice * devices.count) { _ in
                 iteration += 1
-                try await pass([emptyRule], states: &emptyStates, iteration: iteration)
+                try await pass([emptyRule], states: &emptyStates, iteration: iteration, devices: devices, perDevice: perDevice)
             },
             Workload(label: "alert pass, 10 empty rules", unitsPerRun: perDevice * devices.count) { _ in
                 iteration += 1
-                try await pass(Array(repeating: emptyRule, count: rules.count), states: &tenEmptyStates, iteration: iteration)
+                try await pass(
+                    Array(repeating: emptyRule, count: rules.count), states: &tenEmptyStates, iteration: iteration, devices: devices,
+                    perDevice: perDevice)
             },
             Workload(label: "alert pass, the alert bench's 10 rules", unitsPerRun: perDevice * devices.count) { _ in
                 iteration += 1
-                try await pass(rules, states: &ruledStates, iteration: iteration)
+                try await pass(rules, states: &ruledStates, iteration: iteration, devices: devices, perDevice: perDevice)
             },
         ], count: count, unit: "sample")
+    try await measure(
+        [
+            Workload(label: "10 rules, a 1,000-sample call, 64 devices × 16 (baseline)", unitsPerRun: 1024) { _ in
+                iteration += 1
+                try await pass(rules, states: &spreadStates, iteration: iteration, devices: devices, perDevice: 16)
+            },
+            Workload(label: "10 rules, a 1,000-sample call, 16 devices × 63", unitsPerRun: 1008) { _ in
+                iteration += 1
+                try await pass(rules, states: &gatheredStates, iteration: iteration, devices: fewDevices, perDevice: 63)
+            },
+        ], count: max(5, count / 4), unit: "sample")
 }
 
 try await runBenchmarks()
