@@ -77,7 +77,7 @@ struct PostgresConnectionFaultTests {
     }
 
     @Test func workThatOutlivesItsBoundIsAnsweredWhenTheBoundIsOver() async throws {
-        try await withStore(bound: .seconds(2)) { store in
+        try await withStore(bound: .seconds(5)) { store in
             let error = await #expect(throws: PlatformError.self) {
                 try await store.withConnection("sleep") { connection in
                     try await connection.query("SELECT pg_sleep(30)", logger: store.logger)
