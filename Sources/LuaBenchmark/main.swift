@@ -266,11 +266,11 @@ func measureAlertEvaluation(
         ], count: count, unit: "sample")
     try await measure(
         [
-            Workload(label: "10 rules, a 1,000-sample call, 64 devices × 16 (baseline)", unitsPerRun: 1024) { _ in
+            Workload(label: "10 rules, a 1,000-sample call, 64 devices × 16 (baseline)", unitsPerRun: devices.count * 16) { _ in
                 iteration += 1
                 try await pass(rules, states: &spreadStates, iteration: iteration, devices: devices, perDevice: 16)
             },
-            Workload(label: "10 rules, a 1,000-sample call, 16 devices × 63", unitsPerRun: 1008) { _ in
+            Workload(label: "10 rules, a 1,000-sample call, 16 devices × 63", unitsPerRun: fewDevices.count * 63) { _ in
                 iteration += 1
                 try await pass(rules, states: &gatheredStates, iteration: iteration, devices: fewDevices, perDevice: 63)
             },

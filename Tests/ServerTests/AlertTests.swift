@@ -392,11 +392,10 @@ struct AlertTests {
             #expect(try await client.alerts(user, "rule=\(rule)&state=error").isEmpty)
             let broken = try await client.alerts(user, "rule=\(breaks)&state=error")
             #expect(broken.count == 1 && broken.first?["device"] as? String == "TH-A", "\(broken)")
+            let breaksID = try #require(UUID(uuidString: breaks))
             let states = try await store.ruleDeviceStates(tenantID: tenantID, serials: ["TH-A", "TH-B"])
             let counted = Dictionary(
-                uniqueKeysWithValues: states.filter { $0.ruleID.uuidString.lowercased() == breaks.lowercased() }.map {
-                    ($0.deviceSerial, $0.stateJSON)
-                })
+                uniqueKeysWithValues: states.filter { $0.ruleID == breaksID }.map { ($0.deviceSerial, $0.stateJSON) })
             #expect(counted == ["TH-A": #"{"n":1499}"#, "TH-B": #"{"n":2600}"#], "the samples before the failure count, none after it")
         }
     }

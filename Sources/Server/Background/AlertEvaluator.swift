@@ -510,19 +510,17 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 answers = runnable.map { _ in .failed(error.description) }
             }
             for (entry, answer) in zip(runnable, answers) {
+                func failures(_ message: String) -> [DeviceEvaluation?] {
+                    devices.map { serial, _ in
+                        runs(entry.rule, on: serial) ? DeviceEvaluation(steps: [], stateJSON: "{}", failure: message) : nil
+                    }
+                }
                 let verdicts: [DeviceEvaluation?]
                 switch answer {
                 case .skipped: continue
                 case .evaluated(let found) where found.count == devices.count: verdicts = found
-                case .evaluated:
-                    verdicts = devices.map { serial, _ in
-                        runs(entry.rule, on: serial)
-                            ? DeviceEvaluation(steps: [], stateJSON: "{}", failure: "the worker answered out of turn") : nil
-                    }
-                case .failed(let message):
-                    verdicts = devices.map { serial, _ in
-                        runs(entry.rule, on: serial) ? DeviceEvaluation(steps: [], stateJSON: "{}", failure: message) : nil
-                    }
+                case .evaluated: verdicts = failures("the worker answered out of turn")
+                case .failed(let message): verdicts = failures(message)
                 }
                 apply(verdicts, of: entry.rule, tenantScript: entry.tenantScript, devices: devices, timer: timer)
             }
