@@ -37,6 +37,7 @@ import Testing
         let devices = [
             DeviceEvaluation(steps: [[], hot, [], hot], stateJSON: #"{"n":7}"#, failure: nil),
             DeviceEvaluation(steps: [], stateJSON: "{}", failure: "boom at line 3"),
+            DeviceEvaluation(steps: [hot], stateJSON: "{}", failure: "boom at line 4", failedSample: 2),
             DeviceEvaluation(
                 steps: [[ScriptAlert(key: "a", severity: "warning", message: "", value: nil)]], stateJSON: "[]", failure: nil),
         ]

@@ -397,6 +397,12 @@ struct AlertTests {
             let counted = Dictionary(
                 uniqueKeysWithValues: states.filter { $0.ruleID == breaksID }.map { ($0.deviceSerial, $0.stateJSON) })
             #expect(counted == ["TH-A": #"{"n":1499}"#, "TH-B": #"{"n":2600}"#], "the samples before the failure count, none after it")
+            let script = try #require(try await store.scripts(tenantID: tenantID).first { $0.name == "breaking" })
+            #expect(script.lastError?.contains("breaks here") == true)
+            let input = try #require(script.lastFailureInput.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any])
+            #expect(input["device_id"] as? String == "TH-A")
+            let failedAt = try #require(input["time"] as? Double)
+            #expect(abs(failedAt - breaksAt) < 1, "the script's failure keeps the sample it failed at")
         }
     }
 

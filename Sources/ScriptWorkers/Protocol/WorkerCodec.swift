@@ -183,10 +183,12 @@ public enum WorkerCodec {
         return EvaluateJob(tenant: tenant, now: now, timer: timer, budgetMilliseconds: budget, devices: devices, rules: rules, samples: samples)
     }
 
-    /// A device's evaluation: its state and failure, then its steps, each its alerts.
+    /// A device's evaluation: its state, failure and failed sample (-1 for none), then its
+    /// steps, each its alerts.
     private static func write(_ device: DeviceEvaluation, into buffer: inout ByteBuffer) {
         writeString(device.stateJSON, into: &buffer)
         writeOptionalString(device.failure, into: &buffer)
+        buffer.writeInteger(device.failedSample.map { Int64($0) } ?? -1)
         buffer.writeInteger(UInt32(device.steps.count))
         for step in device.steps {
             buffer.writeInteger(UInt32(step.count))
@@ -207,6 +209,7 @@ public enum WorkerCodec {
     private static func readDeviceEvaluation(_ buffer: inout ByteBuffer) throws -> DeviceEvaluation {
         let state = try readString(&buffer)
         let failure = try readOptionalString(&buffer)
+        let failedSample = try read(Int64.self, &buffer)
         let count = Int(try read(UInt32.self, &buffer))
         guard count <= buffer.readableBytes / 4 else { throw WorkerProtocolError(description: "bad step count") }
         var steps: [[ScriptAlert]] = []
@@ -224,7 +227,8 @@ public enum WorkerCodec {
             }
             steps.append(alerts)
         }
-        return DeviceEvaluation(steps: steps, stateJSON: state, failure: failure)
+        return DeviceEvaluation(
+            steps: steps, stateJSON: state, failure: failure, failedSample: failedSample < 0 ? nil : Int(clamping: failedSample))
     }
 
     private static func write(_ result: TransformResult, into buffer: inout ByteBuffer) {

@@ -189,11 +189,15 @@ public struct DeviceEvaluation: Sendable, Equatable, Codable {
     public var steps: [[ScriptAlert]]
     public var stateJSON: String
     public var failure: String?
+    /// Where in the device's part the failure happened (0 for its first sample), or nil when it
+    /// is not one sample's (the state grew too large, the call failed as a whole).
+    public var failedSample: Int?
 
-    public init(steps: [[ScriptAlert]], stateJSON: String, failure: String?) {
+    public init(steps: [[ScriptAlert]], stateJSON: String, failure: String?, failedSample: Int? = nil) {
         self.steps = steps
         self.stateJSON = stateJSON
         self.failure = failure
+        self.failedSample = failedSample
     }
 
     /// The largest state a script may keep per (rule, device), as JSON.

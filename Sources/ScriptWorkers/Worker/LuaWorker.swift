@@ -302,25 +302,25 @@ public final class LuaWorker {
         // The plain path: one call per sample, the state crossing as a value, so a failing call
         // leaves the state of the last good one. It serves the timer (which adds `ctx.timer`),
         // replays a part the fast path refused, and goes on past the kept samples.
-        func plainRun(_ samples: ArraySlice<TelemetrySample>, state: LuaValue, steps: [[ScriptAlert]])
-            -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?)
-        {
+        typealias Run = (steps: [[ScriptAlert]], state: LuaValue, failure: (message: String, sample: Int)?)
+        func plainRun(_ rest: ArraySlice<TelemetrySample>, state: LuaValue, steps: [[ScriptAlert]]) -> Run {
             var state = state
             var steps = steps
-            for sample in samples {
-                if ContinuousClock.now > deadline { return (steps, state, overdue) }
+            for index in rest.indices {
+                let failedSample = index - samples.startIndex
+                if ContinuousClock.now > deadline { return (steps, state, (overdue, failedSample)) }
                 do {
-                    let (alerts, newState) = try runner.evaluate(loaded, sample: sample, state: state, context: context, timer: timer)
+                    let (alerts, newState) = try runner.evaluate(loaded, sample: rest[index], state: state, context: context, timer: timer)
                     Self.append(alerts, to: &steps)
                     state = newState
                 } catch {
-                    return (steps, state, error.description)
+                    return (steps, state, (error.description, failedSample))
                 }
             }
             return (steps, state, nil)
         }
         // The fast path: the kept samples in one call into the VM, the state staying there.
-        func fastRun() -> (steps: [[ScriptAlert]], state: LuaValue, failure: String?)? {
+        func fastRun() -> Run? {
             guard let tables = kept(),
                 let run = try? runner.evaluate(loaded, samples: tables, state: initial, context: context, share: deadline - .now)
             else { return nil }
@@ -334,7 +334,7 @@ public final class LuaWorker {
                 steps: [], stateJSON: stateJSON,
                 failure: "the state is larger than \(DeviceEvaluation.maximumStateBytes / 1024) KiB as JSON")
         }
-        return DeviceEvaluation(steps: run.steps, stateJSON: stateText, failure: run.failure)
+        return DeviceEvaluation(steps: run.steps, stateJSON: stateText, failure: run.failure?.message, failedSample: run.failure?.sample)
     }
 
     /// Adds a sample's conditions as a new step, or in place of the last step when it has the

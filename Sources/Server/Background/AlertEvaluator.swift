@@ -541,7 +541,9 @@ final class AlertEvaluator: Service, TelemetryEventPublisher, Sendable {
                 if let failure = verdict.failure {
                     if firstFailure == nil {
                         firstFailure = failure
-                        failedInput = samples.first.map { SampleBridge.value($0).jsonText } ?? ""
+                        // The sample it failed at; the part's first where the failure is not one sample's.
+                        let input = verdict.failedSample.flatMap { samples.dropFirst($0).first } ?? samples.first
+                        failedInput = input.map { SampleBridge.value($0).jsonText } ?? ""
                     }
                     tracker.fail(failure, at: now, sampleArrived: !timer)
                     failed.insert(TrackerKey(rule: rule.id, serial: serial))
