@@ -307,14 +307,14 @@ public final class LuaWorker {
             var state = state
             var steps = steps
             for index in rest.indices {
-                let failedSample = index - samples.startIndex
-                if ContinuousClock.now > deadline { return (steps, state, (overdue, failedSample)) }
+                let position = index - samples.startIndex
+                if ContinuousClock.now > deadline { return (steps, state, (overdue, position)) }
                 do {
                     let (alerts, newState) = try runner.evaluate(loaded, sample: rest[index], state: state, context: context, timer: timer)
                     Self.append(alerts, to: &steps)
                     state = newState
                 } catch {
-                    return (steps, state, (error.description, failedSample))
+                    return (steps, state, (error.description, position))
                 }
             }
             return (steps, state, nil)
